@@ -1,0 +1,267 @@
+package dedupe
+
+import (
+	"slices"
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+)
+
+// DefaultWindow is the quiet period after which an open incident resolves
+// itself (the old system's 900 seconds).
+const DefaultWindow = 15 * time.Minute
+
+// Keyed is a decoded event with its fingerprint.
+type Keyed struct {
+	Event       incident.Event
+	Fingerprint string
+}
+
+// Stats counts what a fold did, event by event.
+type Stats struct {
+	Applied      int // events consumed (not duplicates)
+	Duplicates   int // events whose id was already applied or seen in the batch
+	Opened       int // incidents opened, reopens included
+	Reopened     int // incidents opened after a resolved one of the same identity
+	Merged       int // triggers merged into an open incident
+	Late         int // triggers merged into a resolved incident they predate
+	Acknowledged int // Detected → Triaged transitions
+	Resolved     int // resolved by a resolve event
+	TimedOut     int // resolved by the quiet period
+	Orphans      int // acknowledges and resolves with no open incident
+	Noops        int // acknowledges of an incident already past Detected
+}
+
+// Add accumulates o into s.
+func (s *Stats) Add(o Stats) {
+	s.Applied += o.Applied
+	s.Duplicates += o.Duplicates
+	s.Opened += o.Opened
+	s.Reopened += o.Reopened
+	s.Merged += o.Merged
+	s.Late += o.Late
+	s.Acknowledged += o.Acknowledged
+	s.Resolved += o.Resolved
+	s.TimedOut += o.TimedOut
+	s.Orphans += o.Orphans
+	s.Noops += o.Noops
+}
+
+// Result is what a fold yields: the incidents to write (each with its
+// version bumped once), the ids of the events consumed, and the counts.
+type Result struct {
+	Incidents []*incident.Incident
+	EventIDs  []string
+	Stats     Stats
+}
+
+// Folder folds batches of events into incidents.
+type Folder struct {
+	window time.Duration
+	newID  func() string
+}
+
+// NewFolder returns a folder with the given quiet period (DefaultWindow when
+// <= 0) and incident id generator.
+func NewFolder(window time.Duration, newID func() string) *Folder {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Folder{window: window, newID: newID}
+}
+
+// Window returns the quiet period.
+func (f *Folder) Window() time.Duration { return f.window }
+
+// Fold applies events, in order, to latest (the newest incident per
+// fingerprint, as the store returned it; it is not modified) skipping the
+// event ids in applied and ids repeated within the batch. now stamps
+// created_at and updated_at.
+func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]bool, events []Keyed, now time.Time) Result {
+	st := foldState{
+		f:       f,
+		now:     now,
+		cur:     make(map[string]*incident.Incident, len(events)),
+		touched: make(map[string]bool, len(events)),
+		seen:    make(map[string]struct{}, len(events)),
+		res:     Result{EventIDs: make([]string, 0, len(events))},
+	}
+	for i := range events {
+		k := &events[i]
+		id := k.Event.ID
+		if _, dup := st.seen[id]; dup || applied[id] {
+			st.res.Stats.Duplicates++
+			continue
+		}
+		st.seen[id] = struct{}{}
+		st.res.EventIDs = append(st.res.EventIDs, id)
+		st.res.Stats.Applied++
+		inc, ok := st.cur[k.Fingerprint]
+		if !ok {
+			inc = latest[k.Fingerprint]
+		}
+		st.apply(k, inc)
+	}
+	return st.res
+}
+
+type foldState struct {
+	f       *Folder
+	now     time.Time
+	cur     map[string]*incident.Incident // fingerprint -> newest incident, as changed so far
+	touched map[string]bool               // incident ids already cloned and bumped
+	seen    map[string]struct{}
+	res     Result
+}
+
+// own returns a copy of inc that this batch may change, cloned and
+// version-bumped on first touch.
+func (st *foldState) own(fp string, inc *incident.Incident) *incident.Incident {
+	if st.touched[inc.ID] {
+		return inc
+	}
+	c := inc.Clone()
+	c.Version++
+	c.UpdatedAt = st.now
+	st.touched[c.ID] = true
+	st.cur[fp] = c
+	st.res.Incidents = append(st.res.Incidents, c)
+	return c
+}
+
+func (st *foldState) apply(k *Keyed, inc *incident.Incident) {
+	ev := &k.Event
+	if inc != nil && inc.Active() && ev.OccurredAt.After(inc.LastSeen.Add(st.f.window)) {
+		inc = st.own(k.Fingerprint, inc)
+		at := inc.LastSeen.Add(st.f.window)
+		inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByTimeout
+		st.res.Stats.TimedOut++
+	}
+	switch ev.Action {
+	case incident.Trigger:
+		st.trigger(k, inc)
+	case incident.Acknowledge:
+		if inc == nil || !inc.Active() {
+			st.res.Stats.Orphans++
+			return
+		}
+		if inc.State != incident.Detected {
+			st.res.Stats.Noops++
+			return
+		}
+		inc = st.own(k.Fingerprint, inc)
+		at := ev.OccurredAt
+		inc.State, inc.AcknowledgedAt = incident.Triaged, &at
+		st.res.Stats.Acknowledged++
+	case incident.Resolve:
+		if inc == nil || !inc.Active() {
+			st.res.Stats.Orphans++
+			return
+		}
+		inc = st.own(k.Fingerprint, inc)
+		at := ev.OccurredAt
+		inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByEvent
+		st.res.Stats.Resolved++
+	}
+}
+
+func (st *foldState) trigger(k *Keyed, inc *incident.Incident) {
+	ev := &k.Event
+	switch {
+	case inc != nil && inc.Active():
+		merge(st.own(k.Fingerprint, inc), ev)
+		st.res.Stats.Merged++
+	case inc != nil && inc.ResolvedAt != nil && !ev.OccurredAt.After(*inc.ResolvedAt):
+		inc = st.own(k.Fingerprint, inc)
+		merge(inc, ev)
+		inc.LateCount++
+		st.res.Stats.Late++
+	default:
+		n := st.open(k)
+		if inc != nil {
+			n.ReopenOf = inc.ID
+			st.res.Stats.Reopened++
+		}
+		st.res.Stats.Opened++
+	}
+}
+
+func (st *foldState) open(k *Keyed) *incident.Incident {
+	ev := &k.Event
+	n := &incident.Incident{
+		ID:              st.f.newID(),
+		Fingerprint:     k.Fingerprint,
+		DedupKey:        ev.DedupKey,
+		State:           incident.Detected,
+		PeakSeverity:    ev.Severity,
+		Resources:       SortedUnique(ev.Resources),
+		FirstSeen:       ev.OccurredAt,
+		LastSeen:        ev.OccurredAt,
+		CreatedAt:       st.now,
+		UpdatedAt:       st.now,
+		OccurrenceCount: 1,
+		Version:         1,
+	}
+	takeChanging(n, ev)
+	st.touched[n.ID] = true
+	st.cur[k.Fingerprint] = n
+	st.res.Incidents = append(st.res.Incidents, n)
+	return n
+}
+
+// merge folds a trigger into inc; every step is commutative so triggers fold
+// in any order to the same incident.
+func merge(inc *incident.Incident, ev *incident.Event) {
+	inc.OccurrenceCount++
+	if ev.OccurredAt.Before(inc.FirstSeen) {
+		inc.FirstSeen = ev.OccurredAt
+	}
+	if ev.OccurredAt.After(inc.LastSeen) {
+		inc.LastSeen = ev.OccurredAt
+	}
+	if ev.Severity.MoreSevere(inc.PeakSeverity) {
+		inc.PeakSeverity = ev.Severity
+	}
+	inc.Resources = union(inc.Resources, ev.Resources)
+	if c := ev.OccurredAt.Compare(inc.LatestEventAt); c > 0 || (c == 0 && ev.ID > inc.LatestEventID) {
+		takeChanging(inc, ev)
+	}
+}
+
+// takeChanging copies the fields that follow the latest trigger.
+func takeChanging(inc *incident.Incident, ev *incident.Event) {
+	inc.Title = ev.Title
+	inc.Description = ev.Description
+	inc.Source = ev.Source
+	inc.Type = ev.Type
+	inc.Severity = ev.Severity
+	inc.Labels = cloneLabels(ev.Labels)
+	inc.Unit = ev.Unit
+	inc.LastValue = nil
+	if ev.Value != nil {
+		v := *ev.Value
+		inc.LastValue = &v
+	}
+	inc.LatestEventAt = ev.OccurredAt
+	inc.LatestEventID = ev.ID
+}
+
+func union(have, add []string) []string {
+	for _, r := range add {
+		if i, found := slices.BinarySearch(have, r); !found {
+			have = slices.Insert(have, i, r)
+		}
+	}
+	return have
+}
+
+func cloneLabels(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

@@ -1,0 +1,280 @@
+package incident
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
+)
+
+// Decoder turns wire payloads into validated events. It is safe for
+// concurrent use; parsers are pooled so decoding does not allocate a tree per
+// event.
+type Decoder struct {
+	maxBytes int
+	pool     fastjson.ParserPool
+}
+
+// NewDecoder returns a decoder that rejects payloads over maxBytes
+// (DefaultMaxEventBytes when maxBytes <= 0).
+func NewDecoder(maxBytes int) *Decoder {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxEventBytes
+	}
+	return &Decoder{maxBytes: maxBytes}
+}
+
+// Decode parses and validates one payload. Missing ids and times come from
+// meta. Every failure is a *DecodeError.
+func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
+	var ev Event
+	if len(data) > d.maxBytes {
+		return ev, errf(ReasonTooLarge, "", "%d bytes, at most %d", len(data), d.maxBytes)
+	}
+	if !utf8.Valid(data) {
+		return ev, errf(ReasonInvalidUTF8, "", "payload is not valid UTF-8")
+	}
+	p := d.pool.Get()
+	defer d.pool.Put(p)
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return ev, errf(ReasonInvalidJSON, "", "%v", err)
+	}
+	obj, err := v.Object()
+	if err != nil {
+		return ev, errf(ReasonInvalidJSON, "", "event must be a JSON object")
+	}
+	var f fields
+	var derr *DecodeError
+	obj.Visit(func(key []byte, val *fastjson.Value) {
+		if derr == nil {
+			derr = f.set(string(key), val)
+		}
+	})
+	if derr != nil {
+		return ev, derr
+	}
+	if derr := f.build(&ev, meta); derr != nil {
+		return ev, derr
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, err
+	}
+	return ev, nil
+}
+
+// fields collects the raw members; aliases lose to the canonical names
+// whatever their order in the payload.
+type fields struct {
+	id, externalID, action, dedupKey, source      *fastjson.Value
+	typ, alertType, severity, title, description *fastjson.Value
+	resources, affected, labels, occurredAt      *fastjson.Value
+	value, unit                                  *fastjson.Value
+}
+
+func (f *fields) set(key string, v *fastjson.Value) *DecodeError {
+	var slot **fastjson.Value
+	switch key {
+	case "id":
+		slot = &f.id
+	case "external_id":
+		slot = &f.externalID
+	case "action":
+		slot = &f.action
+	case "dedup_key":
+		slot = &f.dedupKey
+	case "source":
+		slot = &f.source
+	case "type":
+		slot = &f.typ
+	case "alert_type":
+		slot = &f.alertType
+	case "severity":
+		slot = &f.severity
+	case "title":
+		slot = &f.title
+	case "description":
+		slot = &f.description
+	case "resources":
+		slot = &f.resources
+	case "affected_services":
+		slot = &f.affected
+	case "labels":
+		slot = &f.labels
+	case "occurred_at":
+		slot = &f.occurredAt
+	case "value":
+		slot = &f.value
+	case "unit":
+		slot = &f.unit
+	default:
+		return nil // unknown members are ignored for forward compatibility
+	}
+	if *slot != nil {
+		return errf(ReasonInvalidJSON, key, "member appears twice")
+	}
+	if v.Type() != fastjson.TypeNull {
+		*slot = v
+	}
+	return nil
+}
+
+func (f *fields) build(ev *Event, meta Meta) *DecodeError {
+	var err *DecodeError
+	str := func(name string, v *fastjson.Value) string {
+		if err != nil || v == nil {
+			return ""
+		}
+		b, e := v.StringBytes()
+		if e != nil {
+			err = errf(ReasonInvalidField, name, "must be a string")
+			return ""
+		}
+		return string(b)
+	}
+	ev.ID = first(str("id", f.id), str("external_id", f.externalID))
+	action := str("action", f.action)
+	ev.DedupKey = str("dedup_key", f.dedupKey)
+	ev.Source = str("source", f.source)
+	typ := first(str("type", f.typ), str("alert_type", f.alertType))
+	sev := str("severity", f.severity)
+	ev.Title = str("title", f.title)
+	ev.Description = str("description", f.description)
+	occurred := str("occurred_at", f.occurredAt)
+	ev.Unit = str("unit", f.unit)
+	if err != nil {
+		return err
+	}
+	if action != "" {
+		a, ok := ParseAction(action)
+		if !ok {
+			return errf(ReasonUnknownAction, "action", "unknown action %q (want trigger, acknowledge or resolve)", truncate(action))
+		}
+		ev.Action = a
+	}
+	if f.source == nil {
+		return errf(ReasonMissingField, "source", "source is required")
+	}
+	if typ != "" {
+		t, e := ParseType(typ)
+		if e != nil {
+			return errf(ReasonInvalidField, "type", "unknown type %q", truncate(typ))
+		}
+		ev.Type = t
+	}
+	ev.Severity = DefaultSeverity
+	if sev != "" {
+		s, e := ParseSeverity(sev)
+		if e != nil {
+			return errf(ReasonInvalidField, "severity", "unknown severity %q (want P0..P4)", truncate(sev))
+		}
+		ev.Severity = s
+	}
+	if ev.Resources, err = stringList("resources", first2(f.resources, f.affected)); err != nil {
+		return err
+	}
+	if ev.Labels, err = labelMap(f.labels); err != nil {
+		return err
+	}
+	if occurred != "" {
+		t, e := time.Parse(time.RFC3339Nano, occurred)
+		if e != nil {
+			return errf(ReasonInvalidField, "occurred_at", "not an RFC 3339 time: %q", truncate(occurred))
+		}
+		ev.OccurredAt = t.UTC().Truncate(time.Microsecond)
+	} else {
+		ev.OccurredAt = meta.Timestamp.UTC().Truncate(time.Microsecond)
+	}
+	if f.value != nil {
+		x, e := f.value.Float64()
+		if e != nil {
+			return errf(ReasonInvalidField, "value", "must be a number")
+		}
+		ev.Value = &x
+	}
+	if ev.ID == "" {
+		ev.ID = meta.FallbackID()
+	}
+	return nil
+}
+
+func stringList(name string, v *fastjson.Value) ([]string, *DecodeError) {
+	if v == nil {
+		return nil, nil
+	}
+	arr, e := v.Array()
+	if e != nil {
+		return nil, errf(ReasonInvalidField, name, "must be an array of strings")
+	}
+	if len(arr) > MaxResources {
+		return nil, errf(ReasonInvalidField, name, "%d entries, at most %d", len(arr), MaxResources)
+	}
+	out := make([]string, 0, len(arr))
+	for _, it := range arr {
+		b, e := it.StringBytes()
+		if e != nil {
+			return nil, errf(ReasonInvalidField, name, "must be an array of strings")
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
+}
+
+func labelMap(v *fastjson.Value) (map[string]string, *DecodeError) {
+	if v == nil {
+		return nil, nil
+	}
+	obj, e := v.Object()
+	if e != nil {
+		return nil, errf(ReasonInvalidField, "labels", "must be an object of strings")
+	}
+	if obj.Len() > MaxLabels {
+		return nil, errf(ReasonInvalidField, "labels", "%d labels, at most %d", obj.Len(), MaxLabels)
+	}
+	out := make(map[string]string, obj.Len())
+	var err *DecodeError
+	obj.Visit(func(k []byte, val *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		b, e := val.StringBytes()
+		if e != nil {
+			err = errf(ReasonInvalidField, "labels."+truncate(string(k)), "label values must be strings")
+			return
+		}
+		if _, dup := out[string(k)]; dup {
+			err = errf(ReasonInvalidJSON, "labels."+truncate(string(k)), "label appears twice")
+			return
+		}
+		out[string(k)] = string(b)
+	})
+	return out, err
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func first2(a, b *fastjson.Value) *fastjson.Value {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// truncate keeps error messages short when echoing input.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	for i := max; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "…"
+		}
+	}
+	return s[:max]
+}

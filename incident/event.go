@@ -1,0 +1,62 @@
+package incident
+
+import (
+	"strconv"
+	"time"
+)
+
+// Limits on wire fields. A field over its limit is invalid_field.
+const (
+	MaxIDBytes          = 255
+	MaxDedupKeyBytes    = 255
+	MaxSourceBytes      = 255
+	MaxTitleBytes       = 1024
+	MaxDescriptionBytes = 16 * 1024
+	MaxResources        = 256
+	MaxResourceBytes    = 512
+	MaxLabels           = 64
+	MaxLabelKeyBytes    = 128
+	MaxLabelValueBytes  = 1024
+	MaxUnitBytes        = 64
+	// DefaultMaxEventBytes is the default limit on one encoded event.
+	DefaultMaxEventBytes = 64 * 1024
+)
+
+// Event is one incident event as publishers send it (wire schema v1), after
+// decoding and defaulting. Its JSON tags are the wire names.
+type Event struct {
+	ID          string            `json:"id,omitempty"`
+	Action      Action            `json:"action"`
+	DedupKey    string            `json:"dedup_key,omitempty"`
+	Source      string            `json:"source"`
+	Type        Type              `json:"type"`
+	Severity    Severity          `json:"severity"`
+	Title       string            `json:"title,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Resources   []string          `json:"resources,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	OccurredAt  time.Time         `json:"occurred_at,omitzero"`
+	Value       *float64          `json:"value,omitempty"`
+	Unit        string            `json:"unit,omitempty"`
+}
+
+// Meta is what the transport knows about a message; it supplies the event id
+// and time when the payload has none.
+type Meta struct {
+	MsgID     string    // the Nats-Msg-Id header
+	Stream    string    // JetStream stream name
+	Sequence  uint64    // stream sequence
+	Timestamp time.Time // JetStream timestamp
+}
+
+// FallbackID is the event id used when neither the payload nor the
+// Nats-Msg-Id header has one: "<stream>:<sequence>".
+func (m Meta) FallbackID() string {
+	if m.MsgID != "" {
+		return m.MsgID
+	}
+	if m.Stream == "" && m.Sequence == 0 {
+		return ""
+	}
+	return m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+}

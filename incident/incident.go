@@ -1,0 +1,74 @@
+package incident
+
+import (
+	"slices"
+	"time"
+)
+
+// Incident is what the stores keep: one incident per identity and quiet period,
+// folded from any number of events. Its JSON (snake_case) is what the API, the
+// CLI and Redis show.
+type Incident struct {
+	ID              string            `json:"id"`
+	Fingerprint     string            `json:"fingerprint"`
+	DedupKey        string            `json:"dedup_key,omitempty"`
+	Title           string            `json:"title"`
+	Description     string            `json:"description,omitempty"`
+	Source          string            `json:"source"`
+	Type            Type              `json:"type"`
+	Severity        Severity          `json:"severity"`
+	PeakSeverity    Severity          `json:"peak_severity"`
+	State           State             `json:"state"`
+	Resources       []string          `json:"resources"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	FirstSeen       time.Time         `json:"first_seen"`
+	LastSeen        time.Time         `json:"last_seen"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	OccurrenceCount int64             `json:"occurrence_count"`
+	LateCount       int64             `json:"late_count,omitempty"`
+	ReopenOf        string            `json:"reopen_of,omitempty"`
+	ResolvedAt      *time.Time        `json:"resolved_at,omitempty"`
+	ResolvedBy      ResolvedBy        `json:"resolved_by,omitempty"`
+	AcknowledgedAt  *time.Time        `json:"acknowledged_at,omitempty"`
+	LastValue       *float64          `json:"last_value,omitempty"`
+	Unit            string            `json:"unit,omitempty"`
+	// LatestEventAt and LatestEventID order the "changing fields": they follow
+	// the trigger with the latest event time, the event id breaking ties.
+	LatestEventAt time.Time `json:"latest_event_at"`
+	LatestEventID string    `json:"latest_event_id"`
+	// Version starts at 1 and grows by one on every write; stores use it for
+	// optimistic concurrency.
+	Version int64 `json:"version"`
+}
+
+// Clone returns a deep copy.
+func (in *Incident) Clone() *Incident {
+	if in == nil {
+		return nil
+	}
+	c := *in
+	c.Resources = slices.Clone(in.Resources)
+	if in.Labels != nil {
+		c.Labels = make(map[string]string, len(in.Labels))
+		for k, v := range in.Labels {
+			c.Labels[k] = v
+		}
+	}
+	if in.ResolvedAt != nil {
+		t := *in.ResolvedAt
+		c.ResolvedAt = &t
+	}
+	if in.AcknowledgedAt != nil {
+		t := *in.AcknowledgedAt
+		c.AcknowledgedAt = &t
+	}
+	if in.LastValue != nil {
+		v := *in.LastValue
+		c.LastValue = &v
+	}
+	return &c
+}
+
+// Active reports whether the incident is in one of the four active states.
+func (in *Incident) Active() bool { return in.State.Active() }

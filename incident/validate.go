@@ -1,0 +1,101 @@
+package incident
+
+import (
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+// Validate checks an event against schema v1's rules. Decode calls it last, so
+// a decoded event always validates; producers may call it before publishing.
+func (e *Event) Validate() error {
+	if e.ID == "" {
+		return errf(ReasonMissingField, "id", "no event id in payload, Nats-Msg-Id header or stream position")
+	}
+	if err := checkString("id", e.ID, MaxIDBytes, false); err != nil {
+		return err
+	}
+	if e.Action > Resolve {
+		return errf(ReasonUnknownAction, "action", "unknown action %d", uint8(e.Action))
+	}
+	if err := checkString("dedup_key", e.DedupKey, MaxDedupKeyBytes, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(e.Source) == "" {
+		return errf(ReasonMissingField, "source", "source is required")
+	}
+	if err := checkString("source", e.Source, MaxSourceBytes, false); err != nil {
+		return err
+	}
+	if !e.Type.Valid() {
+		return errf(ReasonInvalidField, "type", "unknown type")
+	}
+	if !e.Severity.Valid() {
+		return errf(ReasonInvalidField, "severity", "unknown severity")
+	}
+	if e.Action == Trigger && strings.TrimSpace(e.Title) == "" {
+		return errf(ReasonMissingField, "title", "title is required for a trigger")
+	}
+	if err := checkString("title", e.Title, MaxTitleBytes, false); err != nil {
+		return err
+	}
+	if err := checkString("description", e.Description, MaxDescriptionBytes, true); err != nil {
+		return err
+	}
+	if len(e.Resources) > MaxResources {
+		return errf(ReasonInvalidField, "resources", "%d resources, at most %d", len(e.Resources), MaxResources)
+	}
+	for _, r := range e.Resources {
+		if r == "" {
+			return errf(ReasonInvalidField, "resources", "empty resource name")
+		}
+		if err := checkString("resources", r, MaxResourceBytes, false); err != nil {
+			return err
+		}
+	}
+	if len(e.Labels) > MaxLabels {
+		return errf(ReasonInvalidField, "labels", "%d labels, at most %d", len(e.Labels), MaxLabels)
+	}
+	for k, v := range e.Labels {
+		if k == "" {
+			return errf(ReasonInvalidField, "labels", "empty label name")
+		}
+		if err := checkString("labels", k, MaxLabelKeyBytes, false); err != nil {
+			return err
+		}
+		if err := checkString("labels."+k, v, MaxLabelValueBytes, true); err != nil {
+			return err
+		}
+	}
+	if e.OccurredAt.IsZero() {
+		return errf(ReasonMissingField, "occurred_at", "no event time in payload or message timestamp")
+	}
+	if y := e.OccurredAt.Year(); y < 1970 || y > 9999 {
+		return errf(ReasonInvalidField, "occurred_at", "year %d out of range 1970..9999", y)
+	}
+	if e.Value != nil && (math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0)) {
+		return errf(ReasonInvalidField, "value", "must be a finite number")
+	}
+	return checkString("unit", e.Unit, MaxUnitBytes, false)
+}
+
+// checkString enforces UTF-8, a byte limit and, unless multiline, no control
+// characters (they would break index keys and log lines).
+func checkString(field, s string, max int, multiline bool) *DecodeError {
+	if len(s) > max {
+		return errf(ReasonInvalidField, field, "%d bytes, at most %d", len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return errf(ReasonInvalidUTF8, field, "not valid UTF-8")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
+			if multiline && (c == '\n' || c == '\t' || c == '\r') {
+				continue
+			}
+			return errf(ReasonInvalidField, field, "control character 0x%02x at byte %d", c, i)
+		}
+	}
+	return nil
+}
