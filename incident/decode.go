@@ -66,7 +66,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 // fields collects the raw members; aliases lose to the canonical names
 // whatever their order in the payload.
 type fields struct {
-	id, externalID, action, dedupKey, source      *fastjson.Value
+	id, externalID, action, dedupKey, source     *fastjson.Value
 	typ, alertType, severity, title, description *fastjson.Value
 	resources, affected, labels, occurredAt      *fastjson.Value
 	value, unit                                  *fastjson.Value
