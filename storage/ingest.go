@@ -1,0 +1,53 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/llm-im/incidentd/dedupe"
+)
+
+// MaxConflictRetries bounds how often Ingest re-reads and re-folds a batch
+// that lost an optimistic-concurrency race before giving up.
+const MaxConflictRetries = 16
+
+// Ingest is the write path of one batch, shared by the worker, the CLI and the
+// conformance suite: read the latest incidents and applied markers, fold,
+// apply; on ErrConflict (another writer got there first) read and fold again.
+// The returned result is that of the fold that was applied. now is called
+// once per attempt.
+func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (dedupe.Result, int, error) {
+	fps := make([]string, 0, len(events))
+	ids := make([]string, 0, len(events))
+	seen := make(map[string]struct{}, len(events))
+	for i := range events {
+		if _, ok := seen[events[i].Fingerprint]; !ok {
+			seen[events[i].Fingerprint] = struct{}{}
+			fps = append(fps, events[i].Fingerprint)
+		}
+		ids = append(ids, events[i].Event.ID)
+	}
+	for attempt := 0; ; attempt++ {
+		snap, err := s.Lookup(ctx, fps, ids)
+		if err != nil {
+			return dedupe.Result{}, attempt, fmt.Errorf("lookup: %w", err)
+		}
+		at := now()
+		res := f.Fold(snap.Latest, snap.Applied, events, at)
+		if len(res.EventIDs) == 0 {
+			return res, attempt, nil // every event was a duplicate: nothing to write
+		}
+		err = s.Apply(ctx, Batch{Incidents: res.Incidents, EventIDs: res.EventIDs, At: at})
+		if err == nil {
+			return res, attempt, nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt >= MaxConflictRetries {
+			return dedupe.Result{}, attempt, fmt.Errorf("apply: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return dedupe.Result{}, attempt, err
+		}
+	}
+}
