@@ -76,7 +76,10 @@ func (e *Event) Validate() error {
 	if e.Value != nil && (math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0)) {
 		return errf(ReasonInvalidField, "value", "must be a finite number")
 	}
-	return checkString("unit", e.Unit, MaxUnitBytes, false)
+	if err := checkString("unit", e.Unit, MaxUnitBytes, false); err != nil {
+		return err
+	}
+	return nil
 }
 
 // checkString enforces UTF-8, a byte limit and, unless multiline, no control
