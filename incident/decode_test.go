@@ -1,0 +1,216 @@
+package incident
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testMeta = Meta{MsgID: "", Stream: "INCIDENTS", Sequence: 42, Timestamp: time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)}
+
+func TestDecodeAcceptsSchemaV1(t *testing.T) {
+	payload := `{"id":"e-1","action":"trigger","dedup_key":"k","source":"llm-gateway","type":"performance",
+	"severity":"high","title":"High latency","description":"p95 over 2s\nsince deploy","resources":["a","b"],
+	"labels":{"model":"gpt-4o"},"occurred_at":"2026-03-01T10:00:00.5+01:00","value":2100.5,"unit":"ms","extra":{"ignored":true}}`
+	ev, err := NewDecoder(0).Decode([]byte(payload), testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 2100.5
+	want := Event{ID: "e-1", Action: Trigger, DedupKey: "k", Source: "llm-gateway", Type: Performance, Severity: P1,
+		Title: "High latency", Description: "p95 over 2s\nsince deploy", Resources: []string{"a", "b"},
+		Labels: map[string]string{"model": "gpt-4o"}, OccurredAt: time.Date(2026, 3, 1, 9, 0, 0, 500000000, time.UTC),
+		Value: &v, Unit: "ms"}
+	if got, exp := mustJSON(t, ev), mustJSON(t, want); got != exp {
+		t.Fatalf("decoded\n%s\nwant\n%s", got, exp)
+	}
+	if ev.OccurredAt.Location() != time.UTC {
+		t.Errorf("occurred_at not normalised to UTC: %v", ev.OccurredAt)
+	}
+}
+
+func TestDecodeDefaultsAndAliases(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		meta    Meta
+		check   func(t *testing.T, ev Event)
+	}{
+		{"old field names", `{"external_id":"x-9","source":"s","alert_type":"Security","title":"t","affected_services":["svc"]}`, testMeta,
+			func(t *testing.T, ev Event) {
+				if ev.ID != "x-9" || ev.Type != Security || len(ev.Resources) != 1 || ev.Resources[0] != "svc" {
+					t.Errorf("aliases not applied: %+v", ev)
+				}
+			}},
+		{"canonical names win over aliases", `{"alert_type":"Security","type":"Data","id":"a","external_id":"b","source":"s","title":"t","affected_services":["x"],"resources":["y"]}`, testMeta,
+			func(t *testing.T, ev Event) {
+				if ev.ID != "a" || ev.Type != Data || ev.Resources[0] != "y" {
+					t.Errorf("got %+v", ev)
+				}
+			}},
+		{"defaults", `{"source":"s","title":"t"}`, Meta{MsgID: "m-1", Timestamp: testMeta.Timestamp}, func(t *testing.T, ev Event) {
+			if ev.ID != "m-1" || ev.Action != Trigger || ev.Type != Unknown || ev.Severity != DefaultSeverity {
+				t.Errorf("defaults: %+v", ev)
+			}
+			if want := testMeta.Timestamp.Truncate(time.Microsecond); !ev.OccurredAt.Equal(want) {
+				t.Errorf("occurred_at = %v, want the message timestamp %v", ev.OccurredAt, want)
+			}
+		}},
+		{"stream position when no id at all", `{"source":"s","title":"t"}`, testMeta, func(t *testing.T, ev Event) {
+			if ev.ID != "INCIDENTS:42" {
+				t.Errorf("id = %q", ev.ID)
+			}
+		}},
+		{"nulls are absent", `{"id":null,"source":"s","title":"t","labels":null,"severity":null,"value":null}`, testMeta, func(t *testing.T, ev Event) {
+			if ev.ID != "INCIDENTS:42" || ev.Labels != nil || ev.Severity != DefaultSeverity || ev.Value != nil {
+				t.Errorf("got %+v", ev)
+			}
+		}},
+		{"severity names", `{"source":"s","title":"t","severity":"critical"}`, testMeta, func(t *testing.T, ev Event) {
+			if ev.Severity != P0 {
+				t.Errorf("severity %v", ev.Severity)
+			}
+		}},
+		{"resolve needs no title", `{"source":"s","action":"resolve","dedup_key":"k"}`, testMeta, func(t *testing.T, ev Event) {
+			if ev.Action != Resolve {
+				t.Errorf("action %v", ev.Action)
+			}
+		}},
+		{"action is case-insensitive", `{"source":"s","action":"Acknowledge"}`, testMeta, func(t *testing.T, ev Event) {
+			if ev.Action != Acknowledge {
+				t.Errorf("action %v", ev.Action)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := NewDecoder(0).Decode([]byte(tc.payload), tc.meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, ev)
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	big := `{"source":"s","title":"` + strings.Repeat("x", 2000) + `"}`
+	tests := []struct {
+		name, payload string
+		reason        Reason
+		field         string
+	}{
+		{"not json", `not json`, ReasonInvalidJSON, ""},
+		{"truncated", `{"source":"s"`, ReasonInvalidJSON, ""},
+		{"array", `[1,2]`, ReasonInvalidJSON, ""},
+		{"empty", ``, ReasonInvalidJSON, ""},
+		{"duplicate member", `{"source":"a","source":"b","title":"t"}`, ReasonInvalidJSON, "source"},
+		{"invalid utf8", "{\"source\":\"s\xff\",\"title\":\"t\"}", ReasonInvalidUTF8, ""},
+		{"too large", big, ReasonTooLarge, ""},
+		{"no source", `{"title":"t"}`, ReasonMissingField, "source"},
+		{"blank source", `{"source":"  ","title":"t"}`, ReasonMissingField, "source"},
+		{"no title on trigger", `{"source":"s"}`, ReasonMissingField, "title"},
+		{"blank title", `{"source":"s","title":" \t"}`, ReasonMissingField, "title"},
+		{"unknown action", `{"source":"s","title":"t","action":"explode"}`, ReasonUnknownAction, "action"},
+		{"action not a string", `{"source":"s","title":"t","action":1}`, ReasonInvalidField, "action"},
+		{"bad severity", `{"source":"s","title":"t","severity":"P9"}`, ReasonInvalidField, "severity"},
+		{"bad type", `{"source":"s","title":"t","type":"Weather"}`, ReasonInvalidField, "type"},
+		{"bad time", `{"source":"s","title":"t","occurred_at":"yesterday"}`, ReasonInvalidField, "occurred_at"},
+		{"resources not strings", `{"source":"s","title":"t","resources":[1]}`, ReasonInvalidField, "resources"},
+		{"empty resource", `{"source":"s","title":"t","resources":[""]}`, ReasonInvalidField, "resources"},
+		{"labels not strings", `{"source":"s","title":"t","labels":{"a":1}}`, ReasonInvalidField, "labels.a"},
+		{"value not a number", `{"source":"s","title":"t","value":"1"}`, ReasonInvalidField, "value"},
+		{"control char in source", `{"source":"a\u0000b","title":"t"}`, ReasonInvalidField, "source"},
+		{"dedup key too long", `{"source":"s","title":"t","dedup_key":"` + strings.Repeat("k", 256) + `"}`, ReasonInvalidField, "dedup_key"},
+		{"year out of range", `{"source":"s","title":"t","occurred_at":"0100-01-01T00:00:00Z"}`, ReasonInvalidField, "occurred_at"},
+	}
+	dec := NewDecoder(1024)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dec.Decode([]byte(tc.payload), testMeta)
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("err = %v, want a *DecodeError", err)
+			}
+			if de.Reason != tc.reason || de.Field != tc.field {
+				t.Fatalf("reason %q field %q (%v), want %q field %q", de.Reason, de.Field, err, tc.reason, tc.field)
+			}
+			if de.Msg == "" || !strings.Contains(err.Error(), string(tc.reason)) {
+				t.Errorf("message %q should explain and carry the reason", err)
+			}
+		})
+	}
+}
+
+func TestNoEventIDAnywhere(t *testing.T) {
+	_, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t"}`), Meta{Timestamp: time.Now()})
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Reason != ReasonMissingField || de.Field != "id" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseVocabularies(t *testing.T) {
+	for _, s := range Severities {
+		if got, err := ParseSeverity(strings.ToLower(s.String())); err != nil || got != s {
+			t.Errorf("ParseSeverity(%s) = %v, %v", s, got, err)
+		}
+	}
+	for _, s := range States {
+		if got, err := ParseState(strings.ToUpper(s.String())); err != nil || got != s {
+			t.Errorf("ParseState(%s) = %v, %v", s, got, err)
+		}
+		if want := s < Resolved; s.Active() != want {
+			t.Errorf("%s.Active() = %v", s, s.Active())
+		}
+	}
+	for _, ty := range Types {
+		if got, err := ParseType(ty.String()); err != nil || got != ty {
+			t.Errorf("ParseType(%s) = %v, %v", ty, got, err)
+		}
+	}
+	if len(Types) != 8 || len(States) != 6 || len(Severities) != 5 {
+		t.Errorf("vocabulary sizes changed")
+	}
+	if _, err := ParseSeverity("urgent"); err == nil {
+		t.Error("urgent accepted")
+	}
+}
+
+func TestIncidentJSONNames(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	v := 1.5
+	in := &Incident{ID: "id", Fingerprint: "v1:x", DedupKey: "d", Title: "t", Description: "d", Source: "s", Type: Data,
+		Severity: P1, PeakSeverity: P0, State: Triaged, Resources: []string{"r"}, Labels: map[string]string{"a": "b"},
+		FirstSeen: now, LastSeen: now, CreatedAt: now, UpdatedAt: now, OccurrenceCount: 3, ReopenOf: "old",
+		ResolvedAt: &now, ResolvedBy: ResolvedByTimeout, LastValue: &v, Unit: "ms", Version: 4}
+	s := mustJSON(t, in)
+	for _, name := range []string{"id", "fingerprint", "dedup_key", "title", "description", "source", "type", "severity",
+		"peak_severity", "state", "resources", "labels", "first_seen", "last_seen", "created_at", "updated_at",
+		"occurrence_count", "reopen_of", "resolved_at", "resolved_by", "last_value", "unit", "version"} {
+		if !strings.Contains(s, `"`+name+`":`) {
+			t.Errorf("JSON lacks %q: %s", name, s)
+		}
+	}
+	var back Incident
+	if err := json.Unmarshal([]byte(s), &back); err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(t, &back) != s {
+		t.Errorf("round trip differs:\n%s\n%s", mustJSON(t, &back), s)
+	}
+	if c := in.Clone(); mustJSON(t, c) != s || &c.Resources[0] == &in.Resources[0] {
+		t.Error("Clone is not a deep copy")
+	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,48 @@
+package incident
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// FuzzDecode proves the decoder never panics, only fails with a
+// *DecodeError, and never accepts what validation rejects; an accepted event
+// re-encoded and decoded again is the same event.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"1","source":"llm-gateway","type":"Performance","severity":"P1","title":"High P95","resources":["a"],"labels":{"k":"v"},"occurred_at":"2026-01-01T00:00:00Z","value":1.5,"unit":"ms"}`,
+		`{"external_id":"2","source":"s","alert_type":"security","title":"t","affected_services":["x","x"]}`,
+		`{"source":"s","action":"resolve","dedup_key":"k"}`,
+		`{"source":"s","title":"t\u0007"}`,
+		`{"source":"s","title":"\ud83d\ude00"}`,
+		`{"source":1}`, `[]`, `null`, `{`, "\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	dec := NewDecoder(4096)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := dec.Decode(data, testMeta)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason == "" {
+				t.Fatalf("error is not a *DecodeError with a reason: %v", err)
+			}
+			return
+		}
+		if verr := ev.Validate(); verr != nil {
+			t.Fatalf("decoded an event that does not validate: %v", verr)
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("accepted event does not encode: %v", err)
+		}
+		again, err := NewDecoder(len(b) + 1).Decode(b, Meta{})
+		if err != nil {
+			t.Fatalf("re-encoded event rejected: %v\n%s", err, b)
+		}
+		if a, b := mustJSON(t, again), mustJSON(t, ev); a != b {
+			t.Fatalf("round trip changed the event:\n%s\n%s", a, b)
+		}
+	})
+}
