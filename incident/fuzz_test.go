@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted event does not encode: %v", err)
 		}
-		again, err := NewDecoder(len(b) + 1).Decode(b, Meta{})
+		again, err := NewDecoder(len(b)+1).Decode(b, Meta{})
 		if err != nil {
 			t.Fatalf("re-encoded event rejected: %v\n%s", err, b)
 		}
