@@ -38,7 +38,10 @@ type Store interface {
 	// when Version == 1, else replacing Version-1), its index memberships, the
 	// identity pointers, and the applied-event markers. When any incident's
 	// stored version differs from Version-1, or any event id was already
-	// applied, it writes nothing and returns ErrConflict.
+	// applied, it writes nothing and returns ErrConflict. When several
+	// incidents of the batch share a fingerprint (a quiet-period timeout
+	// resolved one and opened the next), the identity pointer ends on the
+	// last of them in Incidents order: the fold appends newer ones later.
 	Apply(ctx context.Context, b Batch) error
 	// Get returns one incident by id, or ErrNotFound.
 	Get(ctx context.Context, id string) (*incident.Incident, error)
