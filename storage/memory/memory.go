@@ -1,0 +1,298 @@
+// Package memory is the in-process storage backend: the last stage of the
+// pipeline for tests, demos and `backend = "memory"`. It keeps incidents in
+// maps with the same set-based indexes the durable backends keep (all,
+// state, severity, source, type, fingerprint), the identity pointer
+// fingerprint → latest incident and the applied-event markers, so it behaves
+// exactly like them under the conformance suite. Nothing survives the
+// process.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// DefaultAppliedRetention is how long applied-event markers are kept when
+// Config.AppliedRetention is not set (state.applied_retention's default).
+const DefaultAppliedRetention = 24 * time.Hour
+
+// Config tunes the memory store.
+type Config struct {
+	// AppliedRetention is how long an applied-event marker is kept, counted
+	// from the Batch.At of the batch that wrote it. Expired markers are
+	// purged lazily, on Apply. <= 0 means DefaultAppliedRetention.
+	AppliedRetention time.Duration
+}
+
+// Store is a storage.Store held in memory. The zero value is not usable;
+// call New or NewWithConfig. All methods are safe for concurrent use.
+type Store struct {
+	retention time.Duration
+
+	mu      sync.RWMutex
+	closed  bool
+	byID    map[string]*incident.Incident
+	latest  map[string]string // fingerprint -> id of the latest incident
+	applied map[string]time.Time
+	order   []marker // applied markers in insertion order, for purging
+	idx     indexes
+}
+
+type marker struct {
+	id string
+	at time.Time
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New returns an empty store with the default configuration; it is the
+// zero-argument convenience for tests.
+func New() *Store { return NewWithConfig(Config{}) }
+
+// NewWithConfig returns an empty store configured by cfg.
+func NewWithConfig(cfg Config) *Store {
+	if cfg.AppliedRetention <= 0 {
+		cfg.AppliedRetention = DefaultAppliedRetention
+	}
+	return &Store{
+		retention: cfg.AppliedRetention,
+		byID:      make(map[string]*incident.Incident),
+		latest:    make(map[string]string),
+		applied:   make(map[string]time.Time),
+		idx:       newIndexes(),
+	}
+}
+
+// read takes the read lock and checks the context and the closed flag. The
+// caller must RUnlock when err is nil.
+func (s *Store) read(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// write is read's exclusive twin; the caller must Unlock when err is nil.
+func (s *Store) write(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// Lookup returns the latest incident of each fingerprint and which of the
+// event ids were already applied.
+func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
+	if err := s.read(ctx); err != nil {
+		return storage.Snapshot{}, err
+	}
+	defer s.mu.RUnlock()
+	snap := storage.Snapshot{
+		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
+		Applied: make(map[string]bool),
+	}
+	for _, fp := range fingerprints {
+		if id, ok := s.latest[fp]; ok {
+			snap.Latest[fp] = s.byID[id].Clone()
+		}
+	}
+	for _, id := range eventIDs {
+		if _, ok := s.applied[id]; ok {
+			snap.Applied[id] = true
+		}
+	}
+	return snap, nil
+}
+
+// Apply writes the batch, or nothing and storage.ErrConflict when an
+// incident's stored version is not Version-1 or an event id was applied.
+func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
+	if err := s.write(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	at := b.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	s.purge(at)
+	if err := s.check(b); err != nil {
+		return err
+	}
+	for _, in := range b.Incidents {
+		c := in.Clone()
+		if old, ok := s.byID[c.ID]; ok {
+			s.idx.remove(old)
+		}
+		s.byID[c.ID] = c
+		s.idx.add(c)
+		if _, ok := s.latest[c.Fingerprint]; !ok || c.Version == 1 {
+			s.latest[c.Fingerprint] = c.ID
+		}
+	}
+	for _, id := range b.EventIDs {
+		if _, ok := s.applied[id]; !ok {
+			s.applied[id] = at
+			s.order = append(s.order, marker{id: id, at: at})
+		}
+	}
+	return nil
+}
+
+// check verifies a batch's versions and event ids against what is stored.
+func (s *Store) check(b storage.Batch) error {
+	for _, in := range b.Incidents {
+		var have int64
+		if old, ok := s.byID[in.ID]; ok {
+			have = old.Version
+		}
+		if have != in.Version-1 {
+			return fmt.Errorf("incident %s: stored version %d, batch version %d: %w", in.ID, have, in.Version, storage.ErrConflict)
+		}
+	}
+	for _, id := range b.EventIDs {
+		if _, ok := s.applied[id]; ok {
+			return fmt.Errorf("event %s already applied: %w", id, storage.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// purge drops the markers older than the retention, oldest first, stopping
+// at the first one still alive (markers are nearly in time order).
+func (s *Store) purge(now time.Time) {
+	cut := now.Add(-s.retention)
+	n := 0
+	for n < len(s.order) && s.order[n].at.Before(cut) {
+		if s.applied[s.order[n].id].Equal(s.order[n].at) {
+			delete(s.applied, s.order[n].id)
+		}
+		n++
+	}
+	if n > 0 {
+		s.order = slices.Delete(s.order, 0, n)
+	}
+}
+
+// Get returns a copy of the incident with that id, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*incident.Incident, error) {
+	if err := s.read(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	in, ok := s.byID[id]
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return in.Clone(), nil
+}
+
+// FindOpen returns a copy of the active incident of an identity, or
+// storage.ErrNotFound.
+func (s *Store) FindOpen(ctx context.Context, fingerprint string) (*incident.Incident, error) {
+	if err := s.read(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	id, ok := s.latest[fingerprint]
+	if !ok || !s.byID[id].Active() {
+		return nil, storage.ErrNotFound
+	}
+	return s.byID[id].Clone(), nil
+}
+
+// List returns copies of the incidents matching f, newest first, paged.
+func (s *Store) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
+	if err := s.read(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	found := s.match(f)
+	slices.SortFunc(found, storage.CompareNewestFirst)
+	lo, hi := p.Window(len(found))
+	out := make([]*incident.Incident, 0, hi-lo)
+	for _, in := range found[lo:hi] {
+		out = append(out, in.Clone())
+	}
+	return out, nil
+}
+
+// Count returns how many incidents match f.
+func (s *Store) Count(ctx context.Context, f storage.Filter) (int64, error) {
+	if err := s.read(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if f.IsZero() {
+		return int64(len(s.byID)), nil
+	}
+	return int64(len(s.match(f))), nil
+}
+
+// Delete removes an incident, its index memberships and, when it was the
+// latest of its identity, the identity pointer (the next trigger of that
+// identity then opens a fresh incident, not a reopen).
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.write(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	in, ok := s.byID[id]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	s.idx.remove(in)
+	delete(s.byID, id)
+	if s.latest[in.Fingerprint] == id {
+		delete(s.latest, in.Fingerprint)
+	}
+	return nil
+}
+
+// Flush is a no-op: there is nothing to make durable.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.read(ctx); err != nil {
+		return err
+	}
+	s.mu.RUnlock()
+	return nil
+}
+
+// Stats reports the incident count; SizeOnDisk is always 0.
+func (s *Store) Stats(ctx context.Context) (storage.Stats, error) {
+	if err := s.read(ctx); err != nil {
+		return storage.Stats{}, err
+	}
+	defer s.mu.RUnlock()
+	return storage.Stats{Incidents: int64(len(s.byID))}, nil
+}
+
+// Close drops the data; every later call, Close included, returns
+// storage.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return storage.ErrClosed
+	}
+	s.closed = true
+	s.byID, s.latest, s.applied, s.order = nil, nil, nil, nil
+	s.idx = indexes{}
+	return nil
+}
