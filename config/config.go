@@ -1,0 +1,336 @@
+// Package config is incidentd's configuration: one TOML document decoded into
+// the Config struct tree, the product defaults (Default), the environment
+// overrides the old "LLM Incident Manager" promised (STATE_BACKEND,
+// STATE_PATH, STATE_REDIS_URL, STATE_REDIS_CLUSTER_NODES, ...), and a Validate
+// that lists every problem at once, each naming the TOML key and the bound it
+// breaks.
+//
+// The package only describes and checks settings: it opens no files other
+// than the config file, dials nothing and logs nothing. Load returns the
+// notes a caller should log (for example the "sled" alias) in
+// Config.Warnings, and Redacted returns a copy that is safe to log.
+package config
+
+import "time"
+
+// Backend names a storage backend, the value of state.backend.
+type Backend string
+
+// The storage backends accepted in state.backend.
+const (
+	// BackendMemory keeps incidents in process memory: tests and demos.
+	BackendMemory Backend = "memory"
+	// BackendPebble is the embedded, single-node, persistent store (the
+	// default). It replaces the old system's "sled" backend.
+	BackendPebble Backend = "pebble"
+	// BackendRedis is a standalone or Sentinel-managed Redis server.
+	BackendRedis Backend = "redis"
+	// BackendRedisCluster is a Redis Cluster.
+	BackendRedisCluster Backend = "redis_cluster"
+)
+
+// BackendSledAlias is the old system's name for its embedded store. Load
+// accepts it in state.backend and STATE_BACKEND, replaces it with
+// BackendPebble and records a warning; Validate rejects it.
+const BackendSledAlias Backend = "sled"
+
+// Backends lists the accepted state.backend values, in documentation order.
+var Backends = []Backend{BackendMemory, BackendPebble, BackendRedis, BackendRedisCluster}
+
+// Log levels accepted in log.level.
+const (
+	// LogLevelDebug logs everything, including per-batch detail.
+	LogLevelDebug = "debug"
+	// LogLevelInfo is the default level.
+	LogLevelInfo = "info"
+	// LogLevelWarn logs warnings and errors only.
+	LogLevelWarn = "warn"
+	// LogLevelError logs errors only.
+	LogLevelError = "error"
+)
+
+// Log formats accepted in log.format.
+const (
+	// LogFormatAuto asks the caller to pick console on a terminal and JSON
+	// otherwise; the package itself makes no such decision.
+	LogFormatAuto = "auto"
+	// LogFormatJSON is one JSON object per line.
+	LogFormatJSON = "json"
+	// LogFormatConsole is the human-readable console encoding.
+	LogFormatConsole = "console"
+)
+
+// Config is the whole product configuration, the root of the TOML document.
+type Config struct {
+	// State is the [state] table: where incidents are stored.
+	State StateConfig `toml:"state"`
+	// NATS is the [nats] table: the connection or the embedded server.
+	NATS NATSConfig `toml:"nats"`
+	// Consumer is the [consumer] table: the JetStream stream and pull
+	// consumer, batching, dead letters and retry.
+	Consumer ConsumerConfig `toml:"consumer"`
+	// Dedupe is the [dedupe] table: incident identity and the quiet period.
+	Dedupe DedupeConfig `toml:"dedupe"`
+	// HTTP is the [http] table: the metrics and health endpoint.
+	HTTP HTTPConfig `toml:"http"`
+	// Log is the [log] table.
+	Log LogConfig `toml:"log"`
+
+	// Warnings are notes Load collected for the caller to log, such as the
+	// "sled" alias being normalised. They are not part of the TOML document.
+	Warnings []string `toml:"-"`
+}
+
+// StateConfig is the [state] table, with the old system's keys (backend,
+// path, redis_url, redis_cluster_nodes, pool_size) and incidentd's additions.
+type StateConfig struct {
+	// Backend is state.backend: memory, pebble, redis or redis_cluster.
+	Backend Backend `toml:"backend"`
+	// Path is state.path, the Pebble data directory; required for pebble.
+	Path string `toml:"path"`
+	// RedisURL is state.redis_url, required for redis: a redis://,
+	// rediss:// or redis+sentinel:// URL.
+	RedisURL string `toml:"redis_url"`
+	// RedisClusterNodes is state.redis_cluster_nodes, required (at least
+	// one) for redis_cluster: "redis://host:port", "rediss://host:port" or
+	// bare "host:port" seed nodes.
+	RedisClusterNodes []string `toml:"redis_cluster_nodes"`
+	// PoolSize is state.pool_size, the connection pool size (1..10000).
+	PoolSize int `toml:"pool_size"`
+	// KeyPrefix is state.key_prefix, the prefix of every Redis key
+	// ("llm-im" gives llm-im:incident:{id}).
+	KeyPrefix string `toml:"key_prefix"`
+	// AppliedRetention is state.applied_retention: how long the markers of
+	// applied events are kept so a redelivered event changes nothing.
+	AppliedRetention Duration `toml:"applied_retention"`
+	// Pebble is the [state.pebble] table.
+	Pebble PebbleConfig `toml:"pebble"`
+	// Redis is the [state.redis] table, shared by redis and redis_cluster.
+	Redis RedisConfig `toml:"redis"`
+}
+
+// PebbleConfig is the [state.pebble] table: tuning of the embedded store.
+type PebbleConfig struct {
+	// CacheSizeMB is state.pebble.cache_size_mb, the block cache (8..65536).
+	CacheSizeMB int `toml:"cache_size_mb"`
+	// MemtableSizeMB is state.pebble.memtable_size_mb (4..4096).
+	MemtableSizeMB int `toml:"memtable_size_mb"`
+	// BloomBitsPerKey is state.pebble.bloom_bits_per_key (0..32, 0
+	// disables bloom filters).
+	BloomBitsPerKey int `toml:"bloom_bits_per_key"`
+	// Sync is state.pebble.sync: fsync every batch commit. Turning it off
+	// gives up the "acked only after the write is durable" promise.
+	Sync bool `toml:"sync"`
+}
+
+// RedisConfig is the [state.redis] table: credentials, TLS and timeouts for
+// the redis and redis_cluster backends.
+type RedisConfig struct {
+	// Username is state.redis.username; it overrides the URL's user.
+	Username string `toml:"username"`
+	// Password is state.redis.password; it overrides the URL's password.
+	// Secret: Redacted masks it.
+	Password string `toml:"password"`
+	// SentinelUsername is state.redis.sentinel_username, for
+	// redis+sentinel:// URLs.
+	SentinelUsername string `toml:"sentinel_username"`
+	// SentinelPassword is state.redis.sentinel_password. Secret.
+	SentinelPassword string `toml:"sentinel_password"`
+	// TLSCAFile is state.redis.tls_ca_file, a PEM bundle of trusted CAs.
+	TLSCAFile string `toml:"tls_ca_file"`
+	// TLSCertFile is state.redis.tls_cert_file, the client certificate
+	// (set together with TLSKeyFile).
+	TLSCertFile string `toml:"tls_cert_file"`
+	// TLSKeyFile is state.redis.tls_key_file, the client key.
+	TLSKeyFile string `toml:"tls_key_file"`
+	// TLSServerName is state.redis.tls_server_name, overriding the name
+	// checked in the server certificate.
+	TLSServerName string `toml:"tls_server_name"`
+	// TLSInsecureSkipVerify is state.redis.tls_insecure_skip_verify; Load
+	// warns when it is on.
+	TLSInsecureSkipVerify bool `toml:"tls_insecure_skip_verify"`
+	// DialTimeout is state.redis.dial_timeout.
+	DialTimeout Duration `toml:"dial_timeout"`
+	// ReadTimeout is state.redis.read_timeout.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout is state.redis.write_timeout.
+	WriteTimeout Duration `toml:"write_timeout"`
+}
+
+// NATSConfig is the [nats] table. An empty URL runs an embedded nats-server
+// in-process (see Config.Embedded).
+type NATSConfig struct {
+	// URL is nats.url: one or more comma-separated nats://, tls://, ws://
+	// or wss:// URLs. Empty runs the embedded server.
+	URL string `toml:"url"`
+	// Name is nats.name, the client connection name.
+	Name string `toml:"name"`
+	// CredentialsFile is nats.credentials_file, a .creds file (JWT + nkey).
+	CredentialsFile string `toml:"credentials_file"`
+	// User is nats.user.
+	User string `toml:"user"`
+	// Password is nats.password. Secret.
+	Password string `toml:"password"`
+	// Token is nats.token. Secret.
+	Token string `toml:"token"`
+	// EmbeddedListen is nats.embedded_listen, the embedded server's client
+	// address (host:port; port 0 picks a free one).
+	EmbeddedListen string `toml:"embedded_listen"`
+	// EmbeddedStoreDir is nats.embedded_store_dir, the embedded server's
+	// JetStream storage directory.
+	EmbeddedStoreDir string `toml:"embedded_store_dir"`
+}
+
+// ConsumerConfig is the [consumer] table: the JetStream stream, the shared
+// durable pull consumer, batching, dead letters and store retry.
+type ConsumerConfig struct {
+	// Stream is consumer.stream, the JetStream stream name.
+	Stream string `toml:"stream"`
+	// Subjects is consumer.subjects, the stream's subjects (wildcards
+	// allowed).
+	Subjects []string `toml:"subjects"`
+	// Durable is consumer.durable, the durable pull consumer's name, shared
+	// by every worker.
+	Durable string `toml:"durable"`
+	// DLQStream is consumer.dlq_stream, the dead-letter stream name.
+	DLQStream string `toml:"dlq_stream"`
+	// DLQSubjectPrefix is consumer.dlq_subject_prefix; dead letters are
+	// published below it (prefix + "." + ...).
+	DLQSubjectPrefix string `toml:"dlq_subject_prefix"`
+	// BatchSize is consumer.batch_size, messages per fetch (1..10000).
+	BatchSize int `toml:"batch_size"`
+	// BatchWait is consumer.batch_wait, the longest a fetch waits to fill a
+	// batch (1ms..1m).
+	BatchWait Duration `toml:"batch_wait"`
+	// AckWait is consumer.ack_wait, after which JetStream redelivers an
+	// unacked message (1s..1h, more than BatchWait).
+	AckWait Duration `toml:"ack_wait"`
+	// MaxDeliver is consumer.max_deliver, deliveries before a message is
+	// given up (1..1000).
+	MaxDeliver int `toml:"max_deliver"`
+	// MaxAckPending is consumer.max_ack_pending (BatchSize..1000000).
+	MaxAckPending int `toml:"max_ack_pending"`
+	// MaxAge is consumer.max_age, the stream retention; 0 keeps messages
+	// without an age limit.
+	MaxAge Duration `toml:"max_age"`
+	// DuplicateWindow is consumer.duplicate_window, the JetStream
+	// Nats-Msg-Id de-duplication window (1s..24h, at most MaxAge when
+	// MaxAge is set).
+	DuplicateWindow Duration `toml:"duplicate_window"`
+	// Replicas is consumer.replicas, stream and consumer replicas (1..5;
+	// 1 with the embedded server).
+	Replicas int `toml:"replicas"`
+	// MaxEventBytes is consumer.max_event_bytes; larger events are dead
+	// lettered (256..8388608).
+	MaxEventBytes int `toml:"max_event_bytes"`
+	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
+	// is sampled for metrics (100ms..10m).
+	LagPollInterval Duration `toml:"lag_poll_interval"`
+	// RetryInitial is consumer.retry_initial, the first backoff after a
+	// transient store error.
+	RetryInitial Duration `toml:"retry_initial"`
+	// RetryMax is consumer.retry_max, the backoff ceiling (>= RetryInitial).
+	RetryMax Duration `toml:"retry_max"`
+}
+
+// DedupeConfig is the [dedupe] table: which event fields make an incident's
+// identity, and the quiet period after which an incident resolves.
+type DedupeConfig struct {
+	// Window is dedupe.window, the quiet period (1s..720h): an open
+	// incident with no events for this long resolves.
+	Window Duration `toml:"window"`
+	// Fields is dedupe.fields, the ordered fingerprint fields: source,
+	// type, title, description, resources or labels.<key>.
+	Fields []string `toml:"fields"`
+	// SourceFields is the [dedupe.source_fields] table: per-source field
+	// lists that replace Fields for events of that source.
+	SourceFields map[string][]string `toml:"source_fields"`
+}
+
+// FieldsFor returns the fingerprint fields for events of source: its
+// dedupe.source_fields entry when there is one, dedupe.fields otherwise.
+func (d DedupeConfig) FieldsFor(source string) []string {
+	if f, ok := d.SourceFields[source]; ok {
+		return f
+	}
+	return d.Fields
+}
+
+// HTTPConfig is the [http] table: the /metrics, /healthz and /readyz server.
+type HTTPConfig struct {
+	// Listen is http.listen, a host:port for net.Listen (":8080").
+	Listen string `toml:"listen"`
+}
+
+// LogConfig is the [log] table.
+type LogConfig struct {
+	// Level is log.level: debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is log.format: auto, json or console. For auto the caller
+	// chooses console on a terminal and json otherwise.
+	Format string `toml:"format"`
+}
+
+// Default returns the product defaults: the pebble backend in ./data/pebble,
+// an embedded NATS server, and the consumer, dedupe, HTTP and log settings
+// documented in the example files. Every call returns fresh slices and maps.
+func Default() Config {
+	return Config{
+		State: StateConfig{
+			Backend:           BackendPebble,
+			Path:              "./data/pebble",
+			RedisClusterNodes: []string{},
+			PoolSize:          100,
+			KeyPrefix:         "llm-im",
+			AppliedRetention:  Duration{24 * time.Hour},
+			Pebble: PebbleConfig{
+				CacheSizeMB:     256,
+				MemtableSizeMB:  64,
+				BloomBitsPerKey: 10,
+				Sync:            true,
+			},
+			Redis: RedisConfig{
+				DialTimeout:  Duration{5 * time.Second},
+				ReadTimeout:  Duration{3 * time.Second},
+				WriteTimeout: Duration{3 * time.Second},
+			},
+		},
+		NATS: NATSConfig{
+			Name:             "incidentd",
+			EmbeddedListen:   "127.0.0.1:4222",
+			EmbeddedStoreDir: "./data/nats",
+		},
+		Consumer: ConsumerConfig{
+			Stream:           "INCIDENTS",
+			Subjects:         []string{"incidents.events.>"},
+			Durable:          "incidentd",
+			DLQStream:        "INCIDENTS_DLQ",
+			DLQSubjectPrefix: "incidents.dlq",
+			BatchSize:        512,
+			BatchWait:        Duration{100 * time.Millisecond},
+			AckWait:          Duration{30 * time.Second},
+			MaxDeliver:       5,
+			MaxAckPending:    4096,
+			MaxAge:           Duration{168 * time.Hour},
+			DuplicateWindow:  Duration{2 * time.Minute},
+			Replicas:         1,
+			MaxEventBytes:    65536,
+			LagPollInterval:  Duration{5 * time.Second},
+			RetryInitial:     Duration{100 * time.Millisecond},
+			RetryMax:         Duration{10 * time.Second},
+		},
+		Dedupe: DedupeConfig{
+			Window:       Duration{15 * time.Minute},
+			Fields:       []string{"source", "type", "title", "resources"},
+			SourceFields: map[string][]string{},
+		},
+		HTTP: HTTPConfig{Listen: ":8080"},
+		Log:  LogConfig{Level: LogLevelInfo, Format: LogFormatAuto},
+	}
+}
+
+// Embedded reports whether incidentd runs its own in-process nats-server,
+// which is the case when nats.url is empty.
+func (c Config) Embedded() bool {
+	return c.NATS.URL == ""
+}

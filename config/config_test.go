@@ -1,0 +1,626 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+func dur(d time.Duration) Duration { return Duration{d} }
+
+// noEnv reads no environment variable.
+func noEnv(string) (string, bool) { return "", false }
+
+func mapEnv(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func problemsOf(t *testing.T, err error) []string {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want *ValidationError, got %T: %v", err, err)
+	}
+	if got := strings.Join(ve.Problems, "\n"); got != err.Error() {
+		t.Fatalf("Error() = %q, want problems joined by newlines %q", err.Error(), got)
+	}
+	return ve.Problems
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestDefaultValidates(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	if !cfg.Embedded() {
+		t.Error("default config should run the embedded NATS server")
+	}
+	if cfg.State.Backend != BackendPebble || cfg.Consumer.BatchSize != 512 || cfg.Dedupe.Window.Duration != 15*time.Minute {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	for _, b := range Backends {
+		c := Default()
+		c.State.Backend = b
+		c.State.RedisURL = "redis://localhost:6379/0"
+		c.State.RedisClusterNodes = []string{"127.0.0.1:7000"}
+		if err := c.Validate(); err != nil {
+			t.Errorf("backend %s: %v", b, err)
+		}
+	}
+	// Default returns fresh slices and maps.
+	a, b := Default(), Default()
+	a.Consumer.Subjects[0] = "changed"
+	a.Dedupe.SourceFields["x"] = []string{"title"}
+	if b.Consumer.Subjects[0] == "changed" || len(b.Dedupe.SourceFields) != 0 {
+		t.Error("Default shares slices or maps between calls")
+	}
+}
+
+func TestLoadNoFile(t *testing.T) {
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Load(\"\", nil) = %+v, want defaults %+v", cfg, want)
+	}
+}
+
+// TestBounds breaks one rule at a time and checks the problem names the key
+// and the bound.
+func TestBounds(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		field  string // the dotted key the problem must start with
+		bound  string // text the message must contain
+	}{
+		{"backend empty", func(c *Config) { c.State.Backend = "" }, "state.backend", "redis_cluster"},
+		{"backend unknown", func(c *Config) { c.State.Backend = "etcd" }, "state.backend", "memory, pebble, redis, redis_cluster"},
+		{"backend sled unnormalised", func(c *Config) { c.State.Backend = "sled" }, "state.backend", "pebble"},
+		{"pebble path", func(c *Config) { c.State.Path = "" }, "state.path", "required"},
+		{"redis url required", func(c *Config) { c.State.Backend = BackendRedis }, "state.redis_url", "required"},
+		{"redis url scheme", func(c *Config) { c.State.Backend = BackendRedis; c.State.RedisURL = "http://localhost:6379" }, "state.redis_url", "redis+sentinel://"},
+		{"redis url no scheme", func(c *Config) { c.State.RedisURL = "localhost:6379" }, "state.redis_url", "redis://"},
+		{"cluster nodes required", func(c *Config) { c.State.Backend = BackendRedisCluster }, "state.redis_cluster_nodes", "at least 1"},
+		{"cluster node scheme", func(c *Config) { c.State.RedisClusterNodes = []string{"http://h:1"} }, "state.redis_cluster_nodes[0]", "redis://"},
+		{"cluster node bare", func(c *Config) { c.State.RedisClusterNodes = []string{"h:1", "nohost"} }, "state.redis_cluster_nodes[1]", "host:port"},
+		{"cluster node port", func(c *Config) { c.State.RedisClusterNodes = []string{"h:70000"} }, "state.redis_cluster_nodes[0]", "65535"},
+		{"cluster node mixed tls", func(c *Config) { c.State.RedisClusterNodes = []string{"rediss://a:1", "redis://b:1"} }, "state.redis_cluster_nodes", "rediss://"},
+		{"pool size low", func(c *Config) { c.State.PoolSize = 0 }, "state.pool_size", "between 1 and 10000"},
+		{"pool size high", func(c *Config) { c.State.PoolSize = 10001 }, "state.pool_size", "between 1 and 10000"},
+		{"key prefix empty", func(c *Config) { c.State.KeyPrefix = "" }, "state.key_prefix", "empty"},
+		{"key prefix space", func(c *Config) { c.State.KeyPrefix = "llm im" }, "state.key_prefix", "spaces"},
+		{"applied retention", func(c *Config) { c.State.AppliedRetention = dur(30 * time.Second) }, "state.applied_retention", "1m"},
+		{"applied retention horizon", func(c *Config) {
+			c.State.AppliedRetention = dur(10 * time.Minute)
+			c.Consumer.AckWait = dur(time.Hour)
+		}, "state.applied_retention", "max_deliver × consumer.ack_wait = 5h"},
+		{"pebble cache", func(c *Config) { c.State.Pebble.CacheSizeMB = 4 }, "state.pebble.cache_size_mb", "between 8 and 65536"},
+		{"pebble memtable", func(c *Config) { c.State.Pebble.MemtableSizeMB = 5000 }, "state.pebble.memtable_size_mb", "between 4 and 4096"},
+		{"pebble bloom", func(c *Config) { c.State.Pebble.BloomBitsPerKey = -1 }, "state.pebble.bloom_bits_per_key", "between 0 and 32"},
+		{"redis cert without key", func(c *Config) { c.State.Redis.TLSCertFile = "c.pem" }, "state.redis.tls_cert_file", "tls_key_file"},
+		{"redis key without cert", func(c *Config) { c.State.Redis.TLSKeyFile = "k.pem" }, "state.redis.tls_cert_file", "together"},
+		{"redis dial timeout", func(c *Config) { c.State.Redis.DialTimeout = dur(0) }, "state.redis.dial_timeout", "between 1ms and 10m"},
+		{"nats url scheme", func(c *Config) { c.NATS.URL = "http://x:4222" }, "nats.url", "nats://"},
+		{"nats password without user", func(c *Config) { c.NATS.URL = "nats://x:4222"; c.NATS.Password = "p" }, "nats.password", "nats.user"},
+		{"nats token and user", func(c *Config) { c.NATS.URL = "nats://x:4222"; c.NATS.User = "u"; c.NATS.Token = "t" }, "nats.token", "nats.user"},
+		{"embedded listen", func(c *Config) { c.NATS.EmbeddedListen = "4222" }, "nats.embedded_listen", "host:port"},
+		{"embedded listen port", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:65536" }, "nats.embedded_listen", "between 0 and 65535"},
+		{"embedded store dir", func(c *Config) { c.NATS.EmbeddedStoreDir = "" }, "nats.embedded_store_dir", "required"},
+		{"stream name", func(c *Config) { c.Consumer.Stream = "IN.CIDENTS" }, "consumer.stream", "."},
+		{"durable empty", func(c *Config) { c.Consumer.Durable = "" }, "consumer.durable", "empty"},
+		{"dlq stream same", func(c *Config) { c.Consumer.DLQStream = "INCIDENTS" }, "consumer.dlq_stream", "consumer.stream"},
+		{"subjects empty", func(c *Config) { c.Consumer.Subjects = nil }, "consumer.subjects", "at least one"},
+		{"subject bad", func(c *Config) { c.Consumer.Subjects = []string{"a.>.b"} }, "consumer.subjects[0]", "last token"},
+		{"dlq prefix wildcard", func(c *Config) { c.Consumer.DLQSubjectPrefix = "dlq.*" }, "consumer.dlq_subject_prefix", "wildcards"},
+		{"dlq overlaps", func(c *Config) { c.Consumer.Subjects = []string{"incidents.>"} }, "consumer.dlq_subject_prefix", "overlaps"},
+		{"batch size low", func(c *Config) { c.Consumer.BatchSize = 0 }, "consumer.batch_size", "between 1 and 10000"},
+		{"batch size high", func(c *Config) { c.Consumer.BatchSize = 10001; c.Consumer.MaxAckPending = 20000 }, "consumer.batch_size", "between 1 and 10000"},
+		{"batch wait", func(c *Config) { c.Consumer.BatchWait = dur(2 * time.Minute) }, "consumer.batch_wait", "between 1ms and 1m"},
+		{"ack wait low", func(c *Config) { c.Consumer.AckWait = dur(500 * time.Millisecond) }, "consumer.ack_wait", "between 1s and 1h"},
+		{"ack wait vs batch wait", func(c *Config) {
+			c.Consumer.BatchWait = dur(10 * time.Second)
+			c.Consumer.AckWait = dur(5 * time.Second)
+		}, "consumer.ack_wait", "greater than consumer.batch_wait (10s)"},
+		{"max deliver", func(c *Config) { c.Consumer.MaxDeliver = 0 }, "consumer.max_deliver", "between 1 and 1000"},
+		{"max ack pending below batch", func(c *Config) { c.Consumer.MaxAckPending = 100 }, "consumer.max_ack_pending", "consumer.batch_size (512)"},
+		{"max ack pending high", func(c *Config) { c.Consumer.MaxAckPending = 1000001 }, "consumer.max_ack_pending", "1000000"},
+		{"max age negative", func(c *Config) { c.Consumer.MaxAge = dur(-time.Hour) }, "consumer.max_age", "0"},
+		{"duplicate window", func(c *Config) { c.Consumer.DuplicateWindow = dur(25 * time.Hour); c.Consumer.MaxAge = dur(0) }, "consumer.duplicate_window", "between 1s and 24h"},
+		{"duplicate window vs max age", func(c *Config) { c.Consumer.MaxAge = dur(time.Minute) }, "consumer.duplicate_window", "consumer.max_age (1m)"},
+		{"replicas", func(c *Config) { c.Consumer.Replicas = 6; c.NATS.URL = "nats://x:4222" }, "consumer.replicas", "between 1 and 5"},
+		{"replicas embedded", func(c *Config) { c.Consumer.Replicas = 3 }, "consumer.replicas", "embedded"},
+		{"max event bytes", func(c *Config) { c.Consumer.MaxEventBytes = 100 }, "consumer.max_event_bytes", "between 256 and 8388608"},
+		{"lag poll", func(c *Config) { c.Consumer.LagPollInterval = dur(time.Millisecond) }, "consumer.lag_poll_interval", "between 100ms and 10m"},
+		{"retry initial", func(c *Config) { c.Consumer.RetryInitial = dur(0) }, "consumer.retry_initial", "between 1ms and 1m"},
+		{"retry max", func(c *Config) { c.Consumer.RetryMax = dur(10 * time.Millisecond) }, "consumer.retry_max", "consumer.retry_initial (100ms)"},
+		{"dedupe window", func(c *Config) { c.Dedupe.Window = dur(721 * time.Hour) }, "dedupe.window", "between 1s and 720h"},
+		{"dedupe fields empty", func(c *Config) { c.Dedupe.Fields = nil }, "dedupe.fields", "at least one"},
+		{"dedupe unknown field", func(c *Config) { c.Dedupe.Fields = []string{"source", "colour"} }, "dedupe.fields[1]", "labels.<key>"},
+		{"dedupe severity", func(c *Config) { c.Dedupe.Fields = []string{"title", "severity"} }, "dedupe.fields[1]", "never part of an incident's identity"},
+		{"dedupe state", func(c *Config) { c.Dedupe.Fields = []string{"state"} }, "dedupe.fields[0]", "never part of an incident's identity"},
+		{"dedupe time", func(c *Config) { c.Dedupe.Fields = []string{"time"} }, "dedupe.fields[0]", "never part of an incident's identity"},
+		{"dedupe value", func(c *Config) { c.Dedupe.Fields = []string{"value"} }, "dedupe.fields[0]", "never part of an incident's identity"},
+		{"dedupe duplicate", func(c *Config) { c.Dedupe.Fields = []string{"title", "labels.a", "title"} }, "dedupe.fields[2]", "twice"},
+		{"dedupe empty label", func(c *Config) { c.Dedupe.Fields = []string{"labels."} }, "dedupe.fields[0]", "labels.<key>"},
+		{"dedupe source fields", func(c *Config) {
+			c.Dedupe.SourceFields = map[string][]string{"llm-gateway": {"source", "severity"}}
+		}, "dedupe.source_fields.llm-gateway[1]", "never part"},
+		{"dedupe source fields quoted key", func(c *Config) {
+			c.Dedupe.SourceFields = map[string][]string{"cost monitor": {}}
+		}, `dedupe.source_fields."cost monitor"`, "at least one"},
+		{"http listen", func(c *Config) { c.HTTP.Listen = "8080" }, "http.listen", "host:port"},
+		{"http listen clashes with nats", func(c *Config) { c.HTTP.Listen = ":4222" }, "http.listen", "nats.embedded_listen"},
+		{"log level", func(c *Config) { c.Log.Level = "verbose" }, "log.level", "debug, info, warn, error"},
+		{"log format", func(c *Config) { c.Log.Format = "xml" }, "log.format", "auto, json, console"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Default()
+			tt.mutate(&cfg)
+			got := problemsOf(t, cfg.Validate())
+			for _, p := range got {
+				if strings.HasPrefix(p, tt.field+": ") && strings.Contains(p, tt.bound) {
+					return
+				}
+			}
+			t.Errorf("no problem for %s mentioning %q; got:\n%s", tt.field, tt.bound, strings.Join(got, "\n"))
+		})
+	}
+}
+
+func TestValidAlternatives(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+	}{
+		{"sentinel url", func(c *Config) {
+			c.State.Backend = BackendRedis
+			c.State.RedisURL = "redis+sentinel://:pw@sentinel1:26379,sentinel2:26379,sentinel3:26379/mymaster/0"
+		}},
+		{"rediss url", func(c *Config) { c.State.Backend = BackendRedis; c.State.RedisURL = "rediss://u:p@localhost:6380/0" }},
+		{"cluster nodes all forms", func(c *Config) {
+			c.State.Backend = BackendRedisCluster
+			c.State.RedisClusterNodes = []string{"redis://a:7000", "b:7001", "[::1]:7002"}
+		}},
+		{"max age unlimited", func(c *Config) { c.Consumer.MaxAge = dur(0); c.Consumer.DuplicateWindow = dur(24 * time.Hour) }},
+		{"external nats cluster with replicas", func(c *Config) {
+			c.NATS.URL = "nats://a:4222, tls://b:4222,c:4222"
+			c.Consumer.Replicas = 3
+			c.NATS.EmbeddedStoreDir = ""
+		}},
+		{"label fields", func(c *Config) {
+			c.Dedupe.Fields = []string{"source", "labels.model", "labels.region", "description"}
+			c.Dedupe.SourceFields = map[string][]string{"llm-gateway": {"source", "labels.model", "title"}}
+		}},
+		{"bloom disabled", func(c *Config) { c.State.Pebble.BloomBitsPerKey = 0 }},
+		{"listen port 0", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:0"; c.HTTP.Listen = "127.0.0.1:0" }},
+		{"same port different hosts", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:8080"; c.HTTP.Listen = "10.0.0.1:8080" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Default()
+			tt.mutate(&cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg := Default()
+	cfg.Consumer.BatchSize = 0
+	cfg.State.PoolSize = -1
+	cfg.Dedupe.Fields = []string{"severity"}
+	cfg.Log.Level = "loud"
+	cfg.HTTP.Listen = "nope"
+	got := problemsOf(t, cfg.Validate())
+	for _, field := range []string{"consumer.batch_size", "state.pool_size", "dedupe.fields[0]", "log.level", "http.listen"} {
+		found := false
+		for _, p := range got {
+			found = found || strings.HasPrefix(p, field+": ")
+		}
+		if !found {
+			t.Errorf("missing problem for %s in:\n%s", field, strings.Join(got, "\n"))
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("want 5 problems, got %d:\n%s", len(got), strings.Join(got, "\n"))
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := writeFile(t, `
+[state]
+backend = "redis"
+redis_url = "redis://localhost:6379/3"
+applied_retention = "48h"
+
+[consumer]
+subjects = ["a.>", "b.*"]
+batch_wait = "250ms"
+max_age = "0"
+
+[dedupe]
+fields = ["source", "labels.model"]
+[dedupe.source_fields]
+"llm-gateway" = ["source", "labels.model", "title"]
+`)
+	cfg, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State.Backend != BackendRedis || cfg.State.RedisURL != "redis://localhost:6379/3" {
+		t.Errorf("state = %+v", cfg.State)
+	}
+	if cfg.State.AppliedRetention.Duration != 48*time.Hour || cfg.Consumer.BatchWait.Duration != 250*time.Millisecond || cfg.Consumer.MaxAge.Duration != 0 {
+		t.Errorf("durations not decoded: %v %v %v", cfg.State.AppliedRetention, cfg.Consumer.BatchWait, cfg.Consumer.MaxAge)
+	}
+	if !reflect.DeepEqual(cfg.Consumer.Subjects, []string{"a.>", "b.*"}) {
+		t.Errorf("subjects = %v (arrays must replace the default, not append)", cfg.Consumer.Subjects)
+	}
+	if got := cfg.Dedupe.FieldsFor("llm-gateway"); !reflect.DeepEqual(got, []string{"source", "labels.model", "title"}) {
+		t.Errorf("FieldsFor(llm-gateway) = %v", got)
+	}
+	if got := cfg.Dedupe.FieldsFor("other"); !reflect.DeepEqual(got, []string{"source", "labels.model"}) {
+		t.Errorf("FieldsFor(other) = %v", got)
+	}
+	// Untouched keys keep their defaults.
+	if cfg.Consumer.BatchSize != 512 || cfg.State.Pebble.CacheSizeMB != 256 || cfg.Log.Level != "info" {
+		t.Errorf("defaults lost: %+v", cfg)
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // each must appear in one problem
+	}{
+		{"unknown key", "[consumer]\nbatch_sizee = 3\n", []string{"consumer.batch_sizee: unknown key", "did you mean consumer.batch_size?"}},
+		{"unknown table", "[state.pebbel]\ncache_size_mb = 3\n", []string{"state.pebbel: unknown key"}},
+		{"misplaced key", "[state.redis]\nredis_url = \"redis://x\"\n", []string{"state.redis.redis_url: unknown key", "state.redis_url"}},
+		{"unknown top-level", "verbose = true\n", []string{"verbose: unknown key"}},
+		{"unknown keys and invalid values together", "[consumer]\nbatch_sizee = 3\nbatch_size = 0\n[log]\nlevell = \"x\"\n",
+			[]string{"consumer.batch_sizee: unknown key", "log.levell: unknown key", "consumer.batch_size: must be between 1 and 10000"}},
+		{"integer duration", "[dedupe]\nwindow = 900\n", []string{"dedupe.window: must be a duration string", "integer 900"}},
+		{"integer zero duration", "[consumer]\nmax_age = 0\n", []string{"consumer.max_age: must be a duration string"}},
+		{"bad duration", "[consumer]\nack_wait = \"soon\"\n", []string{"consumer.ack_wait: invalid duration \"soon\""}},
+		{"days", "[consumer]\nmax_age = \"7d\"\n", []string{"consumer.max_age: invalid duration \"7d\": days are not a unit"}},
+		{"unitless string", "[consumer]\nack_wait = \"30\"\n", []string{"consumer.ack_wait: invalid duration \"30\": missing unit"}},
+		{"wrong type", "[state]\npool_size = \"many\"\n", []string{"state.pool_size: ", "config.toml:2:"}},
+		{"syntax", "[state\n", []string{"config.toml:1:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tt.doc), noEnv)
+			got := problemsOf(t, err)
+			for _, w := range tt.want {
+				found := false
+				for _, p := range got {
+					found = found || strings.Contains(p, w)
+				}
+				if !found {
+					t.Errorf("no problem containing %q; got:\n%s", w, strings.Join(got, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// TestMarshalRoundTrip checks that a marshalled config (e.g. printed by a
+// "show effective config" command) loads back unchanged.
+func TestMarshalRoundTrip(t *testing.T) {
+	cfg := Default()
+	cfg.Dedupe.SourceFields["llm-gateway"] = []string{"source", "labels.model", "title"}
+	cfg.Consumer.MaxAge = dur(0)
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(writeFile(t, string(b)), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(back, cfg) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v\n%s", back, cfg, b)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.toml"), nil)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("want fs.ErrNotExist, got %v", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string
+		env      map[string]string
+		check    func(t *testing.T, c Config)
+		warnings int
+		problems []string
+	}{
+		{
+			name: "state keys",
+			env:  map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://r:6379/1", "STATE_PATH": "/var/lib/x", "STATE_POOL_SIZE": " 42 "},
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendRedis || c.State.RedisURL != "redis://r:6379/1" || c.State.Path != "/var/lib/x" || c.State.PoolSize != 42 {
+					t.Errorf("state = %+v", c.State)
+				}
+			},
+		},
+		{
+			name: "cluster nodes split and trimmed",
+			env:  map[string]string{"STATE_BACKEND": "redis_cluster", "STATE_REDIS_CLUSTER_NODES": " redis://node1:6379 ,redis://node2:6379,, node3:6379 ,"},
+			check: func(t *testing.T, c Config) {
+				want := []string{"redis://node1:6379", "redis://node2:6379", "node3:6379"}
+				if !reflect.DeepEqual(c.State.RedisClusterNodes, want) {
+					t.Errorf("nodes = %q, want %q", c.State.RedisClusterNodes, want)
+				}
+			},
+		},
+		{
+			name: "env wins over file",
+			file: "[state]\nbackend = \"memory\"\n[http]\nlisten = \":9000\"\n[log]\nlevel = \"warn\"\n",
+			env:  map[string]string{"HTTP_LISTEN": "127.0.0.1:9100", "LOG_LEVEL": "debug", "NATS_URL": "nats://n:4222"},
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendMemory || c.HTTP.Listen != "127.0.0.1:9100" || c.Log.Level != "debug" || c.NATS.URL != "nats://n:4222" || c.Embedded() {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "blank values are unset",
+			env:  map[string]string{"STATE_BACKEND": "", "STATE_POOL_SIZE": "  "},
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendPebble || c.State.PoolSize != 100 {
+					t.Errorf("state = %+v", c.State)
+				}
+			},
+		},
+		{
+			name:     "sled from env",
+			env:      map[string]string{"STATE_BACKEND": "sled", "STATE_PATH": "./data/sled"},
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendPebble || c.State.Path != "./data/sled" {
+					t.Errorf("state = %+v", c.State)
+				}
+				if !strings.Contains(c.Warnings[0], "STATE_BACKEND") || !strings.Contains(c.Warnings[0], `"pebble"`) {
+					t.Errorf("warning = %q", c.Warnings[0])
+				}
+			},
+		},
+		{
+			name:     "sled from file",
+			file:     "[state]\nbackend = \"sled\"\npath = \"./data/sled\"\n",
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendPebble || !strings.Contains(c.Warnings[0], "state.backend in ") {
+					t.Errorf("backend = %q, warnings = %q", c.State.Backend, c.Warnings)
+				}
+			},
+		},
+		{
+			name:     "malformed pool size",
+			env:      map[string]string{"STATE_POOL_SIZE": "abc"},
+			problems: []string{`STATE_POOL_SIZE: "abc" is not an integer`},
+		},
+		{
+			name:     "env problems and value problems together",
+			env:      map[string]string{"STATE_POOL_SIZE": "1e3", "LOG_LEVEL": "LOUD", "STATE_BACKEND": "redis"},
+			problems: []string{"STATE_POOL_SIZE: ", "log.level: ", "state.redis_url: required"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			cfg, err := Load(path, mapEnv(tt.env))
+			if tt.problems != nil {
+				got := problemsOf(t, err)
+				if len(got) != len(tt.problems) {
+					t.Errorf("want %d problems, got:\n%s", len(tt.problems), strings.Join(got, "\n"))
+				}
+				for _, w := range tt.problems {
+					found := false
+					for _, p := range got {
+						found = found || strings.Contains(p, w)
+					}
+					if !found {
+						t.Errorf("no problem containing %q; got:\n%s", w, strings.Join(got, "\n"))
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Warnings) != tt.warnings {
+				t.Fatalf("warnings = %q, want %d", cfg.Warnings, tt.warnings)
+			}
+			tt.check(t, cfg)
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	cfg, err := Load(writeFile(t, "[state.pebble]\nsync = false\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "state.pebble.sync") {
+		t.Errorf("warnings = %q", cfg.Warnings)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	secrets := []string{"s3cr3t-redis", "s3cr3t-sentinel", "s3cr3t-nats", "s3cr3t-token",
+		"s3cr3t-url", "s3cr3t-node", "s3cr3t-sent-url", "s3cr3t-nats-url", "s3cr3t-nats-tok", "s3cr3t/#odd"}
+	cfg := Default()
+	cfg.State.Redis.Password = "s3cr3t-redis"
+	cfg.State.Redis.SentinelPassword = "s3cr3t-sentinel"
+	cfg.NATS.Password = "s3cr3t-nats"
+	cfg.NATS.Token = "s3cr3t-token"
+	cfg.NATS.User = "alice"
+	cfg.State.RedisURL = "redis://user:s3cr3t-url@localhost:6379/0"
+	cfg.State.RedisClusterNodes = []string{
+		"redis://:s3cr3t-node@10.0.0.1:7000",
+		"redis+sentinel://admin:s3cr3t-sent-url@sentinel1:26379,sentinel2:26379/mymaster/0",
+		"rediss://bob:s3cr3t/#odd@10.0.0.3:7000",
+		"10.0.0.4:7000",
+	}
+	cfg.NATS.URL = "nats://carol:s3cr3t-nats-url@n1:4222,nats://s3cr3t-nats-tok@n2:4222"
+
+	r := cfg.Redacted()
+	out := fmt.Sprintf("%+v", r)
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("secret %q appears in redacted config:\n%s", s, out)
+		}
+	}
+	for _, keep := range []string{"localhost:6379", "user:xxxxx@", "10.0.0.4:7000", "sentinel2:26379", "carol", "alice", "n2:4222"} {
+		if !strings.Contains(out, keep) {
+			t.Errorf("redacted config lost %q:\n%s", keep, out)
+		}
+	}
+	if r.State.Redis.Password != "xxxxx" || r.NATS.Token != "xxxxx" {
+		t.Errorf("secrets not masked: %+v", r)
+	}
+	// The original is untouched (no shared slices).
+	if cfg.State.RedisClusterNodes[0] != "redis://:s3cr3t-node@10.0.0.1:7000" || cfg.State.Redis.Password != "s3cr3t-redis" {
+		t.Error("Redacted modified the original config")
+	}
+	// Unset secrets stay empty so the log shows they are unset.
+	if d := Default().Redacted(); d.State.Redis.Password != "" || d.NATS.Token != "" || d.State.RedisURL != "" {
+		t.Errorf("unset secrets should stay empty: %+v", d)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
+		{"redis://:pw@localhost:6379/0", "redis://:xxxxx@localhost:6379/0"},
+		{"redis://user:pw@localhost:6379/0", "redis://user:xxxxx@localhost:6379/0"},
+		{"redis://user@localhost:6379/0", "redis://user@localhost:6379/0"},
+		{"redis+sentinel://:pw@s1:26379,s2:26379/m/0", "redis+sentinel://:xxxxx@s1:26379,s2:26379/m/0"},
+		{"redis://:p/w@host:1", "redis://:xxxxx@host:1"},
+		{"redis://:1234/5@host:1", "redis://:xxxxx@host:1"},
+		{"redis://:p@ss@host:1", "redis://:xxxxx@host:1"},
+		{"redis://u:p#w@host:1", "redis://u:xxxxx@host:1"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.in, false); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := redactURL("nats://tok@n:4222", true); got != "nats://xxxxx@n:4222" {
+		t.Errorf("token not masked: %q", got)
+	}
+}
+
+func TestProblemsDoNotLeakSecrets(t *testing.T) {
+	cfg := Default()
+	cfg.State.Backend = BackendRedisCluster
+	cfg.State.RedisClusterNodes = []string{"ftp://:hunter2@h:1", "redis://:hunter3@", "u:hunter4@h:1:2"}
+	cfg.State.RedisURL = "redis:/:hunter5@h"
+	cfg.NATS.URL = "http://:hunter6@h:4222"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, s := range []string{"hunter2", "hunter3", "hunter4", "hunter5", "hunter6"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("problem text leaks %q:\n%v", s, err)
+		}
+	}
+}
+
+func TestDuration(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"}, {100 * time.Millisecond, "100ms"}, {time.Minute, "1m"}, {90 * time.Second, "1m30s"},
+		{168 * time.Hour, "168h"}, {2*time.Hour + 30*time.Minute, "2h30m"}, {time.Hour + 5*time.Second, "1h0m5s"},
+	} {
+		b, err := Duration{tt.d}.MarshalText()
+		if err != nil || string(b) != tt.want {
+			t.Errorf("MarshalText(%v) = %q, %v; want %q", tt.d, b, err, tt.want)
+		}
+		var back Duration
+		if err := back.UnmarshalText(b); err != nil || back.Duration != tt.d {
+			t.Errorf("round trip of %q = %v, %v", b, back, err)
+		}
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	want := map[string]Backend{
+		"config-memory.toml":        BackendMemory,
+		"config-pebble.toml":        BackendPebble,
+		"config-redis.toml":         BackendRedis,
+		"config-redis-cluster.toml": BackendRedisCluster,
+	}
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := Load(f, func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if len(cfg.Warnings) != 0 {
+				t.Errorf("warnings: %q", cfg.Warnings)
+			}
+			if b, ok := want[filepath.Base(f)]; ok {
+				seen++
+				if cfg.State.Backend != b {
+					t.Errorf("backend = %q, want %q", cfg.State.Backend, b)
+				}
+			}
+		})
+	}
+	if seen != len(want) {
+		t.Errorf("found %d of the %d expected example files in %v", seen, len(want), files)
+	}
+	redis, err := Load(filepath.Join("..", "examples", "config-redis.toml"), nil)
+	if err != nil || redis.State.RedisURL != "redis://localhost:6379/0" {
+		t.Errorf("config-redis.toml: url %q, %v", redis.State.RedisURL, err)
+	}
+	cluster, err := Load(filepath.Join("..", "examples", "config-redis-cluster.toml"), nil)
+	if err != nil || len(cluster.State.RedisClusterNodes) != 6 || cluster.State.RedisClusterNodes[5] != "redis://127.0.0.1:7005" {
+		t.Errorf("config-redis-cluster.toml: nodes %q, %v", cluster.State.RedisClusterNodes, err)
+	}
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"maps"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// redactedSecret replaces secrets, as url.URL.Redacted does for passwords.
+const redactedSecret = "xxxxx"
+
+// Redacted returns a deep copy of c that is safe to log: state.redis.password,
+// state.redis.sentinel_password, nats.password and nats.token become
+// "xxxxx" when set, and so do the passwords inside state.redis_url, every
+// state.redis_cluster_nodes entry and nats.url (where a user without a
+// password is a token and is masked too). Unset secrets stay empty so the
+// log still shows that they are unset.
+func (c Config) Redacted() Config {
+	r := c
+	r.State.RedisClusterNodes = slices.Clone(c.State.RedisClusterNodes)
+	r.Consumer.Subjects = slices.Clone(c.Consumer.Subjects)
+	r.Dedupe.Fields = slices.Clone(c.Dedupe.Fields)
+	if c.Dedupe.SourceFields != nil {
+		r.Dedupe.SourceFields = make(map[string][]string, len(c.Dedupe.SourceFields))
+		for k, v := range maps.All(c.Dedupe.SourceFields) {
+			r.Dedupe.SourceFields[k] = slices.Clone(v)
+		}
+	}
+	r.Warnings = slices.Clone(c.Warnings)
+
+	r.State.RedisURL = redactURL(c.State.RedisURL, false)
+	for i, n := range r.State.RedisClusterNodes {
+		r.State.RedisClusterNodes[i] = redactURL(n, false)
+	}
+	r.State.Redis.Password = mask(c.State.Redis.Password)
+	r.State.Redis.SentinelPassword = mask(c.State.Redis.SentinelPassword)
+
+	if c.NATS.URL != "" {
+		urls := strings.Split(c.NATS.URL, ",")
+		for i, u := range urls {
+			urls[i] = redactURL(u, true)
+		}
+		r.NATS.URL = strings.Join(urls, ",")
+	}
+	r.NATS.Password = mask(c.NATS.Password)
+	r.NATS.Token = mask(c.NATS.Token)
+	return r
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return redactedSecret
+}
+
+// userinfoRE finds the userinfo of a URL-like string: everything between
+// "scheme://" (optional) and the last '@', so a password holding '/', '#',
+// '?' or '@' unescaped is still covered.
+var userinfoRE = regexp.MustCompile(`^((?:[A-Za-z][A-Za-z0-9+.\-]*://)?)(.*)@`)
+
+// redactURL masks the password of a URL with url.URL.Redacted semantics. When
+// net/url cannot parse the string (redis+sentinel:// host lists, unescaped
+// special characters in a password) or parses it in a way that leaves an '@'
+// outside the userinfo, it falls back to masking ":password@" by pattern.
+// With userIsSecret, a user without a password (a NATS token) is masked too.
+func redactURL(s string, userIsSecret bool) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil && !strings.Contains(u.Host+u.Path+u.RawQuery+u.Fragment, "@") {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+		if userIsSecret && u.User.Username() != "" {
+			u.User = url.User(redactedSecret)
+			return u.String()
+		}
+		return s
+	}
+	m := userinfoRE.FindStringSubmatchIndex(s)
+	if m == nil {
+		return s
+	}
+	prefix, userinfo, rest := s[:m[3]], s[m[4]:m[5]], s[m[5]:]
+	if user, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
+		return prefix + user + ":" + redactedSecret + rest
+	}
+	if userIsSecret && userinfo != "" {
+		return prefix + redactedSecret + rest
+	}
+	return s
+}

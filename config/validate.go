@@ -1,0 +1,494 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// ValidationError is the error of Validate and Load: every problem found in
+// the configuration, each one line naming the TOML key (such as
+// consumer.batch_size) or environment variable and what is wrong with it.
+type ValidationError struct {
+	// Problems holds one human-readable line per problem, in document order.
+	Problems []string
+}
+
+// Error returns the problems joined one per line.
+func (e *ValidationError) Error() string {
+	return strings.Join(e.Problems, "\n")
+}
+
+// problems accumulates "key: message" lines.
+type problems []string
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+}
+
+func (p *problems) err() error {
+	if len(*p) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: slices.Clone(*p)}
+}
+
+func (p *problems) intRange(field string, v, lo, hi int) {
+	if v < lo || v > hi {
+		p.add(field, "must be between %d and %d, got %d", lo, hi, v)
+	}
+}
+
+func (p *problems) durRange(field string, v Duration, lo, hi time.Duration) {
+	if v.Duration < lo || v.Duration > hi {
+		p.add(field, "must be between %s and %s, got %s", shortDuration(lo), shortDuration(hi), v)
+	}
+}
+
+// Validate checks every setting and returns a *ValidationError listing all
+// problems at once (not only the first), or nil. It is pure: it opens no
+// files and dials nothing.
+func (c Config) Validate() error {
+	var p problems
+	c.validateState(&p)
+	c.validateNATS(&p)
+	c.validateConsumer(&p)
+	c.validateDedupe(&p)
+	c.validateHTTP(&p)
+	c.validateLog(&p)
+	return p.err()
+}
+
+func (c Config) validateState(p *problems) {
+	s := c.State
+	switch s.Backend {
+	case BackendMemory, BackendRedis, BackendRedisCluster:
+	case BackendPebble:
+		if strings.TrimSpace(s.Path) == "" {
+			p.add("state.path", "required for the pebble backend (a data directory such as \"./data/pebble\")")
+		}
+	case BackendSledAlias:
+		p.add("state.backend", `"sled" is the old system's name for the embedded store; set "pebble" (Load rewrites it, Validate does not)`)
+	case "":
+		p.add("state.backend", "required: one of %s", backendList())
+	default:
+		p.add("state.backend", "unknown backend %q: one of %s", s.Backend, backendList())
+	}
+
+	if s.RedisURL == "" {
+		if s.Backend == BackendRedis {
+			p.add("state.redis_url", "required for the redis backend (redis://, rediss:// or redis+sentinel:// URL)")
+		}
+	} else {
+		checkRedisURL(p, "state.redis_url", s.RedisURL)
+	}
+
+	if len(s.RedisClusterNodes) == 0 && s.Backend == BackendRedisCluster {
+		p.add("state.redis_cluster_nodes", "required for the redis_cluster backend: at least 1 node (\"redis://host:port\", \"rediss://host:port\" or \"host:port\")")
+	}
+	var tlsNodes, plainNodes int
+	for i, n := range s.RedisClusterNodes {
+		if checkClusterNode(p, fmt.Sprintf("state.redis_cluster_nodes[%d]", i), n) {
+			tlsNodes++
+		} else {
+			plainNodes++
+		}
+	}
+	if tlsNodes > 0 && plainNodes > 0 {
+		p.add("state.redis_cluster_nodes", "mixes rediss:// (TLS) with plain redis:// or host:port nodes; one cluster uses one transport")
+	}
+
+	p.intRange("state.pool_size", s.PoolSize, 1, 10000)
+
+	switch {
+	case s.KeyPrefix == "":
+		p.add("state.key_prefix", "must not be empty")
+	case strings.IndexFunc(s.KeyPrefix, unicode.IsSpace) >= 0:
+		p.add("state.key_prefix", "must not contain spaces, got %q", s.KeyPrefix)
+	case strings.ContainsAny(s.KeyPrefix, "{}"):
+		p.add("state.key_prefix", "must not contain '{' or '}' (reserved for Redis Cluster hash tags), got %q", s.KeyPrefix)
+	}
+
+	if s.AppliedRetention.Duration < time.Minute {
+		p.add("state.applied_retention", "must be at least 1m, got %s", s.AppliedRetention)
+	} else if c.Consumer.MaxDeliver > 0 && c.Consumer.AckWait.Duration > 0 {
+		horizon := time.Duration(c.Consumer.MaxDeliver) * c.Consumer.AckWait.Duration
+		if s.AppliedRetention.Duration < horizon {
+			p.add("state.applied_retention", "must be at least consumer.max_deliver × consumer.ack_wait = %s, the span over which JetStream may redeliver an applied event, got %s", shortDuration(horizon), s.AppliedRetention)
+		}
+	}
+
+	p.intRange("state.pebble.cache_size_mb", s.Pebble.CacheSizeMB, 8, 65536)
+	p.intRange("state.pebble.memtable_size_mb", s.Pebble.MemtableSizeMB, 4, 4096)
+	p.intRange("state.pebble.bloom_bits_per_key", s.Pebble.BloomBitsPerKey, 0, 32)
+
+	r := s.Redis
+	if (r.TLSCertFile == "") != (r.TLSKeyFile == "") {
+		p.add("state.redis.tls_cert_file", "state.redis.tls_cert_file and state.redis.tls_key_file must be set together or not at all")
+	}
+	p.durRange("state.redis.dial_timeout", r.DialTimeout, time.Millisecond, 10*time.Minute)
+	p.durRange("state.redis.read_timeout", r.ReadTimeout, time.Millisecond, 10*time.Minute)
+	p.durRange("state.redis.write_timeout", r.WriteTimeout, time.Millisecond, 10*time.Minute)
+}
+
+func backendList() string {
+	names := make([]string, len(Backends))
+	for i, b := range Backends {
+		names[i] = string(b)
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkRedisURL checks only the scheme: the storage factory parses the rest.
+func checkRedisURL(p *problems, field, s string) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" {
+		p.add(field, "must be a URL with scheme redis://, rediss:// or redis+sentinel://, got %q", redactURL(s, false))
+		return
+	}
+	switch strings.ToLower(scheme) {
+	case "redis", "rediss", "redis+sentinel":
+	default:
+		p.add(field, "unsupported scheme %q: want redis://, rediss:// or redis+sentinel://", scheme)
+		return
+	}
+	if strings.TrimSpace(rest) == "" {
+		p.add(field, "missing host after %s://", scheme)
+	}
+}
+
+// checkClusterNode checks one redis_cluster_nodes entry and reports whether
+// it asks for TLS (rediss://).
+func checkClusterNode(p *problems, field, n string) (tls bool) {
+	if strings.TrimSpace(n) == "" {
+		p.add(field, "empty node address")
+		return false
+	}
+	scheme, _, ok := strings.Cut(n, "://")
+	if !ok {
+		host, port, err := net.SplitHostPort(n)
+		if err != nil || host == "" {
+			p.add(field, "want \"redis://host:port\", \"rediss://host:port\" or \"host:port\", got %q", redactURL(n, false))
+			return false
+		}
+		checkPort(p, field, port, 1)
+		return false
+	}
+	switch strings.ToLower(scheme) {
+	case "redis":
+	case "rediss":
+		tls = true
+	default:
+		p.add(field, "unsupported scheme %q: want redis:// or rediss:// (or bare host:port)", scheme)
+		return false
+	}
+	u, err := url.Parse(n)
+	if err != nil || u.Hostname() == "" {
+		p.add(field, "want %s://host:port, got %q", scheme, redactURL(n, false))
+		return tls
+	}
+	if port := u.Port(); port != "" {
+		checkPort(p, field, port, 1)
+	}
+	return tls
+}
+
+func checkPort(p *problems, field, port string, lo int) {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < lo || n > 65535 {
+		p.add(field, "port must be a number between %d and 65535, got %q", lo, port)
+	}
+}
+
+// checkListen checks a host:port listen address (port 0..65535).
+func checkListen(p *problems, field, addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(field, "must be host:port (e.g. \":8080\" or \"127.0.0.1:8080\"), got %q", addr)
+		return false
+	}
+	before := len(*p)
+	checkPort(p, field, port, 0)
+	return len(*p) == before
+}
+
+func (c Config) validateNATS(p *problems) {
+	n := c.NATS
+	if n.URL != "" {
+		for i, raw := range strings.Split(n.URL, ",") {
+			u := strings.TrimSpace(raw)
+			shown := redactURL(u, true)
+			if u == "" {
+				p.add("nats.url", "entry %d of the comma-separated list is empty", i+1)
+				continue
+			}
+			if scheme, _, ok := strings.Cut(u, "://"); ok {
+				switch strings.ToLower(scheme) {
+				case "nats", "tls", "ws", "wss":
+				default:
+					p.add("nats.url", "unsupported scheme %q in %q: want nats://, tls://, ws:// or wss://", scheme, shown)
+					continue
+				}
+			} else {
+				u = "nats://" + u
+			}
+			if parsed, err := url.Parse(u); err != nil || parsed.Hostname() == "" {
+				p.add("nats.url", "not a valid server URL: %q", shown)
+			}
+		}
+	}
+	if n.Password != "" && n.User == "" {
+		p.add("nats.password", "set without nats.user")
+	}
+	if n.Token != "" && n.User != "" {
+		p.add("nats.token", "set together with nats.user: choose token or user/password authentication")
+	}
+	if n.CredentialsFile != "" && (n.User != "" || n.Token != "") {
+		p.add("nats.credentials_file", "set together with nats.user or nats.token: choose one authentication method")
+	}
+	checkListen(p, "nats.embedded_listen", n.EmbeddedListen)
+	if c.Embedded() && strings.TrimSpace(n.EmbeddedStoreDir) == "" {
+		p.add("nats.embedded_store_dir", "required when nats.url is empty (the embedded server keeps its JetStream data there)")
+	}
+}
+
+func (c Config) validateConsumer(p *problems) {
+	k := c.Consumer
+	checkName(p, "consumer.stream", k.Stream)
+	checkName(p, "consumer.durable", k.Durable)
+	checkName(p, "consumer.dlq_stream", k.DLQStream)
+	if k.DLQStream != "" && k.DLQStream == k.Stream {
+		p.add("consumer.dlq_stream", "must differ from consumer.stream (%q)", k.Stream)
+	}
+
+	if len(k.Subjects) == 0 {
+		p.add("consumer.subjects", "must list at least one subject")
+	}
+	for i, s := range k.Subjects {
+		checkSubject(p, fmt.Sprintf("consumer.subjects[%d]", i), s, true)
+	}
+	if checkSubject(p, "consumer.dlq_subject_prefix", k.DLQSubjectPrefix, false) {
+		dlq := k.DLQSubjectPrefix + ".>"
+		for i, s := range k.Subjects {
+			if subjectsOverlap(s, dlq) {
+				p.add("consumer.dlq_subject_prefix", "%q overlaps consumer.subjects[%d] %q: dead letters would land in the incident stream", k.DLQSubjectPrefix, i, s)
+			}
+		}
+	}
+
+	p.intRange("consumer.batch_size", k.BatchSize, 1, 10000)
+	p.durRange("consumer.batch_wait", k.BatchWait, time.Millisecond, time.Minute)
+	p.durRange("consumer.ack_wait", k.AckWait, time.Second, time.Hour)
+	if k.AckWait.Duration <= k.BatchWait.Duration {
+		p.add("consumer.ack_wait", "must be greater than consumer.batch_wait (%s), got %s", k.BatchWait, k.AckWait)
+	}
+	p.intRange("consumer.max_deliver", k.MaxDeliver, 1, 1000)
+	switch {
+	case k.MaxAckPending < k.BatchSize:
+		p.add("consumer.max_ack_pending", "must be at least consumer.batch_size (%d), got %d", k.BatchSize, k.MaxAckPending)
+	case k.MaxAckPending > 1000000:
+		p.add("consumer.max_ack_pending", "must be at most 1000000, got %d", k.MaxAckPending)
+	}
+	if k.MaxAge.Duration < 0 {
+		p.add("consumer.max_age", "must be 0 (unlimited) or positive, got %s", k.MaxAge)
+	}
+	p.durRange("consumer.duplicate_window", k.DuplicateWindow, time.Second, 24*time.Hour)
+	if k.MaxAge.Duration > 0 && k.DuplicateWindow.Duration > k.MaxAge.Duration {
+		p.add("consumer.duplicate_window", "must not exceed consumer.max_age (%s), got %s", k.MaxAge, k.DuplicateWindow)
+	}
+	p.intRange("consumer.replicas", k.Replicas, 1, 5)
+	if k.Replicas > 1 && c.Embedded() {
+		p.add("consumer.replicas", "must be 1 with the embedded NATS server (nats.url is empty), got %d", k.Replicas)
+	}
+	p.intRange("consumer.max_event_bytes", k.MaxEventBytes, 256, 8388608)
+	p.durRange("consumer.lag_poll_interval", k.LagPollInterval, 100*time.Millisecond, 10*time.Minute)
+	p.durRange("consumer.retry_initial", k.RetryInitial, time.Millisecond, time.Minute)
+	if k.RetryMax.Duration < k.RetryInitial.Duration {
+		p.add("consumer.retry_max", "must be at least consumer.retry_initial (%s), got %s", k.RetryInitial, k.RetryMax)
+	} else if k.RetryMax.Duration > 10*time.Minute {
+		p.add("consumer.retry_max", "must be at most 10m, got %s", k.RetryMax)
+	}
+}
+
+// checkName checks a JetStream stream or consumer name.
+func checkName(p *problems, field, s string) {
+	switch {
+	case s == "":
+		p.add(field, "must not be empty")
+	case len(s) > 255:
+		p.add(field, "must be at most 255 characters, got %d", len(s))
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0,
+		strings.ContainsAny(s, ".*>/\\"):
+		p.add(field, "must not contain spaces or any of . * > / \\, got %q", s)
+	}
+}
+
+// checkSubject checks a NATS subject (a pattern when wildcards is true) and
+// reports whether it is valid.
+func checkSubject(p *problems, field, s string, wildcards bool) bool {
+	if s == "" {
+		p.add(field, "must not be empty")
+		return false
+	}
+	if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+		p.add(field, "must not contain spaces, got %q", s)
+		return false
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			p.add(field, "has an empty token (leading, trailing or double '.'), got %q", s)
+			return false
+		case (t == "*" || t == ">") && !wildcards:
+			p.add(field, "must not contain wildcards, got %q", s)
+			return false
+		case t == ">" && i != len(tokens)-1:
+			p.add(field, "'>' must be the last token, got %q", s)
+			return false
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			p.add(field, "wildcards must be whole tokens, got %q", s)
+			return false
+		}
+	}
+	return true
+}
+
+// subjectsOverlap reports whether some subject matches both patterns.
+func subjectsOverlap(a, b string) bool {
+	ta, tb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		if i == len(ta) || i == len(tb) {
+			return len(ta) == len(tb)
+		}
+		x, y := ta[i], tb[i]
+		if x == ">" || y == ">" {
+			return true
+		}
+		if x != y && x != "*" && y != "*" {
+			return false
+		}
+	}
+}
+
+// Fingerprint field names accepted in dedupe.fields, besides labels.<key>.
+var fingerprintFields = []string{"source", "type", "title", "description", "resources"}
+
+// Why some tempting names are refused as fingerprint fields.
+var refusedFields = map[string]string{
+	"id":                "event ids are unique per event, so every event would open its own incident (send dedup_key for an explicit identity)",
+	"external_id":       "event ids are unique per event, so every event would open its own incident (send dedup_key for an explicit identity)",
+	"dedup_key":         "an event's dedup_key always wins over the field fingerprint; it is not a field to list",
+	"alert_type":        `it is the old wire name of "type"; list "type"`,
+	"affected_services": `it is the old wire name of "resources"; list "resources"`,
+	"labels":            `name one label: "labels.<key>"`,
+}
+
+const neverIdentity = "is never part of an incident's identity: severity, state, timestamps and measured values change while the incident stays the same (a P2 escalating to P0 is one incident, not two)"
+
+var volatileFields = []string{
+	"severity", "peak_severity", "state", "status", "time", "timestamp", "occurred_at",
+	"first_seen", "last_seen", "value", "unit", "occurrence_count", "action",
+}
+
+func (c Config) validateDedupe(p *problems) {
+	d := c.Dedupe
+	p.durRange("dedupe.window", d.Window, time.Second, 720*time.Hour)
+	checkFields(p, "dedupe.fields", d.Fields)
+	sources := make([]string, 0, len(d.SourceFields))
+	for s := range d.SourceFields {
+		sources = append(sources, s)
+	}
+	slices.Sort(sources)
+	for _, s := range sources {
+		field := "dedupe.source_fields." + tomlKey(s)
+		if strings.TrimSpace(s) == "" {
+			p.add(field, "source name must not be empty")
+			continue
+		}
+		checkFields(p, field, d.SourceFields[s])
+	}
+}
+
+func checkFields(p *problems, path string, fields []string) {
+	if len(fields) == 0 {
+		p.add(path, "must list at least one field (allowed: %s, labels.<key>)", strings.Join(fingerprintFields, ", "))
+		return
+	}
+	seen := make(map[string]bool, len(fields))
+	for i, f := range fields {
+		field := fmt.Sprintf("%s[%d]", path, i)
+		label, isLabel := strings.CutPrefix(f, "labels.")
+		switch {
+		case isLabel && label == "":
+			p.add(field, "label key must not be empty: \"labels.<key>\"")
+			continue
+		case isLabel:
+		case slices.Contains(fingerprintFields, f):
+		case slices.Contains(volatileFields, strings.ToLower(f)):
+			p.add(field, "%q %s", f, neverIdentity)
+			continue
+		case refusedFields[strings.ToLower(f)] != "":
+			p.add(field, "%q is not allowed: %s", f, refusedFields[strings.ToLower(f)])
+			continue
+		default:
+			p.add(field, "unknown field %q: allowed are %s and labels.<key>", f, strings.Join(fingerprintFields, ", "))
+			continue
+		}
+		if seen[f] {
+			p.add(field, "%q is listed twice", f)
+		}
+		seen[f] = true
+	}
+}
+
+// tomlKey quotes a key that is not a TOML bare key.
+func tomlKey(k string) string {
+	if k != "" && strings.IndexFunc(k, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) < 0 {
+		return k
+	}
+	return strconv.Quote(k)
+}
+
+func (c Config) validateHTTP(p *problems) {
+	if !checkListen(p, "http.listen", c.HTTP.Listen) || !c.Embedded() {
+		return
+	}
+	if h, port, ok := listenClash(c.HTTP.Listen, c.NATS.EmbeddedListen); ok {
+		p.add("http.listen", "%q clashes with nats.embedded_listen %q on port %s", c.HTTP.Listen, h, port)
+	}
+}
+
+// listenClash reports whether two listen addresses would bind the same port.
+func listenClash(a, b string) (string, string, bool) {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return "", "", false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if ha == hb || wild(ha) || wild(hb) {
+		return b, pa, true
+	}
+	return "", "", false
+}
+
+func (c Config) validateLog(p *problems) {
+	switch c.Log.Level {
+	case LogLevelDebug, LogLevelInfo, LogLevelWarn, LogLevelError:
+	default:
+		p.add("log.level", "must be one of debug, info, warn, error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case LogFormatAuto, LogFormatJSON, LogFormatConsole:
+	default:
+		p.add("log.format", "must be one of auto, json, console, got %q", c.Log.Format)
+	}
+}
