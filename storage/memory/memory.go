@@ -142,9 +142,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		}
 		s.byID[c.ID] = c
 		s.idx.add(c)
-		if _, ok := s.latest[c.Fingerprint]; !ok || c.Version == 1 {
-			s.latest[c.Fingerprint] = c.ID
-		}
+		s.latest[c.Fingerprint] = c.ID // the last of a fingerprint wins
 	}
 	for _, id := range b.EventIDs {
 		if _, ok := s.applied[id]; !ok {
