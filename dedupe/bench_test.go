@@ -1,0 +1,92 @@
+package dedupe_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/loadgen"
+)
+
+// payloads returns n realistic wire events with 30 % duplicates.
+func payloads(n int) [][]byte {
+	g := loadgen.New(loadgen.DefaultConfig())
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = loadgen.Marshal(g.Next())
+	}
+	return out
+}
+
+// BenchmarkDecodeFingerprint measures the per-event CPU cost before the
+// store: decode, validate and fingerprint, on one core.
+func BenchmarkDecodeFingerprint(b *testing.B) {
+	msgs := payloads(4096)
+	dec := incident.NewDecoder(0)
+	fp, _ := dedupe.NewFingerprinter(nil, nil)
+	meta := incident.Meta{Stream: "INCIDENTS", Timestamp: time.Now()}
+	var bytes int
+	for _, m := range msgs {
+		bytes += len(m)
+	}
+	b.SetBytes(int64(bytes / len(msgs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ev, err := dec.Decode(msgs[i%len(msgs)], meta)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = fp.Fingerprint(&ev)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDecode isolates decoding and validation.
+func BenchmarkDecode(b *testing.B) {
+	msgs := payloads(4096)
+	dec := incident.NewDecoder(0)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := dec.Decode(msgs[i%len(msgs)], incident.Meta{Timestamp: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkFold512 folds 512-event batches (30 % duplicates) against the
+// incidents already open for their identities, as the worker does.
+func BenchmarkFold512(b *testing.B) {
+	g := loadgen.New(loadgen.DefaultConfig())
+	fp, _ := dedupe.NewFingerprinter(nil, nil)
+	const batch = 512
+	batches := make([][]dedupe.Keyed, 64)
+	for i := range batches {
+		batches[i] = make([]dedupe.Keyed, batch)
+		for j := range batches[i] {
+			ev := g.Next()
+			batches[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
+		}
+	}
+	n := 0
+	f := dedupe.NewFolder(0, func() string { n++; return fmt.Sprint(n) })
+	// Build the state every batch starts from: the incidents of all batches
+	// folded once, so merges find open incidents as in steady state.
+	latest := map[string]*incident.Incident{}
+	for _, bt := range batches {
+		for _, in := range f.Fold(latest, nil, bt, time.Now()).Incidents {
+			latest[in.Fingerprint] = in
+		}
+	}
+	applied := map[string]bool{}
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.Fold(latest, applied, batches[i%len(batches)], now)
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}

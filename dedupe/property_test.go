@@ -1,0 +1,163 @@
+package dedupe
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+)
+
+// simStore is the smallest faithful store: incidents by id, the identity
+// pointer and applied markers. It lets property tests fold across batches.
+type simStore struct {
+	byID    map[string]*incident.Incident
+	latest  map[string]string
+	applied map[string]bool
+	stats   Stats
+}
+
+func newSim() *simStore {
+	return &simStore{byID: map[string]*incident.Incident{}, latest: map[string]string{}, applied: map[string]bool{}}
+}
+
+func (s *simStore) ingest(f *Folder, batch []Keyed) {
+	latest := map[string]*incident.Incident{}
+	for _, k := range batch {
+		if id, ok := s.latest[k.Fingerprint]; ok {
+			latest[k.Fingerprint] = s.byID[id]
+		}
+	}
+	r := f.Fold(latest, s.applied, batch, t0)
+	s.stats.Add(r.Stats)
+	for _, in := range r.Incidents {
+		if prev, ok := s.byID[in.ID]; ok && prev.Version != in.Version-1 {
+			panic("version did not grow by one")
+		}
+		s.byID[in.ID] = in
+		s.latest[in.Fingerprint] = in.ID
+	}
+	for _, id := range r.EventIDs {
+		s.applied[id] = true
+	}
+}
+
+// normalized renders the incidents without what legitimately depends on
+// batching (versions) and, when dropIDs, on the order incidents were opened.
+func (s *simStore) normalized(t *testing.T, dropIDs bool) []string {
+	var out []string
+	for _, in := range s.byID {
+		c := in.Clone()
+		c.Version = 0
+		if dropIDs {
+			c.ID, c.ReopenOf = "", ""
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// splitBatches folds log in random-sized batches.
+func splitBatches(rng *rand.Rand, f *Folder, s *simStore, log []Keyed) {
+	for len(log) > 0 {
+		n := 1 + rng.IntN(min(len(log), 40))
+		s.ingest(f, log[:n])
+		log = log[n:]
+	}
+}
+
+// For random trigger-only logs whose times lie within one quiet period, every
+// permutation, batched any way, yields the same incidents.
+func TestPropertyTriggersFoldOrderInsensitively(t *testing.T) {
+	window := 15 * time.Minute
+	for seed := uint64(0); seed < 200; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var log []Keyed
+		for i := 0; i < 5+rng.IntN(60); i++ {
+			fp := fmt.Sprintf("fp-%d", rng.IntN(4))
+			at := time.Duration(rng.Int64N(int64(window)))
+			if rng.IntN(5) == 0 { // equal times exercise the id tie-break
+				at = time.Minute
+			}
+			k := trig(fmt.Sprintf("e%d", i), fp, at, incident.Severity(rng.IntN(5)))
+			k.Event.Labels = map[string]string{"n": fmt.Sprint(rng.IntN(3))}
+			log = append(log, k)
+		}
+		base := newSim()
+		base.ingest(NewFolder(window, counterIDs()), log)
+		want := base.normalized(t, true)
+		for p := 0; p < 5; p++ {
+			perm := slices.Clone(log)
+			rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+			s := newSim()
+			splitBatches(rng, NewFolder(window, counterIDs()), s, perm)
+			if got := s.normalized(t, true); !slices.Equal(got, want) {
+				t.Fatalf("seed %d permutation %d differs:\n%v\nwant\n%v", seed, p, got, want)
+			}
+		}
+	}
+}
+
+// For random mixed logs (triggers, acknowledges, resolves; times spread over
+// several quiet periods so timeouts, reopens and late triggers happen),
+// duplicating any events, in one batch or across batches, yields the same
+// incidents as the log without duplicates. A copy is placed anywhere after
+// the original: redeliveries and producer retries come after the first send.
+func TestPropertyDuplicatesChangeNothing(t *testing.T) {
+	window := 10 * time.Minute
+	var seen Stats
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		var log []Keyed
+		clock := time.Duration(0)
+		for i := 0; i < 10+rng.IntN(80); i++ {
+			fp := fmt.Sprintf("fp-%d", rng.IntN(3))
+			clock += time.Duration(rng.Int64N(int64(4 * time.Minute)))
+			at := clock - time.Duration(rng.Int64N(int64(3*time.Minute))) // some out of order
+			id := fmt.Sprintf("e%d", i)
+			switch r := rng.IntN(10); {
+			case r == 0:
+				log = append(log, ctl(id, fp, incident.Acknowledge, at))
+			case r == 1:
+				log = append(log, ctl(id, fp, incident.Resolve, at))
+			default:
+				log = append(log, trig(id, fp, at, incident.Severity(rng.IntN(5))))
+			}
+		}
+		base := newSim()
+		splitBatches(rng, NewFolder(window, counterIDs()), base, log)
+		want := base.normalized(t, false)
+
+		dup := slices.Clone(log)
+		for d := 0; d < 1+rng.IntN(len(log)); d++ {
+			i := rng.IntN(len(dup))
+			at := i + 1 + rng.IntN(len(dup)-i)
+			dup = slices.Insert(dup, at, dup[i])
+		}
+		s := newSim()
+		splitBatches(rng, NewFolder(window, counterIDs()), s, dup)
+		if got := s.normalized(t, false); !slices.Equal(got, want) {
+			t.Fatalf("seed %d: duplicates changed the incidents:\n%v\nwant\n%v", seed, got, want)
+		}
+		seen.Add(s.stats)
+		// Replaying the whole log again changes nothing either.
+		before := s.normalized(t, false)
+		splitBatches(rng, NewFolder(window, counterIDs()), s, log)
+		if got := s.normalized(t, false); !slices.Equal(got, before) {
+			t.Fatalf("seed %d: replay changed the incidents", seed)
+		}
+	}
+	// The random logs must exercise every rule, or the property says little.
+	if seen.TimedOut == 0 || seen.Late == 0 || seen.Reopened == 0 || seen.Acknowledged == 0 || seen.Resolved == 0 ||
+		seen.Orphans == 0 || seen.Duplicates == 0 || seen.Merged == 0 {
+		t.Fatalf("rules not exercised: %+v", seen)
+	}
+}
