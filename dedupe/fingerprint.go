@@ -174,8 +174,12 @@ func NormalizeTitle(s string) string {
 	return strings.ToLower(strings.Join(strings.Fields(s), " "))
 }
 
-// SortedUnique returns the sorted, de-duplicated copy of ss (never nil).
+// SortedUnique returns ss sorted and de-duplicated (never nil): ss itself
+// when it already is (as decoded events are), else a copy.
 func SortedUnique(ss []string) []string {
+	if ss != nil && isSortedUnique(ss) {
+		return ss
+	}
 	out := slices.Clone(ss)
 	if out == nil {
 		out = []string{}
@@ -231,4 +235,13 @@ func appendJCSString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+func isSortedUnique(ss []string) bool {
+	for i := 1; i < len(ss); i++ {
+		if ss[i-1] >= ss[i] {
+			return false
+		}
+	}
+	return true
 }

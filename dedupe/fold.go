@@ -79,12 +79,12 @@ func (f *Folder) Window() time.Duration { return f.window }
 // created_at and updated_at.
 func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]bool, events []Keyed, now time.Time) Result {
 	st := foldState{
-		f:       f,
-		now:     now,
-		cur:     make(map[string]*incident.Incident, len(events)),
-		touched: make(map[string]bool, len(events)),
-		seen:    make(map[string]struct{}, len(events)),
-		res:     Result{EventIDs: make([]string, 0, len(events))},
+		f:    f,
+		now:  now,
+		cur:  make(map[string]*incident.Incident, len(events)),
+		slab: make([]incident.Incident, 0, len(events)),
+		seen: make(map[string]struct{}, len(events)),
+		res:  Result{EventIDs: make([]string, 0, len(events))},
 	}
 	for i := range events {
 		k := &events[i]
@@ -106,24 +106,26 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 }
 
 type foldState struct {
-	f       *Folder
-	now     time.Time
-	cur     map[string]*incident.Incident // fingerprint -> newest incident, as changed so far
-	touched map[string]bool               // incident ids already cloned and bumped
-	seen    map[string]struct{}
-	res     Result
+	f    *Folder
+	now  time.Time
+	cur  map[string]*incident.Incident // fingerprint -> newest incident owned (copied) by this batch
+	slab []incident.Incident           // backing store of the batch's copies: one allocation
+	seen map[string]struct{}
+	res  Result
 }
 
-// own returns a copy of inc that this batch may change, cloned and
-// version-bumped on first touch.
+// own returns a copy of inc that this batch may change, copied and
+// version-bumped on first touch. An incident found in cur is already owned.
 func (st *foldState) own(fp string, inc *incident.Incident) *incident.Incident {
-	if st.touched[inc.ID] {
+	if st.cur[fp] == inc {
 		return inc
 	}
-	c := inc.Clone()
+	// A shallow copy is enough: the fold replaces pointers, maps and slices
+	// rather than writing through them (union reallocates on insert).
+	c := st.alloc()
+	*c = *inc
 	c.Version++
 	c.UpdatedAt = st.now
-	st.touched[c.ID] = true
 	st.cur[fp] = c
 	st.res.Incidents = append(st.res.Incidents, c)
 	return c
@@ -188,7 +190,8 @@ func (st *foldState) trigger(k *Keyed, inc *incident.Incident) {
 
 func (st *foldState) open(k *Keyed) *incident.Incident {
 	ev := &k.Event
-	n := &incident.Incident{
+	n := st.alloc()
+	*n = incident.Incident{
 		ID:              st.f.newID(),
 		Fingerprint:     k.Fingerprint,
 		DedupKey:        ev.DedupKey,
@@ -203,7 +206,6 @@ func (st *foldState) open(k *Keyed) *incident.Incident {
 		Version:         1,
 	}
 	takeChanging(n, ev)
-	st.touched[n.ID] = true
 	st.cur[k.Fingerprint] = n
 	st.res.Incidents = append(st.res.Incidents, n)
 	return n
@@ -235,7 +237,7 @@ func takeChanging(inc *incident.Incident, ev *incident.Event) {
 	inc.Source = ev.Source
 	inc.Type = ev.Type
 	inc.Severity = ev.Severity
-	inc.Labels = cloneLabels(ev.Labels)
+	inc.Labels = ev.Labels // shared with the event, which the fold never changes
 	inc.Unit = ev.Unit
 	inc.LastValue = nil
 	if ev.Value != nil {
@@ -247,21 +249,23 @@ func takeChanging(inc *incident.Incident, ev *incident.Event) {
 }
 
 func union(have, add []string) []string {
+	if slices.Equal(have, add) { // the common case: decoded resources are sorted and unique
+		return have
+	}
 	for _, r := range add {
 		if i, found := slices.BinarySearch(have, r); !found {
-			have = slices.Insert(have, i, r)
+			have = slices.Insert(slices.Clip(have), i, r) // never writes the shared array
 		}
 	}
 	return have
 }
 
-func cloneLabels(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
+// alloc hands out incidents from the batch's slab; a batch touches at most
+// one incident per event plus one per timeout, and a full slab just grows.
+func (st *foldState) alloc() *incident.Incident {
+	if len(st.slab) == cap(st.slab) {
+		st.slab = make([]incident.Incident, 0, max(16, cap(st.slab)))
 	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
+	st.slab = st.slab[:len(st.slab)+1]
+	return &st.slab[len(st.slab)-1]
 }

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -173,6 +174,10 @@ func (f *fields) build(ev *Event, meta Meta) *DecodeError {
 	if ev.Resources, err = stringList("resources", first2(f.resources, f.affected)); err != nil {
 		return err
 	}
+	// Resources are a set: keep them sorted and unique from here on, so the
+	// fingerprint and the fold never sort again.
+	slices.Sort(ev.Resources)
+	ev.Resources = slices.Compact(ev.Resources)
 	if ev.Labels, err = labelMap(f.labels); err != nil {
 		return err
 	}

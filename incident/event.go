@@ -33,7 +33,7 @@ type Event struct {
 	Severity    Severity          `json:"severity"`
 	Title       string            `json:"title,omitempty"`
 	Description string            `json:"description,omitempty"`
-	Resources   []string          `json:"resources,omitempty"`
+	Resources   []string          `json:"resources,omitempty"` // sorted and unique once decoded
 	Labels      map[string]string `json:"labels,omitempty"`
 	OccurredAt  time.Time         `json:"occurred_at,omitzero"`
 	Value       *float64          `json:"value,omitempty"`
