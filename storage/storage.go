@@ -38,10 +38,15 @@ type Store interface {
 	// when Version == 1, else replacing Version-1), its index memberships, the
 	// identity pointers, and the applied-event markers. When any incident's
 	// stored version differs from Version-1, or any event id was already
-	// applied, it writes nothing and returns ErrConflict. When several
-	// incidents of the batch share a fingerprint (a quiet-period timeout
-	// resolved one and opened the next), the identity pointer ends on the
-	// last of them in Incidents order: the fold appends newer ones later.
+	// applied, it writes nothing and returns ErrConflict. A new incident
+	// (Version == 1) is also a conflict unless its identity pointer, at that
+	// point of the batch, names the incident it reopens (ReopenOf), or no
+	// incident when ReopenOf is empty: otherwise another writer opened that
+	// identity since the Lookup, and writing would leave two open incidents.
+	// Incidents are taken in batch order, each moving its identity pointer
+	// to itself, so when several share a fingerprint (a quiet-period
+	// timeout resolved one and opened the next) the pointer ends on the
+	// last of them: the fold appends newer ones later.
 	Apply(ctx context.Context, b Batch) error
 	// Get returns one incident by id, or ErrNotFound.
 	Get(ctx context.Context, id string) (*incident.Incident, error)
