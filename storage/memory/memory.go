@@ -153,8 +153,10 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	return nil
 }
 
-// check verifies a batch's versions and event ids against what is stored.
+// check verifies a batch's versions, identity pointers and event ids
+// against what is stored.
 func (s *Store) check(b storage.Batch) error {
+	pointer := make(map[string]string, len(b.Incidents)) // fingerprint -> latest id as the batch moves it
 	for _, in := range b.Incidents {
 		var have int64
 		if old, ok := s.byID[in.ID]; ok {
@@ -163,6 +165,14 @@ func (s *Store) check(b storage.Batch) error {
 		if have != in.Version-1 {
 			return fmt.Errorf("incident %s: stored version %d, batch version %d: %w", in.ID, have, in.Version, storage.ErrConflict)
 		}
+		latest, moved := pointer[in.Fingerprint]
+		if !moved {
+			latest = s.latest[in.Fingerprint]
+		}
+		if in.Version == 1 && latest != in.ReopenOf {
+			return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
+		}
+		pointer[in.Fingerprint] = in.ID
 	}
 	for _, id := range b.EventIDs {
 		if _, ok := s.applied[id]; ok {
