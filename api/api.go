@@ -1,0 +1,139 @@
+// Package api is the worker's read side: the HTTP query API over the store
+// the pipeline writes (GET /api/v1/incidents with filters and pagination,
+// GET /api/v1/incidents/{id}). incidentctl get/list/count use it when a
+// worker runs.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Paths served by Handler.
+const (
+	// ListPath answers the incident list.
+	ListPath = "/api/v1/incidents"
+	// GetPath answers one incident; {id} is its id.
+	GetPath = "/api/v1/incidents/{id}"
+)
+
+// Reader is what the API needs from a store.
+type Reader interface {
+	Get(ctx context.Context, id string) (*incident.Incident, error)
+	List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error)
+	Count(ctx context.Context, f storage.Filter) (int64, error)
+}
+
+// ListResponse is the body of GET /api/v1/incidents.
+type ListResponse struct {
+	// Incidents is the requested page, newest last_seen first.
+	Incidents []*incident.Incident `json:"incidents"`
+	// Total is how many incidents match the filter, ignoring the page.
+	Total int64 `json:"total"`
+}
+
+// ErrorResponse is the body of every 4xx and 5xx answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+	// Parameter names the query parameter at fault (400 only).
+	Parameter string `json:"parameter,omitempty"`
+}
+
+// Handler serves the query API.
+type Handler struct {
+	store Reader
+	log   *zap.Logger
+	mux   *http.ServeMux
+}
+
+// New returns the API handler over store.
+func New(store Reader, log *zap.Logger) *Handler {
+	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET "+ListPath, h.list)
+	h.mux.HandleFunc("GET "+GetPath, h.get)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return h
+}
+
+// Register adds the API routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle(ListPath, h)
+	mux.Handle(ListPath+"/", h)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseQuery(r.URL.Query())
+	if err != nil {
+		h.badRequest(w, err)
+		return
+	}
+	total, err := h.store.Count(r.Context(), q.Filter)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	items, err := h.store.List(r.Context(), q.Filter, q.Page)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if items == nil {
+		items = []*incident.Incident{}
+	}
+	writeJSON(w, http.StatusOK, ListResponse{Incidents: items, Total: total})
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	in, err := h.store.Get(r.Context(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "incident " + quote(id) + " not found"})
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (h *Handler) badRequest(w http.ResponseWriter, err error) {
+	var pe *ParamError
+	if errors.As(err, &pe) {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: pe.Error(), Parameter: pe.Param})
+		return
+	}
+	writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, storage.ErrClosed) {
+		code = http.StatusServiceUnavailable
+	}
+	h.log.Warn("query failed", zap.Error(err))
+	writeJSON(w, code, ErrorResponse{Error: "store: " + err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,188 @@
+package api
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Page limits of the list endpoint.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// ParamError is a bad query parameter; the API answers 400 naming it.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+// Error returns "parameter <name>: <message>".
+func (e *ParamError) Error() string { return "parameter " + e.Param + ": " + e.Msg }
+
+func perr(param, format string, args ...any) *ParamError {
+	return &ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Query is a parsed list request.
+type Query struct {
+	Filter storage.Filter
+	Page   storage.Page
+}
+
+var known = map[string]bool{"state": true, "severity": true, "source": true, "type": true,
+	"active": true, "since": true, "until": true, "limit": true, "offset": true}
+
+// ParseQuery reads the list parameters: state, severity, source, type
+// (repeatable or comma-separated: OR within a field, AND across fields),
+// active (true/false), since/until (RFC 3339, on last_seen), limit (default
+// 50, at most 1000) and offset. Unknown parameters are errors too, so a typo
+// does not silently widen a query.
+func ParseQuery(v url.Values) (Query, error) {
+	var q Query
+	for k := range v {
+		if !known[k] {
+			return q, perr(k, "unknown parameter (known: state, severity, source, type, active, since, until, limit, offset)")
+		}
+	}
+	for _, s := range values(v, "state") {
+		st, err := incident.ParseState(s)
+		if err != nil {
+			return q, perr("state", "unknown state %q (want Detected, Triaged, Investigating, Remediating, Resolved or Closed)", s)
+		}
+		q.Filter.States = append(q.Filter.States, st)
+	}
+	for _, s := range values(v, "severity") {
+		sev, err := incident.ParseSeverity(s)
+		if err != nil {
+			return q, perr("severity", "unknown severity %q (want P0..P4 or critical, high, medium, low, info)", s)
+		}
+		q.Filter.Severities = append(q.Filter.Severities, sev)
+	}
+	q.Filter.Sources = values(v, "source")
+	for _, s := range values(v, "type") {
+		t, err := incident.ParseType(s)
+		if err != nil {
+			return q, perr("type", "unknown type %q", s)
+		}
+		q.Filter.Types = append(q.Filter.Types, t)
+	}
+	if s, ok, err := single(v, "active"); err != nil {
+		return q, err
+	} else if ok {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return q, perr("active", "want true or false, got %q", s)
+		}
+		q.Filter.Active = &b
+	}
+	var err error
+	if q.Filter.Since, err = timeParam(v, "since"); err != nil {
+		return q, err
+	}
+	if q.Filter.Until, err = timeParam(v, "until"); err != nil {
+		return q, err
+	}
+	if !q.Filter.Since.IsZero() && !q.Filter.Until.IsZero() && q.Filter.Until.Before(q.Filter.Since) {
+		return q, perr("until", "is before since")
+	}
+	q.Page.Limit = DefaultLimit
+	if q.Page.Limit, err = intParam(v, "limit", DefaultLimit, 1, MaxLimit); err != nil {
+		return q, err
+	}
+	if q.Page.Offset, err = intParam(v, "offset", 0, 0, 1<<31-1); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// Values encodes q as list parameters (the inverse of ParseQuery), for
+// clients.
+func (q Query) Values() url.Values {
+	v := url.Values{}
+	for _, s := range q.Filter.States {
+		v.Add("state", s.String())
+	}
+	for _, s := range q.Filter.Severities {
+		v.Add("severity", s.String())
+	}
+	for _, s := range q.Filter.Sources {
+		v.Add("source", s)
+	}
+	for _, t := range q.Filter.Types {
+		v.Add("type", t.String())
+	}
+	if q.Filter.Active != nil {
+		v.Set("active", strconv.FormatBool(*q.Filter.Active))
+	}
+	if !q.Filter.Since.IsZero() {
+		v.Set("since", q.Filter.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Filter.Until.IsZero() {
+		v.Set("until", q.Filter.Until.Format(time.RFC3339Nano))
+	}
+	if q.Page.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Page.Limit))
+	}
+	if q.Page.Offset > 0 {
+		v.Set("offset", strconv.Itoa(q.Page.Offset))
+	}
+	return v
+}
+
+// values splits repeated and comma-separated values, dropping empty ones.
+func values(v url.Values, name string) []string {
+	var out []string
+	for _, raw := range v[name] {
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func single(v url.Values, name string) (string, bool, error) {
+	vs := v[name]
+	switch len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		if strings.TrimSpace(vs[0]) == "" {
+			return "", false, perr(name, "empty value")
+		}
+		return strings.TrimSpace(vs[0]), true, nil
+	}
+	return "", false, perr(name, "given %d times, at most once", len(vs))
+}
+
+func timeParam(v url.Values, name string) (time.Time, error) {
+	s, ok, err := single(v, name)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, perr(name, "not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): %q", s)
+	}
+	return t.UTC(), nil
+}
+
+func intParam(v url.Values, name string, def, lo, hi int) (int, error) {
+	s, ok, err := single(v, name)
+	if err != nil || !ok {
+		return def, err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, perr(name, "want an integer between %d and %d, got %q", lo, hi, s)
+	}
+	return n, nil
+}

@@ -1,0 +1,290 @@
+// Package app wires the worker together: the embedded nats-server (when no
+// NATS URL is configured) or the connection to an external one, the store
+// from the factory, the consumer, the metrics and the HTTP listener (query
+// API, /metrics, /healthz, /readyz). cmd/incidentd and `incidentctl bench`
+// both run a worker through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/backend"
+)
+
+// Version is the build's version, set with -ldflags "-X
+// github.com/llm-im/incidentd/app.Version=v1.2.3".
+var Version = "dev"
+
+// ErrNATSDisconnected is the readiness failure while the NATS connection is
+// down.
+var ErrNATSDisconnected = errors.New("app: NATS not connected")
+
+// App is one worker: everything is started by New and stopped by Run when its
+// context ends.
+type App struct {
+	cfg   config.Config
+	log   *zap.Logger
+	reg   prometheus.Registerer
+	gath  prometheus.Gatherer
+	m     *metrics.Metrics
+	embed *natsembed.Server
+	nc    *nats.Conn
+	store storage.Store
+	cons  *consumer.Consumer
+	ln    net.Listener
+	srv   *http.Server
+
+	// ConsumerConfig lets tests and the benchmark adjust knobs that are not
+	// in the TOML file; set it between New and Run.
+	ConsumerConfig *consumer.Config
+}
+
+// New starts the embedded nats-server (when cfg.NATS.URL is empty), connects
+// to NATS, opens the store, binds the HTTP listener and prepares the
+// consumer. reg receives every collector and, when it is also a
+// prometheus.Gatherer (a *prometheus.Registry), is what /metrics serves; nil
+// means a fresh registry with the Go and process collectors.
+func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = r
+	}
+	gath, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		gath = prometheus.DefaultGatherer
+	}
+	a = &App{cfg: cfg, log: log, reg: reg, gath: gath}
+	defer func() {
+		if err != nil {
+			a.abort()
+		}
+	}()
+	if a.m, err = metrics.New(reg, metrics.Build{Version: Version}); err != nil {
+		return nil, err
+	}
+	if err = a.connect(); err != nil {
+		return nil, err
+	}
+	if a.store, err = backend.Open(cfg.State, log, reg); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	cc := consumer.Config{Consumer: cfg.Consumer, Dedupe: cfg.Dedupe}
+	a.ConsumerConfig = &cc
+	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.m.Health.Add("nats", func() error {
+		if !a.nc.IsConnected() {
+			return fmt.Errorf("%w (%s)", ErrNATSDisconnected, a.nc.Status())
+		}
+		return nil
+	})
+	a.m.Health.Add("consumer", func() error {
+		if a.cons == nil {
+			return consumer.ErrNotBound
+		}
+		return a.cons.Ready()
+	})
+	return a, nil
+}
+
+// connect starts the embedded server when configured, then dials NATS.
+func (a *App) connect() error {
+	n := a.cfg.NATS
+	url := n.URL
+	opts := []nats.Option{
+		nats.Name(n.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				a.log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+	}
+	if a.cfg.Embedded() {
+		s, err := natsembed.New(natsembed.Config{Listen: n.EmbeddedListen, StoreDir: n.EmbeddedStoreDir}, a.log)
+		if err != nil {
+			return err
+		}
+		a.embed = s
+		url = s.ClientURL()
+	}
+	switch {
+	case n.CredentialsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredentialsFile))
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("nats connect: %w", err)
+	}
+	a.nc = nc
+	a.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", a.embed != nil))
+	return nil
+}
+
+func (a *App) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(a.gath))
+	mux.Handle("/healthz", metrics.HealthzHandler())
+	mux.Handle("/readyz", a.m.Health.ReadyzHandler())
+	api.New(a.storeForAPI(), a.log).Register(mux)
+	return mux
+}
+
+func (a *App) storeForAPI() api.Reader { return a.store }
+
+// HTTPAddr is the address the HTTP listener is bound to (useful with
+// http.listen = "127.0.0.1:0").
+func (a *App) HTTPAddr() string { return a.ln.Addr().String() }
+
+// HTTPURL is "http://" + HTTPAddr, with a wildcard host replaced by
+// 127.0.0.1.
+func (a *App) HTTPURL() string {
+	host, port, _ := net.SplitHostPort(a.HTTPAddr())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// NATSURL is the URL of the NATS server the worker uses: the embedded
+// server's client URL (with its bound port), or the configured one.
+func (a *App) NATSURL() string {
+	if a.embed != nil {
+		return a.embed.ClientURL()
+	}
+	return a.cfg.NATS.URL
+}
+
+// Store is the worker's store (for in-process verification by the
+// benchmark and tests).
+func (a *App) Store() storage.Store { return a.store }
+
+// Metrics is the worker's collectors.
+func (a *App) Metrics() *metrics.Metrics { return a.m }
+
+// Run serves HTTP and runs the consumer until ctx ends, then shuts down in
+// order, logging each step's duration: stop pulling, commit and ack the
+// batch in hand, close the store, stop HTTP (draining requests), close the
+// NATS connection, stop the embedded server. The App cannot be reused.
+func (a *App) Run(ctx context.Context) error {
+	cons, err := consumer.New(*a.ConsumerConfig, a.nc, a.store, a.m, a.log)
+	if err != nil {
+		a.abort()
+		return err
+	}
+	a.cons = cons
+	httpErr := make(chan error, 1)
+	go func() {
+		a.log.Info("http listening", zap.String("addr", a.HTTPAddr()))
+		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- fmt.Errorf("http serve: %w", err)
+		}
+		close(httpErr)
+	}()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consErr := make(chan error, 1)
+	go func() { consErr <- cons.Run(runCtx) }()
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutdown requested")
+		runErr = <-consErr
+	case runErr = <-consErr:
+		if runErr != nil {
+			a.log.Error("consumer stopped", zap.Error(runErr))
+		}
+	case err := <-httpErr:
+		runErr = err
+		cancel()
+		<-consErr
+	}
+	if err := a.shutdown(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// step runs one shutdown step and logs its duration.
+func (a *App) step(name string, f func() error) error {
+	t := time.Now()
+	err := f()
+	if err != nil {
+		a.log.Warn("shutdown: "+name, zap.Duration("took", time.Since(t)), zap.Error(err))
+		return err
+	}
+	a.log.Info("shutdown: "+name, zap.Duration("took", time.Since(t)))
+	return nil
+}
+
+func (a *App) shutdown() error {
+	var errs []error
+	errs = append(errs, a.step("store closed", func() error { return a.closeStore() }))
+	errs = append(errs, a.step("http stopped", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return a.srv.Shutdown(ctx)
+	}))
+	errs = append(errs, a.step("nats connection closed", func() error {
+		a.nc.Close()
+		return nil
+	}))
+	if a.embed != nil {
+		errs = append(errs, a.step("embedded nats-server stopped", func() error {
+			a.embed.Shutdown()
+			return nil
+		}))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) closeStore() error {
+	if err := a.store.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// abort releases what New started, after a failure.
+func (a *App) abort() {
+	if a.ln != nil {
+		_ = a.ln.Close()
+	}
+	if a.store != nil {
+		_ = a.store.Close()
+	}
+	if a.nc != nil {
+		a.nc.Close()
+	}
+	if a.embed != nil {
+		a.embed.Shutdown()
+	}
+}

@@ -1,0 +1,83 @@
+// Command incidentd is the incident ingestion worker: it pulls incident
+// events from NATS JetStream, deduplicates and folds them into incidents,
+// commits them to the configured store and serves the query API, metrics and
+// health endpoints. With no configuration it runs an embedded nats-server
+// and Pebble under ./data.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitConfig  = 2
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("incidentd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "TOML configuration `file` (defaults and environment overrides apply without it)")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	if *version {
+		fmt.Fprintf(stdout, "incidentd %s (%s)\n", app.Version, runtime.Version())
+		return exitOK
+	}
+	cfg, err := config.Load(*path, os.LookupEnv)
+	if err != nil {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(stderr, "incidentd: invalid configuration (%d problems):\n", len(ve.Problems))
+			for _, p := range ve.Problems {
+				fmt.Fprintf(stderr, "  %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(stderr, "incidentd: %v\n", err)
+		}
+		return exitConfig
+	}
+	log, err := app.NewLogger(cfg.Log)
+	if err != nil {
+		fmt.Fprintf(stderr, "incidentd: %v\n", err)
+		return exitConfig
+	}
+	defer func() { _ = log.Sync() }()
+	for _, w := range cfg.Warnings {
+		log.Warn("config", zap.String("warning", w))
+	}
+	log.Info("starting", zap.String("version", app.Version), zap.Any("config", cfg.Redacted()))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(cfg, log, nil)
+	if err != nil {
+		log.Error("start failed", zap.Error(err))
+		return exitRuntime
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped with error", zap.Error(err))
+		return exitRuntime
+	}
+	log.Info("stopped cleanly")
+	return exitOK
+}

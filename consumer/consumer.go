@@ -1,0 +1,154 @@
+// Package consumer is the ingestion loop of the pipeline: it sets up the
+// JetStream stream and the shared durable pull consumer, pulls messages,
+// decodes and fingerprints them, folds each batch into incidents, commits it
+// to the store in one durable write and only then acks its messages. Bad
+// input goes to the dead-letter stream; store failures pause pulling.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Errors reported by Ready.
+var (
+	// ErrNotBound means the durable consumer is not (or no longer) bound.
+	ErrNotBound = errors.New("consumer: not bound to the durable consumer")
+	// ErrStoreFailing means the last commit failed; pulling is paused.
+	ErrStoreFailing = errors.New("consumer: store not writable")
+)
+
+// Config is the consumer's configuration: the [consumer] and [dedupe] tables
+// plus knobs tests use.
+type Config struct {
+	Consumer config.ConsumerConfig
+	Dedupe   config.DedupeConfig
+	// InProgressEvery is how often messages held longer than it get an
+	// InProgress (AckWait/3 when zero; negative disables it, for tests of
+	// redelivery).
+	InProgressEvery time.Duration
+	// DrainTimeout bounds the commit of the messages in hand at shutdown
+	// (AckWait when zero).
+	DrainTimeout time.Duration
+	// SkipSetup binds to an existing stream and consumer instead of creating
+	// or updating them.
+	SkipSetup bool
+}
+
+// Consumer runs the fetch → decode → fold → commit → ack loop.
+type Consumer struct {
+	cfg     Config
+	ipEvery time.Duration
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   storage.Store
+	m       *metrics.Metrics
+	log     *zap.Logger
+	dec     *incident.Decoder
+	fp      *dedupe.Fingerprinter
+	folder  *dedupe.Folder
+
+	bound    atomic.Bool
+	storeErr atomic.Pointer[error]
+	failing  chan struct{} // signalled by a failing commit so pulling stops
+	dlq      *deadLetters
+}
+
+// New checks the configuration and returns a consumer; Run starts it.
+func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log *zap.Logger) (*Consumer, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("consumer jetstream: %w", err)
+	}
+	fp, err := dedupe.NewFingerprinter(cfg.Dedupe.Fields, cfg.Dedupe.SourceFields)
+	if err != nil {
+		return nil, fmt.Errorf("consumer fingerprint: %w", err)
+	}
+	if cfg.Consumer.BatchSize <= 0 {
+		return nil, fmt.Errorf("consumer: batch_size must be positive, got %d", cfg.Consumer.BatchSize)
+	}
+	ip := cfg.InProgressEvery
+	if ip == 0 {
+		ip = cfg.Consumer.AckWait.Duration / 3
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = cfg.Consumer.AckWait.Duration
+	}
+	log = log.Named("consumer")
+	c := &Consumer{
+		cfg: cfg, ipEvery: ip, nc: nc, js: js, store: store, m: m, log: log,
+		dec:     incident.NewDecoder(cfg.Consumer.MaxEventBytes),
+		fp:      fp,
+		folder:  dedupe.NewFolder(cfg.Dedupe.Window.Duration, newID),
+		failing: make(chan struct{}, 1),
+	}
+	c.dlq = newDeadLetters(c)
+	return c, nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Ready reports nil when the consumer is bound and the last commit succeeded.
+func (c *Consumer) Ready() error {
+	if !c.bound.Load() {
+		return ErrNotBound
+	}
+	if p := c.storeErr.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrStoreFailing, *p)
+	}
+	return nil
+}
+
+// Run sets up the stream and consumer (unless SkipSetup), then pulls and
+// commits until ctx is done, then drains: stop pulling, commit and ack the
+// messages in hand, finish dead-lettering. It returns nil after a clean
+// drain.
+func (c *Consumer) Run(ctx context.Context) error {
+	cc := c.cfg.Consumer
+	if !c.cfg.SkipSetup {
+		rep, err := Setup(ctx, c.js, cc)
+		if err != nil {
+			return err
+		}
+		for _, a := range rep.Actions {
+			c.log.Info("jetstream setup", zap.String("action", a))
+		}
+	}
+	cons, err := c.js.Consumer(ctx, cc.Stream, cc.Durable)
+	if err != nil {
+		return fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+	}
+	unsub, err := c.watchMaxDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	defer unsub()
+	c.bound.Store(true)
+	defer c.bound.Store(false)
+
+	var wg sync.WaitGroup
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	wg.Add(2)
+	go func() { defer wg.Done(); c.pollLag(pollCtx, cons) }()
+	go func() { defer wg.Done(); c.dlq.run() }()
+	err = c.loop(ctx, cons)
+	stopPoll()
+	c.dlq.close()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,317 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// batch is the valid part of what was pulled: the messages to ack after the
+// commit, their events and JetStream timestamps.
+type batch struct {
+	msgs    []jetstream.Msg
+	events  []dedupe.Keyed
+	stamps  []time.Time
+	started time.Time // first message added
+	touched time.Time // last InProgress (or first add)
+}
+
+func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time) {
+	if len(b.msgs) == 0 {
+		b.started = time.Now()
+		b.touched = b.started
+	}
+	b.msgs = append(b.msgs, m)
+	b.events = append(b.events, k)
+	b.stamps = append(b.stamps, ts)
+}
+
+// source pumps one Messages() iterator into a channel the loop can select on.
+type source struct {
+	it   jetstream.MessagesContext
+	msgs chan jetstream.Msg
+	quit chan struct{}
+}
+
+func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Consumer.BatchSize))
+	if err != nil {
+		return nil, fmt.Errorf("pull messages: %w", err)
+	}
+	s := &source{it: it, msgs: make(chan jetstream.Msg, 128), quit: make(chan struct{})}
+	go func() {
+		defer close(s.msgs)
+		for {
+			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if err != nil {
+				c.log.Debug("pull", zap.Error(err))
+				continue
+			}
+			select {
+			case s.msgs <- m:
+			case <-s.quit:
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+// loop is the batcher: it decodes messages as they arrive (overlapping the
+// commit of the previous batch), hands a batch to the committer whenever the
+// committer is idle and the batch is full, has waited batch_wait, or no more
+// messages are waiting, and pauses pulling while commits fail.
+func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
+	cc := c.cfg.Consumer
+	commitCtx, cancelCommit := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCommit()
+	src, err := c.startSource(cons)
+	if err != nil {
+		return err
+	}
+	var (
+		cur        = &batch{}
+		committing bool
+		done       = make(chan error, 1)
+		paused     bool // a commit failed: pulling stopped until one succeeds
+	)
+	tick := time.NewTicker(c.tickEvery())
+	defer tick.Stop()
+	commit := func() {
+		b := cur
+		cur = &batch{}
+		committing = true
+		go func() { done <- c.commit(commitCtx, b) }()
+	}
+	for {
+		var in <-chan jetstream.Msg
+		if src != nil && (paused || len(cur.msgs) < cc.BatchSize) {
+			in = src.msgs
+		}
+		select {
+		case <-ctx.Done():
+			return c.drain(commitCtx, cancelCommit, src, cur, committing, done)
+		case m, ok := <-in:
+			if !ok {
+				src = nil
+				if !paused {
+					c.log.Warn("message iterator closed, restarting pull")
+					if src, err = c.restartSource(ctx, cons); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			c.receive(cur, m)
+		case err := <-done:
+			committing = false
+			if err != nil { // only when commitCtx ended
+				return c.drain(commitCtx, cancelCommit, src, cur, false, done)
+			}
+			if paused {
+				paused = false
+				c.log.Info("store writable again, resuming pull")
+				if src == nil {
+					if src, err = c.restartSource(ctx, cons); err != nil {
+						return err
+					}
+				}
+			}
+		case <-c.failing:
+			if !paused && src != nil {
+				paused = true
+				c.log.Warn("store failing, pausing pull; holding messages in hand with InProgress")
+				src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
+			}
+		case <-tick.C:
+			c.keepAlive(cur)
+		}
+		if !committing && len(cur.msgs) > 0 &&
+			(len(cur.msgs) >= cc.BatchSize || src == nil || len(src.msgs) == 0 ||
+				time.Since(cur.started) >= cc.BatchWait.Duration) {
+			commit()
+		}
+	}
+}
+
+func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (*source, error) {
+	backoff := c.cfg.Consumer.RetryInitial.Duration
+	for {
+		src, err := c.startSource(cons)
+		if err == nil {
+			return src, nil
+		}
+		c.log.Warn("restart pull", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, c.cfg.Consumer.RetryMax.Duration)
+	}
+}
+
+func (c *Consumer) tickEvery() time.Duration {
+	if c.ipEvery > 0 {
+		return max(c.ipEvery/2, 10*time.Millisecond)
+	}
+	return time.Second
+}
+
+// keepAlive sends InProgress for messages held longer than ipEvery so they are
+// not redelivered while they wait.
+func (c *Consumer) keepAlive(b *batch) {
+	if c.ipEvery <= 0 || len(b.msgs) == 0 || time.Since(b.touched) < c.ipEvery {
+		return
+	}
+	for _, m := range b.msgs {
+		_ = m.InProgress()
+	}
+	b.touched = time.Now()
+}
+
+// receive decodes and fingerprints one message into cur, or dead-letters it.
+func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
+	c.m.EventsReceived.Inc()
+	md, err := m.Metadata()
+	if err != nil {
+		c.log.Warn("message without JetStream metadata, terminating", zap.String("subject", m.Subject()), zap.Error(err))
+		_ = m.Term()
+		return
+	}
+	meta := incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: md.Sequence.Stream, Timestamp: md.Timestamp}
+	ev, err := c.dec.Decode(m.Data(), meta)
+	if err != nil {
+		var de *incident.DecodeError
+		if !errors.As(err, &de) {
+			de = &incident.DecodeError{Reason: incident.ReasonInvalidJSON, Msg: err.Error()}
+		}
+		c.m.EventsInvalid.WithLabelValues(string(de.Reason)).Inc()
+		c.dlq.send(m, meta, m.Subject(), de)
+		return
+	}
+	c.m.EventsDecoded.Inc()
+	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev)}, md.Timestamp)
+}
+
+// commit writes one batch durably, retrying with backoff while the store
+// fails (sending InProgress meanwhile), then acks every message. It returns
+// an error only when ctx ends first; the messages then stay un-acked.
+func (c *Consumer) commit(ctx context.Context, b *batch) error {
+	stop := c.heartbeat(b.msgs)
+	cc := c.cfg.Consumer
+	backoff := cc.RetryInitial.Duration
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
+		if err == nil {
+			stop()
+			c.acked(b, res, conflicts, time.Since(start))
+			if attempt > 1 {
+				c.log.Info("commit succeeded after retries", zap.Int("attempts", attempt))
+			}
+			return nil
+		}
+		c.m.BatchesFailed.Inc()
+		if ctx.Err() != nil {
+			stop()
+			return fmt.Errorf("commit abandoned: %w", ctx.Err())
+		}
+		c.storeErr.Store(&err)
+		select {
+		case c.failing <- struct{}{}:
+		default:
+		}
+		c.log.Warn("commit failed, retrying the same batch", zap.Error(err), zap.Int("attempt", attempt),
+			zap.Int("events", len(b.events)), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			stop()
+			return fmt.Errorf("commit abandoned: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, cc.RetryMax.Duration)
+	}
+}
+
+func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
+	c.storeErr.Store(nil)
+	now := time.Now()
+	for i, m := range b.msgs {
+		if err := m.Ack(); err != nil {
+			c.log.Debug("ack", zap.Error(err))
+		}
+		c.m.ObserveLatency(b.stamps[i], now)
+	}
+	c.m.BatchesCommitted.Inc()
+	c.m.BatchSize.Observe(float64(len(b.events)))
+	c.m.FlushDuration.Observe(took.Seconds())
+	c.m.StoreConflicts.Add(float64(conflicts))
+	c.m.ObserveFold(res.Stats)
+}
+
+// heartbeat sends InProgress for msgs every ipEvery until stopped.
+func (c *Consumer) heartbeat(msgs []jetstream.Msg) (stop func()) {
+	if c.ipEvery <= 0 {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(c.ipEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// drain is the shutdown: stop pulling, take what the client already
+// buffered, wait for the commit in flight, commit the rest, each step logged
+// with its duration. Commits give up after DrainTimeout.
+func (c *Consumer) drain(commitCtx context.Context, cancel context.CancelFunc, src *source, cur *batch, committing bool, done chan error) error {
+	timer := time.AfterFunc(c.cfg.DrainTimeout, cancel)
+	defer timer.Stop()
+	t := time.Now()
+	if src != nil {
+		src.it.Drain()
+		for m := range src.msgs {
+			c.receive(cur, m)
+		}
+	}
+	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)), zap.Int("in_hand", len(cur.msgs)))
+	t = time.Now()
+	var err error
+	if committing {
+		err = <-done
+	}
+	if err == nil && len(cur.msgs) > 0 {
+		err = c.commit(commitCtx, cur)
+	}
+	if err != nil {
+		c.log.Warn("shutdown: messages in hand left un-acked for redelivery", zap.Error(err), zap.Duration("took", time.Since(t)))
+		return nil
+	}
+	c.log.Info("shutdown: committed and acked the batch in hand", zap.Duration("took", time.Since(t)))
+	return nil
+}

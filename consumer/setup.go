@@ -1,0 +1,181 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/config"
+)
+
+// ErrMismatch is returned by Setup when an existing stream or consumer
+// differs from the configuration in a way JetStream cannot update in place.
+var ErrMismatch = errors.New("consumer: existing JetStream object does not match the configuration")
+
+// Report says what Setup did, one line per stream or consumer, such as
+// "stream INCIDENTS updated: max_age 24h -> 168h".
+type Report struct {
+	Actions []string
+}
+
+// StreamConfig is the incident stream the configuration asks for: file
+// storage, limits retention, a Nats-Msg-Id duplicate window and a maximum age.
+func StreamConfig(cfg config.ConsumerConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "incident events from publishers, consumed by incidentd",
+		Subjects:    slices.Clone(cfg.Subjects),
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.MaxAge.Duration,
+		Duplicates:  cfg.DuplicateWindow.Duration,
+		Replicas:    cfg.Replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// DLQStreamConfig is the dead-letter stream: every subject below
+// dlq_subject_prefix, file storage, the same maximum age.
+func DLQStreamConfig(cfg config.ConsumerConfig) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        cfg.DLQStream,
+		Description: "incident events incidentd could not process, with the reason in headers",
+		Subjects:    []string{cfg.DLQSubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.MaxAge.Duration,
+		Duplicates:  cfg.DuplicateWindow.Duration,
+		Replicas:    cfg.Replicas,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// ConsumerConfig is the durable pull consumer every worker shares: explicit
+// acks, AckWait, MaxDeliver and MaxAckPending from the configuration.
+func ConsumerConfig(cfg config.ConsumerConfig) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "incidentd workers (shared durable pull consumer)",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait.Duration,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		Replicas:      cfg.Replicas,
+	}
+}
+
+// Setup creates or updates the incident stream, the dead-letter stream and
+// the durable consumer. A difference JetStream cannot apply in place (storage
+// type, retention, ack or deliver policy) is an ErrMismatch naming the field,
+// the existing value and the wanted one. It is what the worker runs at start
+// and what `incidentctl setup` runs as a deploy step.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfig) (Report, error) {
+	var rep Report
+	for _, sc := range []jetstream.StreamConfig{StreamConfig(cfg), DLQStreamConfig(cfg)} {
+		act, err := setupStream(ctx, js, sc)
+		if err != nil {
+			return rep, err
+		}
+		rep.Actions = append(rep.Actions, act)
+	}
+	act, err := setupConsumer(ctx, js, cfg.Stream, ConsumerConfig(cfg))
+	if err != nil {
+		return rep, err
+	}
+	rep.Actions = append(rep.Actions, act)
+	return rep, nil
+}
+
+func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (string, error) {
+	what := "stream " + want.Name
+	s, err := js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if _, err := js.CreateStream(ctx, want); err != nil {
+			return "", fmt.Errorf("create %s: %w", what, err)
+		}
+		return what + " created", nil
+	case err != nil:
+		return "", fmt.Errorf("look up %s: %w", what, err)
+	}
+	have := s.CachedInfo().Config
+	if have.Storage != want.Storage {
+		return "", fmt.Errorf("%w: %s has storage %s, want %s (storage cannot change: remove the stream or use another consumer.stream)", ErrMismatch, what, have.Storage, want.Storage)
+	}
+	if have.Retention != want.Retention {
+		return "", fmt.Errorf("%w: %s has retention %s, want %s (retention cannot change: remove the stream or use another consumer.stream)", ErrMismatch, what, have.Retention, want.Retention)
+	}
+	diff := streamDiff(have, want)
+	if len(diff) == 0 {
+		return what + " unchanged", nil
+	}
+	if _, err := js.UpdateStream(ctx, want); err != nil {
+		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, diff, err)
+	}
+	return fmt.Sprintf("%s updated: %v", what, diff), nil
+}
+
+func streamDiff(have, want jetstream.StreamConfig) []string {
+	var d []string
+	if !slices.Equal(have.Subjects, want.Subjects) {
+		d = append(d, fmt.Sprintf("subjects %v -> %v", have.Subjects, want.Subjects))
+	}
+	d = durDiff(d, "max_age", have.MaxAge, want.MaxAge)
+	d = durDiff(d, "duplicate_window", have.Duplicates, want.Duplicates)
+	if have.Replicas != want.Replicas {
+		d = append(d, fmt.Sprintf("replicas %d -> %d", have.Replicas, want.Replicas))
+	}
+	return d
+}
+
+func durDiff(d []string, name string, have, want time.Duration) []string {
+	if have != want {
+		d = append(d, fmt.Sprintf("%s %s -> %s", name, have, want))
+	}
+	return d
+}
+
+func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, want jetstream.ConsumerConfig) (string, error) {
+	what := fmt.Sprintf("consumer %s on stream %s", want.Durable, stream)
+	c, err := js.Consumer(ctx, stream, want.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if _, err := js.CreateConsumer(ctx, stream, want); err != nil {
+			return "", fmt.Errorf("create %s: %w", what, err)
+		}
+		return what + " created", nil
+	case err != nil:
+		return "", fmt.Errorf("look up %s: %w", what, err)
+	}
+	have := c.CachedInfo().Config
+	if have.AckPolicy != want.AckPolicy {
+		return "", fmt.Errorf("%w: %s has ack policy %s, want %s", ErrMismatch, what, have.AckPolicy, want.AckPolicy)
+	}
+	if have.DeliverSubject != "" {
+		return "", fmt.Errorf("%w: %s is a push consumer (deliver subject %q), want a pull consumer", ErrMismatch, what, have.DeliverSubject)
+	}
+	if have.DeliverPolicy != want.DeliverPolicy {
+		return "", fmt.Errorf("%w: %s has deliver policy %s, want %s", ErrMismatch, what, have.DeliverPolicy, want.DeliverPolicy)
+	}
+	var d []string
+	d = durDiff(d, "ack_wait", have.AckWait, want.AckWait)
+	if have.MaxDeliver != want.MaxDeliver {
+		d = append(d, fmt.Sprintf("max_deliver %d -> %d", have.MaxDeliver, want.MaxDeliver))
+	}
+	if have.MaxAckPending != want.MaxAckPending {
+		d = append(d, fmt.Sprintf("max_ack_pending %d -> %d", have.MaxAckPending, want.MaxAckPending))
+	}
+	if len(d) == 0 {
+		return what + " unchanged", nil
+	}
+	if _, err := js.UpdateConsumer(ctx, stream, want); err != nil {
+		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
+	}
+	return fmt.Sprintf("%s updated: %v", what, d), nil
+}

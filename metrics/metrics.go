@@ -1,0 +1,172 @@
+// Package metrics is the worker's observability surface: the Prometheus
+// collectors every pipeline stage updates (events received, decoded, invalid,
+// dead-lettered, applied, duplicates, incident transitions, batches, flush
+// duration, lag, store size), the readiness checks, and the /metrics,
+// /healthz and /readyz endpoints. Every series exists from the start, so a
+// fresh worker reads zero rather than "no data".
+package metrics
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "incidentd"
+
+// Label values of incidentd_events_duplicate_total{kind}.
+const (
+	// DuplicateEventID counts events whose id was already applied (a
+	// redelivery or a producer retry): they change nothing.
+	DuplicateEventID = "event_id"
+	// DuplicateMerged counts triggers folded into an open incident of the
+	// same identity.
+	DuplicateMerged = "merged"
+)
+
+// Build describes the running binary for incidentd_build_info.
+type Build struct {
+	Version string
+}
+
+// Metrics holds every collector of the worker.
+type Metrics struct {
+	EventsReceived     prometheus.Counter
+	EventsDecoded      prometheus.Counter
+	EventsInvalid      *prometheus.CounterVec
+	EventsDeadLettered *prometheus.CounterVec
+	EventsApplied      prometheus.Counter
+	EventsDuplicate    *prometheus.CounterVec
+	EventsLate         prometheus.Counter
+	EventsOrphaned     prometheus.Counter
+
+	IncidentsOpened       prometheus.Counter
+	IncidentsReopened     prometheus.Counter
+	IncidentsAcknowledged prometheus.Counter
+	IncidentsResolved     *prometheus.CounterVec
+
+	BatchesCommitted prometheus.Counter
+	BatchesFailed    prometheus.Counter
+	StoreConflicts   prometheus.Counter
+	FlushDuration    prometheus.Histogram
+	BatchSize        prometheus.Histogram
+	EndToEndLatency  prometheus.Histogram
+
+	ConsumerPending     prometheus.Gauge
+	ConsumerAckPending  prometheus.Gauge
+	ConsumerRedelivered prometheus.Gauge
+	StoreSize           prometheus.Gauge
+	StoreIncidents      prometheus.Gauge
+
+	// Health backs incidentd_ready and /readyz.
+	Health *Health
+}
+
+// New creates every collector, pre-creates every label value and registers
+// them on reg.
+func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help})
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help})
+	}
+	m := &Metrics{
+		EventsReceived: counter("events_received_total", "Messages fetched from the incident stream (redeliveries included)."),
+		EventsDecoded:  counter("events_decoded_total", "Messages decoded into valid events."),
+		EventsInvalid: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_invalid_total",
+			Help: "Messages rejected by decoding or validation, by reason."}, []string{"reason"}),
+		EventsDeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_dead_lettered_total",
+			Help: "Messages published to the dead-letter stream and terminated, by reason."}, []string{"reason"}),
+		EventsApplied: counter("events_applied_total", "Events applied to the store (each event id once)."),
+		EventsDuplicate: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_duplicate_total",
+			Help: "Duplicates absorbed: kind=event_id for already-applied event ids, kind=merged for triggers merged into an open incident."}, []string{"kind"}),
+		EventsLate:            counter("events_late_total", "Triggers older than the resolution of their incident, merged into it as late."),
+		EventsOrphaned:        counter("events_orphaned_total", "Acknowledge and resolve events with no open incident of their identity."),
+		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
+		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
+		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
+		IncidentsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "incidents_resolved_total",
+			Help: "Incidents resolved, by what resolved them (event or timeout)."}, []string{"resolved_by"}),
+		BatchesCommitted: counter("batches_committed_total", "Batches durably committed to the store and acked."),
+		BatchesFailed:    counter("batches_failed_total", "Batch commit attempts that failed (each retry counts)."),
+		StoreConflicts:   counter("store_conflicts_total", "Optimistic-concurrency conflicts resolved by re-reading and folding again."),
+		FlushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "flush_duration_seconds",
+			Help:    "Time to commit one batch durably (lookup, fold, apply, retries included).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "batch_size_events",
+			Help:    "Valid events per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		EndToEndLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "end_to_end_latency_seconds",
+			Help:    "Commit time minus the message's JetStream timestamp, per event.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17)}),
+		ConsumerPending:     gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
+		ConsumerAckPending:  gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
+		ConsumerRedelivered: gauge("consumer_redelivered_messages", "Messages delivered more than once and not yet acked (num_redelivered)."),
+		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
+		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
+		Health:              NewHealth(),
+	}
+	for _, r := range incident.Reasons {
+		m.EventsInvalid.WithLabelValues(string(r))
+		m.EventsDeadLettered.WithLabelValues(string(r))
+	}
+	m.EventsDuplicate.WithLabelValues(DuplicateEventID)
+	m.EventsDuplicate.WithLabelValues(DuplicateMerged)
+	for _, by := range []incident.ResolvedBy{incident.ResolvedByEvent, incident.ResolvedByTimeout} {
+		m.IncidentsResolved.WithLabelValues(string(by))
+	}
+	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "ready",
+		Help: "1 when the worker is ready (NATS connected, consumer bound, store writable), else 0."},
+		func() float64 {
+			if m.Health.Ready() == nil {
+				return 1
+			}
+			return 0
+		})
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info",
+		Help: "Always 1; labels carry the version and the Go version."}, []string{"version", "goversion"})
+	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
+
+	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.IncidentsOpened,
+		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.BatchesCommitted,
+		m.BatchesFailed, m.StoreConflicts, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
+		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
+		ready, info}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ObserveFold adds what one committed fold did.
+func (m *Metrics) ObserveFold(st dedupe.Stats) {
+	m.EventsApplied.Add(float64(st.Applied))
+	m.EventsDuplicate.WithLabelValues(DuplicateEventID).Add(float64(st.Duplicates))
+	m.EventsDuplicate.WithLabelValues(DuplicateMerged).Add(float64(st.Merged))
+	m.EventsLate.Add(float64(st.Late))
+	m.EventsOrphaned.Add(float64(st.Orphans))
+	m.IncidentsOpened.Add(float64(st.Opened))
+	m.IncidentsReopened.Add(float64(st.Reopened))
+	m.IncidentsAcknowledged.Add(float64(st.Acknowledged))
+	m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByEvent)).Add(float64(st.Resolved))
+	m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByTimeout)).Add(float64(st.TimedOut))
+}
+
+// ObserveLatency records the end-to-end latency of one event committed at
+// now that JetStream stored at published.
+func (m *Metrics) ObserveLatency(published, now time.Time) {
+	if published.IsZero() {
+		return
+	}
+	m.EndToEndLatency.Observe(max(now.Sub(published), 0).Seconds())
+}

@@ -1,0 +1,100 @@
+// Package natsembed runs a nats-server with JetStream inside the incidentd
+// process: the single-binary default mode (no [nats] url) and the tests use
+// it in place of an external NATS deployment. It is a real server that other
+// programs (the nats CLI, incidentctl) can connect to on its listen address.
+package natsembed
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+)
+
+// ErrNotReady is returned by New when the server does not accept connections
+// in time.
+var ErrNotReady = errors.New("natsembed: server not ready for connections")
+
+// Config says where the embedded server listens and keeps its JetStream data.
+type Config struct {
+	// Listen is host:port for clients; port 0 picks a free one.
+	Listen string
+	// StoreDir is the JetStream storage directory.
+	StoreDir string
+	// StartTimeout bounds the wait for the server to accept connections
+	// (10s when zero).
+	StartTimeout time.Duration
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
+	srv *server.Server
+	log *zap.Logger
+}
+
+// New starts the server and waits until it accepts connections.
+func New(cfg Config, log *zap.Logger) (*Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed listen %q: bad port", cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:            "incidentd-embedded",
+		Host:                  host,
+		Port:                  port,
+		JetStream:             true,
+		StoreDir:              cfg.StoreDir,
+		NoSigs:                true,
+		MaxPayload:            8 << 20,
+		DisableShortFirstPing: true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: %w", err)
+	}
+	log = log.Named("nats-server")
+	srv.SetLoggerV2(&logger{log.Sugar()}, false, false, false)
+	srv.Start()
+	wait := cfg.StartTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("%w after %s (listen %s)", ErrNotReady, wait, cfg.Listen)
+	}
+	s := &Server{srv: srv, log: log}
+	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir))
+	return s, nil
+}
+
+// ClientURL is the nats:// URL clients connect to (with the port actually
+// bound).
+func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it to finish.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}
+
+// logger adapts zap to the nats-server logger interface.
+type logger struct{ s *zap.SugaredLogger }
+
+func (l *logger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l *logger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
+func (l *logger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l *logger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l *logger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
+func (l *logger) Tracef(format string, v ...any)  {}
