@@ -1,0 +1,54 @@
+package redis
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// metrics are the store's collectors. The pool ones read the client's
+// PoolStats at scrape time.
+type metrics struct {
+	conflicts prometheus.Counter
+}
+
+func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics, error) {
+	m := metrics{conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "incidentd_redis_apply_conflicts_total",
+		Help: "Batch applies refused because another writer changed an incident or applied an event first.",
+	})}
+	if reg == nil {
+		return m, nil
+	}
+	stat := func(f func(*goredis.PoolStats) uint32) func() float64 {
+		return func() float64 { return float64(f(rdb.PoolStats())) }
+	}
+	cs := []prometheus.Collector{
+		m.conflicts,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "incidentd_redis_pool_hits_total", Help: "Times a free connection was found in the pool.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.Hits })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "incidentd_redis_pool_misses_total", Help: "Times no free connection was found in the pool.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.Misses })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "incidentd_redis_pool_timeouts_total", Help: "Times waiting for a pool connection timed out.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.Timeouts })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "incidentd_redis_pool_stale_connections_total", Help: "Stale connections removed from the pool.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.StaleConns })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "incidentd_redis_pool_connections", Help: "Connections in the pool.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.TotalConns })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "incidentd_redis_pool_idle_connections", Help: "Idle connections in the pool.",
+		}, stat(func(p *goredis.PoolStats) uint32 { return p.IdleConns })),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return metrics{}, fmt.Errorf("redis metrics: %w", err)
+		}
+	}
+	return m, nil
+}

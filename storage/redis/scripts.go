@@ -1,0 +1,274 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each is one atomic step on the server, run with EVALSHA
+// (EVAL when the server does not know it yet). KEYS[1] is always the
+// "all incidents" set: it routes the script in Cluster mode, and every other
+// key the script touches is derived from ARGV[1], the key prefix, so it
+// shares that key's slot (the prefix is the hash tag in Cluster mode).
+//
+// The merge rules live in Go (dedupe.Folder); the scripts only check
+// versions and markers, write records and move index memberships.
+
+// indexedFields are the JSON fields of an incident that have index sets,
+// in the order Apply passes their values.
+var indexedFields = []string{"fingerprint", "state", "severity", "source", "type"}
+
+// applyFields is how many ARGV entries one incident takes in applyScript.
+const applyFields = 10
+
+// applyScript: ARGV = prefix, marker lifetime (ms), n incidents, m events,
+// then per incident: id, version, fingerprint, state, severity, source,
+// type, score (last_seen in unix µs), json, reopen_of; then the m event ids.
+// A new incident (version 1) must find its identity pointer, as the batch
+// has moved it so far, naming its reopen_of ("" for none): otherwise another
+// writer opened the identity since the Lookup. Every incident then moves its
+// identity pointer to itself, in batch order.
+// Returns {"ok"}, {"conflict", id, stored version}, {"identity", id,
+// current pointer} or {"applied", event id}.
+var applyScript = goredis.NewScript(`
+local p = ARGV[1]
+local px = ARGV[2]
+local n = tonumber(ARGV[3])
+local m = tonumber(ARGV[4])
+local F = 10
+local fields = {'fingerprint', 'state', 'severity', 'source', 'type'}
+local olds = {}
+local ptrs = {}
+for i = 0, n - 1 do
+  local b = 5 + i * F
+  local id = ARGV[b]
+  local raw = redis.call('GET', p .. ':incident:' .. id)
+  local have = 0
+  if raw then
+    local old = cjson.decode(raw)
+    have = tonumber(old.version) or -1
+    olds[i] = old
+  end
+  if have ~= tonumber(ARGV[b + 1]) - 1 then
+    return {'conflict', id, tostring(have)}
+  end
+  local fp = ARGV[b + 2]
+  local latest = ptrs[fp]
+  if latest == nil then
+    latest = redis.call('GET', p .. ':identity:' .. fp) or ''
+  end
+  if ARGV[b + 1] == '1' and latest ~= ARGV[b + 9] then
+    return {'identity', id, latest}
+  end
+  ptrs[fp] = id
+end
+local eb = 5 + n * F
+for j = 0, m - 1 do
+  if redis.call('EXISTS', p .. ':applied:' .. ARGV[eb + j]) == 1 then
+    return {'applied', ARGV[eb + j]}
+  end
+end
+for i = 0, n - 1 do
+  local b = 5 + i * F
+  local id = ARGV[b]
+  local score = ARGV[b + 7]
+  local old = olds[i]
+  redis.call('SET', p .. ':incident:' .. id, ARGV[b + 8])
+  redis.call('SADD', p .. ':incidents', id)
+  redis.call('ZADD', p .. ':z:incidents', score, id)
+  for k = 1, 5 do
+    local f = fields[k]
+    local v = ARGV[b + 1 + k]
+    if old and old[f] ~= v then
+      redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
+      redis.call('ZREM', p .. ':z:' .. f .. ':' .. tostring(old[f]), id)
+    end
+    if not old or old[f] ~= v then
+      redis.call('SADD', p .. ':' .. f .. ':' .. v, id)
+    end
+    redis.call('ZADD', p .. ':z:' .. f .. ':' .. v, score, id)
+  end
+end
+for fp, id in pairs(ptrs) do
+  redis.call('SET', p .. ':identity:' .. fp, id)
+end
+for j = 0, m - 1 do
+  redis.call('SET', p .. ':applied:' .. ARGV[eb + j], '1', 'PX', px)
+end
+return {'ok'}
+`)
+
+// lookupScript: ARGV = prefix, n fingerprints, then the fingerprints, then
+// the event ids. Returns n records (false when absent) followed by one 0/1
+// per event id: the read stage of a batch in one round trip, as one
+// consistent snapshot.
+var lookupScript = goredis.NewScript(`
+local p = ARGV[1]
+local n = tonumber(ARGV[2])
+local out = {}
+for i = 1, n do
+  local id = redis.call('GET', p .. ':identity:' .. ARGV[2 + i])
+  if id then
+    out[i] = redis.call('GET', p .. ':incident:' .. id)
+  else
+    out[i] = false
+  end
+end
+for j = 3 + n, #ARGV do
+  out[#out + 1] = redis.call('EXISTS', p .. ':applied:' .. ARGV[j])
+end
+return out
+`)
+
+// findOpenScript: ARGV = prefix, fingerprint. Returns the latest record of
+// the identity or nil.
+var findOpenScript = goredis.NewScript(`
+local id = redis.call('GET', ARGV[1] .. ':identity:' .. ARGV[2])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. ':incident:' .. id)
+`)
+
+// deleteScript: ARGV = prefix, id. Removes the record, every index
+// membership and the identity pointer when it points at the id. Returns 1,
+// or 0 when there was no such incident.
+var deleteScript = goredis.NewScript(`
+local p = ARGV[1]
+local id = ARGV[2]
+local raw = redis.call('GET', p .. ':incident:' .. id)
+if not raw then return 0 end
+local old = cjson.decode(raw)
+redis.call('DEL', p .. ':incident:' .. id)
+redis.call('SREM', p .. ':incidents', id)
+redis.call('ZREM', p .. ':z:incidents', id)
+for _, f in ipairs({'fingerprint', 'state', 'severity', 'source', 'type'}) do
+  redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
+  redis.call('ZREM', p .. ':z:' .. f .. ':' .. tostring(old[f]), id)
+end
+local ptr = p .. ':identity:' .. tostring(old.fingerprint)
+if redis.call('GET', ptr) == id then redis.call('DEL', ptr) end
+return 1
+`)
+
+// queryBudget is how many candidates queryScript walks before it falls
+// back to a server-side ZINTERSTORE of the whole filter.
+const queryBudget = 20000
+
+// queryScript answers List and Count. ARGV = prefix, mode ("list" or
+// "count"), min score, max score (unix µs or -inf/+inf), offset, limit
+// (<= 0: all), walk budget, n groups, then per group: field, k, k values.
+// A group is one filter field: OR within it, AND across groups.
+//
+// count: SCARD / ZCARD sums when possible, else ZINTERSTORE + ZCOUNT.
+// list: walk the smallest group's sorted set newest first (by rank, so a
+// page costs O(log N + page)) and check every other group with SISMEMBER
+// on the plain sets, until offset+limit matches; past the budget, fall back
+// to ZINTERSTORE of every group and one ZREVRANGEBYSCORE. Returns the JSON
+// records of the page, newest first. Temporary keys live under
+// prefix:tmp and are deleted before the script returns.
+var queryScript = goredis.NewScript(`
+local p = ARGV[1]
+local mode = ARGV[2]
+local min, max = ARGV[3], ARGV[4]
+local offset = tonumber(ARGV[5])
+local limit = tonumber(ARGV[6])
+local budget = tonumber(ARGV[7])
+local ng = tonumber(ARGV[8])
+local tmp = p .. ':tmp'
+local groups = {}
+local a = 9
+for g = 1, ng do
+  local f = ARGV[a]
+  local k = tonumber(ARGV[a + 1])
+  local grp = {z = {}, s = {}, size = 0}
+  for i = 1, k do
+    local v = ARGV[a + 1 + i]
+    grp.z[i] = p .. ':z:' .. f .. ':' .. v
+    grp.s[i] = p .. ':' .. f .. ':' .. v
+    grp.size = grp.size + redis.call('ZCARD', grp.z[i])
+  end
+  groups[g] = grp
+  a = a + 2 + k
+end
+local temps = {}
+local function zkey(g)
+  local grp = groups[g]
+  if #grp.z == 1 then return grp.z[1] end
+  local t = tmp .. ':' .. g
+  local args = {'ZUNIONSTORE', t, #grp.z}
+  for _, k in ipairs(grp.z) do args[#args + 1] = k end
+  args[#args + 1] = 'AGGREGATE'
+  args[#args + 1] = 'MAX'
+  redis.call(unpack(args))
+  temps[#temps + 1] = t
+  return t
+end
+local function intersect()
+  if ng == 0 then return p .. ':z:incidents' end
+  if ng == 1 then return zkey(1) end
+  local args = {'ZINTERSTORE', tmp, ng}
+  for g = 1, ng do args[#args + 1] = zkey(g) end
+  args[#args + 1] = 'AGGREGATE'
+  args[#args + 1] = 'MAX'
+  redis.call(unpack(args))
+  temps[#temps + 1] = tmp
+  return tmp
+end
+local function cleanup()
+  if #temps > 0 then redis.call('DEL', unpack(temps)) end
+end
+local bounded = min ~= '-inf' or max ~= '+inf'
+if mode == 'count' then
+  if not bounded and ng == 0 then return redis.call('SCARD', p .. ':incidents') end
+  if not bounded and ng == 1 then return groups[1].size end
+  local c = redis.call('ZCOUNT', intersect(), min, max)
+  cleanup()
+  return c
+end
+local di, z = 0, p .. ':z:incidents'
+for g = 1, ng do
+  if di == 0 or groups[g].size < groups[di].size then di = g end
+end
+if di > 0 then z = zkey(di) end
+local first = 0
+if max ~= '+inf' then first = redis.call('ZCOUNT', z, '(' .. max, '+inf') end
+local last = redis.call('ZCARD', z) - 1
+if min ~= '-inf' then last = last - redis.call('ZCOUNT', z, '-inf', '(' .. min) end
+local want = -1
+if limit > 0 then want = offset + limit end
+local ids = {}
+local matched, pos, done = 0, first, false
+while not done and pos <= last do
+  local chunk = redis.call('ZREVRANGE', z, pos, math.min(pos + 255, last))
+  if #chunk == 0 then break end
+  pos = pos + #chunk
+  for _, id in ipairs(chunk) do
+    local ok = true
+    for g = 1, ng do
+      if g ~= di then
+        local found = false
+        for _, s in ipairs(groups[g].s) do
+          if redis.call('SISMEMBER', s, id) == 1 then found = true break end
+        end
+        if not found then ok = false break end
+      end
+    end
+    if ok then
+      matched = matched + 1
+      if matched > offset then ids[#ids + 1] = id end
+      if want > 0 and matched >= want then done = true break end
+    end
+  end
+  if not done and ng > 1 and pos - first >= budget then
+    local lim = limit
+    if lim <= 0 then lim = -1 end
+    ids = redis.call('ZREVRANGEBYSCORE', intersect(), max, min, 'LIMIT', offset, lim)
+    done = true
+  end
+end
+cleanup()
+local out = {}
+for i = 1, #ids, 500 do
+  local keys = {}
+  for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = p .. ':incident:' .. ids[j] end
+  local recs = redis.call('MGET', unpack(keys))
+  for _, r in ipairs(recs) do out[#out + 1] = r end
+end
+return out
+`)

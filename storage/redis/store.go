@@ -1,0 +1,317 @@
+// Package redis is the storage backend for Redis, Redis Sentinel and Redis
+// Cluster: the last stage of the pipeline when several worker pods share one
+// Redis deployment. Every batch is one atomic, version-checked Lua script
+// (the merge rules stay in Go, in dedupe.Folder via storage.Ingest); reads
+// of a batch are one round trip; queries intersect the index sets on the
+// server and page newest first over sorted sets. The key layout follows the
+// reference guide (llm-im:incident:{id}, llm-im:severity:P0, ...); in
+// Cluster mode the prefix becomes a hash tag ({llm-im}:...) so that a batch
+// and every set a query intersects share one slot.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Store is a storage.Store on Redis. All methods are safe for concurrent
+// use, and any number of Stores (in any number of processes) may share one
+// keyspace.
+type Store struct {
+	rdb       goredis.UniversalClient
+	prefix    string // key prefix, "{prefix}" in Cluster mode
+	retention time.Duration
+	log       *zap.Logger
+	conflicts prometheus.Counter
+	closed    atomic.Bool
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New connects to Redis as cfg says, checks the connection with a PING and
+// registers the incidentd_redis_* metrics on reg (when not nil).
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	if cfg.AppliedRetention <= 0 {
+		cfg.AppliedRetention = DefaultAppliedRetention
+	}
+	rdb, t, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{rdb: rdb, prefix: cfg.KeyPrefix, retention: cfg.AppliedRetention, log: log.Named("redis")}
+	mode := "standalone"
+	switch {
+	case cfg.Cluster:
+		mode, s.prefix = "cluster", "{"+cfg.KeyPrefix+"}"
+	case t.Sentinel:
+		mode = "sentinel"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout(cfg))
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
+	}
+	m, err := newMetrics(rdb, reg)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	s.conflicts = m.conflicts
+	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
+		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
+		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention))
+	return s, nil
+}
+
+func connectTimeout(cfg Config) time.Duration {
+	d := cfg.DialTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	return 3 * d
+}
+
+// key builds "prefix:part:part...".
+func (s *Store) key(parts ...string) string {
+	k := s.prefix
+	for _, p := range parts {
+		k += ":" + p
+	}
+	return k
+}
+
+// route is KEYS[1] of every script: the all-incidents set.
+func (s *Store) route() []string { return []string{s.key("incidents")} }
+
+// check returns storage.ErrClosed after Close and the context's error.
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wrap maps go-redis's closed-client error and adds context.
+func (s *Store) wrap(op string, err error) error {
+	if errors.Is(err, goredis.ErrClosed) || s.closed.Load() {
+		return storage.ErrClosed
+	}
+	return fmt.Errorf("redis %s: %w", op, err)
+}
+
+// Lookup reads, in one round trip and one consistent snapshot, the latest
+// incident of each fingerprint and which event ids were already applied.
+func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
+	if err := s.check(ctx); err != nil {
+		return storage.Snapshot{}, err
+	}
+	snap := storage.Snapshot{
+		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
+		Applied: make(map[string]bool),
+	}
+	if len(fingerprints) == 0 && len(eventIDs) == 0 {
+		return snap, nil
+	}
+	args := make([]any, 0, 2+len(fingerprints)+len(eventIDs))
+	args = append(args, s.prefix, len(fingerprints))
+	for _, fp := range fingerprints {
+		args = append(args, fp)
+	}
+	for _, id := range eventIDs {
+		args = append(args, id)
+	}
+	res, err := lookupScript.Run(ctx, s.rdb, s.route(), args...).Slice()
+	if err != nil {
+		return storage.Snapshot{}, s.wrap("lookup", err)
+	}
+	if len(res) != len(fingerprints)+len(eventIDs) {
+		return storage.Snapshot{}, fmt.Errorf("redis lookup: %d replies for %d keys", len(res), len(fingerprints)+len(eventIDs))
+	}
+	for i, fp := range fingerprints {
+		raw, ok := res[i].(string)
+		if !ok {
+			continue
+		}
+		in, err := decode(raw)
+		if err != nil {
+			return storage.Snapshot{}, err
+		}
+		snap.Latest[fp] = in
+	}
+	for j, id := range eventIDs {
+		if n, _ := res[len(fingerprints)+j].(int64); n == 1 {
+			snap.Applied[id] = true
+		}
+	}
+	return snap, nil
+}
+
+func decode(raw string) (*incident.Incident, error) {
+	var in incident.Incident
+	if err := json.Unmarshal([]byte(raw), &in); err != nil {
+		return nil, fmt.Errorf("redis decode incident: %w", err)
+	}
+	return &in, nil
+}
+
+// score is the sorted-set score of a time: unix microseconds, exact in a
+// float64 for ±285 years around 1970.
+func score(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+// Apply writes the batch in one atomic script (markers live for the
+// retention from the moment the server writes them: Redis expires keys by
+// its own clock, so Batch.At only matters as "now"), or nothing and
+// storage.ErrConflict when an incident's stored version is not Version-1 or
+// an event id was already applied. A go-redis retry of a script the server
+// already ran lands here as a conflict: Ingest re-reads, finds every event
+// applied and writes nothing.
+func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if len(b.Incidents) == 0 && len(b.EventIDs) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 4+applyFields*len(b.Incidents)+len(b.EventIDs))
+	args = append(args, s.prefix, s.retention.Milliseconds(), len(b.Incidents), len(b.EventIDs))
+	for _, in := range b.Incidents {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("redis encode incident %s: %w", in.ID, err)
+		}
+		args = append(args, in.ID, in.Version, in.Fingerprint, in.State.String(), in.Severity.String(),
+			in.Source, in.Type.String(), score(in.LastSeen), raw, in.ReopenOf)
+	}
+	for _, id := range b.EventIDs {
+		args = append(args, id)
+	}
+	res, err := applyScript.Run(ctx, s.rdb, s.route(), args...).StringSlice()
+	if err != nil {
+		return s.wrap("apply", err)
+	}
+	switch {
+	case len(res) == 3 && res[0] == "conflict":
+		s.conflicts.Inc()
+		return fmt.Errorf("incident %s: stored version %s: %w", res[1], res[2], storage.ErrConflict)
+	case len(res) == 3 && res[0] == "identity":
+		s.conflicts.Inc()
+		return fmt.Errorf("incident %s: identity now at %q: %w", res[1], res[2], storage.ErrConflict)
+	case len(res) == 2 && res[0] == "applied":
+		s.conflicts.Inc()
+		return fmt.Errorf("event %s already applied: %w", res[1], storage.ErrConflict)
+	case len(res) == 1 && res[0] == "ok":
+		return nil
+	}
+	return fmt.Errorf("redis apply: unexpected reply %q", res)
+}
+
+// Get returns one incident by id, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*incident.Incident, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	raw, err := s.rdb.Get(ctx, s.key("incident", id)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.wrap("get", err)
+	}
+	return decode(raw)
+}
+
+// FindOpen returns the active incident of an identity, or
+// storage.ErrNotFound.
+func (s *Store) FindOpen(ctx context.Context, fingerprint string) (*incident.Incident, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	raw, err := findOpenScript.Run(ctx, s.rdb, s.route(), s.prefix, fingerprint).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.wrap("find open", err)
+	}
+	in, err := decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !in.Active() {
+		return nil, storage.ErrNotFound
+	}
+	return in, nil
+}
+
+// Delete removes an incident, its index memberships and, when it was the
+// latest of its identity, the identity pointer; or returns
+// storage.ErrNotFound.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	n, err := deleteScript.Run(ctx, s.rdb, s.route(), s.prefix, id).Int64()
+	if err != nil {
+		return s.wrap("delete", err)
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// Flush returns once the server answers: every Apply was already written to
+// the server, and its durability is the server's appendfsync setting
+// (Redis 7.0 has no command to wait for the AOF fsync).
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return s.wrap("flush", err)
+	}
+	return nil
+}
+
+// Stats reports the incident count (SCARD of the all-incidents set);
+// SizeOnDisk is 0, the server's files are not the client's to measure.
+func (s *Store) Stats(ctx context.Context) (storage.Stats, error) {
+	if err := s.check(ctx); err != nil {
+		return storage.Stats{}, err
+	}
+	n, err := s.rdb.SCard(ctx, s.key("incidents")).Result()
+	if err != nil {
+		return storage.Stats{}, s.wrap("stats", err)
+	}
+	return storage.Stats{Incidents: n}, nil
+}
+
+// Close closes the connection pool; later calls return storage.ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return storage.ErrClosed
+	}
+	if err := s.rdb.Close(); err != nil {
+		return fmt.Errorf("redis close: %w", err)
+	}
+	return nil
+}
