@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
@@ -40,17 +41,54 @@ func testRoundTrip(t *testing.T, h Harness) {
 		t.Fatalf("FindOpen of a resolved identity = %v, want ErrNotFound", err)
 	}
 
-	// What a caller does to a returned incident does not reach the store.
-	got, err := s.Get(ctx, v2.ID)
+	// What a caller does to incidents it passed in or got back does not
+	// reach the store.
+	requireNoAliasing(t, s, v2)
+}
+
+// requireNoAliasing changes the incidents every read path returns, and the
+// one that was written, and checks that the stored want is unchanged.
+func requireNoAliasing(t *testing.T, s storage.Store, want *incident.Incident) {
+	t.Helper()
+	ctx := context.Background()
+	written := want
+	want = want.Clone()
+	var got []*incident.Incident
+	if in, err := s.Get(ctx, want.ID); err == nil {
+		got = append(got, in)
+	}
+	if list, err := s.List(ctx, storage.Filter{Fingerprints: []string{want.Fingerprint}}, storage.Page{}); err == nil {
+		got = append(got, list...)
+	}
+	if snap, err := s.Lookup(ctx, []string{want.Fingerprint}, nil); err == nil {
+		got = append(got, snap.Latest[want.Fingerprint])
+	}
+	if in, err := s.FindOpen(ctx, want.Fingerprint); err == nil {
+		got = append(got, in)
+	}
+	for _, in := range append(got, written) {
+		if in == nil {
+			continue
+		}
+		in.Title = "changed"
+		if in.Labels != nil {
+			in.Labels["only"] = "changed"
+		}
+		if len(in.Resources) > 0 {
+			in.Resources[0] = "changed"
+		}
+		if in.LastValue != nil {
+			*in.LastValue = -1
+		}
+		if in.ResolvedAt != nil {
+			*in.ResolvedAt = time.Time{}
+		}
+	}
+	again, err := s.Get(ctx, want.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.Labels["only"], got.Resources[0], got.Title = "changed", "changed", "changed"
-	again, err := s.Get(ctx, v2.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	RequireEqual(t, "get after mutating a returned copy", v2, again)
+	RequireEqual(t, "get after changing incidents given and returned", want, again)
 }
 
 // requireStored checks that exactly ins are stored, through every read path;
