@@ -73,6 +73,33 @@ func NewFolder(window time.Duration, newID func() string) *Folder {
 // Window returns the quiet period.
 func (f *Folder) Window() time.Duration { return f.window }
 
+// Quiet reports whether inc is open and its quiet period ended before t: no
+// trigger for more than the window after its last_seen.
+func (f *Folder) Quiet(inc *incident.Incident, t time.Time) bool {
+	return inc.Active() && t.After(inc.LastSeen.Add(f.window))
+}
+
+// Expire returns the timed-out copy of an incident whose quiet period ended
+// before now (version bumped, resolved_by "timeout", resolved_at = last_seen
+// + window), or false when it is not quiet. The worker's sweeper uses it so
+// that incidents with no further events do not stay open forever; the result
+// is the same as the next event would have produced.
+func (f *Folder) Expire(inc *incident.Incident, now time.Time) (*incident.Incident, bool) {
+	if !f.Quiet(inc, now) {
+		return nil, false
+	}
+	c := *inc
+	c.Version++
+	c.UpdatedAt = now
+	f.timeout(&c)
+	return &c, true
+}
+
+func (f *Folder) timeout(inc *incident.Incident) {
+	at := inc.LastSeen.Add(f.window)
+	inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByTimeout
+}
+
 // Fold applies events, in order, to latest (the newest incident per
 // fingerprint, as the store returned it; it is not modified) skipping the
 // event ids in applied and ids repeated within the batch. now stamps
@@ -133,10 +160,9 @@ func (st *foldState) own(fp string, inc *incident.Incident) *incident.Incident {
 
 func (st *foldState) apply(k *Keyed, inc *incident.Incident) {
 	ev := &k.Event
-	if inc != nil && inc.Active() && ev.OccurredAt.After(inc.LastSeen.Add(st.f.window)) {
+	if inc != nil && st.f.Quiet(inc, ev.OccurredAt) {
 		inc = st.own(k.Fingerprint, inc)
-		at := inc.LastSeen.Add(st.f.window)
-		inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByTimeout
+		st.f.timeout(inc)
 		st.res.Stats.TimedOut++
 	}
 	switch ev.Action {
