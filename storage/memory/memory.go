@@ -10,7 +10,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -193,9 +192,8 @@ func (s *Store) purge(now time.Time) {
 		}
 		n++
 	}
-	if n > 0 {
-		s.order = slices.Delete(s.order, 0, n)
-	}
+	clear(s.order[:n]) // release the ids; appends reallocate the array as it drains
+	s.order = s.order[n:]
 }
 
 // Get returns a copy of the incident with that id, or storage.ErrNotFound.
@@ -231,8 +229,7 @@ func (s *Store) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	found := s.match(f)
-	slices.SortFunc(found, storage.CompareNewestFirst)
+	found := newestFirst(s.match(f), p)
 	lo, hi := p.Window(len(found))
 	out := make([]*incident.Incident, 0, hi-lo)
 	for _, in := range found[lo:hi] {
