@@ -337,6 +337,27 @@ func testFindOpenAndLookup(t *testing.T, h Harness) {
 	if _, err := s.FindOpen(ctx, "v1:unknown"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("find open of an unknown identity = %v, want ErrNotFound", err)
 	}
+
+	// Deleting the latest incident of an identity does not wedge it: the
+	// next trigger opens a new incident.
+	open, err := s.FindOpen(ctx, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, open.ID); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := s.FindOpen(ctx, fp); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("find open after deleting the open incident = %v, want ErrNotFound", err)
+	}
+	IngestAll(t, s, f, Key(Trigger("a6", "svc-a", 6_000, incident.P4)), 1)
+	reborn, err := s.FindOpen(ctx, fp)
+	if err != nil || reborn.ID == open.ID || reborn.OccurrenceCount != 1 || reborn.LatestEventID != "a6" {
+		t.Fatalf("find open after a trigger of a deleted identity = %+v, %v", reborn, err)
+	}
+	if n, err := s.Count(ctx, storage.Filter{Fingerprints: []string{fp}}); err != nil || n != 2 {
+		t.Fatalf("count = %d, %v; want 2 (the resolved one and the new one)", n, err)
+	}
 }
 
 // testStats: Stats counts what Count(empty filter) counts.
