@@ -97,7 +97,10 @@ func start(t testing.TB, binary, dir string, port int, conf []string) *process {
 	}
 	base := []string{
 		"bind 127.0.0.1", "port " + strconv.Itoa(port), "dir " + dir, "daemonize no",
-		"save \"\"", "protected-mode no", "logfile \"\"", "loglevel warning",
+		"protected-mode no", "logfile \"\"", "loglevel warning",
+	}
+	if binary == "redis-server" {
+		base = append(base, "save \"\"")
 	}
 	file := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(file, []byte(strings.Join(append(base, conf...), "\n")+"\n"), 0o644); err != nil {

@@ -124,4 +124,3 @@ func (s *Server) FlushAll(t testing.TB) {
 
 // Kill stops the server at once.
 func (s *Server) Kill() { s.proc.Kill() }
-
