@@ -142,6 +142,9 @@ func hostPort(h, port string) (string, error) {
 	if h == "" {
 		return "", errors.New("empty host")
 	}
+	if strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune("/\\@?#%", r) }) {
+		return "", fmt.Errorf("bad host %q", h)
+	}
 	if host, p, err := net.SplitHostPort(h); err == nil {
 		if _, err := strconv.ParseUint(p, 10, 16); err != nil || host == "" {
 			return "", fmt.Errorf("bad host:port %q", h)

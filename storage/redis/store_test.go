@@ -1,0 +1,230 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/redis"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
+	"github.com/llm-im/incidentd/storage/storetest"
+)
+
+var ctx = context.Background()
+
+// dump is every key of a keyspace with its DUMP payload.
+func dump(t *testing.T, c goredis.UniversalClient, pattern string) map[string]string {
+	t.Helper()
+	keys, err := c.Keys(ctx, pattern).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		out[k] = c.Dump(ctx, k).Val()
+	}
+	return out
+}
+
+func sameDump(t *testing.T, what string, want, got map[string]string) {
+	t.Helper()
+	if len(want) != len(got) {
+		t.Fatalf("%s: %d keys, want %d", what, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%s: key %s changed", what, k)
+		}
+	}
+}
+
+// TestApplyTwiceChangesNothing is what a go-redis retry of an Apply the
+// server already ran looks like: the second run is a conflict and writes
+// nothing, and Ingest of the same events afterwards folds to all
+// duplicates and writes nothing either.
+func TestApplyTwiceChangesNothing(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL()})
+	c := srv.Client(t)
+	events := storetest.Key(
+		storetest.Trigger("e1", "k1", 1, incident.P2), storetest.Trigger("e2", "k1", 2, incident.P0),
+		storetest.Trigger("e3", "k2", 3, incident.P3), storetest.Control("e4", "k2", incident.Resolve, 4),
+	)
+	f := dedupe.NewFolder(0, storetest.NewIDs("inc"))
+	snap, err := s.Lookup(ctx, []string{events[0].Fingerprint, events[2].Fingerprint}, []string{"e1", "e2", "e3", "e4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.Fold(snap.Latest, snap.Applied, events, storetest.Base)
+	b := storage.Batch{Incidents: res.Incidents, EventIDs: res.EventIDs, At: storetest.Base}
+	if err := s.Apply(ctx, b); err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	before := dump(t, c, "llm-im:*")
+	if err := s.Apply(ctx, b); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("second apply = %v, want ErrConflict", err)
+	}
+	sameDump(t, "after the repeated apply", before, dump(t, c, "llm-im:*"))
+	again, attempts, err := storage.Ingest(ctx, s, f, events, func() time.Time { return storetest.Base })
+	if err != nil || attempts != 0 || len(again.EventIDs) != 0 || again.Stats.Duplicates != len(events) {
+		t.Fatalf("ingest again: %v, %d attempts, %d applied, stats %+v", err, attempts, len(again.EventIDs), again.Stats)
+	}
+	sameDump(t, "after ingesting again", before, dump(t, c, "llm-im:*"))
+}
+
+// TestKeyLayout checks the keys a redis-cli user relies on, with the
+// default prefix, through an update that moves state and severity.
+func TestKeyLayout(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL()})
+	c := srv.Client(t)
+	a := storetest.SparseIncident("inc-a", "v1:a")
+	a.Severity, a.State, a.Source, a.Type = incident.P1, incident.Detected, "llm-gateway", incident.Performance
+	storetest.Put(t, s, a)
+	a2 := storetest.Update(a, func(in *incident.Incident) { in.Severity, in.State = incident.P0, incident.Resolved })
+	storetest.Put(t, s, a2)
+	members := map[string][]string{
+		"llm-im:incidents": {"inc-a"}, "llm-im:severity:P0": {"inc-a"}, "llm-im:severity:P1": nil,
+		"llm-im:state:Resolved": {"inc-a"}, "llm-im:state:Detected": nil, "llm-im:source:llm-gateway": {"inc-a"},
+		"llm-im:type:Performance": {"inc-a"}, "llm-im:fingerprint:v1:a": {"inc-a"},
+	}
+	for k, want := range members {
+		got := c.SMembers(ctx, k).Val()
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("SMEMBERS %s = %v, want %v", k, got, want)
+		}
+		if zk := "llm-im:z:" + k[len("llm-im:"):]; k == "llm-im:incidents" {
+			zk = "llm-im:z:incidents"
+			if n := c.ZCard(ctx, zk).Val(); n != int64(len(want)) {
+				t.Errorf("ZCARD %s = %d, want %d", zk, n, len(want))
+			}
+		} else if n := c.ZCard(ctx, zk).Val(); n != int64(len(want)) {
+			t.Errorf("ZCARD %s = %d, want %d", zk, n, len(want))
+		}
+	}
+	if got := c.ZScore(ctx, "llm-im:z:severity:P0", "inc-a").Val(); got != float64(a2.LastSeen.UnixMicro()) {
+		t.Errorf("score = %v, want last_seen in µs %d", got, a2.LastSeen.UnixMicro())
+	}
+	if got := c.Get(ctx, "llm-im:identity:v1:a").Val(); got != "inc-a" {
+		t.Errorf("identity pointer = %q", got)
+	}
+	if got := c.Get(ctx, "llm-im:incident:inc-a").Val(); got == "" || got[0] != '{' {
+		t.Errorf("record = %q", got)
+	}
+	if ttl := c.PTTL(ctx, "llm-im:applied:put:inc-a:v2").Val(); ttl <= 0 || ttl > 24*time.Hour {
+		t.Errorf("marker ttl = %v, want within the 24h retention", ttl)
+	}
+	if keys := c.Keys(ctx, "llm-im:tmp*").Val(); len(keys) != 0 {
+		t.Errorf("temporary keys left: %v", keys)
+	}
+}
+
+// raceEvents are 50 identities with 6 triggers each, spread in time.
+func raceEvents() []dedupe.Keyed {
+	var evs []incident.Event
+	for k := range 50 {
+		for j := range 6 {
+			evs = append(evs, storetest.Trigger(fmt.Sprintf("r-%02d-%d", k, j), fmt.Sprintf("id-%02d", k),
+				int64(j*10_000+k), incident.Severities[(k+j)%5]))
+		}
+	}
+	return storetest.Key(evs...)
+}
+
+// race has 4 stores (4 clients, as 4 pods would be) ingest overlapping,
+// repeated shuffles of the same events at once, then checks exactly one
+// open incident per identity with exact counts, in the records and in the
+// plain sets.
+func race(t *testing.T, cfg redis.Config, c goredis.UniversalClient) {
+	cfg.KeyPrefix = uniquePrefix(t)
+	events := raceEvents()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		s := open(t, cfg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			f := dedupe.NewFolder(0, storetest.NewIDs(fmt.Sprintf("w%d", w)))
+			for range 2 {
+				mine := slices.Clone(events)
+				rng.Shuffle(len(mine), func(i, j int) { mine[i], mine[j] = mine[j], mine[i] })
+				for lo := 0; lo < len(mine); lo += 40 + w*7 {
+					batch := mine[lo:min(lo+40+w*7, len(mine))]
+					if err := ingestUntilApplied(s, f, batch); err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s := open(t, cfg)
+	got := storetest.ListAll(t, s)
+	if len(got) != 50 {
+		t.Fatalf("%d incidents for 50 identities", len(got))
+	}
+	for _, in := range got {
+		if !in.Active() || in.OccurrenceCount != 6 || in.Version < 1 {
+			t.Errorf("%s: state %s, count %d", in.DedupKey, in.State, in.OccurrenceCount)
+		}
+	}
+	storetest.RequireFolded(t, storetest.FoldAll(events), got)
+	p := cfg.KeyPrefix
+	if cfg.Cluster {
+		p = "{" + p + "}"
+	}
+	if n := c.SCard(ctx, p+":incidents").Val(); n != 50 {
+		t.Errorf("SCARD incidents = %d", n)
+	}
+	if n := c.SCard(ctx, p+":state:Detected").Val(); n != 50 {
+		t.Errorf("SCARD state:Detected = %d", n)
+	}
+	var sev int64
+	for _, v := range incident.Severities {
+		sev += c.SCard(ctx, p+":severity:"+v.String()).Val()
+	}
+	if sev != 50 {
+		t.Errorf("severity sets hold %d ids, want 50", sev)
+	}
+}
+
+// ingestUntilApplied is storage.Ingest retried on ErrConflict, as the
+// worker does through redeliveries.
+func ingestUntilApplied(s storage.Store, f *dedupe.Folder, batch []dedupe.Keyed) error {
+	for range 100 {
+		_, _, err := storage.Ingest(ctx, s, f, batch, func() time.Time { return storetest.Base })
+		if !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+	return errors.New("still conflicting after 100 tries")
+}
+
+func TestConcurrentPodsStandalone(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	race(t, redis.Config{URL: srv.URL()}, srv.Client(t))
+}
+
+func TestConcurrentPodsCluster(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	race(t, redis.Config{Cluster: true, ClusterNodes: cl.Nodes()}, c)
+}
