@@ -81,17 +81,27 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		return err
 	}
 	var (
-		cur        = &batch{}
-		committing bool
-		done       = make(chan error, 1)
-		paused     bool // a commit failed: pulling stopped until one succeeds
+		cur         = &batch{}
+		committing  bool
+		commitStart time.Time
+		done        = make(chan error, 1)
+		paused      bool // a commit fails or is slow: pulling stopped until it ends
 	)
+	pause := func(why string) {
+		if paused || src == nil {
+			return
+		}
+		paused = true
+		c.log.Warn("pausing pull; holding the messages in hand with InProgress", zap.String("why", why))
+		src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
+	}
 	tick := time.NewTicker(c.tickEvery())
 	defer tick.Stop()
 	commit := func() {
 		b := cur
 		cur = &batch{}
 		committing = true
+		commitStart = time.Now()
 		go func() { done <- c.commit(commitCtx, b) }()
 	}
 	for {
@@ -114,6 +124,9 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				break
 			}
 			c.receive(cur, m)
+			if paused {
+				_ = m.InProgress() // it waited in the client buffer
+			}
 		case err := <-done:
 			committing = false
 			if err != nil { // only when commitCtx ended
@@ -121,7 +134,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			if paused {
 				paused = false
-				c.log.Info("store writable again, resuming pull")
+				c.log.Info("commit done, resuming pull")
 				if src == nil {
 					if src, err = c.restartSource(ctx, cons); err != nil {
 						return err
@@ -129,12 +142,13 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				}
 			}
 		case <-c.failing:
-			if !paused && src != nil {
-				paused = true
-				c.log.Warn("store failing, pausing pull; holding messages in hand with InProgress")
-				src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
+			if committing { // a stale signal after the commit succeeded must not pause
+				pause("store failing")
 			}
 		case <-tick.C:
+			if committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery {
+				pause("slow commit")
+			}
 			c.keepAlive(cur)
 		}
 		if !committing && len(cur.msgs) > 0 &&

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,7 +119,7 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	if _, err := js.UpdateStream(ctx, want); err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, diff, err)
 	}
-	return fmt.Sprintf("%s updated: %v", what, diff), nil
+	return what + " updated: " + strings.Join(diff, ", "), nil
 }
 
 func streamDiff(have, want jetstream.StreamConfig) []string {
@@ -177,5 +178,5 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	if _, err := js.UpdateConsumer(ctx, stream, want); err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
 	}
-	return fmt.Sprintf("%s updated: %v", what, d), nil
+	return what + " updated: " + strings.Join(d, ", "), nil
 }

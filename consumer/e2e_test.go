@@ -1,0 +1,133 @@
+package consumer_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/memory"
+)
+
+// stores are the embedded backends every end-to-end test runs against. open
+// is called again with the same dir to simulate a restart.
+var stores = []struct {
+	name       string
+	open       func(t *testing.T, dir string) storage.Store
+	persistent bool
+}{
+	{"memory", func(t *testing.T, dir string) storage.Store { return memory.New() }, false},
+}
+
+// requireCounters checks the worker's counters against the expectation.
+func requireCounters(t *testing.T, m *metrics.Metrics, ex expectation) {
+	t.Helper()
+	eq := func(name string, got float64, want int) {
+		t.Helper()
+		if int(got) != want {
+			t.Errorf("%s = %v, want %d", name, got, want)
+		}
+	}
+	eq("events_applied_total", testutil.ToFloat64(m.EventsApplied), ex.uniqueIDs)
+	// Redelivered copies are event-id duplicates too.
+	decoded := int(testutil.ToFloat64(m.EventsDecoded))
+	if decoded < ex.valid {
+		t.Errorf("events_decoded_total = %d, want at least %d", decoded, ex.valid)
+	}
+	eq("events_duplicate_total{kind=event_id}", testutil.ToFloat64(m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)), decoded-ex.uniqueIDs)
+	eq("events_duplicate_total{kind=merged}", testutil.ToFloat64(m.EventsDuplicate.WithLabelValues(metrics.DuplicateMerged)), ex.stats.Merged)
+	eq("incidents_opened_total", testutil.ToFloat64(m.IncidentsOpened), ex.stats.Opened)
+	eq("incidents_reopened_total", testutil.ToFloat64(m.IncidentsReopened), ex.stats.Reopened)
+	eq("incidents_acknowledged_total", testutil.ToFloat64(m.IncidentsAcknowledged), ex.stats.Acknowledged)
+	eq("incidents_resolved_total{resolved_by=event}", testutil.ToFloat64(m.IncidentsResolved.WithLabelValues("event")), ex.stats.Resolved)
+	eq("incidents_resolved_total{resolved_by=timeout}", testutil.ToFloat64(m.IncidentsResolved.WithLabelValues("timeout")), ex.stats.TimedOut)
+	eq("events_late_total", testutil.ToFloat64(m.EventsLate), ex.stats.Late)
+	eq("events_orphaned_total", testutil.ToFloat64(m.EventsOrphaned), ex.stats.Orphans)
+	for _, r := range incident.Reasons {
+		eq("events_invalid_total{reason="+string(r)+"}", testutil.ToFloat64(m.EventsInvalid.WithLabelValues(string(r))), ex.bad[r])
+		eq("events_dead_lettered_total{reason="+string(r)+"}", testutil.ToFloat64(m.EventsDeadLettered.WithLabelValues(string(r))), ex.bad[r])
+	}
+}
+
+// requireDLQ checks that the dead-letter stream holds exactly the bad
+// messages, each with its reason, error, subject and sequence headers.
+func requireDLQ(t *testing.T, e *env, cfg consumer.Config, log []entry) {
+	t.Helper()
+	got := e.dlq(cfg)
+	if want := countBad(log); len(got) != want {
+		t.Fatalf("DLQ holds %d messages, want %d", len(got), want)
+	}
+	seen := map[uint64]bool{}
+	for _, m := range got {
+		seq, err := strconv.ParseUint(m.Header.Get(consumer.HeaderStreamSeq), 10, 64)
+		if err != nil || seq == 0 || seq > uint64(len(log)) {
+			t.Fatalf("bad %s header %q", consumer.HeaderStreamSeq, m.Header.Get(consumer.HeaderStreamSeq))
+		}
+		if seen[seq] {
+			t.Fatalf("sequence %d dead-lettered twice", seq)
+		}
+		seen[seq] = true
+		orig := log[seq-1]
+		reason := m.Header.Get(consumer.HeaderReason)
+		if reason != string(orig.reason) {
+			t.Fatalf("seq %d: reason %q, want %q", seq, reason, orig.reason)
+		}
+		if m.Subject != consumer.Subject(cfg.Consumer.DLQSubjectPrefix, orig.reason) {
+			t.Fatalf("seq %d: subject %q", seq, m.Subject)
+		}
+		if m.Header.Get(consumer.HeaderError) == "" || m.Header.Get(consumer.HeaderSubject) == "" {
+			t.Fatalf("seq %d: missing error or subject header: %v", seq, m.Header)
+		}
+		if string(m.Data) != string(orig.payload) {
+			t.Fatalf("seq %d: payload differs from the original", seq)
+		}
+	}
+}
+
+func countBad(log []entry) int {
+	n := 0
+	for _, e := range log {
+		if e.reason != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestEndToEnd publishes 10k events (30 % duplicates, acks, resolves, 1 %
+// bad input) and checks the stored incidents, the counters and the DLQ
+// against an expectation computed without the worker.
+func TestEndToEnd(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 256
+			log := logicalLog(10000, 0.01, true, 1)
+			ex := expect(t, log, cfg.Dedupe)
+			store := st.open(t, t.TempDir())
+			w := e.start(cfg, store)
+			e.publish(payloads(log))
+			e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
+			e.waitFor("dead letters counted", 10*time.Second, func() bool {
+				return int(testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonTooLarge)))) == ex.bad[incident.ReasonTooLarge]
+			})
+			requireIncidents(t, store, ex)
+			requireCounters(t, w.m, ex)
+			requireDLQ(t, e, cfg, log)
+			if got := testutil.ToFloat64(w.m.EventsReceived); int(got) != len(log) {
+				t.Errorf("events_received_total = %v, want %d (no redelivery expected)", got, len(log))
+			}
+			if got := testutil.ToFloat64(w.m.EventsDecoded); int(got) != ex.valid {
+				t.Errorf("events_decoded_total = %v, want %d", got, ex.valid)
+			}
+			t.Logf("%d messages: %d valid, %d unique event ids, %d incidents, %d bad, stats %+v",
+				len(log), ex.valid, ex.uniqueIDs, len(ex.incidents), countBad(log), ex.stats)
+		})
+	}
+}

@@ -1,0 +1,222 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// applied sums events_applied_total over workers.
+func applied(ws ...*worker) int {
+	n := 0
+	for _, w := range ws {
+		n += int(testutil.ToFloat64(w.m.EventsApplied))
+	}
+	return n
+}
+
+// TestRestartWithoutDrain crashes a worker in the middle of a run (its
+// connection drops, nothing is drained) and starts a new one on the same
+// store: nothing is lost and nothing is counted twice.
+func TestRestartWithoutDrain(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 50
+			cfg.DrainTimeout = 50 * time.Millisecond
+			log := logicalLog(3000, 0, false, 2)
+			ex := expect(t, log, cfg.Dedupe)
+			dir := t.TempDir()
+			store := st.open(t, dir)
+			slow := &flaky{Store: store, applySleep: 2 * time.Millisecond, sleepCalls: 1 << 30}
+			w1 := e.start(cfg, slow)
+			e.publish(payloads(log))
+			e.waitFor("first worker half way", 30*time.Second, func() bool { return applied(w1) >= ex.uniqueIDs/3 })
+			w1.crash(t)
+			got1 := applied(w1)
+			if got1 >= ex.uniqueIDs {
+				t.Fatalf("first worker finished before the crash (%d events); slow it down", got1)
+			}
+			if st.persistent {
+				if err := store.Close(); err != nil {
+					t.Fatal(err)
+				}
+				store = st.open(t, dir)
+			}
+			w2 := e.start(cfg, store)
+			e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
+			requireIncidents(t, store, ex)
+			if got := applied(w1, w2); got != ex.uniqueIDs {
+				t.Fatalf("events applied by both workers = %d, want %d", got, ex.uniqueIDs)
+			}
+			t.Logf("first worker applied %d events before the crash, second %d; second saw %v event-id duplicates",
+				got1, applied(w2), testutil.ToFloat64(w2.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)))
+		})
+	}
+}
+
+// TestSlowCommit makes the first commit outlast AckWait. With InProgress the
+// messages are not redelivered; without it they are, and the redelivered
+// copies change nothing.
+func TestSlowCommit(t *testing.T) {
+	for _, heartbeat := range []bool{true, false} {
+		name := "in_progress"
+		if !heartbeat {
+			name = "redelivered"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 200
+			if !heartbeat {
+				cfg.InProgressEvery = -1
+			}
+			log := logicalLog(600, 0, false, 3)
+			ex := expect(t, log, cfg.Dedupe)
+			store := stores[0].open(t, "")
+			slow := &flaky{Store: store, applySleep: 2500 * time.Millisecond, sleepCalls: 1}
+			w := e.start(cfg, slow)
+			e.publish(payloads(log))
+			e.waitFor("all messages acked", 30*time.Second, func() bool { return e.drained(cfg) })
+			requireIncidents(t, store, ex)
+			requireCounters(t, w.m, ex)
+			info := e.consumerInfo(cfg)
+			redelivered := info.Delivered.Consumer - info.Delivered.Stream
+			received := int(testutil.ToFloat64(w.m.EventsReceived))
+			if heartbeat && (redelivered != 0 || received != len(log)) {
+				t.Fatalf("with InProgress: %d redeliveries, %d received; want none", redelivered, received)
+			}
+			if !heartbeat && redelivered == 0 {
+				t.Fatalf("without InProgress the slow batch was not redelivered; the test proves nothing")
+			}
+			t.Logf("redeliveries %d, received %d, event-id duplicates %v", redelivered, received,
+				testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)))
+		})
+	}
+}
+
+// TestStoreFailure fails every write for a while: the worker reports
+// not-ready, stops pulling, holds its messages without redelivery, then
+// recovers and ingests everything once.
+func TestStoreFailure(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	log := logicalLog(2000, 0, true, 4)
+	ex := expect(t, log, cfg.Dedupe)
+	store := stores[0].open(t, "")
+	f := &flaky{Store: store}
+	f.failing.Store(true)
+	w := e.start(cfg, f)
+	e.publish(payloads(log))
+	e.waitFor("not ready", 10*time.Second, func() bool { return errors.Is(w.c.Ready(), consumer.ErrStoreFailing) })
+	// Keep failing across several AckWait periods (1s each): with backoff
+	// 20ms doubling to 200ms, 25 attempts take more than 4s.
+	e.waitFor("25 failed attempts", 30*time.Second, func() bool { return f.failures.Load() >= 25 })
+	info := e.consumerInfo(cfg)
+	if info.NumPending < 1000 {
+		t.Fatalf("pulling did not stop: only %d messages left undelivered", info.NumPending)
+	}
+	if r := info.Delivered.Consumer - info.Delivered.Stream; r != 0 {
+		t.Fatalf("%d redeliveries while the store failed; in-hand messages must be kept with InProgress", r)
+	}
+	if testutil.ToFloat64(w.m.BatchesFailed) == 0 {
+		t.Fatal("batches_failed_total is 0")
+	}
+	f.failing.Store(false)
+	e.waitFor("all messages acked", 30*time.Second, func() bool { return e.drained(cfg) })
+	e.waitFor("ready", 5*time.Second, func() bool { return w.c.Ready() == nil })
+	requireIncidents(t, store, ex)
+	requireCounters(t, w.m, ex)
+	t.Logf("held %d messages (ack pending) during the failure, %d failed attempts",
+		info.NumAckPending, f.failures.Load())
+}
+
+// TestMaxDeliver lets a message exhaust MaxDeliver outside the worker: the
+// max-deliveries advisory makes the worker dead-letter it.
+func TestMaxDeliver(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	ctx := context.Background()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	e.publish([][]byte{[]byte(`{"id":"lost-1","source":"s","title":"never acked"}`)})
+	// A thief takes the only delivery and never acks it.
+	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.Messages() {
+	}
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("dead letter", 20*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	m := e.dlq(cfg)[0]
+	if got := m.Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
+		t.Fatalf("reason %q, want max_deliver", got)
+	}
+	if m.Header.Get(consumer.HeaderStreamSeq) != "1" || m.Header.Get(consumer.HeaderSubject) == "" {
+		t.Fatalf("headers %v", m.Header)
+	}
+	e.waitFor("counter", 5*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonMaxDeliver))) == 1
+	})
+}
+
+// TestSetupMismatch reports what JetStream cannot update in place.
+func TestSetupMismatch(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	ctx := context.Background()
+	sc := consumer.StreamConfig(cfg.Consumer)
+	sc.Storage = jetstream.MemoryStorage
+	if _, err := e.js.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	_, err := consumer.Setup(ctx, e.js, cfg.Consumer)
+	if !errors.Is(err, consumer.ErrMismatch) {
+		t.Fatalf("Setup over a memory stream: %v, want ErrMismatch", err)
+	}
+	t.Log(err)
+	if err := e.js.DeleteStream(ctx, sc.Name); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep.Actions)
+	cfg.Consumer.MaxAge.Duration = time.Hour
+	cfg.Consumer.MaxDeliver = 9
+	rep, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err != nil || len(rep.Actions) != 3 {
+		t.Fatalf("update: %v %v", rep.Actions, err)
+	}
+	t.Log(rep.Actions)
+	rep, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range rep.Actions {
+		if len(a) < 9 || a[len(a)-9:] != "unchanged" {
+			t.Fatalf("second identical setup changed something: %v", rep.Actions)
+		}
+	}
+}
+
+var _ storage.Store = (*flaky)(nil)

@@ -1,0 +1,235 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// env is one embedded NATS server and a publisher connection.
+type env struct {
+	t   *testing.T
+	srv *natsembed.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	log *zap.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	srv, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, js := connect(t, srv.ClientURL())
+	return &env{t: t, srv: srv, nc: nc, js: js, log: log}
+}
+
+func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// testConfig is the product default with test-sized timings.
+func testConfig() consumer.Config {
+	d := config.Default()
+	cc := d.Consumer
+	cc.BatchSize = 100
+	cc.BatchWait = config.Duration{Duration: 20 * time.Millisecond}
+	cc.AckWait = config.Duration{Duration: time.Second}
+	cc.MaxAckPending = 2000
+	cc.LagPollInterval = config.Duration{Duration: 100 * time.Millisecond}
+	cc.RetryInitial = config.Duration{Duration: 20 * time.Millisecond}
+	cc.RetryMax = config.Duration{Duration: 200 * time.Millisecond}
+	return consumer.Config{Consumer: cc, Dedupe: d.Dedupe, DrainTimeout: 5 * time.Second}
+}
+
+// worker is one running consumer with its own connection and registry.
+type worker struct {
+	c      *consumer.Consumer
+	m      *metrics.Metrics
+	reg    *prometheus.Registry
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (e *env) start(cfg consumer.Config, store storage.Store) *worker {
+	e.t.Helper()
+	nc, _ := connect(e.t, e.srv.ClientURL())
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Build{Version: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := consumer.New(cfg, nc, store, m, e.log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{c: c, m: m, reg: reg, nc: nc, cancel: cancel, done: make(chan error, 1)}
+	go func() { w.done <- c.Run(ctx) }()
+	e.t.Cleanup(func() { w.stop(e.t) })
+	e.waitFor("consumer bound", 10*time.Second, func() bool { return c.Ready() == nil })
+	return w
+}
+
+// stop drains the worker and waits for Run to return.
+func (w *worker) stop(t *testing.T) {
+	w.once.Do(func() {
+		w.cancel()
+		select {
+		case err := <-w.done:
+			if err != nil {
+				t.Errorf("consumer Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("consumer did not stop")
+		}
+	})
+}
+
+// crash drops the worker's connection without draining.
+func (w *worker) crash(t *testing.T) {
+	w.nc.Close()
+	w.stop(t)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// publish sends payloads on incidents.events.<n%4> and waits for every ack.
+func (e *env) publish(payloads [][]byte) {
+	e.t.Helper()
+	for i, p := range payloads {
+		if _, err := e.js.PublishAsync(fmt.Sprintf("incidents.events.src%d", i%4), p); err != nil {
+			e.t.Fatal(err)
+		}
+		if i%1000 == 999 || i == len(payloads)-1 {
+			select {
+			case <-e.js.PublishAsyncComplete():
+			case <-time.After(30 * time.Second):
+				e.t.Fatal("publish did not complete")
+			}
+		}
+	}
+}
+
+func (e *env) consumerInfo(cfg consumer.Config) *jetstream.ConsumerInfo {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info
+}
+
+// drained reports whether every message was delivered and acked (or
+// terminated).
+func (e *env) drained(cfg consumer.Config) bool {
+	info := e.consumerInfo(cfg)
+	return info.NumPending == 0 && info.NumAckPending == 0
+}
+
+// dlq reads every message of the dead-letter stream.
+func (e *env) dlq(cfg consumer.Config) []*jetstream.RawStreamMsg {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, cfg.Consumer.DLQStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// flaky wraps a store: Apply fails while failing is set, and sleeps
+// applySleep first (once per call) while sleepCalls > 0.
+type flaky struct {
+	storage.Store
+	failing    atomic.Bool
+	applies    atomic.Int64
+	failures   atomic.Int64
+	mu         sync.Mutex
+	applySleep time.Duration
+	sleepCalls int
+}
+
+var errInjected = errors.New("injected store failure")
+
+func (f *flaky) Apply(ctx context.Context, b storage.Batch) error {
+	f.applies.Add(1)
+	f.mu.Lock()
+	sleep := time.Duration(0)
+	if f.sleepCalls > 0 {
+		f.sleepCalls--
+		sleep = f.applySleep
+	}
+	f.mu.Unlock()
+	if sleep > 0 {
+		time.Sleep(sleep)
+	}
+	if f.failing.Load() {
+		f.failures.Add(1)
+		return errInjected
+	}
+	return f.Store.Apply(ctx, b)
+}
