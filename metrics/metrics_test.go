@@ -1,0 +1,159 @@
+package metrics_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
+)
+
+func newMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Build{Version: "v0.0.0-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
+func TestLint(t *testing.T) {
+	_, reg := newMetrics(t)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestSeriesExistAtStart checks that every labelled series reads zero
+// before the first event.
+func TestSeriesExistAtStart(t *testing.T) {
+	_, reg := newMetrics(t)
+	want := map[string]int{
+		"incidentd_events_invalid_total":       len(incident.Reasons),
+		"incidentd_events_dead_lettered_total": len(incident.Reasons),
+		"incidentd_events_duplicate_total":     2,
+		"incidentd_incidents_resolved_total":   2,
+		"incidentd_events_received_total":      1,
+		"incidentd_batches_committed_total":    1,
+		"incidentd_flush_duration_seconds":     1,
+		"incidentd_end_to_end_latency_seconds": 1,
+		"incidentd_consumer_pending_messages":  1,
+		"incidentd_store_size_bytes":           1,
+		"incidentd_ready":                      1,
+		"incidentd_build_info":                 1,
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = len(mf.GetMetric())
+	}
+	for name, n := range want {
+		if got[name] != n {
+			t.Errorf("%s: %d series, want %d", name, got[name], n)
+		}
+	}
+	if len(got) < 25 {
+		t.Errorf("only %d metric families registered", len(got))
+	}
+}
+
+func TestObserveFold(t *testing.T) {
+	m, _ := newMetrics(t)
+	m.ObserveFold(dedupe.Stats{Applied: 10, Duplicates: 3, Opened: 4, Reopened: 1, Merged: 5, Late: 1,
+		Acknowledged: 2, Resolved: 2, TimedOut: 1, Orphans: 1})
+	for _, c := range []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"applied", m.EventsApplied, 10},
+		{"dup event_id", m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID), 3},
+		{"dup merged", m.EventsDuplicate.WithLabelValues(metrics.DuplicateMerged), 5},
+		{"opened", m.IncidentsOpened, 4},
+		{"reopened", m.IncidentsReopened, 1},
+		{"late", m.EventsLate, 1},
+		{"acknowledged", m.IncidentsAcknowledged, 2},
+		{"resolved event", m.IncidentsResolved.WithLabelValues("event"), 2},
+		{"resolved timeout", m.IncidentsResolved.WithLabelValues("timeout"), 1},
+		{"orphaned", m.EventsOrphaned, 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	m, reg := newMetrics(t)
+	h := m.Health
+	get := func() (int, metrics.ReadyResponse) {
+		rec := httptest.NewRecorder()
+		h.ReadyzHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var body metrics.ReadyResponse
+		if err := json.NewDecoder(rec.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Code, body
+	}
+	if code, _ := get(); code != http.StatusServiceUnavailable {
+		t.Fatalf("no checks: %d, want 503", code)
+	}
+	var storeErr error
+	h.Add("nats", func() error { return nil })
+	h.Add("store", func() error { return storeErr })
+	if code, body := get(); code != http.StatusOK || !body.Ready {
+		t.Fatalf("healthy: %d %+v", code, body)
+	}
+	if v := gaugeValue(t, reg, "incidentd_ready"); v != 1 {
+		t.Fatalf("incidentd_ready = %v while ready", v)
+	}
+	storeErr = errors.New("disk full")
+	code, body := get()
+	if code != http.StatusServiceUnavailable || body.Failing["store"] != "disk full" || len(body.Failing) != 1 {
+		t.Fatalf("failing store: %d %+v", code, body)
+	}
+	if v := gaugeValue(t, reg, "incidentd_ready"); v != 0 {
+		t.Fatalf("incidentd_ready = %v while not ready", v)
+	}
+	rec := httptest.NewRecorder()
+	metrics.HealthzHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/healthz = %d", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	metrics.Handler(reg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `incidentd_build_info{goversion="`) {
+		t.Fatalf("/metrics lacks build info:\n%s", rec.Body.String())
+	}
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("%s not gathered", name)
+	return 0
+}
