@@ -48,6 +48,13 @@ type Config struct {
 	// AppliedRetention is how long an applied-event marker lives, counted
 	// from Batch.At; DefaultAppliedRetention when <= 0.
 	AppliedRetention time.Duration
+	// WaitReplicas, when > 0, makes Apply report success only after that
+	// many replicas acknowledged the batch (WAIT, in the same round trip as
+	// the script), so a failover to one of them keeps it. A batch the
+	// master wrote but too few replicas acknowledged within WaitTimeout
+	// (default 1s) is an error: the worker retries it.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // resolve parses the URL or cluster nodes and lays the explicit credentials

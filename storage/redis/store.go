@@ -33,6 +33,8 @@ type Store struct {
 	rdb       goredis.UniversalClient
 	prefix    string // key prefix, "{prefix}" in Cluster mode
 	retention time.Duration
+	waitN     int
+	waitFor   time.Duration
 	log       *zap.Logger
 	conflicts prometheus.Counter
 	closed    atomic.Bool
@@ -56,7 +58,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{rdb: rdb, prefix: cfg.KeyPrefix, retention: cfg.AppliedRetention, log: log.Named("redis")}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = time.Second
+	}
+	s := &Store{rdb: rdb, prefix: cfg.KeyPrefix, retention: cfg.AppliedRetention, log: log.Named("redis"),
+		waitN: cfg.WaitReplicas, waitFor: cfg.WaitTimeout}
 	mode := "standalone"
 	switch {
 	case cfg.Cluster:
@@ -78,7 +84,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	s.conflicts = m.conflicts
 	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
-		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention))
+		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN))
 	return s, nil
 }
 
@@ -204,9 +210,12 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	for _, id := range b.EventIDs {
 		args = append(args, id)
 	}
-	res, err := applyScript.Run(ctx, s.rdb, s.route(), args...).StringSlice()
+	res, acks, err := s.runApply(ctx, args)
 	if err != nil {
 		return s.wrap("apply", err)
+	}
+	if len(res) == 1 && res[0] == "ok" && acks < s.waitN {
+		return fmt.Errorf("redis apply: written on the master but acknowledged by %d of %d replicas within %v", acks, s.waitN, s.waitFor)
 	}
 	switch {
 	case len(res) == 3 && res[0] == "conflict":
@@ -222,6 +231,45 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return nil
 	}
 	return fmt.Errorf("redis apply: unexpected reply %q", res)
+}
+
+// runApply runs the apply script; with WaitReplicas it pipelines WAIT
+// behind it on the same connection (the slot's master in Cluster mode) and
+// returns how many replicas acknowledged.
+func (s *Store) runApply(ctx context.Context, args []any) ([]string, int, error) {
+	if s.waitN <= 0 {
+		res, err := applyScript.Run(ctx, s.rdb, s.route(), args...).StringSlice()
+		return res, 0, err
+	}
+	var c goredis.Cmdable = s.rdb
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, s.route()[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		c = m
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := c.Pipeline()
+		ev := pipe.EvalSha(ctx, applyScript.Hash(), s.route(), args...)
+		w := pipe.Do(ctx, "WAIT", s.waitN, s.waitFor.Milliseconds())
+		_, _ = pipe.Exec(ctx)
+		if err := ev.Err(); err != nil && attempt == 0 && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := applyScript.Load(ctx, c).Err(); err != nil {
+				return nil, 0, err
+			}
+			continue
+		}
+		res, err := ev.StringSlice()
+		if err != nil {
+			return nil, 0, err
+		}
+		acks, err := w.Int64()
+		if err != nil {
+			return nil, 0, err
+		}
+		return res, int(acks), nil
+	}
 }
 
 // Get returns one incident by id, or storage.ErrNotFound.

@@ -85,26 +85,35 @@ func (c *Cluster) waitOK(t testing.TB) {
 
 // MasterOf returns the address of the master serving key's slot and of one
 // of its replicas.
+// It polls until the slot's master lists a replica.
 func (c *Cluster) MasterOf(t testing.TB, key string) (master, replica string) {
 	t.Helper()
+	Eventually(t, 30*time.Second, "a master with a replica for "+key, func() error {
+		var err error
+		master, replica, err = c.masterOf(key)
+		return err
+	})
+	return master, replica
+}
+
+func (c *Cluster) masterOf(key string) (master, replica string, err error) {
 	n := node(c.Addrs[0])
 	defer n.Close()
 	ctx := context.Background()
 	slot, err := n.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	slots, err := n.ClusterSlots(ctx).Result()
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	for _, s := range slots {
 		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 1 {
-			return s.Nodes[0].Addr, s.Nodes[1].Addr
+			return s.Nodes[0].Addr, s.Nodes[1].Addr, nil
 		}
 	}
-	t.Fatalf("no master with a replica for slot %d", slot)
-	return "", ""
+	return "", "", fmt.Errorf("no master with a replica for slot %d", slot)
 }
 
 // Failover sends CLUSTER FAILOVER to a replica of the master serving key's
@@ -122,8 +131,8 @@ func (c *Cluster) Failover(t testing.TB, key string) (oldMaster, newMaster strin
 		if err := roleIs(newMaster, "master"); err != nil {
 			return err
 		}
-		if m, _ := c.MasterOf(t, key); m != newMaster {
-			return fmt.Errorf("slot still served by %s", m)
+		if m, _, err := c.masterOf(key); err != nil || m != newMaster {
+			return fmt.Errorf("slot still served by %s (%v)", m, err)
 		}
 		return nil
 	})
