@@ -1,0 +1,238 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/memory"
+)
+
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fixture writes 30 incidents: sources s0..s2, severities P0..P4, types and
+// states cycling, last_seen one minute apart (i minutes after base).
+func fixture(t *testing.T) (*memory.Store, []*incident.Incident) {
+	t.Helper()
+	s := memory.New()
+	var all []*incident.Incident
+	for i := range 30 {
+		ls := base.Add(time.Duration(i) * time.Minute)
+		in := &incident.Incident{
+			ID: fmt.Sprintf("inc-%02d", i), Fingerprint: fmt.Sprintf("v1:fp%02d", i),
+			Title: fmt.Sprintf("incident %d", i), Source: fmt.Sprintf("s%d", i%3),
+			Type: incident.Types[i%len(incident.Types)], Severity: incident.Severity(i % 5),
+			PeakSeverity: incident.Severity(i % 5), State: incident.States[i%len(incident.States)],
+			Resources: []string{"r"}, FirstSeen: ls, LastSeen: ls, CreatedAt: ls, UpdatedAt: ls,
+			OccurrenceCount: 1, LatestEventAt: ls, LatestEventID: fmt.Sprintf("ev-%d", i), Version: 1,
+		}
+		all = append(all, in)
+	}
+	if err := s.Apply(context.Background(), storage.Batch{Incidents: all, EventIDs: []string{"e"}, At: base}); err != nil {
+		t.Fatal(err)
+	}
+	return s, all
+}
+
+func get(t *testing.T, h http.Handler, target string, into any) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("%s: content type %q", target, ct)
+	}
+	if into != nil {
+		if err := json.Unmarshal(rec.Body.Bytes(), into); err != nil {
+			t.Fatalf("%s: %v: %s", target, err, rec.Body.String())
+		}
+	}
+	return rec.Code
+}
+
+// want returns the ids of the fixture incidents matching keep, newest first.
+func want(all []*incident.Incident, keep func(*incident.Incident) bool) []string {
+	var ids []string
+	for _, in := range all {
+		if keep(in) {
+			ids = append(ids, in.ID)
+		}
+	}
+	slices.Reverse(ids)
+	return ids
+}
+
+func ids(r api.ListResponse) []string {
+	out := make([]string, len(r.Incidents))
+	for i, in := range r.Incidents {
+		out[i] = in.ID
+	}
+	return out
+}
+
+func TestListFilters(t *testing.T) {
+	s, all := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	cases := []struct {
+		query string
+		keep  func(*incident.Incident) bool
+	}{
+		{"", func(*incident.Incident) bool { return true }},
+		{"state=Resolved", func(in *incident.Incident) bool { return in.State == incident.Resolved }},
+		{"state=resolved,closed", func(in *incident.Incident) bool { return !in.State.Active() }},
+		{"state=detected&state=TRIAGED", func(in *incident.Incident) bool {
+			return in.State == incident.Detected || in.State == incident.Triaged
+		}},
+		{"severity=P0", func(in *incident.Incident) bool { return in.Severity == incident.P0 }},
+		{"severity=critical,low", func(in *incident.Incident) bool { return in.Severity == incident.P0 || in.Severity == incident.P3 }},
+		{"severity=p1&severity=info", func(in *incident.Incident) bool { return in.Severity == incident.P1 || in.Severity == incident.P4 }},
+		{"source=s1", func(in *incident.Incident) bool { return in.Source == "s1" }},
+		{"source=s1,s2", func(in *incident.Incident) bool { return in.Source != "s0" }},
+		{"type=security", func(in *incident.Incident) bool { return in.Type == incident.Security }},
+		{"type=Data&type=performance", func(in *incident.Incident) bool { return in.Type == incident.Data || in.Type == incident.Performance }},
+		{"active=true", func(in *incident.Incident) bool { return in.State.Active() }},
+		{"active=false", func(in *incident.Incident) bool { return !in.State.Active() }},
+		{"since=" + at(20).Format(time.RFC3339), func(in *incident.Incident) bool { return !in.LastSeen.Before(at(20)) }},
+		{"until=" + at(5).Format(time.RFC3339), func(in *incident.Incident) bool { return !in.LastSeen.After(at(5)) }},
+		{"since=" + at(3).Format(time.RFC3339) + "&until=" + at(9).Format(time.RFC3339Nano), func(in *incident.Incident) bool {
+			return !in.LastSeen.Before(at(3)) && !in.LastSeen.After(at(9))
+		}},
+		{"source=s0&severity=P0,P3&active=true", func(in *incident.Incident) bool {
+			return in.Source == "s0" && (in.Severity == incident.P0 || in.Severity == incident.P3) && in.State.Active()
+		}},
+		{"source=nobody", func(*incident.Incident) bool { return false }},
+	}
+	for _, c := range cases {
+		t.Run(c.query, func(t *testing.T) {
+			var r api.ListResponse
+			if code := get(t, h, "/api/v1/incidents?"+c.query, &r); code != http.StatusOK {
+				t.Fatalf("status %d", code)
+			}
+			w := want(all, c.keep)
+			if r.Total != int64(len(w)) {
+				t.Fatalf("total %d, want %d", r.Total, len(w))
+			}
+			if len(w) > api.DefaultLimit {
+				w = w[:api.DefaultLimit]
+			}
+			if got := ids(r); !slices.Equal(got, w) && !(len(got) == 0 && len(w) == 0) {
+				t.Fatalf("ids %v\nwant %v", got, w)
+			}
+			if r.Incidents == nil {
+				t.Fatal("incidents is null, want []")
+			}
+		})
+	}
+}
+
+func TestPagination(t *testing.T) {
+	s, all := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	w := want(all, func(*incident.Incident) bool { return true })
+	var seen []string
+	for off := 0; off < 35; off += 7 {
+		var r api.ListResponse
+		if code := get(t, h, fmt.Sprintf("/api/v1/incidents?limit=7&offset=%d", off), &r); code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+		if r.Total != 30 {
+			t.Fatalf("total %d", r.Total)
+		}
+		seen = append(seen, ids(r)...)
+	}
+	if !slices.Equal(seen, w) {
+		t.Fatalf("pages %v\nwant %v", seen, w)
+	}
+	var r api.ListResponse
+	get(t, h, "/api/v1/incidents?limit=1000", &r)
+	if len(r.Incidents) != 30 {
+		t.Fatalf("limit=1000 gave %d", len(r.Incidents))
+	}
+}
+
+func TestBadParameters(t *testing.T) {
+	s, _ := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	for _, c := range []struct{ query, param string }{
+		{"state=open", "state"},
+		{"severity=P5", "severity"},
+		{"severity=urgent", "severity"},
+		{"type=Network", "type"},
+		{"active=maybe", "active"},
+		{"active=true&active=false", "active"},
+		{"since=yesterday", "since"},
+		{"until=2026-13-01T00:00:00Z", "until"},
+		{"since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z", "until"},
+		{"limit=0", "limit"},
+		{"limit=1001", "limit"},
+		{"limit=ten", "limit"},
+		{"offset=-1", "offset"},
+		{"sevrity=P1", "sevrity"},
+	} {
+		t.Run(c.query, func(t *testing.T) {
+			var e api.ErrorResponse
+			if code := get(t, h, "/api/v1/incidents?"+c.query, &e); code != http.StatusBadRequest {
+				t.Fatalf("status %d", code)
+			}
+			if e.Parameter != c.param || e.Error == "" {
+				t.Fatalf("error %+v, want parameter %q", e, c.param)
+			}
+		})
+	}
+}
+
+func TestGet(t *testing.T) {
+	s, all := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	var in incident.Incident
+	if code := get(t, h, "/api/v1/incidents/inc-07", &in); code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	if in.ID != "inc-07" || in.Title != all[7].Title || in.Severity != all[7].Severity || !in.LastSeen.Equal(all[7].LastSeen) {
+		t.Fatalf("got %+v", in)
+	}
+	var e api.ErrorResponse
+	if code := get(t, h, "/api/v1/incidents/"+url.PathEscape("no such"), &e); code != http.StatusNotFound || e.Error == "" {
+		t.Fatalf("unknown id: %d %+v", code, e)
+	}
+	if code := get(t, h, "/api/v1/incidents/a/b", &e); code != http.StatusNotFound {
+		t.Fatalf("nested path: %d", code)
+	}
+}
+
+func TestQueryValuesRoundTrip(t *testing.T) {
+	in := "state=Detected&state=Resolved&severity=P0&source=a&type=Security&active=true&since=2026-01-01T00:00:00Z&limit=10&offset=20"
+	v, _ := url.ParseQuery(in)
+	q, err := api.ParseQuery(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q2, err := api.ParseQuery(q.Values())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Values().Encode() != q2.Values().Encode() || *q2.Filter.Active != true || q2.Page != q.Page {
+		t.Fatalf("round trip:\n%v\n%v", q, q2)
+	}
+}
+
+func TestClosedStore(t *testing.T) {
+	s, _ := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	_ = s.Close()
+	var e api.ErrorResponse
+	if code := get(t, h, "/api/v1/incidents", &e); code != http.StatusServiceUnavailable {
+		t.Fatalf("closed store: %d %+v", code, e)
+	}
+}
