@@ -119,6 +119,14 @@ func (c *Consumer) Ready() error {
 // messages in hand, finish dead-lettering. It returns nil after a clean
 // drain.
 func (c *Consumer) Run(ctx context.Context) error {
+	err := c.run(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // shut down before the loop started
+	}
+	return err
+}
+
+func (c *Consumer) run(ctx context.Context) error {
 	cc := c.cfg.Consumer
 	if !c.cfg.SkipSetup {
 		rep, err := Setup(ctx, c.js, cc)
