@@ -13,6 +13,7 @@ import (
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
+	"github.com/llm-im/incidentd/storage/redis"
 )
 
 // Errors of Open.
@@ -34,11 +35,36 @@ func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (s
 	case config.BackendPebble, config.BackendSledAlias:
 		return openPebble(cfg, log, reg)
 	case config.BackendRedis, config.BackendRedisCluster:
-		return nil, fmt.Errorf("%w: state.backend %q", ErrNotBuilt, cfg.Backend)
+		return openRedis(cfg, log, reg)
 	}
 	return nil, fmt.Errorf("%w: %q (want memory, pebble, redis or redis_cluster)", ErrUnknownBackend, cfg.Backend)
 }
 
 func openPebble(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
 	return nil, fmt.Errorf("%w: state.backend %q", ErrNotBuilt, cfg.Backend)
+}
+
+// openRedis maps [state] and [state.redis] onto the Redis backend's Config.
+func openRedis(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
+	r := cfg.Redis
+	return redis.New(redis.Config{
+		URL:                   cfg.RedisURL,
+		ClusterNodes:          cfg.RedisClusterNodes,
+		Cluster:               cfg.Backend == config.BackendRedisCluster,
+		PoolSize:              cfg.PoolSize,
+		KeyPrefix:             cfg.KeyPrefix,
+		AppliedRetention:      cfg.AppliedRetention.Duration,
+		Username:              r.Username,
+		Password:              r.Password,
+		SentinelUsername:      r.SentinelUsername,
+		SentinelPassword:      r.SentinelPassword,
+		TLSCAFile:             r.TLSCAFile,
+		TLSCertFile:           r.TLSCertFile,
+		TLSKeyFile:            r.TLSKeyFile,
+		TLSServerName:         r.TLSServerName,
+		TLSInsecureSkipVerify: r.TLSInsecureSkipVerify,
+		DialTimeout:           r.DialTimeout.Duration,
+		ReadTimeout:           r.ReadTimeout.Duration,
+		WriteTimeout:          r.WriteTimeout.Duration,
+	}, log, reg)
 }
