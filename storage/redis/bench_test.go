@@ -1,0 +1,115 @@
+package redis_test
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/loadgen"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/redis"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
+	"github.com/llm-im/incidentd/storage/storetest"
+)
+
+// keyedBatches makes n batches of size realistic loadgen events (30 %
+// duplicates), fingerprinted with the default fields.
+func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
+	cfg := loadgen.DefaultConfig()
+	cfg.Seed = seed
+	g := loadgen.New(cfg)
+	fp, err := dedupe.NewFingerprinter(nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([][]dedupe.Keyed, n)
+	for i := range out {
+		out[i] = make([]dedupe.Keyed, size)
+		for j := range out[i] {
+			ev := g.Next()
+			out[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
+		}
+	}
+	return out
+}
+
+// BenchmarkIngest: storage.Ingest (Lookup, fold, Apply) of 512-event
+// batches with 30 % duplicates into Redis with appendonly yes, appendfsync
+// everysec, one writer.
+func BenchmarkIngest(b *testing.B) {
+	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: true})
+	s := open(b, redis.Config{URL: srv.URL()})
+	batches := keyedBatches(b, b.N, 512, 1)
+	f := dedupe.NewFolder(0, storetest.NewIDs("bench"))
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if _, _, err := storage.Ingest(ctx, s, f, batches[i], time.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*512)/time.Since(start).Seconds(), "events/s")
+	if os.Getenv("BENCH_STATS") != "" {
+		println(srv.Client(b).Info(ctx, "commandstats").Val())
+	}
+}
+
+// BenchmarkListNewest50 is a newest-50 page of a two-field filter over
+// BENCH_INCIDENTS (default 1M) incidents, loaded through storage.Ingest.
+// It reports the p50 and p99 of one List call.
+func BenchmarkListNewest50(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_INCIDENTS")); err == nil && v > 0 {
+		n = v
+	}
+	srv := redistest.StartStandalone(b, redistest.Options{})
+	s := open(b, redis.Config{URL: srv.URL(), PoolSize: 8})
+	f := dedupe.NewFolder(0, storetest.NewIDs("q"))
+	cfg := loadgen.DefaultConfig()
+	cfg.DuplicateRatio = 0
+	g := loadgen.New(cfg)
+	fp, _ := dedupe.NewFingerprinter(nil, nil)
+	batch := make([]dedupe.Keyed, 0, 2000)
+	load := time.Now()
+	for stored := int64(0); stored < int64(n); {
+		batch = batch[:0]
+		for range 2000 {
+			ev := g.Next()
+			batch = append(batch, dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)})
+		}
+		if _, _, err := storage.Ingest(ctx, s, f, batch, time.Now); err != nil {
+			b.Fatal(err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored = st.Incidents
+	}
+	b.Logf("loaded %d incidents in %v", n, time.Since(load).Round(time.Second))
+	filters := []storage.Filter{
+		{Severities: []incident.Severity{incident.P1}, Sources: []string{"llm-gateway"}},
+		{States: []incident.State{incident.Detected}, Types: []incident.Type{incident.Security}},
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		page, err := s.List(ctx, filters[i%len(filters)], storage.Page{Limit: 50})
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+		if len(page) != 50 {
+			b.Fatalf("page of %d", len(page))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
