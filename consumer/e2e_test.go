@@ -18,10 +18,10 @@ import (
 // is called again with the same dir to simulate a restart.
 var stores = []struct {
 	name       string
-	open       func(t *testing.T, dir string) storage.Store
+	open       func(t testing.TB, dir string) storage.Store
 	persistent bool
 }{
-	{"memory", func(t *testing.T, dir string) storage.Store { return memory.New() }, false},
+	{"memory", func(t testing.TB, dir string) storage.Store { return memory.New() }, false},
 }
 
 // requireCounters checks the worker's counters against the expectation.

@@ -24,14 +24,14 @@ import (
 
 // env is one embedded NATS server and a publisher connection.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	srv *natsembed.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *zap.Logger
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	srv, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, log)
@@ -43,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, srv: srv, nc: nc, js: js, log: log}
 }
 
-func connect(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -103,7 +103,7 @@ func (e *env) start(cfg consumer.Config, store storage.Store) *worker {
 }
 
 // stop drains the worker and waits for Run to return.
-func (w *worker) stop(t *testing.T) {
+func (w *worker) stop(t testing.TB) {
 	w.once.Do(func() {
 		w.cancel()
 		select {
@@ -118,7 +118,7 @@ func (w *worker) stop(t *testing.T) {
 }
 
 // crash drops the worker's connection without draining.
-func (w *worker) crash(t *testing.T) {
+func (w *worker) crash(t testing.TB) {
 	w.nc.Close()
 	w.stop(t)
 }

@@ -42,7 +42,7 @@ type source struct {
 }
 
 func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Consumer.BatchSize))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Consumer.BatchSize), jetstream.PullThresholdMessages(3*c.cfg.Consumer.BatchSize/2))
 	if err != nil {
 		return nil, fmt.Errorf("pull messages: %w", err)
 	}
