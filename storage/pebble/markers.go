@@ -1,0 +1,102 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// purgeChunk bounds how many markers one purge batch deletes, so writers
+// wait for the apply mutex only briefly.
+const purgeChunk = 4096
+
+// PurgeExpiredMarkers deletes the applied-event markers written more than
+// the retention before now: it walks E/ in time order, deletes each e/ key
+// that still holds that time, and drops the walked E/ range with one range
+// deletion per chunk. It returns how many markers it removed. The store
+// also runs it every PurgeInterval.
+func (s *Store) PurgeExpiredMarkers(now time.Time) (int, error) {
+	if err := s.enter(context.Background()); err != nil {
+		return 0, err
+	}
+	defer s.life.RUnlock()
+	upper := markerTimeKey(now.Add(-s.cfg.AppliedRetention), "")
+	total := 0
+	for {
+		n, more, err := s.purgeChunk(upper)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// purgeChunk removes up to purgeChunk expired markers in one batch; more
+// reports whether expired markers remain.
+func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: famMarkerTime, UpperBound: upper})
+	if err != nil {
+		return 0, false, fmt.Errorf("pebble purge: %w", err)
+	}
+	defer it.Close()
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	var last []byte
+	for ok := it.First(); ok && n < purgeChunk; ok = it.Next() {
+		k := it.Key()
+		at, id := k[len(famMarkerTime):len(famMarkerTime)+timeLen], string(k[len(famMarkerTime)+timeLen:])
+		v, closer, err := s.db.Get(markerKey(id))
+		if err == nil {
+			same := bytes.Equal(v, at)
+			_ = closer.Close()
+			if same {
+				if err := wb.Delete(markerKey(id), nil); err != nil {
+					return 0, false, fmt.Errorf("pebble purge: %w", err)
+				}
+			}
+		} else if err != pebbledb.ErrNotFound {
+			return 0, false, fmt.Errorf("pebble purge: %w", err)
+		}
+		last = append(last[:0], k...)
+		n++
+	}
+	if n == 0 {
+		return 0, false, it.Error()
+	}
+	more = it.Valid()
+	if err := wb.DeleteRange(famMarkerTime, append(last, 0), nil); err != nil {
+		return 0, false, fmt.Errorf("pebble purge: %w", err)
+	}
+	if err := wb.Commit(s.wopts); err != nil {
+		return 0, false, fmt.Errorf("pebble purge commit: %w", err)
+	}
+	return n, more, nil
+}
+
+// purgeLoop runs PurgeExpiredMarkers every PurgeInterval until Close.
+func (s *Store) purgeLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.PurgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			n, err := s.PurgeExpiredMarkers(now)
+			if err != nil {
+				s.log.Warn("purge of applied-event markers failed", zap.Error(err))
+				continue
+			}
+			if n > 0 {
+				s.log.Debug("purged applied-event markers", zap.Int("markers", n))
+			}
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package pebble
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"go.uber.org/zap"
+)
+
+// options are the tuned Pebble options; the caller owns (and must Unref)
+// the block cache.
+func (s *Store) options() *pebbledb.Options {
+	opts := &pebbledb.Options{
+		Cache:                       pebbledb.NewCache(int64(s.cfg.CacheSizeMB) << 20),
+		MemTableSize:                uint64(s.cfg.MemtableSizeMB) << 20,
+		MemTableStopWritesThreshold: 4,
+		// Compact L0 early (reads stay cheap) but stall writers only far
+		// later: a burst of ingestion should slow down, not stop.
+		L0CompactionThreshold: 2,
+		L0StopWritesThreshold: 1000,
+		LBaseMaxBytes:         64 << 20,
+		BytesPerSync:          1 << 20,
+		WALBytesPerSync:       0,
+		MaxOpenFiles:          4096,
+		FormatMajorVersion:    pebbledb.FormatNewest,
+		CompactionConcurrencyRange: func() (int, int) {
+			return 1, 2
+		},
+		Lock:          s.lock,
+		Logger:        zapLogger{s.log.Sugar()},
+		EventListener: s.stall.listener(),
+	}
+	for i := range opts.TargetFileSizes {
+		opts.TargetFileSizes[i] = 4 << 20 << i
+	}
+	for i := range opts.Levels {
+		l := &opts.Levels[i]
+		l.BlockSize = 16 << 10
+		l.IndexBlockSize = 256 << 10
+		if s.cfg.BloomBitsPerKey > 0 {
+			l.FilterPolicy = bloom.FilterPolicy(s.cfg.BloomBitsPerKey)
+		}
+	}
+	return opts
+}
+
+// zapLogger adapts zap to Pebble's Logger.
+type zapLogger struct{ l *zap.SugaredLogger }
+
+func (z zapLogger) Infof(format string, args ...any)  { z.l.Debugf(format, args...) }
+func (z zapLogger) Errorf(format string, args ...any) { z.l.Errorf(format, args...) }
+func (z zapLogger) Fatalf(format string, args ...any) {
+	z.l.Errorf(format, args...)
+	panic(fmt.Sprintf(format, args...))
+}
+
+// stallStats counts write stalls for the collector.
+type stallStats struct {
+	mu      sync.Mutex
+	count   int64
+	total   time.Duration
+	started time.Time
+}
+
+func (st *stallStats) listener() *pebbledb.EventListener {
+	return &pebbledb.EventListener{
+		WriteStallBegin: func(pebbledb.WriteStallBeginInfo) {
+			st.mu.Lock()
+			st.count++
+			st.started = time.Now()
+			st.mu.Unlock()
+		},
+		WriteStallEnd: func() {
+			st.mu.Lock()
+			if !st.started.IsZero() {
+				st.total += time.Since(st.started)
+				st.started = time.Time{}
+			}
+			st.mu.Unlock()
+		},
+	}
+}
+
+// read returns the stall count and the total stall time, the current
+// stall included.
+func (st *stallStats) read() (int64, time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total := st.total
+	if !st.started.IsZero() {
+		total += time.Since(st.started)
+	}
+	return st.count, total
+}

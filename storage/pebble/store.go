@@ -1,0 +1,400 @@
+// Package pebble is the embedded storage backend, the default last stage of
+// the pipeline (`backend = "pebble"`): incidents, their set indexes, identity
+// pointers, applied-event markers and per-value counters live in one
+// CockroachDB Pebble LSM directory owned by one process. Every Apply is one
+// version-checked, fsynced Pebble batch; List and Count are answered from
+// ordered index keys (k-way merge within a field, leapfrog intersection
+// across fields), never from a scan of all records.
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Config tunes the Pebble store; it mirrors [state.pebble] plus state.path
+// and state.applied_retention.
+type Config struct {
+	// Path is the data directory, created when missing.
+	Path string
+	// CacheSizeMB is the block cache size.
+	CacheSizeMB int
+	// MemtableSizeMB is the size of one memtable.
+	MemtableSizeMB int
+	// BloomBitsPerKey sizes the bloom filters of every level; 0 disables
+	// them.
+	BloomBitsPerKey int
+	// Sync fsyncs the WAL on every Apply and Delete. Without it a crash of
+	// the machine (not of the process) may lose acknowledged batches.
+	Sync bool
+	// AppliedRetention is how long applied-event markers are kept.
+	AppliedRetention time.Duration
+	// PurgeInterval is how often expired markers are purged in the
+	// background; <= 0 means a minute.
+	PurgeInterval time.Duration
+}
+
+// DefaultConfig returns the defaults of config.Default()'s [state.pebble]
+// with an empty Path.
+func DefaultConfig() Config {
+	return Config{
+		CacheSizeMB:      256,
+		MemtableSizeMB:   64,
+		BloomBitsPerKey:  10,
+		Sync:             true,
+		AppliedRetention: 24 * time.Hour,
+		PurgeInterval:    time.Minute,
+	}
+}
+
+// Store is a storage.Store in a Pebble directory. All methods are safe for
+// concurrent use.
+type Store struct {
+	cfg   Config
+	log   *zap.Logger
+	db    *pebbledb.DB
+	lock  *pebbledb.Lock
+	wopts *pebbledb.WriteOptions
+	stall *stallStats
+
+	// life guards closed: every call holds it shared, Close exclusively.
+	life   sync.RWMutex
+	closed bool
+
+	// applyMu serialises the writers (Apply, Delete, the marker purge).
+	applyMu sync.Mutex
+	// counts are the per-value counters, mirrored from c/ keys; written
+	// under applyMu and countMu, read under countMu.
+	countMu sync.RWMutex
+	counts  map[entry]int64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// New opens (creating when needed) the store in cfg.Path. A directory held
+// by another process or another Store returns an error wrapping
+// storage.ErrLocked. reg, when not nil, receives the Pebble collector.
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
+	cfg = withDefaults(cfg)
+	if cfg.Path == "" {
+		return nil, errors.New("pebble: state.path is empty")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("pebble")
+	if err := os.MkdirAll(cfg.Path, 0o750); err != nil {
+		return nil, fmt.Errorf("pebble: create %s: %w", cfg.Path, err)
+	}
+	lock, err := pebbledb.LockDirectory(cfg.Path, vfs.Default)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("pebble: lock %s: %w", cfg.Path, err)
+		}
+		return nil, fmt.Errorf("pebble: %s is in use by another process or store (%v): %w", cfg.Path, err, storage.ErrLocked)
+	}
+	s := &Store{cfg: cfg, log: log, lock: lock, stall: &stallStats{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s.wopts = pebbledb.NoSync
+	if cfg.Sync {
+		s.wopts = pebbledb.Sync
+	}
+	opts := s.options()
+	s.db, err = pebbledb.Open(cfg.Path, opts)
+	opts.Cache.Unref()
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("pebble: open %s: %w", cfg.Path, err)
+	}
+	if err := s.loadCounters(); err != nil {
+		_ = s.db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
+	if reg != nil {
+		if err := reg.Register(newCollector(s)); err != nil {
+			_ = s.db.Close()
+			_ = lock.Close()
+			return nil, fmt.Errorf("pebble: register metrics: %w", err)
+		}
+	}
+	go s.purgeLoop()
+	log.Info("opened", zap.String("path", cfg.Path), zap.Int64("incidents", s.counts[entry{fieldAll, ""}]),
+		zap.Bool("sync", cfg.Sync))
+	return s, nil
+}
+
+func withDefaults(cfg Config) Config {
+	d := DefaultConfig()
+	if cfg.CacheSizeMB <= 0 {
+		cfg.CacheSizeMB = d.CacheSizeMB
+	}
+	if cfg.MemtableSizeMB <= 0 {
+		cfg.MemtableSizeMB = d.MemtableSizeMB
+	}
+	if cfg.BloomBitsPerKey < 0 {
+		cfg.BloomBitsPerKey = 0
+	}
+	if cfg.AppliedRetention <= 0 {
+		cfg.AppliedRetention = d.AppliedRetention
+	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = d.PurgeInterval
+	}
+	return cfg
+}
+
+// loadCounters reads every c/ key into memory.
+func (s *Store) loadCounters() error {
+	s.counts = make(map[entry]int64)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: famCounter, UpperBound: prefixEnd(famCounter)})
+	if err != nil {
+		return fmt.Errorf("pebble: load counters: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		f, v, good := parseCounterKey(it.Key())
+		if !good || len(it.Value()) != 8 {
+			_ = it.Close()
+			return fmt.Errorf("pebble: load counters: malformed key %q", it.Key())
+		}
+		s.counts[entry{f, v}] = decodeInt(it.Value())
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebble: load counters: %w", err)
+	}
+	return nil
+}
+
+// enter holds the store open for one call; the caller must s.life.RUnlock
+// when err is nil.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// getRecord reads and decodes r/<id>; ok is false when it is absent.
+func getRecord(r pebbledb.Reader, id string) (*incident.Incident, bool, error) {
+	v, closer, err := r.Get(recordKey(id))
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("pebble get %s: %w", id, err)
+	}
+	in, err := decodeRecord(v)
+	_ = closer.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("pebble record %s: %w", id, err)
+	}
+	return in, true, nil
+}
+
+// getString reads a key holding a string; ok is false when it is absent.
+func getString(r pebbledb.Reader, key []byte) (string, bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("pebble get: %w", err)
+	}
+	out := string(v)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+// exists reports whether key is present.
+func exists(r pebbledb.Reader, key []byte) (bool, error) {
+	_, closer, err := r.Get(key)
+	if errors.Is(err, pebbledb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pebble get: %w", err)
+	}
+	_ = closer.Close()
+	return true, nil
+}
+
+// Lookup returns the latest incident of each fingerprint (through the
+// identity pointer) and which event ids already have a marker.
+func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
+	if err := s.enter(ctx); err != nil {
+		return storage.Snapshot{}, err
+	}
+	defer s.life.RUnlock()
+	snap := storage.Snapshot{
+		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
+		Applied: make(map[string]bool),
+	}
+	for _, fp := range fingerprints {
+		id, ok, err := getString(s.db, pointerKey(fp))
+		if err != nil {
+			return storage.Snapshot{}, err
+		}
+		if !ok {
+			continue
+		}
+		in, ok, err := getRecord(s.db, id)
+		if err != nil {
+			return storage.Snapshot{}, err
+		}
+		if ok {
+			snap.Latest[fp] = in
+		}
+	}
+	for _, id := range eventIDs {
+		ok, err := exists(s.db, markerKey(id))
+		if err != nil {
+			return storage.Snapshot{}, err
+		}
+		if ok {
+			snap.Applied[id] = true
+		}
+	}
+	return snap, nil
+}
+
+// Get returns one incident by id, or storage.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (*incident.Incident, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.life.RUnlock()
+	in, ok, err := getRecord(s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return in, nil
+}
+
+// FindOpen returns the active incident of an identity, or
+// storage.ErrNotFound.
+func (s *Store) FindOpen(ctx context.Context, fingerprint string) (*incident.Incident, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.life.RUnlock()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	id, ok, err := getString(snap, pointerKey(fingerprint))
+	if err != nil || !ok {
+		return nil, errOr(err, storage.ErrNotFound)
+	}
+	in, ok, err := getRecord(snap, id)
+	if err != nil || !ok || !in.Active() {
+		return nil, errOr(err, storage.ErrNotFound)
+	}
+	return in, nil
+}
+
+func errOr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// Flush makes everything written durable: it syncs the WAL (a no-op cost
+// when Sync is on) and flushes the memtable to an sstable.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.life.RUnlock()
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("pebble flush: %w", err)
+	}
+	return nil
+}
+
+// Stats reports the incident count (from the counters) and Pebble's disk
+// space usage.
+func (s *Store) Stats(ctx context.Context) (storage.Stats, error) {
+	if err := s.enter(ctx); err != nil {
+		return storage.Stats{}, err
+	}
+	defer s.life.RUnlock()
+	return storage.Stats{
+		Incidents:  s.counter(entry{fieldAll, ""}),
+		SizeOnDisk: int64(s.db.Metrics().DiskSpaceUsage()),
+	}, nil
+}
+
+// Checkpoint writes a consistent copy of the live store to dir, which must
+// not exist yet: sstables are hard-linked where the filesystem allows, the
+// WAL is flushed and copied. Open the copy with New like any directory.
+func (s *Store) Checkpoint(dir string) error {
+	if err := s.enter(context.Background()); err != nil {
+		return err
+	}
+	defer s.life.RUnlock()
+	if err := s.db.Checkpoint(dir, pebbledb.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("pebble checkpoint %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Compact compacts the whole key space, dropping deleted and overwritten
+// data (after a large purge, for instance).
+func (s *Store) Compact(ctx context.Context) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.life.RUnlock()
+	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		return fmt.Errorf("pebble compact: %w", err)
+	}
+	return nil
+}
+
+// Close stops the background purge, closes the database and releases the
+// directory lock. Every later call, Close included, returns
+// storage.ErrClosed.
+func (s *Store) Close() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return storage.ErrClosed
+	}
+	s.closed = true
+	s.life.Unlock()
+	close(s.stop)
+	<-s.done
+	s.applyMu.Lock() // no writer is left mid-batch (they hold life too, but be explicit)
+	defer s.applyMu.Unlock()
+	err := s.db.Close()
+	if lerr := s.lock.Close(); err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("pebble close: %w", err)
+	}
+	return nil
+}
