@@ -13,16 +13,12 @@ import (
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
+	"github.com/llm-im/incidentd/storage/pebble"
 	"github.com/llm-im/incidentd/storage/redis"
 )
 
-// Errors of Open.
-var (
-	// ErrUnknownBackend is returned for a state.backend Open does not know.
-	ErrUnknownBackend = errors.New("backend: unknown state.backend")
-	// ErrNotBuilt is returned for a backend whose package has not landed.
-	ErrNotBuilt = errors.New("backend: not built yet")
-)
+// ErrUnknownBackend is returned for a state.backend Open does not know.
+var ErrUnknownBackend = errors.New("backend: unknown state.backend")
 
 // Open opens the store cfg.Backend names. "sled" is accepted as the old
 // name of pebble (config.Load normally rewrites it already). reg receives
@@ -40,8 +36,18 @@ func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (s
 	return nil, fmt.Errorf("%w: %q (want memory, pebble, redis or redis_cluster)", ErrUnknownBackend, cfg.Backend)
 }
 
+// openPebble maps [state] and [state.pebble] onto the Pebble backend's
+// Config.
 func openPebble(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
-	return nil, fmt.Errorf("%w: state.backend %q", ErrNotBuilt, cfg.Backend)
+	p := cfg.Pebble
+	return pebble.New(pebble.Config{
+		Path:             cfg.Path,
+		CacheSizeMB:      p.CacheSizeMB,
+		MemtableSizeMB:   p.MemtableSizeMB,
+		BloomBitsPerKey:  p.BloomBitsPerKey,
+		Sync:             p.Sync,
+		AppliedRetention: cfg.AppliedRetention.Duration,
+	}, log, reg)
 }
 
 // openRedis maps [state] and [state.redis] onto the Redis backend's Config.

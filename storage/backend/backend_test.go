@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/backend"
 )
 
@@ -18,6 +19,8 @@ func TestOpen(t *testing.T) {
 		err     error
 	}{
 		{config.BackendMemory, nil},
+		{config.BackendPebble, nil},
+		{config.BackendSledAlias, nil},
 		{"nosuch", backend.ErrUnknownBackend},
 		{"", backend.ErrUnknownBackend},
 		{"Memory", backend.ErrUnknownBackend},
@@ -38,5 +41,19 @@ func TestOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestPebbleLocked: a second store on the same directory is refused.
+func TestPebbleLocked(t *testing.T) {
+	cfg := config.Default().State
+	cfg.Path = t.TempDir()
+	s, err := backend.Open(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := backend.Open(cfg, zaptest.NewLogger(t), nil); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }
