@@ -3,11 +3,14 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/storage"
 )
 
 // purgeChunk bounds how many markers one purge batch deletes, so writers
@@ -90,6 +93,9 @@ func (s *Store) purgeLoop() {
 			return
 		case now := <-t.C:
 			n, err := s.PurgeExpiredMarkers(now)
+			if errors.Is(err, storage.ErrClosed) {
+				return
+			}
 			if err != nil {
 				s.log.Warn("purge of applied-event markers failed", zap.Error(err))
 				continue

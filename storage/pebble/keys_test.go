@@ -1,0 +1,118 @@
+package pebble
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestTimeEncodingRoundTripsAndSorts(t *testing.T) {
+	times := []time.Time{
+		time.Time{},
+		time.Unix(-1, 999_999_999),
+		time.Unix(0, 0),
+		time.Unix(0, 1),
+		time.Date(2026, 11, 25, 21, 0, 0, 123_456_000, time.UTC),
+		time.Date(2026, 11, 25, 21, 0, 0, 123_457_000, time.UTC),
+		time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i, tm := range times {
+		enc := appendTime(nil, tm)
+		if got := decodeTime(enc); !got.Equal(tm) {
+			t.Errorf("round trip of %v gave %v", tm, got)
+		}
+		if i > 0 {
+			prev := appendTime(nil, times[i-1])
+			if bytes.Compare(prev, enc) >= 0 {
+				t.Errorf("%v does not sort before %v", times[i-1], tm)
+			}
+			if bytes.Compare(appendInvTime(nil, times[i-1]), appendInvTime(nil, tm)) <= 0 {
+				t.Errorf("inverted %v does not sort after %v", times[i-1], tm)
+			}
+		}
+	}
+}
+
+// TestIndexKeysSortNewestFirst checks that key order within one index value
+// is List's order: last_seen descending, then id descending.
+func TestIndexKeysSortNewestFirst(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type member struct {
+		at time.Time
+		id string
+	}
+	var ms []member
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := []string{"a", "ab", "b", "abc", "z", "inc-1", "inc-10", "inc-2", "\u00e9t\u00e9"}
+	for range 300 {
+		ms = append(ms, member{base.Add(time.Duration(r.IntN(5)) * time.Microsecond), ids[r.IntN(len(ids))] + string(rune('a'+r.IntN(3)))})
+	}
+	keys := make([][]byte, len(ms))
+	for i, m := range ms {
+		keys[i] = indexKey(entry{fieldSource, "llm-gateway"}, m.at, m.id)
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	want := slices.Clone(ms)
+	slices.SortFunc(want, func(a, b member) int {
+		if c := b.at.Compare(a.at); c != 0 {
+			return c
+		}
+		return -bytes.Compare([]byte(a.id), []byte(b.id))
+	})
+	prefix := indexPrefix(fieldSource, "llm-gateway")
+	for i, k := range keys {
+		suffix := k[len(prefix):]
+		if got := suffixID(suffix); got != want[i].id {
+			t.Fatalf("position %d: id %q, want %q", i, got, want[i].id)
+		}
+		if got := decodeTime(invert(suffix[:timeLen])); !got.Equal(want[i].at) {
+			t.Fatalf("position %d: time %v, want %v", i, got, want[i].at)
+		}
+	}
+}
+
+func invert(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = ^c
+	}
+	return out
+}
+
+// TestValueFramingIsPrefixFree checks that no value's keys fall inside
+// another value's key range, whatever bytes the values hold.
+func TestValueFramingIsPrefixFree(t *testing.T) {
+	values := []string{"", "a", "a\x00", "a\x00b", "a\x01", "ab", "a\xff", "\x00", "llm-gateway", "llm-gateway/eu", "日本"}
+	at := time.Unix(1_700_000_000, 0)
+	for _, v := range values {
+		p := indexPrefix(fieldSource, v)
+		for _, w := range values {
+			if v == w {
+				continue
+			}
+			k := indexKey(entry{fieldSource, w}, at, "id-1")
+			if bytes.HasPrefix(k, p) {
+				t.Errorf("key of %q starts with the prefix of %q", w, v)
+			}
+		}
+		f, got, ok := parseCounterKey(counterKey(fieldSource, v))
+		if !ok || f != fieldSource || got != v {
+			t.Errorf("counter key of %q parsed as %q %q %v", v, f, got, ok)
+		}
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct{ in, want []byte }{
+		{[]byte("x/a"), []byte("x/b")},
+		{[]byte{'x', 0xff}, []byte{'y'}},
+		{[]byte{0xff, 0xff}, nil},
+	}
+	for _, tc := range tests {
+		if got := prefixEnd(tc.in); !bytes.Equal(got, tc.want) {
+			t.Errorf("prefixEnd(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package pebble_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/pebble"
+	"github.com/llm-im/incidentd/storage/storetest"
+)
+
+// The helper process: when INCIDENTD_PEBBLE_HELPER is set, the test binary
+// acts on the directory it names instead of running tests.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("INCIDENTD_PEBBLE_HELPER"); dir != "" {
+		os.Exit(helper(dir, os.Getenv("INCIDENTD_PEBBLE_HELPER_MODE")))
+	}
+	os.Exit(m.Run())
+}
+
+// helper either holds the store open until stdin closes ("hold") or writes
+// synced batches and dies without closing ("crash").
+func helper(dir, mode string) int {
+	cfg := pebble.DefaultConfig()
+	cfg.Path, cfg.CacheSizeMB, cfg.MemtableSizeMB = dir, 8, 4
+	s, err := pebble.New(cfg, nil, nil)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	switch mode {
+	case "hold":
+		fmt.Println("ready")
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	case "crash":
+		for i := range 50 {
+			in := storetest.SparseIncident(fmt.Sprintf("inc-%02d", i), fmt.Sprintf("fp-%02d", i))
+			b := storage.Batch{Incidents: []*incident.Incident{in}, EventIDs: []string{fmt.Sprintf("ev-%02d", i)}, At: storetest.Base}
+			if err := s.Apply(context.Background(), b); err != nil {
+				fmt.Println("error:", err)
+				return 1
+			}
+		}
+		fmt.Println("applied")
+		os.Exit(0) // no Close: the synced WAL is all there is
+	}
+	return 0
+}
+
+func helperCmd(t *testing.T, dir, mode string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "INCIDENTD_PEBBLE_HELPER="+dir, "INCIDENTD_PEBBLE_HELPER_MODE="+mode)
+	return cmd
+}
+
+func TestLockedDirectory(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+
+	_, err := pebble.New(cfg, zaptest.NewLogger(t), nil)
+	if !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), cfg.Path) {
+		t.Fatalf("second store in the process: err = %v, want ErrLocked naming %s", err, cfg.Path)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := helperCmd(t, cfg.Path, "hold")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		t.Fatalf("helper: %q", line)
+	}
+	_, err = pebble.New(cfg, zaptest.NewLogger(t), nil)
+	if !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), cfg.Path) {
+		t.Errorf("directory held by another process: err = %v, want ErrLocked naming %s", err, cfg.Path)
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	open(t, cfg) // released with the process
+}
+
+// TestSyncedBatchesSurviveAProcessDeath: a process applies synced batches
+// and exits without Close; everything is there on reopen.
+func TestSyncedBatchesSurviveAProcessDeath(t *testing.T) {
+	dir := t.TempDir()
+	out, err := helperCmd(t, dir, "crash").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "applied") {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	cfg := testConfig(t)
+	cfg.Path = dir
+	s := open(t, cfg)
+	ctx := t.Context()
+	if n, err := s.Count(ctx, storage.Filter{}); err != nil || n != 50 {
+		t.Fatalf("count = %d, %v; want 50", n, err)
+	}
+	if n, err := s.Count(ctx, storage.Filter{Severities: []incident.Severity{incident.P4}}); err != nil || n != 50 {
+		t.Fatalf("counter of P4 = %d, %v; want 50", n, err)
+	}
+	snap, err := s.Lookup(ctx, []string{"fp-07"}, []string{"ev-07", "ev-99"})
+	if err != nil || snap.Latest["fp-07"] == nil || !snap.Applied["ev-07"] || snap.Applied["ev-99"] {
+		t.Fatalf("lookup after reopen: %+v, %v", snap, err)
+	}
+}
+
+func TestPurgeExpiredMarkers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AppliedRetention = time.Hour
+	s := open(t, cfg)
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 10_000 // more than one purge chunk
+	for i := range n / 1000 {
+		ids := make([]string, 1000)
+		for j := range ids {
+			ids[j] = fmt.Sprintf("ev-%d-%d", i, j)
+		}
+		if err := s.Apply(ctx, storage.Batch{EventIDs: ids, At: t0.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		now        time.Time
+		purged     int
+		gone, kept string
+	}{
+		{t0.Add(time.Hour), 0, "", "ev-0-0"},
+		{t0.Add(time.Hour + 4*time.Minute + time.Second), 5000, "ev-4-999", "ev-5-0"},
+		{t0.Add(time.Hour + 4*time.Minute + time.Second), 0, "ev-0-0", "ev-9-999"},
+		{t0.Add(2 * time.Hour), 5000, "ev-9-999", ""},
+	}
+	for i, tc := range tests {
+		got, err := s.PurgeExpiredMarkers(tc.now)
+		if err != nil || got != tc.purged {
+			t.Fatalf("step %d: purged %d, %v; want %d", i, got, err, tc.purged)
+		}
+		snap, err := s.Lookup(ctx, nil, []string{tc.gone, tc.kept})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.gone != "" && snap.Applied[tc.gone] {
+			t.Errorf("step %d: %s still applied", i, tc.gone)
+		}
+		if tc.kept != "" && !snap.Applied[tc.kept] {
+			t.Errorf("step %d: %s purged too early", i, tc.kept)
+		}
+	}
+	// A purged event applies again.
+	if err := s.Apply(ctx, storage.Batch{EventIDs: []string{"ev-0-0"}, At: t0.Add(3 * time.Hour)}); err != nil {
+		t.Fatalf("re-apply after purge: %v", err)
+	}
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPurgeRunsInTheBackground: the store purges without being asked.
+func TestPurgeRunsInTheBackground(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AppliedRetention = time.Millisecond
+	cfg.PurgeInterval = 10 * time.Millisecond
+	s := open(t, cfg)
+	ctx := t.Context()
+	if err := s.Apply(ctx, storage.Batch{EventIDs: []string{"ev-1"}, At: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		snap, err := s.Lookup(ctx, nil, []string{"ev-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !snap.Applied["ev-1"] {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("marker never purged")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// TestCheckpointIsAConsistentCopy: a checkpoint of a live store opens as a
+// store with the same incidents, and writes after it do not leak into it.
+func TestCheckpointIsAConsistentCopy(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	ctx := t.Context()
+	pop := storetest.Population(200, 7)
+	storetest.Put(t, s, pop...)
+	backup := filepath.Join(t.TempDir(), "backup")
+	if err := s.Checkpoint(backup); err != nil {
+		t.Fatal(err)
+	}
+	storetest.Put(t, s, storetest.SparseIncident("after", "fp-after"))
+	if err := s.Checkpoint(backup); err == nil {
+		t.Error("checkpoint over an existing directory succeeded")
+	}
+	bcfg := testConfig(t)
+	bcfg.Path = backup
+	b := open(t, bcfg)
+	storetest.RequireSame(t, "checkpoint", storetest.Expect(pop, storage.Filter{}), storetest.ListAll(t, b))
+	storetest.CheckFilters(t, b, pop)
+	if _, err := b.Get(ctx, "after"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("write after the checkpoint is in it: %v", err)
+	}
+}
+
+// TestCountsAgreeWithScans compares counter answers, index walks and
+// Filter.Match on a population, with time ranges, after reopen.
+func TestCountsAgreeWithScans(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	pop := storetest.Population(500, 3)
+	storetest.Put(t, s, pop...)
+	check := func(s storage.Store) {
+		for _, nf := range storetest.Filters(pop) {
+			want := int64(len(storetest.Expect(pop, nf.Filter)))
+			got, err := s.Count(t.Context(), nf.Filter)
+			if err != nil || got != want {
+				t.Errorf("%s: count %d, %v; want %d", nf.Name, got, err, want)
+			}
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(open(t, cfg))
+}
+
+func TestCollector(t *testing.T) {
+	cfg := testConfig(t)
+	reg := prometheus.NewPedanticRegistry()
+	s, err := pebble.New(cfg, zaptest.NewLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.Put(t, s, storetest.Population(50, 1)...)
+	if err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil || n != 10 {
+		t.Fatalf("series = %d, %v; want 10", n, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		values[mf.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	if values["incidentd_pebble_flushes_total"] < 1 || values["incidentd_store_size_bytes"] <= 0 {
+		t.Errorf("after a flush: %v", values)
+	}
+}
