@@ -10,7 +10,7 @@ type collector struct {
 	s *Store
 
 	compactions, flushes, readAmp, stalls, stallSeconds *prometheus.Desc
-	l0Files, memtable, cacheHits, cacheMisses, size     *prometheus.Desc
+	l0Files, memtable, cacheHits, cacheMisses           *prometheus.Desc
 }
 
 func newCollector(s *Store) *collector {
@@ -28,14 +28,13 @@ func newCollector(s *Store) *collector {
 		memtable:     d("incidentd_pebble_memtable_size_bytes", "Bytes allocated by memtables."),
 		cacheHits:    d("incidentd_pebble_block_cache_hits_total", "Block cache hits."),
 		cacheMisses:  d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
-		size:         d("incidentd_store_size_bytes", "Disk space used by the store (sstables, WAL, blob files)."),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.compactions, c.flushes, c.readAmp, c.stalls, c.stallSeconds,
-		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.size} {
+		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses} {
 		ch <- d
 	}
 }
@@ -66,5 +65,4 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.memtable, float64(m.MemTable.Size))
 	counter(c.cacheHits, float64(m.BlockCache.Hits))
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
-	gauge(c.size, float64(m.DiskSpaceUsage()))
 }
