@@ -1,9 +1,11 @@
 package redis_test
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,20 +43,31 @@ func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
 // batches with 30 % duplicates into Redis with appendonly yes, appendfsync
 // everysec, one writer.
 func BenchmarkIngest(b *testing.B) {
-	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: true})
-	s := open(b, redis.Config{URL: srv.URL()})
-	batches := keyedBatches(b, b.N, 512, 1)
+	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: os.Getenv("BENCH_NO_AOF") == ""})
+	ts := &timed{Store: open(b, redis.Config{URL: srv.URL()})}
+	var s storage.Store = ts
+	n := 400
+	if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {
+		n = v
+	}
+	batches := keyedBatches(b, n, 512, 1)
 	f := dedupe.NewFolder(0, storetest.NewIDs("bench"))
-	b.ResetTimer()
+	i := 0
 	start := time.Now()
-	for i := range b.N {
-		if _, _, err := storage.Ingest(ctx, s, f, batches[i], time.Now); err != nil {
+	for b.Loop() {
+		if _, _, err := storage.Ingest(ctx, s, f, batches[i%n], time.Now); err != nil {
 			b.Fatal(err)
 		}
+		i++
 	}
-	b.ReportMetric(float64(b.N*512)/time.Since(start).Seconds(), "events/s")
+	b.ReportMetric(float64(i*512)/time.Since(start).Seconds(), "events/s")
 	if os.Getenv("BENCH_STATS") != "" {
-		println(srv.Client(b).Info(ctx, "commandstats").Val())
+		b.Logf("per batch: lookup %v, apply %v", ts.lookup/time.Duration(i), ts.apply/time.Duration(i))
+		for _, l := range strings.Split(srv.Client(b).Info(ctx, "commandstats").Val(), "\n") {
+			if strings.Contains(l, "evalsha") {
+				b.Log(l)
+			}
+		}
 	}
 }
 
@@ -96,8 +109,9 @@ func BenchmarkListNewest50(b *testing.B) {
 		{States: []incident.State{incident.Detected}, Types: []incident.Type{incident.Security}},
 	}
 	var lat []time.Duration
-	b.ResetTimer()
-	for i := range b.N {
+	i := 0
+	for b.Loop() {
+		i++
 		t0 := time.Now()
 		page, err := s.List(ctx, filters[i%len(filters)], storage.Page{Limit: 50})
 		if err != nil {
@@ -108,8 +122,25 @@ func BenchmarkListNewest50(b *testing.B) {
 			b.Fatalf("page of %d", len(page))
 		}
 	}
-	b.StopTimer()
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// timed adds up the time spent in Lookup and Apply.
+type timed struct {
+	*redis.Store
+	lookup, apply time.Duration
+}
+
+func (t *timed) Lookup(ctx context.Context, fps, ids []string) (storage.Snapshot, error) {
+	t0 := time.Now()
+	defer func() { t.lookup += time.Since(t0) }()
+	return t.Store.Lookup(ctx, fps, ids)
+}
+
+func (t *timed) Apply(ctx context.Context, b storage.Batch) error {
+	t0 := time.Now()
+	defer func() { t.apply += time.Since(t0) }()
+	return t.Store.Apply(ctx, b)
 }

@@ -78,12 +78,10 @@ for i = 0, n - 1 do
     local v = ARGV[b + 1 + k]
     if old and old[f] ~= v then
       redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
-      redis.call('ZREM', p .. ':z:' .. f .. ':' .. tostring(old[f]), id)
     end
     if not old or old[f] ~= v then
       redis.call('SADD', p .. ':' .. f .. ':' .. v, id)
     end
-    redis.call('ZADD', p .. ':z:' .. f .. ':' .. v, score, id)
   end
 end
 for fp, id in pairs(ptrs) do
@@ -139,7 +137,6 @@ redis.call('SREM', p .. ':incidents', id)
 redis.call('ZREM', p .. ':z:incidents', id)
 for _, f in ipairs({'fingerprint', 'state', 'severity', 'source', 'type'}) do
   redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
-  redis.call('ZREM', p .. ':z:' .. f .. ':' .. tostring(old[f]), id)
 end
 local ptr = p .. ':identity:' .. tostring(old.fingerprint)
 if redis.call('GET', ptr) == id then redis.call('DEL', ptr) end
@@ -155,13 +152,19 @@ const queryBudget = 20000
 // (<= 0: all), walk budget, n groups, then per group: field, k, k values.
 // A group is one filter field: OR within it, AND across groups.
 //
-// count: SCARD / ZCARD sums when possible, else ZINTERSTORE + ZCOUNT.
-// list: walk the smallest group's sorted set newest first (by rank, so a
-// page costs O(log N + page)) and check every other group with SISMEMBER
-// on the plain sets, until offset+limit matches; past the budget, fall back
-// to ZINTERSTORE of every group and one ZREVRANGEBYSCORE. Returns the JSON
-// records of the page, newest first. Temporary keys live under
-// prefix:tmp and are deleted before the script returns.
+// Newest-first order comes from one sorted set, prefix:z:incidents (score =
+// last_seen in µs); the per-value index sets are plain sets.
+//
+// count: SCARD, a sum of SCARDs, SINTERCARD, or (with time bounds)
+// ZINTERSTORE of the sorted set with the groups (weight 0) and ZCOUNT.
+// list: when the filter is expected to match often enough, walk the sorted
+// set newest first by rank (O(log N) per chunk) and check each id with
+// SISMEMBER against every group, most selective first, until offset+limit
+// matches; when it is not, or the walk passes the budget, ZINTERSTORE the
+// sorted set with the groups (its cost follows the smallest group) and read
+// the page with one ZREVRANGEBYSCORE. Returns the JSON records of the page,
+// newest first. Temporary keys live under prefix:tmp and are deleted before
+// the script returns.
 var queryScript = goredis.NewScript(`
 local p = ARGV[1]
 local mode = ARGV[2]
@@ -170,42 +173,40 @@ local offset = tonumber(ARGV[5])
 local limit = tonumber(ARGV[6])
 local budget = tonumber(ARGV[7])
 local ng = tonumber(ARGV[8])
+local zall = p .. ':z:incidents'
 local tmp = p .. ':tmp'
+local total = redis.call('ZCARD', zall)
 local groups = {}
 local a = 9
 for g = 1, ng do
   local f = ARGV[a]
   local k = tonumber(ARGV[a + 1])
-  local grp = {z = {}, s = {}, size = 0}
+  local grp = {s = {}, size = 0}
   for i = 1, k do
-    local v = ARGV[a + 1 + i]
-    grp.z[i] = p .. ':z:' .. f .. ':' .. v
-    grp.s[i] = p .. ':' .. f .. ':' .. v
-    grp.size = grp.size + redis.call('ZCARD', grp.z[i])
+    grp.s[i] = p .. ':' .. f .. ':' .. ARGV[a + 1 + i]
+    grp.size = grp.size + redis.call('SCARD', grp.s[i])
   end
   groups[g] = grp
   a = a + 2 + k
 end
+table.sort(groups, function(x, y) return x.size < y.size end)
 local temps = {}
-local function zkey(g)
+local function skey(g)
   local grp = groups[g]
-  if #grp.z == 1 then return grp.z[1] end
+  if #grp.s == 1 then return grp.s[1] end
   local t = tmp .. ':' .. g
-  local args = {'ZUNIONSTORE', t, #grp.z}
-  for _, k in ipairs(grp.z) do args[#args + 1] = k end
-  args[#args + 1] = 'AGGREGATE'
-  args[#args + 1] = 'MAX'
+  local args = {'SUNIONSTORE', t}
+  for _, k in ipairs(grp.s) do args[#args + 1] = k end
   redis.call(unpack(args))
   temps[#temps + 1] = t
   return t
 end
 local function intersect()
-  if ng == 0 then return p .. ':z:incidents' end
-  if ng == 1 then return zkey(1) end
-  local args = {'ZINTERSTORE', tmp, ng}
-  for g = 1, ng do args[#args + 1] = zkey(g) end
-  args[#args + 1] = 'AGGREGATE'
-  args[#args + 1] = 'MAX'
+  local args = {'ZINTERSTORE', tmp, ng + 1, zall}
+  for g = 1, ng do args[#args + 1] = skey(g) end
+  args[#args + 1] = 'WEIGHTS'
+  args[#args + 1] = 1
+  for g = 1, ng do args[#args + 1] = 0 end
   redis.call(unpack(args))
   temps[#temps + 1] = tmp
   return tmp
@@ -215,51 +216,66 @@ local function cleanup()
 end
 local bounded = min ~= '-inf' or max ~= '+inf'
 if mode == 'count' then
-  if not bounded and ng == 0 then return redis.call('SCARD', p .. ':incidents') end
-  if not bounded and ng == 1 then return groups[1].size end
-  local c = redis.call('ZCOUNT', intersect(), min, max)
+  local c
+  if ng == 0 and not bounded then
+    c = total
+  elseif ng == 0 then
+    c = redis.call('ZCOUNT', zall, min, max)
+  elseif ng == 1 and not bounded then
+    c = groups[1].size
+  elseif not bounded then
+    local args = {'SINTERCARD', ng}
+    for g = 1, ng do args[#args + 1] = skey(g) end
+    c = redis.call(unpack(args))
+  else
+    c = redis.call('ZCOUNT', intersect(), min, max)
+  end
   cleanup()
   return c
 end
-local di, z = 0, p .. ':z:incidents'
-for g = 1, ng do
-  if di == 0 or groups[g].size < groups[di].size then di = g end
-end
-if di > 0 then z = zkey(di) end
 local first = 0
-if max ~= '+inf' then first = redis.call('ZCOUNT', z, '(' .. max, '+inf') end
-local last = redis.call('ZCARD', z) - 1
-if min ~= '-inf' then last = last - redis.call('ZCOUNT', z, '-inf', '(' .. min) end
+if max ~= '+inf' then first = redis.call('ZCOUNT', zall, '(' .. max, '+inf') end
+local last = total - 1
+if min ~= '-inf' then last = last - redis.call('ZCOUNT', zall, '-inf', '(' .. min) end
 local want = -1
 if limit > 0 then want = offset + limit end
 local ids = {}
-local matched, pos, done = 0, first, false
-while not done and pos <= last do
-  local chunk = redis.call('ZREVRANGE', z, pos, math.min(pos + 255, last))
-  if #chunk == 0 then break end
-  pos = pos + #chunk
-  for _, id in ipairs(chunk) do
-    local ok = true
-    for g = 1, ng do
-      if g ~= di then
+if ng == 0 then
+  if first + offset <= last then
+    local stop = last
+    if want > 0 then stop = math.min(last, first + want - 1) end
+    ids = redis.call('ZREVRANGE', zall, first + offset, stop)
+  end
+else
+  local sel = 1
+  for g = 1, ng do sel = sel * groups[g].size / math.max(total, 1) end
+  local walk = want > 0 and sel > 0 and want / sel <= budget
+  local matched, pos, done = 0, first, false
+  while walk and not done and pos <= last do
+    local chunk = redis.call('ZREVRANGE', zall, pos, math.min(pos + 255, last))
+    if #chunk == 0 then break end
+    pos = pos + #chunk
+    for _, id in ipairs(chunk) do
+      local ok = true
+      for g = 1, ng do
         local found = false
         for _, s in ipairs(groups[g].s) do
           if redis.call('SISMEMBER', s, id) == 1 then found = true break end
         end
         if not found then ok = false break end
       end
+      if ok then
+        matched = matched + 1
+        if matched > offset then ids[#ids + 1] = id end
+        if matched >= want then done = true break end
+      end
     end
-    if ok then
-      matched = matched + 1
-      if matched > offset then ids[#ids + 1] = id end
-      if want > 0 and matched >= want then done = true break end
-    end
+    if not done and pos - first >= budget then walk = false end
   end
-  if not done and ng > 1 and pos - first >= budget then
+  if not done and not walk then
     local lim = limit
     if lim <= 0 then lim = -1 end
     ids = redis.call('ZREVRANGEBYSCORE', intersect(), max, min, 'LIMIT', offset, lim)
-    done = true
   end
 end
 cleanup()

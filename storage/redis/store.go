@@ -35,6 +35,7 @@ type Store struct {
 	retention time.Duration
 	waitN     int
 	waitFor   time.Duration
+	budget    int // queryBudget; tests lower it to reach the fallback
 	log       *zap.Logger
 	conflicts prometheus.Counter
 	closed    atomic.Bool
@@ -62,7 +63,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		cfg.WaitTimeout = time.Second
 	}
 	s := &Store{rdb: rdb, prefix: cfg.KeyPrefix, retention: cfg.AppliedRetention, log: log.Named("redis"),
-		waitN: cfg.WaitReplicas, waitFor: cfg.WaitTimeout}
+		waitN: cfg.WaitReplicas, waitFor: cfg.WaitTimeout, budget: queryBudget}
 	mode := "standalone"
 	switch {
 	case cfg.Cluster:
