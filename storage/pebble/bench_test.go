@@ -1,0 +1,249 @@
+package pebble_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/loadgen"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/pebble"
+)
+
+// Benchmarks run on a store preloaded with BENCH_INCIDENTS (default 1M)
+// incidents from loadgen. The preload takes a while; set
+// INCIDENTD_BENCH_DIR to a directory to keep it between runs (each
+// benchmark works on a checkpoint of it, so the cached copy stays as it
+// was loaded).
+
+func benchIncidents() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_INCIDENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 1_000_000
+}
+
+func newUUID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// preloadStart is where the preload's event times begin; the benchmark
+// streams start after it.
+var preloadStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// benchStore returns a store holding the preload, opened on a fresh
+// checkpoint (or on the freshly loaded directory) with cfg's tuning.
+func benchStore(b *testing.B, cfg pebble.Config) *pebble.Store {
+	b.Helper()
+	n := benchIncidents()
+	cache := os.Getenv("INCIDENTD_BENCH_DIR")
+	if cache == "" {
+		cfg.Path = filepath.Join(b.TempDir(), "db")
+		preload(b, cfg.Path, n)
+		return openBench(b, cfg)
+	}
+	src := filepath.Join(cache, fmt.Sprintf("pebble-%d", n))
+	if _, err := os.Stat(filepath.Join(src, "PRELOADED")); err != nil {
+		_ = os.RemoveAll(src)
+		preload(b, src, n)
+		if err := os.WriteFile(filepath.Join(src, "PRELOADED"), nil, 0o640); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pcfg := pebble.DefaultConfig()
+	pcfg.Path = src
+	s, err := pebble.New(pcfg, zap.NewNop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Path = filepath.Join(b.TempDir(), "db")
+	if err := s.Checkpoint(cfg.Path); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return openBench(b, cfg)
+}
+
+func openBench(b *testing.B, cfg pebble.Config) *pebble.Store {
+	s, err := pebble.New(cfg, zap.NewNop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// preload ingests unique loadgen events, in big unsynced batches, until n
+// incidents are stored. Generators are renewed every 100k events (they
+// remember every event they made).
+func preload(b *testing.B, dir string, n int) {
+	b.Helper()
+	cfg := pebble.DefaultConfig()
+	cfg.Path, cfg.Sync = dir, false
+	s, err := pebble.New(cfg, zap.NewNop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	fp, err := dedupe.NewFingerprinter(nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	folder := dedupe.NewFolder(0, newUUID)
+	start := time.Now()
+	var g *loadgen.Generator
+	batch := make([]dedupe.Keyed, 0, 4096)
+	for made, stored := 0, int64(0); stored < int64(n); made += cap(batch) {
+		if made%100_000 < cap(batch) {
+			gc := loadgen.DefaultConfig()
+			gc.Seed, gc.DuplicateRatio, gc.IDPrefix = uint64(1000+made), 0, "pre"
+			gc.Start = preloadStart.Add(time.Duration(made) * time.Millisecond)
+			g = loadgen.New(gc)
+		}
+		batch = batch[:0]
+		for range min(cap(batch), n-int(stored)) {
+			ev := g.Next()
+			batch = append(batch, dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)})
+		}
+		if _, _, err := storage.Ingest(ctx, s, folder, batch, time.Now); err != nil {
+			b.Fatal(err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored = st.Incidents
+	}
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("preloaded %d incidents in %v", n, time.Since(start).Round(time.Second))
+}
+
+// streamBatches makes batches of size events from loadgen's default stream
+// (30 % duplicates: same-id repeats and new events of known identities).
+func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
+	gc := loadgen.DefaultConfig()
+	gc.IDPrefix = "bench"
+	gc.Start = preloadStart.Add(time.Duration(benchIncidents()+1) * time.Millisecond)
+	g := loadgen.New(gc)
+	fp, err := dedupe.NewFingerprinter(nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([][]dedupe.Keyed, batches)
+	for i := range out {
+		out[i] = make([]dedupe.Keyed, size)
+		for j := range out[i] {
+			ev := g.Next()
+			out[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
+		}
+	}
+	return out
+}
+
+// BenchmarkApply: storage.Ingest (Lookup, fold, one synced Apply) of
+// 512-event batches onto the preloaded store. Batches beyond
+// BENCH_BATCHES (default 400) wrap around and are all duplicates: run it
+// with -benchtime=400x or less.
+func BenchmarkApply(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+			cfg := pebble.DefaultConfig()
+			cfg.Sync = sync
+			s := benchStore(b, cfg)
+			n := 400
+			if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {
+				n = v
+			}
+			batches := streamBatches(b, n, 512)
+			folder := dedupe.NewFolder(0, newUUID)
+			ctx := context.Background()
+			events := 0
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, _, err := storage.Ingest(ctx, s, folder, batches[i%n], time.Now); err != nil {
+					b.Fatal(err)
+				}
+				events += 512
+			}
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkListTwoFields: the newest 50 of a two-field filter at 1M; p50
+// and p99 of one List call.
+func BenchmarkListTwoFields(b *testing.B) {
+	s := benchStore(b, pebble.DefaultConfig())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		f    storage.Filter
+	}{
+		{"severity=P1&source=llm-gateway", storage.Filter{Severities: []incident.Severity{incident.P1}, Sources: []string{"llm-gateway"}}},
+		{"state=Detected&type=Security", storage.Filter{States: []incident.State{incident.Detected}, Types: []incident.Type{incident.Security}}},
+		{"severity=P0|P1&source=guardrails&active", storage.Filter{Severities: []incident.Severity{incident.P0, incident.P1}, Sources: []string{"guardrails"}, Active: ptr(true)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, 1024)
+			for b.Loop() {
+				t0 := time.Now()
+				page, err := s.List(ctx, tc.f, storage.Page{Limit: 50})
+				lat = append(lat, time.Since(t0))
+				if err != nil || len(page) != 50 {
+					b.Fatalf("page of %d, %v", len(page), err)
+				}
+			}
+			reportLatency(b, lat)
+		})
+	}
+}
+
+// BenchmarkCountOneField: Count of one field (counters) and, for
+// comparison, of two fields (an index intersection walk) at 1M.
+func BenchmarkCountOneField(b *testing.B) {
+	s := benchStore(b, pebble.DefaultConfig())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		f    storage.Filter
+	}{
+		{"severity=P1", storage.Filter{Severities: []incident.Severity{incident.P1}}},
+		{"source=llm-gateway|guardrails", storage.Filter{Sources: []string{"llm-gateway", "guardrails"}}},
+		{"active", storage.Filter{Active: ptr(true)}},
+		{"two-fields:severity=P1&source=llm-gateway", storage.Filter{Severities: []incident.Severity{incident.P1}, Sources: []string{"llm-gateway"}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, 1024)
+			for b.Loop() {
+				t0 := time.Now()
+				n, err := s.Count(ctx, tc.f)
+				lat = append(lat, time.Since(t0))
+				if err != nil || n == 0 {
+					b.Fatalf("count %d, %v", n, err)
+				}
+			}
+			reportLatency(b, lat)
+		})
+	}
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e6, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e6, "p99-ms")
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,70 @@
+package pebble
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage/storetest"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	zero := storetest.SparseIncident("sparse", "fp")
+	zero.FirstSeen, zero.LastSeen = time.Time{}, time.Time{}
+	withEmpty := storetest.FullIncident("full-empty", "fp")
+	withEmpty.Labels = map[string]string{}
+	neg := storetest.FullIncident("neg", "fp\x00with\x00nul")
+	v := -0.0
+	neg.LastValue, neg.LateCount = &v, -3
+	for _, in := range []*incident.Incident{
+		storetest.FullIncident("full", "fp-1"),
+		storetest.SparseIncident("sparse", "fp-2"),
+		zero, withEmpty, neg,
+	} {
+		rec, err := encodeRecord(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeRecord(rec)
+		if err != nil {
+			t.Fatalf("%s: %v", in.ID, err)
+		}
+		if d := storetest.Diff(in, got); d != "" {
+			t.Errorf("%s: %s", in.ID, d)
+		}
+		for i := range rec {
+			if _, err := decodeRecord(rec[:i]); err == nil {
+				t.Fatalf("%s: truncated to %d bytes decoded without error", in.ID, i)
+			}
+		}
+		js, _ := json.Marshal(in)
+		old, err := decodeRecord(append([]byte{codecJSON}, js...))
+		if err != nil || storetest.Diff(in, old) != "" {
+			t.Errorf("%s: JSON record: %v %s", in.ID, err, storetest.Diff(in, old))
+		}
+	}
+}
+
+func BenchmarkCodec(b *testing.B) {
+	in := storetest.FullIncident("0193f0c2-7c4e-7c1a-9a55-3f1a2b3c4d5e", "3f1a2b3c4d5e6f708192a3b4c5d6e7f8")
+	b.Run("binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rec, _ := encodeRecord(in)
+			if _, err := decodeRecord(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			js, _ := json.Marshal(in)
+			var out incident.Incident
+			if err := json.Unmarshal(js, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
