@@ -202,12 +202,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.cons = cons
 	httpErr := make(chan error, 1)
+	served := make(chan struct{})
+	a.log.Info("http listening", zap.String("addr", a.HTTPAddr()))
 	go func() {
-		a.log.Info("http listening", zap.String("addr", a.HTTPAddr()))
+		defer close(served)
 		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
 			httpErr <- fmt.Errorf("http serve: %w", err)
 		}
-		close(httpErr)
 	}()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -230,6 +231,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.shutdown(); err != nil && runErr == nil {
 		runErr = err
 	}
+	<-served
 	return runErr
 }
 

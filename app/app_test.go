@@ -61,7 +61,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the OS), publishes through its NATS URL and reads back through its HTTP
 // API, then shuts it down cleanly.
 func TestWorker(t *testing.T) {
-	for _, backend := range []config.Backend{config.BackendMemory} {
+	for _, backend := range []config.Backend{config.BackendMemory, config.BackendPebble} {
 		t.Run(string(backend), func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			a, err := app.New(testConfig(t, backend), zaptest.NewLogger(t), reg)

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +16,11 @@ import (
 
 // BenchmarkDrain loads the stream with 100k loadgen events (30 %
 // duplicates), then measures how fast one worker drains it with per-message
-// acks. The NATS server runs in the same process.
+// acks. The NATS server runs in the same process unless BENCH_NATS_URL names
+// an external one (its INCIDENTS streams are deleted first).
 //
 //	go test ./consumer -run '^$' -bench Drain -benchtime 1x
+//	BENCH_NATS_URL=nats://127.0.0.1:4333 go test ./consumer -run '^$' -bench Drain -benchtime 1x
 func BenchmarkDrain(b *testing.B) {
 	const n = 100_000
 	g := loadgen.New(loadgen.DefaultConfig())
@@ -36,12 +39,17 @@ func BenchmarkDrain(b *testing.B) {
 
 func drainOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, msgs [][]byte) {
 	b.StopTimer()
-	e := newEnv(b)
 	cfg := testConfig()
 	cfg.Consumer.BatchSize = 512
 	cfg.Consumer.MaxAckPending = 8192
 	cfg.Consumer.AckWait.Duration = 30 * time.Second
 	cfg.InProgressEvery = 0
+	var e *env
+	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
+		e = externalEnv(b, url, cfg)
+	} else {
+		e = newEnv(b)
+	}
 	store := open(b, b.TempDir())
 	if _, err := consumer.Setup(context.Background(), e.js, cfg.Consumer); err != nil {
 		b.Fatal(err)

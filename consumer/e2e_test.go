@@ -6,12 +6,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
+	"github.com/llm-im/incidentd/storage/pebble"
 )
 
 // stores are the embedded backends every end-to-end test runs against. open
@@ -22,6 +25,20 @@ var stores = []struct {
 	persistent bool
 }{
 	{"memory", func(t testing.TB, dir string) storage.Store { return memory.New() }, false},
+	{"pebble", openPebble, true},
+}
+
+func openPebble(t testing.TB, dir string) storage.Store {
+	t.Helper()
+	cfg := pebble.DefaultConfig()
+	cfg.Path = dir
+	cfg.CacheSizeMB, cfg.MemtableSizeMB = 16, 8
+	s, err := pebble.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // requireCounters checks the worker's counters against the expectation.
@@ -108,12 +125,13 @@ func TestEndToEnd(t *testing.T) {
 			e := newEnv(t)
 			cfg := testConfig()
 			cfg.Consumer.BatchSize = 256
+			cfg.Consumer.AckWait.Duration = 30 * time.Second // no redelivery in this test, even under -race
 			log := logicalLog(10000, 0.01, true, 1)
 			ex := expect(t, log, cfg.Dedupe)
 			store := st.open(t, t.TempDir())
 			w := e.start(cfg, store)
 			e.publish(payloads(log))
-			e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
+			e.settle(cfg, w)
 			e.waitFor("dead letters counted", 10*time.Second, func() bool {
 				return int(testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonTooLarge)))) == ex.bad[incident.ReasonTooLarge]
 			})

@@ -54,7 +54,7 @@ func TestRestartWithoutDrain(t *testing.T) {
 				store = st.open(t, dir)
 			}
 			w2 := e.start(cfg, store)
-			e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
+			e.settle(cfg, w2)
 			requireIncidents(t, store, ex)
 			if got := applied(w1, w2); got != ex.uniqueIDs {
 				t.Fatalf("events applied by both workers = %d, want %d", got, ex.uniqueIDs)
@@ -87,7 +87,7 @@ func TestSlowCommit(t *testing.T) {
 			slow := &flaky{Store: store, applySleep: 2500 * time.Millisecond, sleepCalls: 1}
 			w := e.start(cfg, slow)
 			e.publish(payloads(log))
-			e.waitFor("all messages acked", 30*time.Second, func() bool { return e.drained(cfg) })
+			e.settle(cfg, w)
 			requireIncidents(t, store, ex)
 			requireCounters(t, w.m, ex)
 			info := e.consumerInfo(cfg)
@@ -134,7 +134,7 @@ func TestStoreFailure(t *testing.T) {
 		t.Fatal("batches_failed_total is 0")
 	}
 	f.failing.Store(false)
-	e.waitFor("all messages acked", 30*time.Second, func() bool { return e.drained(cfg) })
+	e.settle(cfg, w)
 	e.waitFor("ready", 5*time.Second, func() bool { return w.c.Ready() == nil })
 	requireIncidents(t, store, ex)
 	requireCounters(t, w.m, ex)

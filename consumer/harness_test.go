@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -25,7 +26,7 @@ import (
 // env is one embedded NATS server and a publisher connection.
 type env struct {
 	t   testing.TB
-	srv *natsembed.Server
+	url string
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *zap.Logger
@@ -40,7 +41,21 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(srv.Shutdown)
 	nc, js := connect(t, srv.ClientURL())
-	return &env{t: t, srv: srv, nc: nc, js: js, log: log}
+	return &env{t: t, url: srv.ClientURL(), nc: nc, js: js, log: log}
+}
+
+// externalEnv uses the NATS server at url, removing the streams a previous
+// run left.
+func externalEnv(t testing.TB, url string, cfg consumer.Config) *env {
+	t.Helper()
+	nc, js := connect(t, url)
+	ctx := context.Background()
+	for _, s := range []string{cfg.Consumer.Stream, cfg.Consumer.DLQStream} {
+		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Fatal(err)
+		}
+	}
+	return &env{t: t, url: url, nc: nc, js: js, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 }
 
 func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
@@ -84,7 +99,7 @@ type worker struct {
 
 func (e *env) start(cfg consumer.Config, store storage.Store) *worker {
 	e.t.Helper()
-	nc, _ := connect(e.t, e.srv.ClientURL())
+	nc, _ := connect(e.t, e.url)
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Build{Version: "test"})
 	if err != nil {
@@ -172,6 +187,24 @@ func (e *env) consumerInfo(cfg consumer.Config) *jetstream.ConsumerInfo {
 func (e *env) drained(cfg consumer.Config) bool {
 	info := e.consumerInfo(cfg)
 	return info.NumPending == 0 && info.NumAckPending == 0
+}
+
+// settle waits until every message is acked and every decoded event was
+// committed (a redelivered copy may still be in hand after the original's
+// ack emptied the consumer).
+func (e *env) settle(cfg consumer.Config, ws ...*worker) {
+	e.t.Helper()
+	e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
+	e.waitFor("every decoded event committed", 30*time.Second, func() bool {
+		for _, w := range ws {
+			decoded := testutil.ToFloat64(w.m.EventsDecoded)
+			committed := testutil.ToFloat64(w.m.EventsApplied) + testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID))
+			if decoded != committed {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // dlq reads every message of the dead-letter stream.

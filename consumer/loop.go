@@ -259,20 +259,22 @@ func (c *Consumer) commit(ctx context.Context, b *batch) error {
 	}
 }
 
+// acked records a durable commit, then acks its messages (counters first,
+// so they are complete by the time JetStream sees the acks).
 func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
 	c.storeErr.Store(nil)
 	now := time.Now()
-	for i, m := range b.msgs {
-		if err := m.Ack(); err != nil {
-			c.log.Debug("ack", zap.Error(err))
-		}
-		c.m.ObserveLatency(b.stamps[i], now)
-	}
 	c.m.BatchesCommitted.Inc()
 	c.m.BatchSize.Observe(float64(len(b.events)))
 	c.m.FlushDuration.Observe(took.Seconds())
 	c.m.StoreConflicts.Add(float64(conflicts))
 	c.m.ObserveFold(res.Stats)
+	for i, m := range b.msgs {
+		c.m.ObserveLatency(b.stamps[i], now)
+		if err := m.Ack(); err != nil {
+			c.log.Debug("ack", zap.Error(err))
+		}
+	}
 }
 
 // heartbeat sends InProgress for msgs every ipEvery until stopped.
