@@ -28,11 +28,12 @@ var stores = []struct {
 	{"pebble", openPebble, true},
 }
 
+// openPebble opens a Pebble store with the product defaults (a 256 MiB
+// block cache, synced commits).
 func openPebble(t testing.TB, dir string) storage.Store {
 	t.Helper()
 	cfg := pebble.DefaultConfig()
 	cfg.Path = dir
-	cfg.CacheSizeMB, cfg.MemtableSizeMB = 16, 8
 	s, err := pebble.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
