@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	pebbledb "github.com/cockroachdb/pebble/v2"
-
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -30,104 +28,98 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
-	wb := s.db.NewBatch()
-	defer wb.Close()
+	w := make(ops, 0, 16*len(b.Incidents)+2*len(b.EventIDs))
 	delta := make(map[entry]int64, 16)
+	rc := s.current()
 	pointer := make(map[string]string, len(b.Incidents)) // fingerprint -> id as the batch moves it
-	written := make(map[string]*incident.Incident, len(b.Incidents))
+	written := make(map[string]*meta, len(b.Incidents))
 	for _, in := range b.Incidents {
-		old, err := s.stored(written, in.ID)
-		if err != nil {
-			return err
+		old, ok := written[in.ID]
+		if !ok {
+			var err error
+			if old, err = s.storedMeta(rc, in.ID); err != nil {
+				return err
+			}
 		}
 		var have int64
 		if old != nil {
-			have = old.Version
+			have = old.version
 		}
 		if have != in.Version-1 {
 			return fmt.Errorf("incident %s: stored version %d, batch version %d: %w", in.ID, have, in.Version, storage.ErrConflict)
 		}
 		latest, moved := pointer[in.Fingerprint]
 		if !moved {
-			if latest, _, err = getString(s.db, pointerKey(in.Fingerprint)); err != nil {
+			var err error
+			if latest, err = s.pointerOf(rc, in.Fingerprint); err != nil {
 				return err
 			}
 		}
 		if in.Version == 1 && latest != in.ReopenOf {
 			return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
 		}
-		if err := putIncident(wb, old, in, delta); err != nil {
+		m, err := putIncident(&w, old, in, delta)
+		if err != nil {
 			return err
 		}
 		if latest != in.ID {
-			if err := wb.Set(pointerKey(in.Fingerprint), []byte(in.ID), nil); err != nil {
-				return fmt.Errorf("pebble batch: %w", err)
-			}
+			w.set(pointerKey(in.Fingerprint), []byte(in.ID))
 		}
 		pointer[in.Fingerprint] = in.ID
-		written[in.ID] = in
+		written[in.ID] = m
 	}
-	if err := s.putMarkers(wb, b.EventIDs, at); err != nil {
+	if err := s.putMarkers(&w, rc, b.EventIDs, at); err != nil {
 		return err
 	}
-	if err := s.putCounters(wb, delta); err != nil {
+	s.putCounters(&w, delta)
+	return s.commit(w, delta)
+}
+
+// commit writes w in one batch and, once it is committed, bumps the write
+// sequence and the in-memory counters; the caller holds applyMu.
+func (s *Store) commit(w ops, delta map[entry]int64) error {
+	wb, err := w.batch(s.db)
+	if err != nil {
 		return err
 	}
+	defer wb.Close()
 	if err := wb.Commit(s.wopts); err != nil {
 		return fmt.Errorf("pebble commit: %w", err)
 	}
+	s.seq.Add(1)
 	s.addCounts(delta)
 	return nil
 }
 
-// stored returns the current version of an incident: the one written
-// earlier in this batch, else the stored one, else nil.
-func (s *Store) stored(written map[string]*incident.Incident, id string) (*incident.Incident, error) {
-	if in, ok := written[id]; ok {
-		return in, nil
-	}
-	in, _, err := getRecord(s.db, id)
-	return in, err
-}
-
 // putIncident writes in's record and moves its index keys from old's (nil
-// for a new incident), skipping the keys that do not change.
-func putIncident(wb *pebbledb.Batch, old, in *incident.Incident, delta map[entry]int64) error {
+// for a new incident), skipping the keys that do not change. It returns
+// in's meta.
+func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64) (*meta, error) {
 	rec, err := encodeRecord(in)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := wb.Set(recordKey(in.ID), rec, nil); err != nil {
-		return fmt.Errorf("pebble batch: %w", err)
-	}
-	next := entries(in)
-	var prev [6]entry
-	if old != nil {
-		prev = entries(old)
-	}
-	for i, e := range next {
+	w.set(recordKey(in.ID), rec)
+	m := metaOf(in)
+	for i, e := range m.entries {
 		nk := indexKey(e, in.LastSeen, in.ID)
 		if old != nil {
-			ok := indexKey(prev[i], old.LastSeen, old.ID)
+			ok := indexKey(old.entries[i], old.lastSeen, in.ID)
 			if bytes.Equal(ok, nk) {
 				continue
 			}
-			if err := wb.Delete(ok, nil); err != nil {
-				return fmt.Errorf("pebble batch: %w", err)
-			}
-			delta[prev[i]]--
+			w.del(ok)
+			delta[old.entries[i]]--
 		}
-		if err := wb.Set(nk, nil, nil); err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
-		}
+		w.set(nk, nil)
 		delta[e]++
 	}
-	return nil
+	return m, nil
 }
 
 // putMarkers checks that no event id was applied and writes e/ and E/ for
 // each (once per id).
-func (s *Store) putMarkers(wb *pebbledb.Batch, ids []string, at time.Time) error {
+func (s *Store) putMarkers(w *ops, rc *readCache, ids []string, at time.Time) error {
 	val := appendTime(nil, at)
 	seen := make(map[string]struct{}, len(ids))
 	for _, id := range ids {
@@ -135,43 +127,33 @@ func (s *Store) putMarkers(wb *pebbledb.Batch, ids []string, at time.Time) error
 			continue
 		}
 		seen[id] = struct{}{}
-		ok, err := exists(s.db, markerKey(id))
+		ok, err := s.applied(rc, id)
 		if err != nil {
 			return err
 		}
 		if ok {
 			return fmt.Errorf("event %s already applied: %w", id, storage.ErrConflict)
 		}
-		if err := wb.Set(markerKey(id), val, nil); err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
-		}
-		if err := wb.Set(markerTimeKey(at, id), nil, nil); err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
-		}
+		w.set(markerKey(id), val)
+		w.set(markerTimeKey(at, id), nil)
 	}
 	return nil
 }
 
 // putCounters writes the counters delta changes, fingerprints excepted.
-func (s *Store) putCounters(wb *pebbledb.Batch, delta map[entry]int64) error {
+func (s *Store) putCounters(w *ops, delta map[entry]int64) {
 	s.countMu.RLock()
 	defer s.countMu.RUnlock()
 	for e, d := range delta {
 		if d == 0 || e.field == fieldFingerprint {
 			continue
 		}
-		n := s.counts[e] + d
-		var err error
-		if n == 0 {
-			err = wb.Delete(counterKey(e.field, e.value), nil)
+		if n := s.counts[e] + d; n == 0 {
+			w.del(counterKey(e.field, e.value))
 		} else {
-			err = wb.Set(counterKey(e.field, e.value), encodeInt(n), nil)
-		}
-		if err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
+			w.set(counterKey(e.field, e.value), encodeInt(n))
 		}
 	}
-	return nil
 }
 
 // addCounts applies a committed delta to the in-memory counters.
@@ -213,16 +195,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if !ok {
 		return storage.ErrNotFound
 	}
-	wb := s.db.NewBatch()
-	defer wb.Close()
+	var w ops
 	delta := make(map[entry]int64, 6)
-	if err := wb.Delete(recordKey(id), nil); err != nil {
-		return fmt.Errorf("pebble batch: %w", err)
-	}
+	w.del(recordKey(id))
 	for _, e := range entries(old) {
-		if err := wb.Delete(indexKey(e, old.LastSeen, old.ID), nil); err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
-		}
+		w.del(indexKey(e, old.LastSeen, old.ID))
 		delta[e]--
 	}
 	latest, _, err := getString(s.db, pointerKey(old.Fingerprint))
@@ -230,18 +207,10 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	if latest == id {
-		if err := wb.Delete(pointerKey(old.Fingerprint), nil); err != nil {
-			return fmt.Errorf("pebble batch: %w", err)
-		}
+		w.del(pointerKey(old.Fingerprint))
 	}
-	if err := s.putCounters(wb, delta); err != nil {
-		return err
-	}
-	if err := wb.Commit(s.wopts); err != nil {
-		return fmt.Errorf("pebble commit: %w", err)
-	}
-	s.addCounts(delta)
-	return nil
+	s.putCounters(&w, delta)
+	return s.commit(w, delta)
 }
 
 func encodeInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

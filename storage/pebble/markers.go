@@ -79,6 +79,7 @@ func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
 	if err := wb.Commit(s.wopts); err != nil {
 		return 0, false, fmt.Errorf("pebble purge commit: %w", err)
 	}
+	s.seq.Add(1)
 	return n, more, nil
 }
 

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
@@ -80,6 +82,11 @@ type Store struct {
 	// under applyMu and countMu, read under countMu.
 	countMu sync.RWMutex
 	counts  map[entry]int64
+
+	// seq counts committed writes; cache is the last Lookup's reads,
+	// tagged with seq (see readCache).
+	seq   atomic.Uint64
+	cache atomic.Pointer[readCache]
 
 	stop chan struct{}
 	done chan struct{}
@@ -246,16 +253,19 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 		return storage.Snapshot{}, err
 	}
 	defer s.life.RUnlock()
+	rc := newReadCache(s.seq.Load(), len(fingerprints), len(eventIDs))
 	snap := storage.Snapshot{
 		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
 		Applied: make(map[string]bool),
 	}
-	for _, fp := range fingerprints {
-		id, ok, err := getString(s.db, pointerKey(fp))
+	// Reading in key order keeps the memtable and block walks warm.
+	for _, fp := range sortedCopy(fingerprints) {
+		id, _, err := getString(s.db, pointerKey(fp))
 		if err != nil {
 			return storage.Snapshot{}, err
 		}
-		if !ok {
+		rc.pointers[fp] = id
+		if id == "" {
 			continue
 		}
 		in, ok, err := getRecord(s.db, id)
@@ -264,18 +274,27 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 		}
 		if ok {
 			snap.Latest[fp] = in
+			rc.records[id] = metaOf(in)
 		}
 	}
-	for _, id := range eventIDs {
+	for _, id := range sortedCopy(eventIDs) {
 		ok, err := exists(s.db, markerKey(id))
 		if err != nil {
 			return storage.Snapshot{}, err
 		}
+		rc.markers[id] = ok
 		if ok {
 			snap.Applied[id] = true
 		}
 	}
+	s.cache.Store(rc)
 	return snap, nil
+}
+
+func sortedCopy(ss []string) []string {
+	c := slices.Clone(ss)
+	slices.Sort(c)
+	return c
 }
 
 // Get returns one incident by id, or storage.ErrNotFound.
