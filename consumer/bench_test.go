@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/loadgen"
+	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -78,4 +79,61 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLatency offers 20k events/s for 5 s to one worker and reports
+// the publish-to-commit latency (JetStream timestamp to durable commit)
+// p50 and p99 from the worker's histogram.
+//
+//	BENCH_NATS_URL=nats://127.0.0.1:4333 go test ./consumer -run '^$' -bench Latency -benchtime 1x
+func BenchmarkLatency(b *testing.B) {
+	const rate, seconds = 20_000, 5
+	g := loadgen.New(loadgen.DefaultConfig())
+	msgs := make([][]byte, rate*seconds)
+	for i := range msgs {
+		msgs[i] = loadgen.Marshal(g.Next())
+	}
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			for range b.N {
+				latencyOnce(b, st.open, msgs, rate)
+			}
+		})
+	}
+}
+
+func latencyOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, msgs [][]byte, rate int) {
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 512
+	cfg.Consumer.MaxAckPending = 8192
+	cfg.Consumer.AckWait.Duration = 30 * time.Second
+	cfg.InProgressEvery = 0
+	var e *env
+	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
+		e = externalEnv(b, url, cfg)
+	} else {
+		e = newEnv(b)
+	}
+	w := e.start(cfg, open(b, b.TempDir()))
+	const tick = 5 * time.Millisecond
+	per := rate * int(tick) / int(time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	for i := 0; i < len(msgs); i += per {
+		<-t.C
+		for _, m := range msgs[i:min(i+per, len(msgs))] {
+			if _, err := e.js.PublishAsync("incidents.events.bench", m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	offered := float64(len(msgs)) / time.Since(start).Seconds()
+	e.settle(cfg, w)
+	h := metrics.Snapshot(w.m.EndToEndLatency)
+	b.ReportMetric(offered, "offered/s")
+	b.ReportMetric(metrics.HistogramQuantile(0.5, h)*1000, "p50-ms")
+	b.ReportMetric(metrics.HistogramQuantile(0.99, h)*1000, "p99-ms")
+	f := metrics.Snapshot(w.m.FlushDuration)
+	b.ReportMetric(metrics.HistogramQuantile(0.99, f)*1000, "flush-p99-ms")
 }

@@ -157,3 +157,21 @@ func gaugeValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	t.Fatalf("%s not gathered", name)
 	return 0
 }
+
+func TestHistogramQuantile(t *testing.T) {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x_seconds", Help: "x", Buckets: []float64{1, 2, 4}})
+	if q := metrics.HistogramQuantile(0.5, metrics.Snapshot(h)); q == q {
+		t.Fatalf("empty histogram: %v, want NaN", q)
+	}
+	for range 50 {
+		h.Observe(0.5)
+	}
+	for range 50 {
+		h.Observe(3)
+	}
+	for _, c := range []struct{ q, want float64 }{{0.25, 0.5}, {0.5, 1}, {0.75, 3}, {1, 4}} {
+		if got := metrics.HistogramQuantile(c.q, metrics.Snapshot(h)); got != c.want {
+			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
