@@ -284,3 +284,40 @@ func TestCollector(t *testing.T) {
 		t.Errorf("after a flush: %v", values)
 	}
 }
+
+// TestApplyDoesNotTrustStaleLookups: Apply may reuse the last Lookup's
+// reads, but never after another write committed in between.
+func TestApplyDoesNotTrustStaleLookups(t *testing.T) {
+	ctx := t.Context()
+	in := storetest.SparseIncident("inc-1", "fp-1")
+	tests := []struct {
+		name  string
+		other func(s *pebble.Store) error
+	}{
+		{"update", func(s *pebble.Store) error {
+			return s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{storetest.Update(in, func(*incident.Incident) {})}, EventIDs: []string{"ev-b"}})
+		}},
+		{"event", func(s *pebble.Store) error {
+			return s.Apply(ctx, storage.Batch{EventIDs: []string{"ev-a"}})
+		}},
+		{"delete", func(s *pebble.Store) error { return s.Delete(ctx, "inc-1") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t, testConfig(t))
+			storetest.Put(t, s, in)
+			snap, err := s.Lookup(ctx, []string{"fp-1"}, []string{"ev-a"})
+			if err != nil || snap.Latest["fp-1"] == nil || snap.Applied["ev-a"] {
+				t.Fatalf("lookup: %+v %v", snap, err)
+			}
+			if err := tc.other(s); err != nil {
+				t.Fatal(err)
+			}
+			next := storetest.Update(snap.Latest["fp-1"], func(*incident.Incident) {})
+			err = s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{next}, EventIDs: []string{"ev-a"}})
+			if !errors.Is(err, storage.ErrConflict) {
+				t.Fatalf("apply on a stale lookup: %v, want ErrConflict", err)
+			}
+		})
+	}
+}
