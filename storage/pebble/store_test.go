@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/pebble"
@@ -319,5 +320,16 @@ func TestApplyDoesNotTrustStaleLookups(t *testing.T) {
 				t.Fatalf("apply on a stale lookup: %v, want ErrConflict", err)
 			}
 		})
+	}
+}
+
+func TestConfigFrom(t *testing.T) {
+	st := config.Default().State
+	st.Path = "/var/lib/incidentd"
+	got := pebble.ConfigFrom(st)
+	want := pebble.Config{Path: "/var/lib/incidentd", CacheSizeMB: 256, MemtableSizeMB: 64, BloomBitsPerKey: 10,
+		Sync: true, AppliedRetention: 24 * time.Hour, PurgeInterval: time.Minute}
+	if got != want {
+		t.Errorf("ConfigFrom(defaults) = %+v, want %+v", got, want)
 	}
 }
