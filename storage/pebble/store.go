@@ -88,6 +88,9 @@ type Store struct {
 	seq   atomic.Uint64
 	cache atomic.Pointer[readCache]
 
+	reg       prometheus.Registerer
+	collector *collector
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -135,7 +138,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		return nil, err
 	}
 	if reg != nil {
-		if err := reg.Register(newCollector(s)); err != nil {
+		s.reg, s.collector = reg, newCollector(s)
+		if err := reg.Register(s.collector); err != nil {
 			_ = s.db.Close()
 			_ = lock.Close()
 			return nil, fmt.Errorf("pebble: register metrics: %w", err)
@@ -393,8 +397,8 @@ func (s *Store) Compact(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the background purge, closes the database and releases the
-// directory lock. Every later call, Close included, returns
+// Close stops the background purge, unregisters the collector, closes the
+// database and releases the directory lock. Every later call, Close included, returns
 // storage.ErrClosed.
 func (s *Store) Close() error {
 	s.life.Lock()
@@ -406,6 +410,9 @@ func (s *Store) Close() error {
 	s.life.Unlock()
 	close(s.stop)
 	<-s.done
+	if s.reg != nil {
+		s.reg.Unregister(s.collector)
+	}
 	s.applyMu.Lock() // no writer is left mid-batch (they hold life too, but be explicit)
 	defer s.applyMu.Unlock()
 	err := s.db.Close()

@@ -257,7 +257,6 @@ func TestCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	storetest.Put(t, s, storetest.Population(50, 1)...)
 	if err := s.Flush(t.Context()); err != nil {
 		t.Fatal(err)
