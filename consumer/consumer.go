@@ -126,12 +126,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
-func (c *Consumer) run(ctx context.Context) error {
+// bind sets up the streams and the consumer (unless SkipSetup) and returns
+// the consumer handle.
+func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	cc := c.cfg.Consumer
 	if !c.cfg.SkipSetup {
 		rep, err := Setup(ctx, c.js, cc)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, a := range rep.Actions {
 			c.log.Info("jetstream setup", zap.String("action", a))
@@ -139,7 +141,15 @@ func (c *Consumer) run(ctx context.Context) error {
 	}
 	cons, err := c.js.Consumer(ctx, cc.Stream, cc.Durable)
 	if err != nil {
-		return fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+	}
+	return cons, nil
+}
+
+func (c *Consumer) run(ctx context.Context) error {
+	cons, err := c.bind(ctx)
+	if err != nil {
+		return err
 	}
 	unsub, err := c.watchMaxDeliveries(ctx)
 	if err != nil {

@@ -220,3 +220,30 @@ func TestSetupMismatch(t *testing.T) {
 }
 
 var _ storage.Store = (*flaky)(nil)
+
+// TestConsumerDeleted removes the durable consumer under a running worker:
+// it sets the consumer up again and carries on; the replay from the start of
+// the stream changes nothing.
+func TestConsumerDeleted(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	log := logicalLog(400, 0, true, 5)
+	ex := expect(t, log, cfg.Dedupe)
+	store := stores[0].open(t, "")
+	w := e.start(cfg, store)
+	e.publish(payloads(log[:200]))
+	e.settle(cfg, w)
+	if err := e.js.DeleteConsumer(context.Background(), cfg.Consumer.Stream, cfg.Consumer.Durable); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("consumer set up again", 30*time.Second, func() bool {
+		_, err := e.js.Consumer(context.Background(), cfg.Consumer.Stream, cfg.Consumer.Durable)
+		return err == nil && w.c.Ready() == nil
+	})
+	e.publish(payloads(log[200:]))
+	e.settle(cfg, w)
+	requireIncidents(t, store, ex)
+	if got := applied(w); got != ex.uniqueIDs {
+		t.Fatalf("applied %d, want %d", got, ex.uniqueIDs)
+	}
+}

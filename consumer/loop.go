@@ -51,11 +51,21 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 		defer close(s.msgs)
 		for {
 			m, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			switch {
+			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				return
-			}
-			if err != nil {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				c.log.Error("the durable consumer is gone; setting it up again", zap.Error(err))
+				c.bound.Store(false)
+				it.Stop()
+				return
+			case err != nil: // missed heartbeats while NATS is away: the iterator recovers
 				c.log.Debug("pull", zap.Error(err))
+				select {
+				case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
+				case <-s.quit:
+					return
+				}
 				continue
 			}
 			select {
@@ -117,7 +127,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				src = nil
 				if !paused {
 					c.log.Warn("message iterator closed, restarting pull")
-					if src, err = c.restartSource(ctx, cons); err != nil {
+					if src, cons, err = c.restartSource(ctx, cons); err != nil {
 						return err
 					}
 				}
@@ -136,7 +146,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				paused = false
 				c.log.Info("commit done, resuming pull")
 				if src == nil {
-					if src, err = c.restartSource(ctx, cons); err != nil {
+					if src, cons, err = c.restartSource(ctx, cons); err != nil {
 						return err
 					}
 				}
@@ -159,17 +169,27 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 	}
 }
 
-func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (*source, error) {
+// restartSource starts pulling again, first binding the consumer anew (and
+// setting it up, unless SkipSetup) when it was lost. It retries with backoff
+// until ctx ends, when it returns a nil source.
+func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (*source, jetstream.Consumer, error) {
 	backoff := c.cfg.Consumer.RetryInitial.Duration
 	for {
-		src, err := c.startSource(cons)
+		var err error
+		if !c.bound.Load() {
+			cons, err = c.bind(ctx)
+		}
 		if err == nil {
-			return src, nil
+			var src *source
+			if src, err = c.startSource(cons); err == nil {
+				c.bound.Store(true)
+				return src, cons, nil
+			}
 		}
 		c.log.Warn("restart pull", zap.Error(err), zap.Duration("backoff", backoff))
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, cons, nil
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, c.cfg.Consumer.RetryMax.Duration)
