@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -234,5 +235,38 @@ func TestClosedStore(t *testing.T) {
 	var e api.ErrorResponse
 	if code := get(t, h, "/api/v1/incidents", &e); code != http.StatusServiceUnavailable {
 		t.Fatalf("closed store: %d %+v", code, e)
+	}
+}
+
+func TestClient(t *testing.T) {
+	s, all := fixture(t)
+	srv := httptest.NewServer(api.New(s, zaptest.NewLogger(t)))
+	defer srv.Close()
+	c := api.NewClient(srv.URL+"/", nil)
+	ctx := context.Background()
+	active := true
+	f := storage.Filter{Sources: []string{"s1"}, Active: &active}
+	got, err := c.List(ctx, f, storage.Page{Limit: 3, Offset: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := want(all, func(in *incident.Incident) bool { return in.Source == "s1" && in.State.Active() })
+	if ids := ids(api.ListResponse{Incidents: got}); !slices.Equal(ids, w[1:4]) {
+		t.Fatalf("List %v, want %v", ids, w[1:4])
+	}
+	n, err := c.Count(ctx, f)
+	if err != nil || n != int64(len(w)) {
+		t.Fatalf("Count = %d, %v; want %d", n, err, len(w))
+	}
+	in, err := c.Get(ctx, "inc-03")
+	if err != nil || in.ID != "inc-03" {
+		t.Fatalf("Get: %v %v", in, err)
+	}
+	if _, err := c.Get(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get missing: %v", err)
+	}
+	var pe *api.ParamError
+	if _, err := c.Query(ctx, api.Query{Page: storage.Page{Limit: 5000}}); !errors.As(err, &pe) || pe.Param != "limit" {
+		t.Fatalf("bad limit: %v", err)
 	}
 }

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Client queries a running worker's API; incidentctl get/list/count use it.
+// It implements Reader, so code written against a store works against a
+// worker too.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the worker at base ("http://host:8080");
+// hc nil means http.DefaultClient.
+func NewClient(base string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: hc}
+}
+
+// List answers one page of incidents and the total that match.
+func (c *Client) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
+	r, err := c.Query(ctx, Query{Filter: f, Page: p})
+	return r.Incidents, err
+}
+
+// Count answers how many incidents match f.
+func (c *Client) Count(ctx context.Context, f storage.Filter) (int64, error) {
+	r, err := c.Query(ctx, Query{Filter: f, Page: storage.Page{Limit: 1}})
+	return r.Total, err
+}
+
+// Query runs GET /api/v1/incidents. A Page.Limit of 0 asks for the default
+// page (50).
+func (c *Client) Query(ctx context.Context, q Query) (ListResponse, error) {
+	var r ListResponse
+	err := c.get(ctx, ListPath+"?"+q.Values().Encode(), &r)
+	return r, err
+}
+
+// Get answers one incident, or an error wrapping storage.ErrNotFound.
+func (c *Client) Get(ctx context.Context, id string) (*incident.Incident, error) {
+	var in incident.Incident
+	if err := c.get(ctx, ListPath+"/"+url.PathEscape(id), &in); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("api request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("api read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		_ = json.Unmarshal(body, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(body))
+		}
+		switch {
+		case resp.StatusCode == http.StatusNotFound:
+			return fmt.Errorf("%w: %s", storage.ErrNotFound, e.Error)
+		case e.Parameter != "":
+			return &ParamError{Param: e.Parameter, Msg: strings.TrimPrefix(e.Error, "parameter "+e.Parameter+": ")}
+		}
+		return fmt.Errorf("api: %s: %s", resp.Status, e.Error)
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return fmt.Errorf("api decode: %w", err)
+	}
+	return nil
+}
+
+var _ Reader = (*Client)(nil)
