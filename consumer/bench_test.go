@@ -65,6 +65,8 @@ func drainOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, 
 	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	b.ReportMetric(cpu.Seconds()/took.Seconds(), "cores")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(len(msgs)), "cpu-µs/event")
+	b.ReportMetric(float64(maxRSS())/(1<<20), "maxrss-MiB")
 	batches := testutil.ToFloat64(w.m.BatchesCommitted)
 	b.ReportMetric(float64(len(msgs))/took.Seconds(), "events/s")
 	b.ReportMetric(batches/took.Seconds(), "batches/s")
@@ -136,4 +138,11 @@ func latencyOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store
 	b.ReportMetric(metrics.HistogramQuantile(0.99, h)*1000, "p99-ms")
 	f := metrics.Snapshot(w.m.FlushDuration)
 	b.ReportMetric(metrics.HistogramQuantile(0.99, f)*1000, "flush-p99-ms")
+}
+
+// maxRSS is the process's peak resident set size in bytes.
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Maxrss << 10
 }
