@@ -71,7 +71,9 @@ type Consumer struct {
 
 // New checks the configuration and returns a consumer; Run starts it.
 func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log *zap.Logger) (*Consumer, error) {
-	js, err := jetstream.New(nc)
+	// Dead-letter publishes are asynchronous; a lost PubAck must not hold
+	// the message forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(dlqPublishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("consumer jetstream: %w", err)
 	}
@@ -100,6 +102,9 @@ func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log
 	c.dlq = newDeadLetters(c)
 	return c, nil
 }
+
+// dlqPublishTimeout bounds the wait for the dead-letter stream's PubAck.
+const dlqPublishTimeout = 10 * time.Second
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
