@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,7 +45,7 @@ func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
 // everysec, one writer.
 func BenchmarkIngest(b *testing.B) {
 	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: os.Getenv("BENCH_NO_AOF") == ""})
-	ts := &timed{Store: open(b, redis.Config{URL: srv.URL()})}
+	ts := &timed{Store: open(b, redis.Config{URL: srv.URL()}), srv: srv}
 	var s storage.Store = ts
 	n := 400
 	if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {
@@ -53,7 +54,7 @@ func BenchmarkIngest(b *testing.B) {
 	batches := keyedBatches(b, n, 512, 1)
 	f := dedupe.NewFolder(0, storetest.NewIDs("bench"))
 	i := 0
-	start := time.Now()
+	start, srvCPU, goCPU := time.Now(), srv.CPUTime(), processCPU()
 	for b.Loop() {
 		if _, _, err := storage.Ingest(ctx, s, f, batches[i%n], time.Now); err != nil {
 			b.Fatal(err)
@@ -61,8 +62,13 @@ func BenchmarkIngest(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(i*512)/time.Since(start).Seconds(), "events/s")
+	// CPU per batch, less sensitive than wall time to other load on the
+	// machine: Redis's and the client's (the latter includes the fold).
+	b.ReportMetric(float64((srv.CPUTime()-srvCPU).Microseconds())/float64(i)/1000, "redis-cpu-ms/batch")
+	b.ReportMetric(float64((processCPU()-goCPU).Microseconds())/float64(i)/1000, "go-cpu-ms/batch")
 	if os.Getenv("BENCH_STATS") != "" {
-		b.Logf("per batch: lookup %v, apply %v", ts.lookup/time.Duration(i), ts.apply/time.Duration(i))
+		b.Logf("per batch: lookup %v (redis cpu %v), apply %v (redis cpu %v)", ts.lookup/time.Duration(i), ts.lookupCPU/time.Duration(i),
+			ts.apply/time.Duration(i), ts.applyCPU/time.Duration(i))
 		for _, l := range strings.Split(srv.Client(b).Info(ctx, "commandstats").Val(), "\n") {
 			if strings.Contains(l, "evalsha") {
 				b.Log(l)
@@ -130,17 +136,28 @@ func BenchmarkListNewest50(b *testing.B) {
 // timed adds up the time spent in Lookup and Apply.
 type timed struct {
 	*redis.Store
-	lookup, apply time.Duration
+	srv                 *redistest.Server
+	lookup, apply       time.Duration
+	lookupCPU, applyCPU time.Duration
 }
 
 func (t *timed) Lookup(ctx context.Context, fps, ids []string) (storage.Snapshot, error) {
-	t0 := time.Now()
-	defer func() { t.lookup += time.Since(t0) }()
+	t0, c0 := time.Now(), t.srv.CPUTime()
+	defer func() { t.lookup += time.Since(t0); t.lookupCPU += t.srv.CPUTime() - c0 }()
 	return t.Store.Lookup(ctx, fps, ids)
 }
 
 func (t *timed) Apply(ctx context.Context, b storage.Batch) error {
-	t0 := time.Now()
-	defer func() { t.apply += time.Since(t0) }()
+	t0, c0 := time.Now(), t.srv.CPUTime()
+	defer func() { t.apply += time.Since(t0); t.applyCPU += t.srv.CPUTime() - c0 }()
 	return t.Store.Apply(ctx, b)
+}
+
+// processCPU is the CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -116,8 +116,11 @@ func (st *stream) verify(t *testing.T, s storage.Store) {
 }
 
 func TestSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover takes ~20s; skipped with -short")
+	}
 	sn := redistest.StartSentinel(t)
-	s := open(t, redis.Config{URL: sn.URL(), ReadTimeout: time.Second, WriteTimeout: time.Second, WaitReplicas: 1})
+	s := open(t, redis.Config{URL: sn.URL(), ReadTimeout: time.Second, WriteTimeout: time.Second, WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
 	st := startStream(t, s)
 	st.waitBatches(t, 20)
 	old := sn.MasterAddr(t)
@@ -128,8 +131,11 @@ func TestSentinelFailover(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("failover takes ~10s; skipped with -short")
+	}
 	c := redistest.StartCluster(t)
-	cfg := redis.Config{Cluster: true, ClusterNodes: c.Nodes(), KeyPrefix: "fo", ReadTimeout: time.Second, WriteTimeout: time.Second, WaitReplicas: 1}
+	cfg := redis.Config{Cluster: true, ClusterNodes: c.Nodes(), KeyPrefix: "fo", ReadTimeout: time.Second, WriteTimeout: time.Second, WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond}
 	s := open(t, cfg)
 	st := startStream(t, s)
 	st.waitBatches(t, 20)

@@ -34,15 +34,32 @@ local n = tonumber(ARGV[3])
 local m = tonumber(ARGV[4])
 local F = 10
 local fields = {'fingerprint', 'state', 'severity', 'source', 'type'}
+-- index reads the version and the indexed fields of a stored record
+-- without decoding all of it. Go encodes an incident's fields in struct
+-- order: fingerprint, source, type, severity and state come before
+-- resources and labels (the only nested values), and version is last. So
+-- the first "field":"value" with an unescaped quote is the top-level field
+-- (a quote inside a JSON string is always escaped). A value with escapes,
+-- or anything unexpected, falls back to cjson.
+local function index(raw)
+  local out = {version = string.match(raw, '"version":(%d+)}$')}
+  if not out.version then return cjson.decode(raw) end
+  for _, f in ipairs(fields) do
+    out[f] = string.match(raw, '"' .. f .. '":"([^"\\]*)"')
+    if not out[f] then return cjson.decode(raw) end
+  end
+  return out
+end
 local olds = {}
 local ptrs = {}
+local stored = {}
 for i = 0, n - 1 do
   local b = 5 + i * F
   local id = ARGV[b]
   local raw = redis.call('GET', p .. ':incident:' .. id)
   local have = 0
   if raw then
-    local old = cjson.decode(raw)
+    local old = index(raw)
     have = tonumber(old.version) or -1
     olds[i] = old
   end
@@ -53,6 +70,7 @@ for i = 0, n - 1 do
   local latest = ptrs[fp]
   if latest == nil then
     latest = redis.call('GET', p .. ':identity:' .. fp) or ''
+    stored[fp] = latest
   end
   if ARGV[b + 1] == '1' and latest ~= ARGV[b + 9] then
     return {'identity', id, latest}
@@ -60,9 +78,13 @@ for i = 0, n - 1 do
   ptrs[fp] = id
 end
 local eb = 5 + n * F
-for j = 0, m - 1 do
-  if redis.call('EXISTS', p .. ':applied:' .. ARGV[eb + j]) == 1 then
-    return {'applied', ARGV[eb + j]}
+for lo = 0, m - 1, 500 do
+  local keys = {}
+  for j = lo, math.min(lo + 499, m - 1) do keys[#keys + 1] = p .. ':applied:' .. ARGV[eb + j] end
+  if redis.call('EXISTS', unpack(keys)) > 0 then
+    for j = lo, math.min(lo + 499, m - 1) do
+      if redis.call('EXISTS', keys[j - lo + 1]) == 1 then return {'applied', ARGV[eb + j]} end
+    end
   end
 end
 for i = 0, n - 1 do
@@ -71,7 +93,7 @@ for i = 0, n - 1 do
   local score = ARGV[b + 7]
   local old = olds[i]
   redis.call('SET', p .. ':incident:' .. id, ARGV[b + 8])
-  redis.call('SADD', p .. ':incidents', id)
+  if not old then redis.call('SADD', p .. ':incidents', id) end
   redis.call('ZADD', p .. ':z:incidents', score, id)
   for k = 1, 5 do
     local f = fields[k]
@@ -85,7 +107,7 @@ for i = 0, n - 1 do
   end
 end
 for fp, id in pairs(ptrs) do
-  redis.call('SET', p .. ':identity:' .. fp, id)
+  if stored[fp] ~= id then redis.call('SET', p .. ':identity:' .. fp, id) end
 end
 for j = 0, m - 1 do
   redis.call('SET', p .. ':applied:' .. ARGV[eb + j], '1', 'PX', px)
@@ -109,8 +131,12 @@ for i = 1, n do
     out[i] = false
   end
 end
-for j = 3 + n, #ARGV do
-  out[#out + 1] = redis.call('EXISTS', p .. ':applied:' .. ARGV[j])
+for lo = 3 + n, #ARGV, 500 do
+  local keys = {}
+  for j = lo, math.min(lo + 499, #ARGV) do keys[#keys + 1] = p .. ':applied:' .. ARGV[j] end
+  for _, v in ipairs(redis.call('MGET', unpack(keys))) do
+    if v then out[#out + 1] = 1 else out[#out + 1] = 0 end
+  end
 end
 return out
 `)

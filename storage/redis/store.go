@@ -169,6 +169,11 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 			snap.Applied[id] = true
 		}
 	}
+	if s.waitN > 0 && len(snap.Applied) > 0 {
+		if err := s.barrier(ctx); err != nil {
+			return storage.Snapshot{}, s.wrap("lookup", err)
+		}
+	}
 	return snap, nil
 }
 
@@ -242,13 +247,9 @@ func (s *Store) runApply(ctx context.Context, args []any) ([]string, int, error)
 		res, err := applyScript.Run(ctx, s.rdb, s.route(), args...).StringSlice()
 		return res, 0, err
 	}
-	var c goredis.Cmdable = s.rdb
-	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
-		m, err := cc.MasterForKey(ctx, s.route()[0])
-		if err != nil {
-			return nil, 0, err
-		}
-		c = m
+	c, err := s.master(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
 	for attempt := 0; ; attempt++ {
 		pipe := c.Pipeline()
@@ -271,6 +272,41 @@ func (s *Store) runApply(ctx context.Context, args []any) ([]string, int, error)
 		}
 		return res, int(acks), nil
 	}
+}
+
+// master is where the deployment's keys live: the client itself, or in
+// Cluster mode the master of the slot's keys, so that a pipeline and its
+// WAIT share one connection.
+func (s *Store) master(ctx context.Context) (goredis.Cmdable, error) {
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		return cc.MasterForKey(ctx, s.route()[0])
+	}
+	return s.rdb, nil
+}
+
+// barrier waits until everything written so far, by any client, reached
+// WaitReplicas replicas: a tiny write moves this connection's replication
+// offset to the current one, and WAIT follows it. Lookup calls it when a
+// batch's events are already applied, so a batch whose earlier Apply was
+// written but not acknowledged by replicas is not reported as done (and
+// acked) before its markers are replicated.
+func (s *Store) barrier(ctx context.Context) error {
+	c, err := s.master(ctx)
+	if err != nil {
+		return err
+	}
+	pipe := c.Pipeline()
+	pipe.Set(ctx, s.key("barrier"), 1, 0)
+	w := pipe.Do(ctx, "WAIT", s.waitN, s.waitFor.Milliseconds())
+	_, _ = pipe.Exec(ctx)
+	acks, err := w.Int64()
+	if err != nil {
+		return err
+	}
+	if int(acks) < s.waitN {
+		return fmt.Errorf("applied events acknowledged by %d of %d replicas within %v", acks, s.waitN, s.waitFor)
+	}
+	return nil
 }
 
 // Get returns one incident by id, or storage.ErrNotFound.

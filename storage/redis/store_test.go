@@ -226,3 +226,44 @@ func TestConcurrentPodsCluster(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	race(t, redis.Config{Cluster: true, ClusterNodes: cl.Nodes()}, c)
 }
+
+// TestIndexesWithAwkwardValues: values with quotes, backslashes, colons and
+// braces, and titles that look like JSON fields, keep the index sets exact
+// through updates.
+func TestIndexesWithAwkwardValues(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL(), KeyPrefix: "awk"})
+	c := srv.Client(t)
+	a := storetest.SparseIncident("inc-1", `v1:{fp}"x\y`)
+	a.Source, a.Title = `src "quoted" \ back:slash {tag}`, `"state":"Closed","severity":"P4","version":9}`
+	a.State, a.Severity = incident.Detected, incident.P1
+	a.Description = `"source":"evil"`
+	a.Labels = map[string]string{"state": "Closed", "source": "label"}
+	storetest.Put(t, s, a)
+	a2 := storetest.Update(a, func(in *incident.Incident) { in.State, in.Severity = incident.Resolved, incident.P4 })
+	storetest.Put(t, s, a2)
+	a3 := storetest.Update(a2, func(in *incident.Incident) { in.Source = "plain" })
+	storetest.Put(t, s, a3)
+	want := map[string]int64{
+		"awk:source:" + a.Source: 0, "awk:source:plain": 1, "awk:state:Resolved": 1, "awk:state:" + a.State.String(): 0,
+		"awk:severity:P4": 1, "awk:severity:" + a.Severity.String(): 0, "awk:fingerprint:" + a.Fingerprint: 1,
+	}
+	for k, n := range want {
+		if got := c.SCard(ctx, k).Val(); got != n {
+			t.Errorf("SCARD %s = %d, want %d", k, got, n)
+		}
+	}
+	// The fast path (plain indexed values) with field-like text elsewhere.
+	b := storetest.SparseIncident("inc-2", "v1:plain")
+	b.State, b.Severity, b.Source = incident.Detected, incident.P1, "plain"
+	b.Title, b.Description, b.Labels = a.Title, a.Description, a.Labels
+	storetest.Put(t, s, b)
+	b2 := storetest.Update(b, func(in *incident.Incident) { in.State, in.Severity = incident.Triaged, incident.P0 })
+	storetest.Put(t, s, b2)
+	for k, n := range map[string]int64{"awk:state:Detected": 0, "awk:state:Triaged": 1, "awk:severity:P1": 0, "awk:severity:P0": 1, "awk:state:Closed": 0} {
+		if got := c.SCard(ctx, k).Val(); got != n {
+			t.Errorf("SCARD %s = %d, want %d", k, got, n)
+		}
+	}
+	storetest.CheckFilters(t, s, []*incident.Incident{a3, b2})
+}

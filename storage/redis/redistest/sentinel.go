@@ -46,7 +46,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true})
 		sn.Addrs = append(sn.Addrs, addr)
 	}
-	sn.waitSettled(t)
+	sn.WaitSettled(t)
 	return sn
 }
 
@@ -73,9 +73,9 @@ func (sn *Sentinel) MasterAddr(t testing.TB) string {
 	return a[0] + ":" + a[1]
 }
 
-// waitSettled polls until every sentinel sees one healthy replica and the
+// WaitSettled polls until every sentinel sees one healthy replica and the
 // two other sentinels, and all agree on the master.
-func (sn *Sentinel) waitSettled(t testing.TB) {
+func (sn *Sentinel) WaitSettled(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	Eventually(t, 60*time.Second, "sentinels settled", func() error {
@@ -118,9 +118,10 @@ func (sn *Sentinel) waitSettled(t testing.TB) {
 	})
 }
 
-// Failover runs SENTINEL FAILOVER and waits until the replica has become
-// the master, the old master follows it, and the sentinels settled again.
-// It returns the new master's address.
+// Failover runs SENTINEL FAILOVER and waits until the sentinels name the
+// replica as the master and it reports the master role. It returns the new
+// master's address. (The old master rejoins as a replica shortly after;
+// call WaitSettled before another failover.)
 func (sn *Sentinel) Failover(t testing.TB) string {
 	t.Helper()
 	old := sn.MasterAddr(t)
@@ -137,7 +138,6 @@ func (sn *Sentinel) Failover(t testing.TB) string {
 		}
 		return roleIs(now, "master")
 	})
-	sn.waitSettled(t)
 	return now
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -124,3 +125,9 @@ func (s *Server) FlushAll(t testing.TB) {
 
 // Kill stops the server at once.
 func (s *Server) Kill() { s.proc.Kill() }
+
+// CPUTime is the CPU time (user + system) the server process used so far,
+// read from /proc; 0 where that is not available.
+func (s *Server) CPUTime() time.Duration {
+	return cpuTime(s.proc.cmd.Process.Pid)
+}
