@@ -128,6 +128,14 @@ func BenchmarkListNewest50(b *testing.B) {
 			b.Fatalf("page of %d", len(page))
 		}
 	}
+	for _, f := range filters {
+		t0 := time.Now()
+		c, err := s.Count(ctx, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("count %+v = %d in %v", f, c, time.Since(t0))
+	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
