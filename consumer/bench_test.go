@@ -23,12 +23,7 @@ import (
 //	go test ./consumer -run '^$' -bench Drain -benchtime 1x
 //	BENCH_NATS_URL=nats://127.0.0.1:4333 go test ./consumer -run '^$' -bench Drain -benchtime 1x
 func BenchmarkDrain(b *testing.B) {
-	const n = 100_000
-	g := loadgen.New(loadgen.DefaultConfig())
-	msgs := make([][]byte, n)
-	for i := range msgs {
-		msgs[i] = loadgen.Marshal(g.Next())
-	}
+	msgs := benchMsgs()
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
 			for range b.N {
@@ -36,6 +31,17 @@ func BenchmarkDrain(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchMsgs is the drain benchmark's load: 100k loadgen events, 30 %
+// duplicates.
+func benchMsgs() [][]byte {
+	g := loadgen.New(loadgen.DefaultConfig())
+	msgs := make([][]byte, 100_000)
+	for i := range msgs {
+		msgs[i] = loadgen.Marshal(g.Next())
+	}
+	return msgs
 }
 
 func drainOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, msgs [][]byte) {

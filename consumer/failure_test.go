@@ -193,9 +193,7 @@ func TestSetupMismatch(t *testing.T) {
 		t.Fatalf("Setup over a memory stream: %v, want ErrMismatch", err)
 	}
 	t.Log(err)
-	if err := e.js.DeleteStream(ctx, sc.Name); err != nil {
-		t.Fatal(err)
-	}
+	e = newEnv(t) // a fresh server: re-creating a deleted stream's name races its removal
 	rep, err := consumer.Setup(ctx, e.js, cfg.Consumer)
 	if err != nil {
 		t.Fatal(err)
@@ -245,5 +243,36 @@ func TestConsumerDeleted(t *testing.T) {
 	requireIncidents(t, store, ex)
 	if got := applied(w); got != ex.uniqueIDs {
 		t.Fatalf("applied %d, want %d", got, ex.uniqueIDs)
+	}
+}
+
+// TestTwoWorkers runs two workers on one consumer and one store, as two pods
+// do: their batches race on the same identities, conflicts are re-folded,
+// and the result is exactly that of one worker.
+func TestTwoWorkers(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 64
+			cfg.Consumer.AckWait.Duration = 30 * time.Second
+			log := logicalLog(6000, 0, false, 6)
+			ex := expect(t, log, cfg.Dedupe)
+			store := st.open(t, t.TempDir())
+			w1 := e.start(cfg, store)
+			w2 := e.start(cfg, store)
+			e.publish(payloads(log))
+			e.settle(cfg, w1, w2)
+			requireIncidents(t, store, ex)
+			if got := applied(w1, w2); got != ex.uniqueIDs {
+				t.Fatalf("applied %d, want %d", got, ex.uniqueIDs)
+			}
+			opened := testutil.ToFloat64(w1.m.IncidentsOpened) + testutil.ToFloat64(w2.m.IncidentsOpened)
+			if int(opened) != ex.stats.Opened {
+				t.Fatalf("opened %v, want %d", opened, ex.stats.Opened)
+			}
+			t.Logf("applied %d + %d, conflicts %v + %v", applied(w1), applied(w2),
+				testutil.ToFloat64(w1.m.StoreConflicts), testutil.ToFloat64(w2.m.StoreConflicts))
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,12 +108,16 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	tick := time.NewTicker(c.tickEvery())
 	defer tick.Stop()
+	batches, exited := make(chan *batch), make(chan error, 1)
+	go c.pipeline(commitCtx, batches, done, exited)
+	closeBatches := sync.OnceFunc(func() { close(batches) })
+	defer func() { closeBatches(); <-exited }()
 	commit := func() {
 		b := cur
 		cur = &batch{}
 		committing = true
 		commitStart = time.Now()
-		go func() { done <- c.commit(commitCtx, b) }()
+		batches <- b
 	}
 	for {
 		var in <-chan jetstream.Msg
@@ -121,7 +126,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		}
 		select {
 		case <-ctx.Done():
-			return c.drain(commitCtx, cancelCommit, src, cur, committing, done)
+			return c.drain(cancelCommit, src, cur, committing, done, batches, closeBatches, exited)
 		case m, ok := <-in:
 			if !ok {
 				src = nil
@@ -140,7 +145,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		case err := <-done:
 			committing = false
 			if err != nil { // only when commitCtx ended
-				return c.drain(commitCtx, cancelCommit, src, cur, false, done)
+				return c.drain(cancelCommit, src, cur, false, done, batches, closeBatches, exited)
 			}
 			if paused {
 				paused = false
@@ -323,9 +328,9 @@ func (c *Consumer) heartbeat(msgs []jetstream.Msg) (stop func()) {
 }
 
 // drain is the shutdown: stop pulling, take what the client already
-// buffered, wait for the commit in flight, commit the rest, each step logged
+// buffered, wait for the commits in flight, commit the rest, each step logged
 // with its duration. Commits give up after DrainTimeout.
-func (c *Consumer) drain(commitCtx context.Context, cancel context.CancelFunc, src *source, cur *batch, committing bool, done chan error) error {
+func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, committing bool, ready chan error, batches chan *batch, closeBatches func(), exited chan error) error {
 	timer := time.AfterFunc(c.cfg.DrainTimeout, cancel)
 	defer timer.Stop()
 	t := time.Now()
@@ -337,17 +342,18 @@ func (c *Consumer) drain(commitCtx context.Context, cancel context.CancelFunc, s
 	}
 	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)), zap.Int("in_hand", len(cur.msgs)))
 	t = time.Now()
-	var err error
 	if committing {
-		err = <-done
+		<-ready
 	}
-	if err == nil && len(cur.msgs) > 0 {
-		err = c.commit(commitCtx, cur)
+	if len(cur.msgs) > 0 {
+		batches <- cur
+		<-ready
 	}
-	if err != nil {
+	closeBatches()
+	if err := <-exited; err != nil {
 		c.log.Warn("shutdown: messages in hand left un-acked for redelivery", zap.Error(err), zap.Duration("took", time.Since(t)))
 		return nil
 	}
-	c.log.Info("shutdown: committed and acked the batch in hand", zap.Duration("took", time.Since(t)))
+	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
 	return nil
 }

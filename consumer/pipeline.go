@@ -1,0 +1,159 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// errStale marks a prepared fold that cannot be applied because the batch
+// before it was folded again (a conflict or a store failure).
+var errStale = errors.New("consumer: fold prepared on a batch that was folded again")
+
+// flight is one batch from its fold to its ack.
+type flight struct {
+	res      dedupe.Result
+	prepared bool          // res is the fold that Apply is writing
+	refolded bool          // res was discarded: the batch was folded again
+	err      error         // the commit was abandoned (shutdown)
+	done     chan struct{} // closed once durable and acked, or abandoned
+}
+
+// pipeline commits batches in order with one stage of overlap: while batch N
+// is applied (the durable write and its fsync), batch N+1 is read and folded
+// on top of N's result (N's incidents and event ids overlaid on what the store
+// returned). N+1 is applied only after N is durable; when N had to be folded
+// again, N+1's fold is discarded and redone on a fresh read. At most two
+// batches are in the pipeline. It sends on ready once per batch taken, when it
+// can take the next one, and closes exited (after the last commit ended) when
+// in is closed.
+func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- error, exited chan<- error) {
+	var prev *flight
+	var firstErr error
+	for b := range in {
+		start := time.Now()
+		stop := c.heartbeat(b.msgs)
+		f := &flight{done: make(chan struct{})}
+		at, err := c.prepare(ctx, b, prev, f)
+		if prev != nil {
+			<-prev.done
+			if prev.err != nil || prev.refolded {
+				err = errStale
+			}
+		}
+		go func(prepErr error) {
+			defer close(f.done)
+			defer stop()
+			f.err = c.finish(ctx, b, f, at, start, prepErr)
+		}(err)
+		if prev != nil && prev.err != nil && firstErr == nil {
+			firstErr = prev.err
+		}
+		prev = f
+		ready <- nil
+	}
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil && firstErr == nil {
+			firstErr = prev.err
+		}
+	}
+	exited <- firstErr
+	close(exited)
+}
+
+// prepare reads what batch b needs, overlays the result of prev (which may
+// still be in flight), and folds b into f.res.
+func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
+	fps := make([]string, 0, len(b.events))
+	ids := make([]string, 0, len(b.events))
+	want := make(map[string]struct{}, len(b.events))
+	for i := range b.events {
+		fp := b.events[i].Fingerprint
+		if _, ok := want[fp]; !ok {
+			want[fp] = struct{}{}
+			fps = append(fps, fp)
+		}
+		ids = append(ids, b.events[i].Event.ID)
+	}
+	snap, err := c.store.Lookup(ctx, fps, ids)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if prev != nil && prev.prepared {
+		overlay(&snap, prev.res, want, ids)
+	}
+	at := time.Now()
+	f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
+	f.prepared = true
+	return at, nil
+}
+
+// overlay makes snap what the store will hold once res is applied: the
+// newest incident of each fingerprint res touched (the last one in res for
+// that fingerprint) and res's event ids as applied.
+func overlay(snap *storage.Snapshot, res dedupe.Result, fps map[string]struct{}, ids []string) {
+	if snap.Latest == nil {
+		snap.Latest = map[string]*incident.Incident{}
+	}
+	if snap.Applied == nil {
+		snap.Applied = map[string]bool{}
+	}
+	for _, in := range res.Incidents {
+		if _, ok := fps[in.Fingerprint]; ok {
+			snap.Latest[in.Fingerprint] = in
+		}
+	}
+	if len(res.EventIDs) == 0 {
+		return
+	}
+	mine := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		mine[id] = struct{}{}
+	}
+	for _, id := range res.EventIDs {
+		if _, ok := mine[id]; ok {
+			snap.Applied[id] = true
+		}
+	}
+}
+
+// finish applies the prepared fold; when there is none, it is stale or
+// Apply fails, it commits the batch the slow way (fresh read, fold, apply,
+// retried with backoff while the store fails). Then it acks.
+func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start time.Time, prepErr error) error {
+	if prepErr == nil {
+		if len(f.res.EventIDs) == 0 {
+			c.acked(b, f.res, 0, time.Since(start))
+			return nil
+		}
+		err := c.store.Apply(ctx, storage.Batch{Incidents: f.res.Incidents, EventIDs: f.res.EventIDs, At: at})
+		if err == nil {
+			c.acked(b, f.res, 0, time.Since(start))
+			return nil
+		}
+		if errors.Is(err, storage.ErrConflict) {
+			c.m.StoreConflicts.Inc()
+		} else {
+			c.failed(err)
+		}
+	} else if !errors.Is(prepErr, errStale) {
+		c.failed(prepErr)
+	}
+	f.refolded = true
+	return c.commit(ctx, b)
+}
+
+// failed records a failing store: not ready, and the loop pauses pulling.
+func (c *Consumer) failed(err error) {
+	c.m.BatchesFailed.Inc()
+	c.storeErr.Store(&err)
+	select {
+	case c.failing <- struct{}{}:
+	default:
+	}
+}
