@@ -1,0 +1,255 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/llm-im/incidentd/loadgen"
+)
+
+// publishN publishes n generated events as fast as acks allow.
+func (b *bench) publishN(ctx context.Context, p *publisher, n int) error {
+	for range n {
+		if err := b.publishOne(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) publishOne(ctx context.Context, p *publisher) error {
+	ev := b.gen.Next()
+	b.ids[ev.ID] = struct{}{}
+	return p.publish(ctx, subjectFor(b.subj, ev.Source), ev.ID, loadgen.Marshal(ev))
+}
+
+// load publishes --events events before the worker starts.
+func (b *bench) load(ctx context.Context) error {
+	p, err := newPublisher(b.nc, b.f.maxPending)
+	if err != nil {
+		return err
+	}
+	if b.startWorkerNow == nil { // an external worker drains while we load
+		b.t0 = time.Now()
+	}
+	prog := startProgress(b.o.Err, func(d time.Duration) string {
+		s := p.stats()
+		return fmt.Sprintf("load: %d/%d events acked, %s", s.Acked, b.f.events, rate(s.Acked, d))
+	})
+	start := time.Now()
+	err = b.publishN(ctx, p, b.f.events)
+	st := p.wait(time.Minute)
+	prog.done()
+	if err == nil {
+		err = p.err()
+	}
+	el := time.Since(start)
+	l := &b.res.Load
+	l.Events, l.DroppedDup, l.Stored = st.Acked, st.Duplicates, st.Acked-st.Duplicates
+	l.Seconds, l.EventsPerSec = round2(el.Seconds()), math.Round(float64(st.Acked)/el.Seconds())
+	return err
+}
+
+// lastSeq is the incident stream's last sequence.
+func (b *bench) lastSeq(ctx context.Context) (uint64, error) {
+	s, err := b.js.Stream(ctx, b.cfg.Consumer.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", b.cfg.Consumer.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// waitAcked polls the consumer until every message up to seq is acked,
+// sampling RSS; it returns when they are.
+func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
+	c, err := b.js.Consumer(ctx, b.cfg.Consumer.Stream, b.cfg.Consumer.Durable)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", b.cfg.Consumer.Durable, err)
+	}
+	var floor uint64
+	prog := startProgress(b.o.Err, func(d time.Duration) string {
+		return fmt.Sprintf("%s: acked through stream sequence %d of %d", what, floor, seq)
+	})
+	defer prog.done()
+	deadline := time.Now().Add(b.f.timeout)
+	lastRSS := time.Time{}
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("consumer info: %w", err)
+		}
+		floor = info.AckFloor.Stream
+		if floor >= seq && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Since(lastRSS) > time.Second {
+			b.sampleRSS(ctx)
+			lastRSS = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not drained after %s (ack floor %d of %d, %d pending acks)", what, b.f.timeout, floor, seq, info.NumAckPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// drain starts the worker and measures until the stream is acked.
+func (b *bench) drain(ctx context.Context, before sample) error {
+	seq, err := b.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	if b.startWorkerNow != nil {
+		b.t0 = time.Now()
+		b.startWorkerNow()
+	}
+	if err := b.waitAcked(ctx, seq, "drain"); err != nil {
+		return err
+	}
+	el := time.Since(b.t0)
+	after, err := b.scr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	d := &b.res.Drain
+	d.Messages = int64(after.value(mReceived) - before.value(mReceived))
+	d.Seconds = round2(el.Seconds())
+	d.EventsPerSec = math.Round(float64(b.res.Load.Stored) / el.Seconds())
+	d.Batches = int64(after.value(mBatches) - before.value(mBatches))
+	d.BatchesPerSec = math.Round(float64(d.Batches) / el.Seconds())
+	if d.Batches > 0 {
+		d.AvgBatch = math.Round(float64(b.res.Load.Stored) / float64(d.Batches))
+	}
+	fl := histDelta(after.histogram(mFlush), before.histogram(mFlush))
+	d.FlushP50MS, d.FlushP99MS = quantileMS(0.5, fl), quantileMS(0.99, fl)
+	return nil
+}
+
+// latency publishes at --rate for --duration while the worker runs, then
+// reads the end-to-end latency histogram's change.
+func (b *bench) latency(ctx context.Context) error {
+	if b.f.rate <= 0 || b.f.duration <= 0 {
+		return nil
+	}
+	before, err := b.scr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := newPublisher(b.nc, b.f.maxPending)
+	if err != nil {
+		return err
+	}
+	prog := startProgress(b.o.Err, func(d time.Duration) string {
+		s := p.stats()
+		return fmt.Sprintf("latency: %d events at %d/s offered, %s acked", s.Sent, b.f.rate, rate(s.Acked, d))
+	})
+	start := time.Now()
+	err = b.paced(ctx, p, start)
+	st := p.wait(time.Minute)
+	el := time.Since(start)
+	prog.done()
+	if err == nil {
+		err = p.err()
+	}
+	if err != nil {
+		return err
+	}
+	seq, err := b.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.waitAcked(ctx, seq, "latency"); err != nil {
+		return err
+	}
+	after, err := b.scr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	l := &b.res.Latency
+	l.OfferedPerSec, l.Seconds, l.Published = b.f.rate, round2(el.Seconds()), st.Sent
+	b.latencyStored = st.Acked - st.Duplicates
+	l.AchievedPerSec = math.Round(float64(st.Sent) / el.Seconds())
+	h := histDelta(after.histogram(mLatency), before.histogram(mLatency))
+	l.Samples = h.GetSampleCount()
+	l.P50MS, l.P99MS = quantileMS(0.5, h), quantileMS(0.99, h)
+	l.FlushP99MS = quantileMS(0.99, histDelta(after.histogram(mFlush), before.histogram(mFlush)))
+	return nil
+}
+
+// paced publishes so that, at every 2ms tick, rate*elapsed events are out.
+func (b *bench) paced(ctx context.Context, p *publisher, start time.Time) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	sent := 0
+	total := int(float64(b.f.rate) * b.f.duration.Seconds())
+	for sent < total {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		due := min(total, int(float64(b.f.rate)*time.Since(start).Seconds()))
+		for ; sent < due; sent++ {
+			if err := b.publishOne(ctx, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sampleRSS records the worker's resident memory: this process's high-water
+// mark in process, the worker's process_resident_memory_bytes otherwise.
+func (b *bench) sampleRSS(ctx context.Context) {
+	if b.startWorkerNow != nil {
+		b.res.RSSSource = "VmHWM of this process (publisher and worker" + map[bool]string{true: ", embedded nats-server", false: ""}[b.f.natsURL == ""] + ")"
+		b.rssMax = max(b.rssMax, procStatusKB("/proc/self/status", "VmHWM:")<<10)
+	} else if s, err := b.scr.scrape(ctx); err == nil {
+		b.res.RSSSource = "max of the worker's process_resident_memory_bytes, sampled every second"
+		b.rssMax = max(b.rssMax, int64(s.value(mRSS)))
+	}
+	b.res.RSSPeakBytes = b.rssMax
+}
+
+// check compares what the worker committed with what was published.
+func (b *bench) check(ctx context.Context, before sample) error {
+	b.sampleRSS(ctx)
+	after, err := b.scr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	c := &b.res.Check
+	delta := func(n string) int64 { return int64(after.value(n) - before.value(n)) }
+	c.DistinctEventIDs = int64(len(b.ids))
+	c.EventsApplied, c.EventsReceived = delta(mApplied), delta(mReceived)
+	c.Invalid, c.DeadLettered, c.BatchesFailed = delta(mInvalid), delta(mDeadLettered), delta(mBatchFailed)
+	if c.Incidents, err = b.count(ctx); err != nil {
+		return fmt.Errorf("bench count: %w", err)
+	}
+	stored := b.res.Load.Stored + b.latencyStored
+	if c.EventsApplied != c.DistinctEventIDs {
+		c.Problems = append(c.Problems, fmt.Sprintf("%d events applied, %d distinct event ids published", c.EventsApplied, c.DistinctEventIDs))
+	}
+	if c.EventsReceived < stored {
+		c.Problems = append(c.Problems, fmt.Sprintf("worker received %d messages, the stream held %d", c.EventsReceived, stored))
+	}
+	if c.Invalid+c.DeadLettered > 0 {
+		c.Problems = append(c.Problems, fmt.Sprintf("%d invalid, %d dead-lettered (want 0)", c.Invalid, c.DeadLettered))
+	}
+	if c.Incidents <= 0 || c.Incidents > c.DistinctEventIDs {
+		c.Problems = append(c.Problems, fmt.Sprintf("%d incidents for %d distinct events", c.Incidents, c.DistinctEventIDs))
+	}
+	return nil
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }

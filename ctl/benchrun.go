@@ -1,0 +1,230 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/loadgen"
+	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// The in-process worker's own JetStream objects, so a bench never touches
+// a deployment's INCIDENTS stream.
+const (
+	benchStream    = "INCIDENTS_BENCH"
+	benchDLQStream = "INCIDENTS_BENCH_DLQ"
+	benchDurable   = "incidentd-bench"
+	benchSubjects  = "bench.incidents.events"
+)
+
+// bench is one run's state.
+type bench struct {
+	o      IO
+	f      benchFlags
+	log    *zap.Logger
+	res    *benchResult
+	cfg    config.Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	subj   string
+	gen    *loadgen.Generator
+	ids    map[string]struct{}
+	scr    scraper
+	count  func(context.Context) (int64, error)
+	rssMax int64
+	stop   []func()
+	t0     time.Time
+	// latencyStored is how many latency-phase messages the stream kept.
+	latencyStored int64
+	// startWorkerNow releases the in-process worker (nil with --worker-url).
+	startWorkerNow func()
+}
+
+func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchResult, error) {
+	if f.events < 1 {
+		return nil, fmt.Errorf("%w: --events must be at least 1", errUsage)
+	}
+	if f.workerURL != "" && f.natsURL == "" {
+		return nil, fmt.Errorf("%w: --worker-url needs the --nats-url its worker consumes from", errUsage)
+	}
+	gcfg := loadgen.DefaultConfig()
+	gcfg.Seed, gcfg.DuplicateRatio, gcfg.IDPrefix = f.seed, f.duplicates, fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	b := &bench{o: o, f: f, log: log, res: &benchResult{Machine: machine()}, gen: loadgen.New(gcfg), ids: map[string]struct{}{}}
+	defer b.cleanup()
+	if err := b.connect(); err != nil {
+		return nil, err
+	}
+	if err := b.prepare(ctx); err != nil {
+		return nil, err
+	}
+	before, err := b.scr.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.load(ctx); err != nil {
+		return b.res, err
+	}
+	if err := b.drain(ctx, before); err != nil {
+		return b.res, err
+	}
+	if err := b.latency(ctx); err != nil {
+		return b.res, err
+	}
+	return b.res, b.check(ctx, before)
+}
+
+func (b *bench) cleanup() {
+	for i := len(b.stop) - 1; i >= 0; i-- {
+		b.stop[i]()
+	}
+}
+
+// connect starts the embedded nats-server when no URL is given, and dials.
+func (b *bench) connect() error {
+	url := b.f.natsURL
+	b.res.NATS = url
+	if url == "" {
+		dir, err := os.MkdirTemp("", "incidentctl-bench-nats-")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		b.stop = append(b.stop, func() { _ = os.RemoveAll(dir) })
+		s, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: dir}, b.log)
+		if err != nil {
+			return err
+		}
+		b.stop = append(b.stop, s.Shutdown)
+		url = s.ClientURL()
+		b.res.NATS = "embedded"
+	}
+	nc, err := connect(url)
+	if err != nil {
+		return err
+	}
+	b.stop = append(b.stop, nc.Close)
+	b.nc = nc
+	b.js, err = jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// prepare makes the worker config and, in process, fresh bench streams and
+// the worker; with --worker-url it only points the scraper at it.
+func (b *bench) prepare(ctx context.Context) error {
+	cfg, err := config.Load(b.f.configPath, nil)
+	if err != nil {
+		return err
+	}
+	if b.f.workerURL != "" {
+		b.cfg = cfg
+		b.subj = b.f.subject
+		b.res.Worker, b.res.Store = b.f.workerURL, "(see the worker)"
+		b.scr = httpScraper{url: b.f.workerURL}
+		client := api.NewClient(b.f.workerURL, nil)
+		b.count = func(ctx context.Context) (int64, error) { return client.Count(ctx, storage.Filter{}) }
+		return nil
+	}
+	if err := b.workerConfig(&cfg); err != nil {
+		return err
+	}
+	b.cfg = cfg
+	b.subj = benchSubjects + ".{source}"
+	for _, s := range []string{benchStream, benchDLQStream} {
+		if err := b.js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("bench: delete stream %s: %w", s, err)
+		}
+	}
+	if !b.f.keep {
+		b.stop = append(b.stop, func() {
+			for _, s := range []string{benchStream, benchDLQStream} {
+				_ = b.js.DeleteStream(context.Background(), s)
+			}
+		})
+	}
+	if _, err := consumer.Setup(ctx, b.js, cfg.Consumer); err != nil {
+		return fmt.Errorf("bench setup: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b.scr = gatherScraper{g: reg}
+	return b.startWorker(cfg, reg)
+}
+
+// workerConfig points the in-process worker at the bench NATS, streams,
+// store directory and a free HTTP port.
+func (b *bench) workerConfig(cfg *config.Config) error {
+	cfg.NATS.URL = b.nc.ConnectedUrl()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	c := &cfg.Consumer
+	c.Stream, c.DLQStream, c.Durable = benchStream, benchDLQStream, benchDurable
+	c.Subjects, c.DLQSubjectPrefix = []string{benchSubjects + ".>"}, "bench.incidents.dlq"
+	if b.f.backend != "" {
+		cfg.State.Backend = config.Backend(b.f.backend)
+	}
+	switch {
+	case b.f.stateDir != "":
+		cfg.State.Path = b.f.stateDir
+	case b.f.configPath == "":
+		dir, err := os.MkdirTemp("", "incidentctl-bench-state-")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if !b.f.keep {
+			b.stop = append(b.stop, func() { _ = os.RemoveAll(dir) })
+		}
+		cfg.State.Path = filepath.Join(dir, "pebble")
+	}
+	b.res.Batch = c.BatchSize
+	b.res.Store = string(cfg.State.Backend)
+	if cfg.State.Backend == config.BackendPebble {
+		b.res.Store += fmt.Sprintf(" (sync=%t)", cfg.State.Pebble.Sync)
+	}
+	return cfg.Validate()
+}
+
+// startWorker runs app in this process until cleanup.
+func (b *bench) startWorker(cfg config.Config, reg *prometheus.Registry) error {
+	a, err := app.New(cfg, b.log.Named("worker"), reg)
+	if err != nil {
+		return fmt.Errorf("bench worker: %w", err)
+	}
+	b.res.Worker = "in-process " + a.HTTPURL()
+	b.count = func(ctx context.Context) (int64, error) { return a.Store().Count(ctx, storage.Filter{}) }
+	// The worker starts after the load: hold it until then.
+	start := make(chan struct{})
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		select {
+		case <-start:
+			done <- a.Run(runCtx)
+		case <-runCtx.Done():
+			done <- a.Run(runCtx)
+		}
+	}()
+	b.startWorkerNow = func() { close(start) }
+	b.stop = append(b.stop, func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.log.Warn("bench worker stopped", zap.Error(err))
+		}
+	})
+	return nil
+}

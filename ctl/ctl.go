@@ -1,0 +1,128 @@
+// Package ctl implements incidentctl, the operator CLI of incidentd: it
+// publishes events onto the incident stream (publish), queries incidents
+// through a running worker's API or directly from a store (get, list,
+// count), prepares JetStream (setup), moves and checks stored incidents
+// (migrate, export, import, verify, backup) and measures the whole pipeline
+// end to end (bench). cmd/incidentctl is a thin main around Run.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/llm-im/incidentd/storage"
+)
+
+// Exit codes of incidentctl.
+const (
+	// ExitOK: the command did what was asked.
+	ExitOK = 0
+	// ExitError: any failure (bad flags, unreachable server, unacked
+	// publishes, a failed write).
+	ExitError = 1
+	// ExitUsage: the command line itself is wrong.
+	ExitUsage = 2
+	// ExitNotFound: get found no incident with that id.
+	ExitNotFound = 3
+	// ExitInconsistent: verify found records and indexes that disagree.
+	ExitInconsistent = 4
+)
+
+// ErrInconsistent is returned by verify when the store disagrees with
+// itself.
+var ErrInconsistent = errors.New("ctl: store is inconsistent")
+
+// errUsage marks command-line mistakes.
+var errUsage = errors.New("usage")
+
+// IO is where a command reads and writes, and its environment.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+	// Env looks up environment variables (os.LookupEnv in main).
+	Env func(string) (string, bool)
+}
+
+// terminal reports whether w is a terminal (progress lines and tables).
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (o IO) env(k string) string {
+	if o.Env == nil {
+		return ""
+	}
+	v, _ := o.Env(k)
+	return v
+}
+
+// Run executes incidentctl with args (without the program name) and returns
+// the exit code. ctx ends the command early (main cancels it on SIGINT and
+// SIGTERM).
+func Run(ctx context.Context, args []string, o IO) int {
+	root := newRoot(o)
+	root.SetArgs(args)
+	root.SetIn(o.In)
+	root.SetOut(o.Out)
+	root.SetErr(o.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(o.Err, "incidentctl: %v\n", err)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return ExitNotFound
+	case errors.Is(err, ErrInconsistent):
+		return ExitInconsistent
+	case errors.Is(err, errUsage):
+		return ExitUsage
+	}
+	return ExitError
+}
+
+type rootFlags struct {
+	logLevel string
+}
+
+func newRoot(o IO) *cobra.Command {
+	var rf rootFlags
+	root := &cobra.Command{
+		Use:           "incidentctl",
+		Short:         "Operate incidentd: publish events, query incidents, set up JetStream, migrate stores, benchmark",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
+	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "warn", "log level of the CLI and of an in-process worker (debug, info, warn, error)")
+	logger := func() *zap.Logger { return newLogger(o.Err, rf.logLevel) }
+	root.AddCommand(
+		newPublishCmd(o, logger),
+		newGetCmd(o, logger), newListCmd(o, logger), newCountCmd(o, logger),
+		newSetupCmd(o, logger),
+		newMigrateCmd(o, logger), newExportCmd(o, logger), newImportCmd(o, logger),
+		newVerifyCmd(o, logger), newBackupCmd(o, logger),
+		newBenchCmd(o, logger),
+	)
+	return root
+}
+
+// newLogger logs to w in the console format at level (warn when unknown).
+func newLogger(w io.Writer, level string) *zap.Logger {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		lvl = zapcore.WarnLevel
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core).Named("incidentctl")
+}

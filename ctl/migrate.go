@@ -1,0 +1,154 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var q queryFlags
+	var out string
+	var array bool
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write every incident as JSON lines (or one JSON array) to a file or stdout",
+		Example: `  incidentctl export --state-backend pebble --state-path ./data/pebble > incidents.jsonl
+  incidentctl export --api-url http://127.0.0.1:8080 --array --out incidents.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			if err != nil {
+				return err
+			}
+			defer closeR()
+			all, err := readAll(cmd.Context(), r)
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			w := o.Out
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("export: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			if err := writeIncidents(w, all, array); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Err, "exported %d incidents\n", len(all))
+			return nil
+		},
+	}
+	q.register(cmd, o)
+	cmd.Flags().StringVar(&out, "out", "", "output `file` (default stdout)")
+	cmd.Flags().BoolVar(&array, "array", false, "one JSON array instead of JSON lines")
+	return cmd
+}
+
+func newImportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var to storeFlags
+	var in string
+	cmd := &cobra.Command{
+		Use:     "import",
+		Short:   "Write incidents exported by `export` (JSON lines or array) into an empty store",
+		Example: `  incidentctl import -f incidents.jsonl --to-backend pebble --to-path ./data/pebble`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := o.In
+			if in != "" && in != "-" {
+				f, err := os.Open(in)
+				if err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			all, err := readIncidents(r)
+			if err != nil {
+				return err
+			}
+			return copyInto(cmd, o, logger(), &to, all)
+		},
+	}
+	cmd.Flags().StringVarP(&in, "file", "f", "", "input `file` (default stdin)")
+	to.register(cmd.Flags(), "to", true)
+	return cmd
+}
+
+func newMigrateCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var from, to storeFlags
+	var apiURL string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Copy every incident from one store to another (e.g. memory or Pebble to Redis)",
+		Long: `migrate reads every incident of the source (a store, or with --from-api-url the API of a
+running worker, which is how an in-memory worker's incidents are saved) and writes them
+into an empty target store with their indexes. Versions restart at 1; applied-event markers
+are not copied, so drain the stream and stop the workers before migrating.`,
+		Example: `  incidentctl migrate --from-backend pebble --from-path ./data/pebble --to-backend redis --to-redis-url redis://127.0.0.1:6379/0
+  incidentctl migrate --from-api-url http://127.0.0.1:8080 --to-backend pebble --to-path ./data/pebble`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !from.given() && apiURL == "" {
+				return fmt.Errorf("%w: name the source with --from-backend/--from-config or --from-api-url", errUsage)
+			}
+			if from.given() && from.backend == string(config.BackendMemory) {
+				return fmt.Errorf("%w: a memory store lives only inside its process: migrate from its worker with --from-api-url", errUsage)
+			}
+			r, _, closeR, err := openReader(&from, apiURL, logger())
+			if err != nil {
+				return fmt.Errorf("source: %w", err)
+			}
+			all, err := readAll(cmd.Context(), r)
+			closeR()
+			if err != nil {
+				return fmt.Errorf("read source: %w", err)
+			}
+			return copyInto(cmd, o, logger(), &to, all)
+		},
+	}
+	from.register(cmd.Flags(), "from", true)
+	to.register(cmd.Flags(), "to", true)
+	cmd.Flags().StringVar(&apiURL, "from-api-url", "", "read the source through a running worker's query API")
+	return cmd
+}
+
+// copyInto opens the target, imports all and checks the count.
+func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*incident.Incident) error {
+	if !to.given() {
+		return fmt.Errorf("%w: name the target with --to-backend (and --to-path, --to-redis-url, ...) or --to-config", errUsage)
+	}
+	target, _, err := to.open(log)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	defer target.Close()
+	start := time.Now()
+	res, err := importInto(cmd.Context(), target, all, time.Now())
+	if err != nil {
+		return err
+	}
+	n, err := target.Count(cmd.Context(), storage.Filter{})
+	if err != nil {
+		return fmt.Errorf("target count: %w", err)
+	}
+	fmt.Fprintf(o.Out, "copied %d incidents in %s (%d relinked), target now holds %d\n", res.Written, time.Since(start).Round(time.Millisecond), res.Relinked, n)
+	if int(n) != len(all) {
+		return fmt.Errorf("target holds %d incidents, the source had %d", n, len(all))
+	}
+	if err := target.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+		return fmt.Errorf("target close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package ctl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/valyala/fastjson"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/loadgen"
+)
+
+type publishFlags struct {
+	natsURL    string
+	file       string
+	generate   int
+	duplicates float64
+	seed       uint64
+	ackRatio   float64
+	resolve    float64
+	subject    string
+	maxPending int
+	validate   bool
+	maxBytes   int
+}
+
+func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
+	var f publishFlags
+	cmd := &cobra.Command{
+		Use:   "publish",
+		Short: "Publish incident events (NDJSON from a file or stdin, or synthetic) to JetStream",
+		Example: `  incidentctl publish -f events.ndjson
+  cat events.ndjson | incidentctl publish
+  incidentctl publish --generate 100000 --duplicates 0.3 --seed 7`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPublish(cmd.Context(), o, f) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server (default $NATS_URL, else "+DefaultNATSURL+")")
+	fs.StringVarP(&f.file, "file", "f", "", "NDJSON `file` of events, one per line (default stdin)")
+	fs.IntVar(&f.generate, "generate", 0, "publish `N` synthetic LLM-platform events instead of reading NDJSON")
+	fs.Float64Var(&f.duplicates, "duplicates", 0.3, "with --generate: share of events repeating an identity (half same id, half new events)")
+	fs.Uint64Var(&f.seed, "seed", 1, "with --generate: random seed (same seed, same events)")
+	fs.Float64Var(&f.ackRatio, "ack-ratio", 0, "with --generate: share of acknowledge events")
+	fs.Float64Var(&f.resolve, "resolve-ratio", 0, "with --generate: share of resolve events")
+	fs.StringVar(&f.subject, "subject", DefaultSubject, "subject `template`; {source} is the event's source")
+	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
+	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
+	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes")
+	return cmd
+}
+
+func runPublish(ctx context.Context, o IO, f publishFlags) error {
+	if f.maxPending < 1 {
+		return fmt.Errorf("%w: --max-pending must be at least 1", errUsage)
+	}
+	nc, err := connect(natsURL(f.natsURL, o))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := newPublisher(nc, f.maxPending)
+	if err != nil {
+		return err
+	}
+	prog := startProgress(o.Err, func(d time.Duration) string {
+		s := p.stats()
+		return fmt.Sprintf("published %d, acked %d (%d duplicates dropped), failed %d, %s", s.Sent, s.Acked, s.Duplicates, s.Failed, rate(s.Acked, d))
+	})
+	var invalid int
+	if f.generate > 0 {
+		err = publishGenerated(ctx, p, f)
+	} else {
+		invalid, err = publishNDJSON(ctx, o, p, f)
+	}
+	st := p.wait(30 * time.Second)
+	prog.done()
+	fmt.Fprintf(o.Out, "published %d events: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed\n",
+		st.Sent, st.Acked, st.Duplicates, st.Sent-st.Acked)
+	return errors.Join(err, p.err(), invalidErr(invalid))
+}
+
+func invalidErr(n int) error {
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d invalid lines skipped (--validate)", n)
+}
+
+func publishGenerated(ctx context.Context, p *publisher, f publishFlags) error {
+	cfg := loadgen.DefaultConfig()
+	cfg.Seed, cfg.DuplicateRatio, cfg.AckRatio, cfg.ResolveRatio = f.seed, f.duplicates, f.ackRatio, f.resolve
+	g := loadgen.New(cfg)
+	for range f.generate {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ev := g.Next()
+		if err := p.publish(ctx, subjectFor(f.subject, ev.Source), ev.ID, loadgen.Marshal(ev)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishNDJSON publishes each non-blank line as is, with Nats-Msg-Id from
+// its id (or external_id) and the subject from its source. It returns the
+// number of lines skipped by --validate.
+func publishNDJSON(ctx context.Context, o IO, p *publisher, f publishFlags) (int, error) {
+	in := o.In
+	if f.file != "" && f.file != "-" {
+		file, err := os.Open(f.file)
+		if err != nil {
+			return 0, fmt.Errorf("publish: %w", err)
+		}
+		defer file.Close()
+		in = file
+	}
+	r := bufio.NewReaderSize(in, 1<<20)
+	dec := incident.NewDecoder(f.maxBytes)
+	var parser fastjson.Parser
+	invalid := 0
+	for lineNo := 1; ; lineNo++ {
+		if err := ctx.Err(); err != nil {
+			return invalid, err
+		}
+		line, err := r.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			line = bytes.TrimRight(line, "\r\n")
+			id, source := peek(&parser, line)
+			if f.validate {
+				if _, derr := dec.Decode(line, incident.Meta{MsgID: id}); derr != nil {
+					fmt.Fprintf(o.Err, "line %d: %v\n", lineNo, derr)
+					invalid++
+					goto next
+				}
+			}
+			if perr := p.publish(ctx, subjectFor(f.subject, source), id, bytes.Clone(line)); perr != nil {
+				return invalid, perr
+			}
+		}
+	next:
+		if errors.Is(err, io.EOF) {
+			return invalid, nil
+		}
+		if err != nil {
+			return invalid, fmt.Errorf("read line %d: %w", lineNo, err)
+		}
+	}
+}
+
+// peek reads the id (or external_id) and source of a JSON line; anything
+// unreadable gives empty strings.
+func peek(p *fastjson.Parser, line []byte) (id, source string) {
+	v, err := p.ParseBytes(line)
+	if err != nil {
+		return "", ""
+	}
+	id = string(v.GetStringBytes("id"))
+	if id == "" {
+		id = string(v.GetStringBytes("external_id"))
+	}
+	return id, string(v.GetStringBytes("source"))
+}

@@ -1,0 +1,167 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultNATSURL is used when neither --nats-url nor NATS_URL is set.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// DefaultSubject is the publish subject template; {source} is replaced by
+// the event's source (made subject-safe).
+const DefaultSubject = "incidents.events.{source}"
+
+// publisher publishes asynchronously with a bounded number of outstanding
+// acks and counts the outcomes.
+type publisher struct {
+	js       jetstream.JetStream
+	futures  chan jetstream.PubAckFuture
+	done     chan struct{}
+	sent     atomic.Int64
+	acked    atomic.Int64
+	dups     atomic.Int64
+	failed   atomic.Int64
+	errOnce  sync.Once
+	firstErr error
+}
+
+// newPublisher starts the ack collector; maxPending bounds the acks in
+// flight.
+func newPublisher(nc *nats.Conn, maxPending int) (*publisher, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), done: make(chan struct{})}
+	go p.collect()
+	return p, nil
+}
+
+func (p *publisher) collect() {
+	defer close(p.done)
+	for f := range p.futures {
+		select {
+		case ack := <-f.Ok():
+			p.acked.Add(1)
+			if ack.Duplicate {
+				p.dups.Add(1)
+			}
+		case err := <-f.Err():
+			p.fail(err)
+		}
+	}
+}
+
+func (p *publisher) fail(err error) {
+	p.failed.Add(1)
+	p.errOnce.Do(func() { p.firstErr = err })
+}
+
+// publish sends one message; msgID sets Nats-Msg-Id when not empty. It
+// blocks while maxPending acks are outstanding.
+func (p *publisher) publish(ctx context.Context, subject, msgID string, data []byte) error {
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	opts = append(opts, jetstream.WithStallWait(time.Second))
+	for {
+		f, err := p.js.PublishAsync(subject, data, opts...)
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if err != nil {
+			p.fail(err)
+			return fmt.Errorf("publish %s: %w", subject, err)
+		}
+		p.sent.Add(1)
+		p.futures <- f
+		return nil
+	}
+}
+
+// wait waits for every outstanding ack (at most timeout) and stops the
+// collector; the publisher cannot be used afterwards.
+func (p *publisher) wait(timeout time.Duration) publishStats {
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-time.After(timeout):
+	}
+	close(p.futures)
+	<-p.done
+	return p.stats()
+}
+
+// publishStats counts publish outcomes.
+type publishStats struct {
+	Sent       int64 `json:"sent"`
+	Acked      int64 `json:"acked"`
+	Duplicates int64 `json:"duplicates_dropped_by_jetstream"`
+	Failed     int64 `json:"failed"`
+}
+
+func (p *publisher) stats() publishStats {
+	return publishStats{Sent: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(), Failed: p.failed.Load()}
+}
+
+// err is nil when every publish was acked.
+func (p *publisher) err() error {
+	s := p.stats()
+	if s.Failed == 0 && s.Acked == s.Sent {
+		return nil
+	}
+	return fmt.Errorf("%d of %d publishes not acked (first error: %v)", s.Sent-s.Acked, s.Sent, p.firstErr)
+}
+
+// subjectFor fills the {source} placeholder of tmpl with a subject-safe
+// token.
+func subjectFor(tmpl, source string) string {
+	if !strings.Contains(tmpl, "{source}") {
+		return tmpl
+	}
+	return strings.ReplaceAll(tmpl, "{source}", subjectToken(source))
+}
+
+func subjectToken(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f:
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// natsURL picks --nats-url, then NATS_URL, then the default.
+func natsURL(flag string, o IO) string {
+	if flag != "" {
+		return flag
+	}
+	if v := o.env("NATS_URL"); v != "" {
+		return v
+	}
+	return DefaultNATSURL
+}
+
+func connect(url string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name("incidentctl"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("nats connect %s: %w", url, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,306 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// queryFlags are shared by get, list and count: where to read and how to
+// print.
+type queryFlags struct {
+	apiURL string
+	output string
+	store  storeFlags
+}
+
+func (q *queryFlags) register(cmd *cobra.Command, o IO) {
+	fs := cmd.Flags()
+	def := o.env("INCIDENTD_API_URL")
+	if def == "" {
+		def = DefaultAPIURL
+	}
+	fs.StringVar(&q.apiURL, "api-url", def, "query API of a running worker (env INCIDENTD_API_URL)")
+	fs.StringVarP(&q.output, "output", "o", "", "output format: table or json (default table on a terminal, json otherwise)")
+	q.store.env = o.Env
+	q.store.register(fs, "state", false)
+	fs.StringVar(&q.store.config, "config", "", "TOML config `file`: read the store of its [state] table instead of the API")
+}
+
+func (q *queryFlags) json(w io.Writer) (bool, error) {
+	switch q.output {
+	case "json":
+		return true, nil
+	case "table":
+		return false, nil
+	case "":
+		return !terminal(w), nil
+	}
+	return false, fmt.Errorf("%w: --output %q: want table or json", errUsage, q.output)
+}
+
+// filterFlags are the API's list filters.
+type filterFlags struct {
+	states, severities, sources, types []string
+	active                             string
+	since, until                       string
+	limit, offset                      int
+}
+
+func (f *filterFlags) register(cmd *cobra.Command, paging bool) {
+	fs := cmd.Flags()
+	fs.StringSliceVar(&f.states, "state", nil, "Detected, Triaged, Investigating, Remediating, Resolved, Closed (repeatable or comma-separated)")
+	fs.StringSliceVar(&f.severities, "severity", nil, "P0..P4 or critical, high, medium, low, info")
+	fs.StringSliceVar(&f.sources, "source", nil, "event source, e.g. llm-gateway")
+	fs.StringSliceVar(&f.types, "type", nil, "Infrastructure, Application, Security, Data, Performance, Availability, Compliance, Unknown")
+	fs.StringVar(&f.active, "active", "", "true: only active incidents, false: only resolved or closed")
+	fs.StringVar(&f.since, "since", "", "last_seen at or after (RFC 3339, or a duration ago such as 1h)")
+	fs.StringVar(&f.until, "until", "", "last_seen at or before (RFC 3339, or a duration ago)")
+	if paging {
+		fs.IntVar(&f.limit, "limit", api.DefaultLimit, "most incidents to show (at most 1000 through the API)")
+		fs.IntVar(&f.offset, "offset", 0, "incidents to skip")
+	}
+}
+
+// query parses the flags with the API's own parser, so both accept the same
+// values.
+func (f *filterFlags) query(now time.Time) (api.Query, error) {
+	v := map[string][]string{}
+	add := func(k string, vals []string) {
+		if len(vals) > 0 {
+			v[k] = vals
+		}
+	}
+	add("state", f.states)
+	add("severity", f.severities)
+	add("source", f.sources)
+	add("type", f.types)
+	if f.active != "" {
+		v["active"] = []string{f.active}
+	}
+	for k, s := range map[string]string{"since": f.since, "until": f.until} {
+		if s == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(s); err == nil {
+			s = now.Add(-d).UTC().Format(time.RFC3339Nano)
+		}
+		v[k] = []string{s}
+	}
+	q, err := api.ParseQuery(v)
+	if err != nil {
+		return q, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if f.limit < 0 || f.offset < 0 {
+		return q, fmt.Errorf("%w: --limit and --offset must not be negative", errUsage)
+	}
+	q.Page = storage.Page{Limit: f.limit, Offset: f.offset}
+	return q, nil
+}
+
+func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var q queryFlags
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one incident (exit code 3 when there is none)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := q.json(o.Out)
+			if err != nil {
+				return err
+			}
+			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			if err != nil {
+				return err
+			}
+			defer closeR()
+			in, err := r.Get(cmd.Context(), args[0])
+			if err != nil {
+				return fmt.Errorf("get %s: %w", args[0], err)
+			}
+			if asJSON {
+				return writeJSON(o.Out, in)
+			}
+			return writeDetail(o.Out, in)
+		},
+	}
+	q.register(cmd, o)
+	return cmd
+}
+
+func newListCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var q queryFlags
+	var f filterFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List incidents, newest last_seen first, with the API's filters",
+		Example: `  incidentctl list --severity P0,P1 --active true --since 1h
+  incidentctl list --state-backend pebble --state-path ./data/pebble --source llm-gateway -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := q.json(o.Out)
+			if err != nil {
+				return err
+			}
+			qu, err := f.query(time.Now())
+			if err != nil {
+				return err
+			}
+			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			if err != nil {
+				return err
+			}
+			defer closeR()
+			resp, err := list(cmd, r, qu)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(o.Out, resp)
+			}
+			return writeTable(o.Out, resp)
+		},
+	}
+	q.register(cmd, o)
+	f.register(cmd, true)
+	return cmd
+}
+
+// list answers a page and the total, from the API in one request or from a
+// store with List and Count.
+func list(cmd *cobra.Command, r api.Reader, q api.Query) (api.ListResponse, error) {
+	ctx := cmd.Context()
+	if c, ok := r.(*api.Client); ok {
+		resp, err := c.Query(ctx, q)
+		if err != nil {
+			return resp, fmt.Errorf("list: %w", err)
+		}
+		return resp, nil
+	}
+	ins, err := r.List(ctx, q.Filter, q.Page)
+	if err != nil {
+		return api.ListResponse{}, fmt.Errorf("list: %w", err)
+	}
+	total, err := r.Count(ctx, q.Filter)
+	if err != nil {
+		return api.ListResponse{}, fmt.Errorf("count: %w", err)
+	}
+	if ins == nil {
+		ins = []*incident.Incident{}
+	}
+	return api.ListResponse{Incidents: ins, Total: total}, nil
+}
+
+func newCountCmd(o IO, logger func() *zap.Logger) *cobra.Command {
+	var q queryFlags
+	var f filterFlags
+	cmd := &cobra.Command{
+		Use:     "count",
+		Short:   "Count the incidents matching the filters",
+		Example: `  incidentctl count --active true --severity P0`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := q.json(o.Out)
+			if err != nil {
+				return err
+			}
+			qu, err := f.query(time.Now())
+			if err != nil {
+				return err
+			}
+			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			if err != nil {
+				return err
+			}
+			defer closeR()
+			n, err := r.Count(cmd.Context(), qu.Filter)
+			if err != nil {
+				return fmt.Errorf("count: %w", err)
+			}
+			if asJSON {
+				return writeJSON(o.Out, map[string]int64{"count": n})
+			}
+			_, err = fmt.Fprintln(o.Out, n)
+			return err
+		},
+	}
+	q.register(cmd, o)
+	f.register(cmd, false)
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeTable(w io.Writer, r api.ListResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSEV\tSTATE\tSOURCE\tTYPE\tCOUNT\tLAST SEEN\tTITLE")
+	for _, in := range r.Incidents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Severity, in.State, in.Source, in.Type,
+			in.OccurrenceCount, in.LastSeen.UTC().Format(time.RFC3339), clip(in.Title, 60))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d of %d\n", len(r.Incidents), r.Total)
+	return err
+}
+
+func writeDetail(w io.Writer, in *incident.Incident) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	row("id", in.ID)
+	row("title", in.Title)
+	row("state", in.State.String())
+	row("severity", in.Severity.String()+" (peak "+in.PeakSeverity.String()+")")
+	row("source", in.Source)
+	row("type", in.Type.String())
+	row("fingerprint", in.Fingerprint)
+	row("dedup_key", in.DedupKey)
+	row("resources", strings.Join(in.Resources, ", "))
+	for k, v := range in.Labels {
+		row("labels."+k, v)
+	}
+	row("occurrences", strconv.FormatInt(in.OccurrenceCount, 10))
+	row("first_seen", ts(&in.FirstSeen))
+	row("last_seen", ts(&in.LastSeen))
+	row("acknowledged_at", ts(in.AcknowledgedAt))
+	row("resolved_at", ts(in.ResolvedAt))
+	row("resolved_by", string(in.ResolvedBy))
+	row("reopen_of", in.ReopenOf)
+	row("description", clip(in.Description, 200))
+	row("version", strconv.FormatInt(in.Version, 10))
+	return tw.Flush()
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

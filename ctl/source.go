@@ -1,0 +1,113 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/backend"
+)
+
+// DefaultAPIURL is where get, list, count, export and verify find a worker
+// when no store is named.
+const DefaultAPIURL = "http://127.0.0.1:8080"
+
+// storeFlags name a store: a config file's [state] table, overridden by
+// the individual flags. prefix is "state" (--state-backend), "from" or "to".
+type storeFlags struct {
+	prefix       string
+	config       string
+	backend      string
+	path         string
+	redisURL     string
+	clusterNodes []string
+	keyPrefix    string
+	// env applies the STATE_* variables (only for the --state-* flags).
+	env func(string) (string, bool)
+}
+
+func (f *storeFlags) register(fs *pflag.FlagSet, prefix string, withConfig bool) {
+	f.prefix = prefix
+	if withConfig {
+		fs.StringVar(&f.config, prefix+"-config", "", "TOML config `file` whose [state] table names the store")
+	}
+	fs.StringVar(&f.backend, prefix+"-backend", "", "store backend: memory, pebble, redis or redis_cluster")
+	fs.StringVar(&f.path, prefix+"-path", "", "Pebble data `directory`")
+	fs.StringVar(&f.redisURL, prefix+"-redis-url", "", "redis://, rediss:// or redis+sentinel:// `URL`")
+	fs.StringSliceVar(&f.clusterNodes, prefix+"-redis-cluster-nodes", nil, "Redis Cluster seed `nodes` (comma-separated)")
+	fs.StringVar(&f.keyPrefix, prefix+"-key-prefix", "", "Redis key `prefix` (default llm-im)")
+}
+
+// given reports whether any flag names a store.
+func (f *storeFlags) given() bool {
+	return f.config != "" || f.backend != "" || f.path != "" || f.redisURL != "" || len(f.clusterNodes) > 0
+}
+
+// stateConfig assembles the [state] table: defaults, the config file, the
+// environment (for --state-*), then the flags.
+func (f *storeFlags) stateConfig() (config.StateConfig, error) {
+	cfg, err := config.Load(f.config, f.env)
+	if err != nil {
+		return cfg.State, err
+	}
+	st := cfg.State
+	if f.backend != "" {
+		st.Backend = config.Backend(strings.ToLower(f.backend))
+		if st.Backend == config.BackendSledAlias {
+			st.Backend = config.BackendPebble
+		}
+	}
+	if f.path != "" {
+		st.Path = f.path
+	}
+	if f.redisURL != "" {
+		st.RedisURL = f.redisURL
+	}
+	if len(f.clusterNodes) > 0 {
+		st.RedisClusterNodes = f.clusterNodes
+	}
+	if f.keyPrefix != "" {
+		st.KeyPrefix = f.keyPrefix
+	}
+	cfg.State = st
+	if err := cfg.Validate(); err != nil {
+		return st, fmt.Errorf("--%s-*: %w", f.prefix, err)
+	}
+	return st, nil
+}
+
+// open opens the named store with its collectors on a private registry.
+func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, error) {
+	st, err := f.stateConfig()
+	if err != nil {
+		return nil, st, err
+	}
+	s, err := backend.Open(st, log, prometheus.NewRegistry())
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, st, fmt.Errorf("%w (a worker is running on %s: query it with --api-url, or stop it first)", err, st.Path)
+	}
+	if err != nil {
+		return nil, st, err
+	}
+	return s, st, nil
+}
+
+// openReader opens the store when one is named, else a client of the
+// worker at apiURL. close releases it.
+func openReader(sf *storeFlags, apiURL string, log *zap.Logger) (r api.Reader, store storage.Store, close func(), err error) {
+	if sf.given() {
+		s, _, err := sf.open(log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s, s, func() { _ = s.Close() }, nil
+	}
+	return api.NewClient(apiURL, nil), nil, func() {}, nil
+}
