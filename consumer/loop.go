@@ -106,6 +106,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		c.log.Warn("pausing pull; holding the messages in hand with InProgress", zap.String("why", why))
 		src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
 	}
+	slow := func() bool { return committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery }
 	tick := time.NewTicker(c.tickEvery())
 	defer tick.Stop()
 	batches, exited := make(chan *batch), make(chan error, 1)
@@ -147,24 +148,25 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 			if err != nil { // only when commitCtx ended
 				return c.drain(cancelCommit, src, cur, false, done, batches, closeBatches, exited)
 			}
-			if paused {
-				paused = false
-				c.log.Info("commit done, resuming pull")
-				if src == nil {
-					if src, cons, err = c.restartSource(ctx, cons); err != nil {
-						return err
-					}
-				}
-			}
 		case <-c.failing:
-			if committing { // a stale signal after the commit succeeded must not pause
-				pause("store failing")
-			}
+			pause("store failing")
 		case <-tick.C:
-			if committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery {
+			if slow() {
 				pause("slow commit")
 			}
 			c.keepAlive(cur)
+		}
+		// Resume once the store is writable and no commit is slow. A stale
+		// failure signal pauses and resumes at once, which only restarts the
+		// pull.
+		if paused && c.storeErr.Load() == nil && !slow() {
+			paused = false
+			c.log.Info("store writable, resuming pull")
+			if src == nil {
+				if src, cons, err = c.restartSource(ctx, cons); err != nil {
+					return err
+				}
+			}
 		}
 		if !committing && len(cur.msgs) > 0 &&
 			(len(cur.msgs) >= cc.BatchSize || src == nil || len(src.msgs) == 0 ||
