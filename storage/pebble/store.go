@@ -424,3 +424,13 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Metrics returns Pebble's own metrics (LSM shape, compactions, cache),
+// for diagnostics; its String method prints the familiar LSM table.
+func (s *Store) Metrics() (*pebbledb.Metrics, error) {
+	if err := s.enter(context.Background()); err != nil {
+		return nil, err
+	}
+	defer s.life.RUnlock()
+	return s.db.Metrics(), nil
+}
