@@ -134,7 +134,7 @@ func BenchmarkListNewest50(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("count %+v = %d in %v", f, c, time.Since(t0))
+		b.Logf("count %v/%v/%v/%v = %d in %v", f.States, f.Severities, f.Sources, f.Types, c, time.Since(t0))
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
