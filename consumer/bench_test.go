@@ -51,6 +51,7 @@ func drainOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, 
 	cfg.Consumer.MaxAckPending = 8192
 	cfg.Consumer.AckWait.Duration = 30 * time.Second
 	cfg.InProgressEvery = 0
+	cfg.Serial = os.Getenv("BENCH_SERIAL") != ""
 	var e *env
 	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
 		e = externalEnv(b, url, cfg)
@@ -116,6 +117,7 @@ func latencyOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store
 	cfg.Consumer.MaxAckPending = 8192
 	cfg.Consumer.AckWait.Duration = 30 * time.Second
 	cfg.InProgressEvery = 0
+	cfg.Serial = os.Getenv("BENCH_SERIAL") != ""
 	var e *env
 	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
 		e = externalEnv(b, url, cfg)

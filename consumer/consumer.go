@@ -45,6 +45,9 @@ type Config struct {
 	// DrainTimeout bounds the commit of the messages in hand at shutdown
 	// (AckWait when zero).
 	DrainTimeout time.Duration
+	// Serial commits one batch at a time, without overlapping the fold of
+	// the next batch with the write of the previous one (for comparison).
+	Serial bool
 	// SkipSetup binds to an existing stream and consumer instead of creating
 	// or updating them.
 	SkipSetup bool

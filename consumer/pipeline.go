@@ -54,6 +54,9 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 			firstErr = prev.err
 		}
 		prev = f
+		if c.cfg.Serial {
+			<-f.done
+		}
 		ready <- nil
 	}
 	if prev != nil {
