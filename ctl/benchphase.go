@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/llm-im/incidentd/loadgen"
@@ -20,8 +22,7 @@ func (b *bench) publishN(ctx context.Context, p *publisher, n int) error {
 }
 
 func (b *bench) publishOne(ctx context.Context, p *publisher) error {
-	ev := b.gen.Next()
-	b.ids[ev.ID] = struct{}{}
+	ev := b.events.next()
 	return p.publish(ctx, subjectFor(b.subj, ev.Source), ev.ID, loadgen.Marshal(ev))
 }
 
@@ -78,7 +79,6 @@ func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
 	})
 	defer prog.done()
 	deadline := time.Now().Add(b.f.timeout)
-	lastRSS := time.Time{}
 	for {
 		info, err := c.Info(ctx)
 		if err != nil {
@@ -87,10 +87,6 @@ func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
 		floor = info.AckFloor.Stream
 		if floor >= seq && info.NumAckPending == 0 {
 			return nil
-		}
-		if time.Since(lastRSS) > time.Second {
-			b.sampleRSS(ctx)
-			lastRSS = time.Now()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not drained after %s (ack floor %d of %d, %d pending acks)", what, b.f.timeout, floor, seq, info.NumAckPending)
@@ -109,10 +105,16 @@ func (b *bench) drain(ctx context.Context, before sample) error {
 	if err != nil {
 		return err
 	}
+	// The load's generator history is the publisher's, not the worker's:
+	// free it before the worker's memory is watched.
+	b.events.release(latencyChunk)
+	runtime.GC()
+	debug.FreeOSMemory()
 	if b.startWorkerNow != nil {
 		b.t0 = time.Now()
 		b.startWorkerNow()
 	}
+	b.watchRSS()
 	if err := b.waitAcked(ctx, seq, "drain"); err != nil {
 		return err
 	}
@@ -208,29 +210,78 @@ func (b *bench) paced(ctx context.Context, p *publisher, start time.Time) error 
 	return nil
 }
 
-// sampleRSS records the worker's resident memory: this process's high-water
-// mark in process, the worker's process_resident_memory_bytes otherwise.
-func (b *bench) sampleRSS(ctx context.Context) {
-	if b.startWorkerNow != nil {
-		b.res.RSSSource = "VmHWM of this process (publisher and worker" + map[bool]string{true: ", embedded nats-server", false: ""}[b.f.natsURL == ""] + ")"
-		b.rssMax = max(b.rssMax, procStatusKB("/proc/self/status", "VmHWM:")<<10)
-	} else if s, err := b.scr.scrape(ctx); err == nil {
-		b.res.RSSSource = "max of the worker's process_resident_memory_bytes, sampled every second"
-		b.rssMax = max(b.rssMax, int64(s.value(mRSS)))
+// latencyChunk bounds the latency phase's generator history (see
+// eventSource).
+const latencyChunk = 20_000
+
+// watchRSS samples the worker's resident memory until cleanup: this
+// process's VmRSS every 100ms in process (it includes the publisher, and the
+// nats-server when embedded), the worker's process_resident_memory_bytes
+// every second otherwise.
+func (b *bench) watchRSS() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	every := 100 * time.Millisecond
+	b.res.RSSSource = "max VmRSS of this process while the worker ran (includes the publisher"
+	if b.f.natsURL == "" {
+		b.res.RSSSource += " and the embedded nats-server"
 	}
-	b.res.RSSPeakBytes = b.rssMax
+	b.res.RSSSource += ")"
+	if b.startWorkerNow == nil {
+		every = time.Second
+		b.res.RSSSource = "max of the worker's process_resident_memory_bytes, sampled every second"
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			b.sampleRSS()
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	b.stopRSS = func() {
+		close(stop)
+		<-done
+		b.sampleRSS()
+	}
+	b.stop = append(b.stop, func() {
+		if b.stopRSS != nil {
+			b.stopRSS()
+			b.stopRSS = nil
+		}
+	})
+}
+
+func (b *bench) sampleRSS() {
+	var v int64
+	if b.startWorkerNow != nil {
+		v = procStatusKB("/proc/self/status", "VmRSS:") << 10
+	} else if s, err := b.scr.scrape(context.Background()); err == nil {
+		v = int64(s.value(mRSS))
+	}
+	b.rssMu.Lock()
+	b.res.RSSPeakBytes = max(b.res.RSSPeakBytes, v)
+	b.rssMu.Unlock()
 }
 
 // check compares what the worker committed with what was published.
 func (b *bench) check(ctx context.Context, before sample) error {
-	b.sampleRSS(ctx)
+	if b.stopRSS != nil {
+		b.stopRSS()
+		b.stopRSS = nil
+	}
 	after, err := b.scr.scrape(ctx)
 	if err != nil {
 		return err
 	}
 	c := &b.res.Check
 	delta := func(n string) int64 { return int64(after.value(n) - before.value(n)) }
-	c.DistinctEventIDs = int64(len(b.ids))
+	c.DistinctEventIDs = b.events.distinct()
 	c.EventsApplied, c.EventsReceived = delta(mApplied), delta(mReceived)
 	c.Invalid, c.DeadLettered, c.BatchesFailed = delta(mInvalid), delta(mDeadLettered), delta(mBatchFailed)
 	if c.Incidents, err = b.count(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,13 +43,14 @@ type bench struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	subj   string
-	gen    *loadgen.Generator
-	ids    map[string]struct{}
+	events *eventSource
 	scr    scraper
 	count  func(context.Context) (int64, error)
-	rssMax int64
-	stop   []func()
-	t0     time.Time
+	rssMu  sync.Mutex
+	// stopRSS ends watchRSS's sampling.
+	stopRSS func()
+	stop    []func()
+	t0      time.Time
 	// latencyStored is how many latency-phase messages the stream kept.
 	latencyStored int64
 	// startWorkerNow releases the in-process worker (nil with --worker-url).
@@ -63,8 +65,9 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 		return nil, fmt.Errorf("%w: --worker-url needs the --nats-url its worker consumes from", errUsage)
 	}
 	gcfg := loadgen.DefaultConfig()
-	gcfg.Seed, gcfg.DuplicateRatio, gcfg.IDPrefix = f.seed, f.duplicates, fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	b := &bench{o: o, f: f, log: log, res: &benchResult{Machine: machine()}, gen: loadgen.New(gcfg), ids: map[string]struct{}{}}
+	// Seed-1: eventSource increments it before the first generator.
+	gcfg.Seed, gcfg.DuplicateRatio, gcfg.IDPrefix = f.seed-1, f.duplicates, fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	b := &bench{o: o, f: f, log: log, res: &benchResult{Machine: machine()}, events: newEventSource(gcfg)}
 	defer b.cleanup()
 	if err := b.connect(); err != nil {
 		return nil, err

@@ -137,7 +137,10 @@ func publishNDJSON(ctx context.Context, o IO, p *publisher, f publishFlags) (int
 			line = bytes.TrimRight(line, "\r\n")
 			id, source := peek(&parser, line)
 			if f.validate {
-				if _, derr := dec.Decode(line, incident.Meta{MsgID: id}); derr != nil {
+				// As the worker will: the stream position and timestamp stand
+				// in for a missing id and event time.
+				meta := incident.Meta{MsgID: id, Stream: "validate", Sequence: uint64(lineNo), Timestamp: time.Now()}
+				if _, derr := dec.Decode(line, meta); derr != nil {
 					fmt.Fprintf(o.Err, "line %d: %v\n", lineNo, derr)
 					invalid++
 					goto next

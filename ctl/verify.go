@@ -35,12 +35,19 @@ through --api-url on a quiet one (concurrent writes show up as differences).`,
 				return err
 			}
 			defer closeR()
-			v := verifier{r: r, store: store, out: o.Out}
-			return v.run(cmd.Context())
+			return Verify(cmd.Context(), r, store, o.Out)
 		},
 	}
 	q.register(cmd, o)
 	return cmd
+}
+
+// Verify checks r (and, when not nil, the identity pointers of store) as
+// the verify command does, writing its findings to out. It returns an error
+// wrapping ErrInconsistent when records and indexes disagree.
+func Verify(ctx context.Context, r api.Reader, store storage.Store, out io.Writer) error {
+	v := verifier{r: r, store: store, out: out}
+	return v.run(ctx)
 }
 
 type verifier struct {

@@ -1,0 +1,77 @@
+package ctl_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/llm-im/incidentd/ctl"
+)
+
+// TestBench runs the whole benchmark at a tiny size: embedded NATS, an
+// in-process worker on Pebble, a short latency phase. The summary must
+// account for every event.
+func TestBench(t *testing.T) {
+	for _, nats := range []string{"embedded", "external"} {
+		t.Run(nats, func(t *testing.T) {
+			args := []string{"bench", "--events", "1500", "--rate", "1000", "--duration", "1s", "-o", "json", "--seed", "5"}
+			if nats == "external" {
+				args = append(args, "--nats-url", embeddedNATS(t))
+			}
+			r := runCtl(t, nil, "", args...)
+			mustCode(t, r, ctl.ExitOK)
+			var res struct {
+				Load struct {
+					Events int64 `json:"events_published"`
+				} `json:"load"`
+				Drain struct {
+					Messages     int64   `json:"messages"`
+					EventsPerSec float64 `json:"events_per_second"`
+					Batches      int64   `json:"batches"`
+					FlushP99MS   float64 `json:"flush_p99_ms"`
+				} `json:"drain"`
+				Latency struct {
+					Published int64   `json:"events_published"`
+					Samples   uint64  `json:"samples"`
+					P99MS     float64 `json:"p99_ms"`
+				} `json:"latency"`
+				RSS   int64 `json:"rss_peak_bytes"`
+				Check struct {
+					Distinct  int64    `json:"distinct_event_ids"`
+					Applied   int64    `json:"events_applied"`
+					Received  int64    `json:"events_received"`
+					Incidents int64    `json:"incidents_in_store"`
+					Problems  []string `json:"problems"`
+				} `json:"check"`
+			}
+			if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+				t.Fatalf("%v\n%s", err, r.out)
+			}
+			c := res.Check
+			switch {
+			case len(c.Problems) > 0:
+				t.Errorf("problems: %v", c.Problems)
+			case res.Load.Events != 1500 || res.Latency.Published != 1000:
+				t.Errorf("published %d + %d, want 1500 + 1000", res.Load.Events, res.Latency.Published)
+			case c.Applied != c.Distinct || c.Distinct < 2000 || c.Distinct > 2500:
+				t.Errorf("applied %d of %d distinct event ids", c.Applied, c.Distinct)
+			case c.Received != c.Distinct:
+				t.Errorf("worker received %d messages for %d distinct ids (JetStream should drop same-id repeats)", c.Received, c.Distinct)
+			case c.Incidents <= 0 || c.Incidents > c.Distinct:
+				t.Errorf("%d incidents", c.Incidents)
+			case res.Drain.Messages <= 0 || res.Drain.Batches <= 0 || res.Drain.EventsPerSec <= 0 || res.Drain.FlushP99MS <= 0:
+				t.Errorf("drain figures: %+v", res.Drain)
+			case res.Latency.Samples == 0 || res.Latency.P99MS <= 0:
+				t.Errorf("latency figures: %+v", res.Latency)
+			case res.RSS <= 0:
+				t.Errorf("no RSS figure")
+			}
+		})
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	r := runCtl(t, nil, "", "bench", "--worker-url", "http://127.0.0.1:1")
+	mustCode(t, r, ctl.ExitUsage)
+	r = runCtl(t, nil, "", "bench", "-o", "yaml")
+	mustCode(t, r, ctl.ExitUsage)
+}

@@ -1,0 +1,142 @@
+package ctl_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/ctl"
+)
+
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestSetup(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	r := runCtl(t, env, "", "setup")
+	mustCode(t, r, ctl.ExitOK)
+	for _, want := range []string{"stream INCIDENTS created", "stream INCIDENTS_DLQ created", "consumer incidentd on stream INCIDENTS created"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("setup output lacks %q:\n%s", want, r.out)
+		}
+	}
+	r = runCtl(t, env, "", "setup")
+	mustCode(t, r, ctl.ExitOK)
+	if strings.Count(r.out, "unchanged") != 3 {
+		t.Errorf("second setup should change nothing:\n%s", r.out)
+	}
+	cfgFile := t.TempDir() + "/c.toml"
+	writeFile(t, cfgFile, "[consumer]\nmax_age = \"24h\"\nmax_deliver = 7\n")
+	r = runCtl(t, env, "", "setup", "--config", cfgFile)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.Contains(r.out, "stream INCIDENTS updated: max_age 168h0m0s -> 24h0m0s") || !strings.Contains(r.out, "max_deliver 5 -> 7") {
+		t.Errorf("update not reported:\n%s", r.out)
+	}
+}
+
+func TestSetupMismatch(t *testing.T) {
+	url := embeddedNATS(t)
+	js := jsFor(t, url)
+	sc := consumer.StreamConfig(config.Default().Consumer)
+	sc.Storage = jetstream.MemoryStorage
+	if _, err := js.CreateStream(context.Background(), sc); err != nil {
+		t.Fatal(err)
+	}
+	r := runCtl(t, nil, "", "setup", "--nats-url", url)
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "has storage Memory, want File") {
+		t.Errorf("mismatch not named: %s", r.err)
+	}
+}
+
+func TestPublishGenerate(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	r := runCtl(t, env, "", "publish", "--generate", "2000", "--duplicates", "0.3", "--seed", "3", "--max-pending", "64")
+	mustCode(t, r, ctl.ExitOK)
+	js := jsFor(t, url)
+	got := streamMsgs(t, js, "INCIDENTS")
+	// About 15 % re-send an earlier event with its id: JetStream drops them
+	// by Nats-Msg-Id.
+	if got < 1550 || got > 1850 {
+		t.Fatalf("stream holds %d messages of 2000 with ~15%% same-id repeats", got)
+	}
+	want := fmt.Sprintf("published 2000 events: 2000 acked, %d dropped by JetStream", 2000-got)
+	if !strings.Contains(r.out, want) {
+		t.Errorf("summary %q lacks %q", r.out, want)
+	}
+	// Subjects carry the source.
+	s, _ := js.Stream(context.Background(), "INCIDENTS")
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter("incidents.events.llm-gateway"))
+	if err != nil || len(info.State.Subjects) != 1 {
+		t.Errorf("no messages on incidents.events.llm-gateway: %v %v", info.State.Subjects, err)
+	}
+}
+
+const ndjson = `{"id":"e1","source":"llm-gateway","type":"Performance","severity":"P1","title":"slow"}
+{"external_id":"e2","source":"guardrails","type":"Security","severity":"P0","title":"injection"}
+
+not json at all
+{"id":"e1","source":"llm-gateway","type":"Performance","severity":"P1","title":"slow"}
+{"id":"e3","source":"llm gateway.eu","severity":"P9","title":"bad severity"}
+`
+
+func TestPublishNDJSON(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	js := jsFor(t, url)
+
+	// As is: bad lines go out for the worker to dead-letter; the repeat of
+	// e1 is dropped by JetStream.
+	r := runCtl(t, env, ndjson, "publish")
+	mustCode(t, r, ctl.ExitOK)
+	if n := streamMsgs(t, js, "INCIDENTS"); n != 4 {
+		t.Fatalf("stream holds %d, want 4 (e1, e2, the bad line, e3)", n)
+	}
+	s, _ := js.Stream(context.Background(), "INCIDENTS")
+	info, _ := s.Info(context.Background(), jetstream.WithSubjectFilter("incidents.events.>"))
+	for _, subj := range []string{"incidents.events.llm-gateway", "incidents.events.guardrails", "incidents.events.unknown", "incidents.events.llm_gateway_eu"} {
+		if info.State.Subjects[subj] == 0 {
+			t.Errorf("nothing on %s: %v", subj, info.State.Subjects)
+		}
+	}
+
+	// --validate skips and reports the bad lines and exits 1.
+	file := t.TempDir() + "/events.ndjson"
+	writeFile(t, file, strings.ReplaceAll(ndjson, `"e`, `"v`))
+	r = runCtl(t, env, "", "publish", "--validate", "-f", file)
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "line 4:") || !strings.Contains(r.err, "line 6:") || !strings.Contains(r.err, "2 invalid lines skipped") {
+		t.Errorf("invalid lines not reported: %s", r.err)
+	}
+	if n := streamMsgs(t, js, "INCIDENTS"); n != 6 {
+		t.Fatalf("stream holds %d, want 6 (v1 and v2 added)", n)
+	}
+}
+
+func TestPublishNotAcked(t *testing.T) {
+	url := embeddedNATS(t) // no stream: nothing acks
+	r := runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "10")
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "not acked") {
+		t.Errorf("unacked publishes not reported: %s", r.err)
+	}
+}

@@ -1,0 +1,187 @@
+package ctl_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/ctl"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// startWorker runs an in-process worker (embedded NATS, memory store) and
+// returns it with its API URL.
+func startWorker(t *testing.T) *app.App {
+	t.Helper()
+	cfg := config.Default()
+	cfg.State.Backend = config.BackendMemory
+	cfg.NATS.EmbeddedListen = "127.0.0.1:0"
+	cfg.NATS.EmbeddedStoreDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	a, err := app.New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return a
+}
+
+// drained waits until the worker's consumer has acked the whole stream.
+func drained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	waitFor(t, "the worker to drain the stream", func() bool {
+		c, err := js.Consumer(context.Background(), "INCIDENTS", "incidentd")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+	})
+}
+
+func TestQueryThroughAPI(t *testing.T) {
+	a := startWorker(t)
+	env := map[string]string{"NATS_URL": a.NATSURL(), "INCIDENTD_API_URL": a.HTTPURL()}
+	mustCode(t, runCtl(t, env, "", "publish", "--generate", "600", "--ack-ratio", "0.05", "--resolve-ratio", "0.1"), ctl.ExitOK)
+	drained(t, jsFor(t, a.NATSURL()))
+	checkQueries(t, env, a.Store())
+
+	// get of an unknown id is exit code 3.
+	r := runCtl(t, env, "", "get", "no-such-id")
+	mustCode(t, r, ctl.ExitNotFound)
+	// A bad filter value is a usage error naming the parameter.
+	r = runCtl(t, env, "", "list", "--severity", "P9")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "parameter severity") {
+		t.Errorf("bad severity not named: %s", r.err)
+	}
+}
+
+func TestQueryStore(t *testing.T) {
+	dir := filledPebble(t, 1500)
+	env := map[string]string{}
+	args := []string{"--state-backend", "pebble", "--state-path", dir}
+	// Same answers as the store itself (opened again for comparison).
+	s := openPebble(t, dir)
+	want := allIncidents(t, s)
+	_ = s.Close()
+	r := runCtl(t, env, "", append([]string{"list", "-o", "json", "--limit", "0"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	var resp api.ListResponse
+	if err := json.Unmarshal([]byte(r.out), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if int(resp.Total) != len(want) || len(resp.Incidents) != len(want) {
+		t.Fatalf("list: %d of %d, store has %d", len(resp.Incidents), resp.Total, len(want))
+	}
+	for i := range want {
+		if resp.Incidents[i].ID != want[i].ID {
+			t.Fatalf("list[%d] = %s, store order has %s", i, resp.Incidents[i].ID, want[i].ID)
+		}
+	}
+	// STATE_* variables name the store like the flags.
+	env = map[string]string{"STATE_BACKEND": "pebble", "STATE_PATH": dir}
+	r = runCtl(t, env, "", "count", "--config", "/dev/null", "--active", "false", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
+	var c map[string]int64
+	_ = json.Unmarshal([]byte(r.out), &c)
+	inactive := 0
+	for _, in := range want {
+		if !in.Active() {
+			inactive++
+		}
+	}
+	if c["count"] != int64(inactive) || inactive == 0 {
+		t.Errorf("count --active false = %v, want %d", c, inactive)
+	}
+	// get as a table.
+	r = runCtl(t, nil, "", append([]string{"get", want[0].ID, "-o", "table"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.Contains(r.out, want[0].Title) || !strings.Contains(r.out, "fingerprint") {
+		t.Errorf("get table lacks the title:\n%s", r.out)
+	}
+	r = runCtl(t, nil, "", append([]string{"get", "nope"}, args...)...)
+	mustCode(t, r, ctl.ExitNotFound)
+}
+
+// checkQueries compares get, list and count with the store, for a few
+// filters.
+func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
+	t.Helper()
+	all := allIncidents(t, s)
+	if len(all) == 0 {
+		t.Fatal("no incidents")
+	}
+	cases := []struct {
+		args []string
+		f    storage.Filter
+	}{
+		{nil, storage.Filter{}},
+		{[]string{"--severity", "P0,P1"}, storage.Filter{Severities: []incident.Severity{incident.P0, incident.P1}}},
+		{[]string{"--source", "llm-gateway", "--source", "guardrails", "--active", "true"}, storage.Filter{Sources: []string{"llm-gateway", "guardrails"}, Active: ptr(true)}},
+		{[]string{"--state", "Resolved"}, storage.Filter{States: []incident.State{incident.Resolved}}},
+		{[]string{"--type", "Security,Data"}, storage.Filter{Types: []incident.Type{incident.Security, incident.Data}}},
+	}
+	for _, c := range cases {
+		want := 0
+		for _, in := range all {
+			if c.f.Match(in) {
+				want++
+			}
+		}
+		r := runCtl(t, env, "", append([]string{"count"}, c.args...)...)
+		mustCode(t, r, ctl.ExitOK)
+		if got := strings.TrimSpace(r.out); got != strconv.Itoa(want) && !strings.Contains(got, `"count": `+strconv.Itoa(want)) {
+			t.Errorf("count %v = %s, want %d", c.args, got, want)
+		}
+		r = runCtl(t, env, "", append([]string{"list", "-o", "json", "--limit", "7", "--offset", "2"}, c.args...)...)
+		mustCode(t, r, ctl.ExitOK)
+		var resp api.ListResponse
+		if err := json.Unmarshal([]byte(r.out), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Total != int64(want) || len(resp.Incidents) != min(7, max(want-2, 0)) {
+			t.Errorf("list %v: %d of %d, want %d", c.args, len(resp.Incidents), resp.Total, want)
+		}
+	}
+	r := runCtl(t, env, "", "list", "-o", "table", "--limit", "3")
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.HasPrefix(r.out, "ID") || !strings.Contains(r.out, "3 of "+strconv.Itoa(len(all))) {
+		t.Errorf("table:\n%s", r.out)
+	}
+	r = runCtl(t, env, "", "get", all[0].ID, "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
+	var got incident.Incident
+	if err := json.Unmarshal([]byte(r.out), &got); err != nil || got.ID != all[0].ID || got.Version != all[0].Version {
+		t.Errorf("get: %+v %v", got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func allIncidents(t *testing.T, s storage.Store) []*incident.Incident {
+	t.Helper()
+	all, err := s.List(context.Background(), storage.Filter{}, storage.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
