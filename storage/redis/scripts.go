@@ -87,24 +87,41 @@ for lo = 0, m - 1, 500 do
     end
   end
 end
+-- Index changes are grouped by key so each set gets one SREM and one SADD
+-- (and the sorted set one ZADD) for the whole batch: far fewer commands to
+-- run and to propagate to the AOF and replicas.
+local adds, rems, zadd = {}, {}, {'ZADD', p .. ':z:incidents'}
+local function push(t, key, id)
+  local l = t[key]
+  if not l then l = {}; t[key] = l end
+  l[#l + 1] = id
+end
 for i = 0, n - 1 do
   local b = 5 + i * F
   local id = ARGV[b]
-  local score = ARGV[b + 7]
   local old = olds[i]
   redis.call('SET', p .. ':incident:' .. id, ARGV[b + 8])
-  if not old then redis.call('SADD', p .. ':incidents', id) end
-  redis.call('ZADD', p .. ':z:incidents', score, id)
+  if not old then push(adds, p .. ':incidents', id) end
+  zadd[#zadd + 1] = ARGV[b + 7]
+  zadd[#zadd + 1] = id
   for k = 1, 5 do
     local f = fields[k]
     local v = ARGV[b + 1 + k]
-    if old and old[f] ~= v then
-      redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
-    end
-    if not old or old[f] ~= v then
-      redis.call('SADD', p .. ':' .. f .. ':' .. v, id)
+    if old and old[f] ~= v then push(rems, p .. ':' .. f .. ':' .. tostring(old[f]), id) end
+    if not old or old[f] ~= v then push(adds, p .. ':' .. f .. ':' .. v, id) end
+  end
+end
+local function each(cmd, t)
+  for key, ids in pairs(t) do
+    for lo = 1, #ids, 1000 do
+      redis.call(cmd, key, unpack(ids, lo, math.min(lo + 999, #ids)))
     end
   end
+end
+each('SREM', rems)
+each('SADD', adds)
+for lo = 3, #zadd, 2000 do
+  redis.call('ZADD', zadd[2], unpack(zadd, lo, math.min(lo + 1999, #zadd)))
 end
 for fp, id in pairs(ptrs) do
   if stored[fp] ~= id then redis.call('SET', p .. ':identity:' .. fp, id) end
