@@ -32,14 +32,15 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	delta := make(map[entry]int64, 16)
 	rc := s.current()
 	pointer := make(map[string]string, len(b.Incidents)) // fingerprint -> id as the batch moves it
+	stored, err := s.storedMetas(rc, b.Incidents)
+	if err != nil {
+		return err
+	}
 	written := make(map[string]*meta, len(b.Incidents))
 	for _, in := range b.Incidents {
 		old, ok := written[in.ID]
 		if !ok {
-			var err error
-			if old, err = s.storedMeta(rc, in.ID); err != nil {
-				return err
-			}
+			old = stored[in.ID]
 		}
 		var have int64
 		if old != nil {

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/llm-im/incidentd/incident"
@@ -61,18 +62,33 @@ func (s *Store) pointerOf(rc *readCache, fp string) (string, error) {
 	return id, err
 }
 
-// storedMeta returns the stored incident id (nil when absent).
-func (s *Store) storedMeta(rc *readCache, id string) (*meta, error) {
-	if rc != nil {
-		if m, ok := rc.records[id]; ok {
-			return m, nil
+// storedMetas returns the stored version of each incident of a batch
+// (absent when there is none): from the cache when it holds the id, else
+// read in one sorted pass over r/.
+func (s *Store) storedMetas(rc *readCache, ins []*incident.Incident) (map[string]*meta, error) {
+	out := make(map[string]*meta, len(ins))
+	var missing []string
+	for _, in := range ins {
+		if rc != nil {
+			if m, ok := rc.records[in.ID]; ok {
+				out[in.ID] = m
+				continue
+			}
 		}
+		missing = append(missing, in.ID)
 	}
-	in, ok, err := getRecord(s.db, id)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return metaOf(in), nil
+	err := multiGet(s.db, famRecord, missing, func(id string, v []byte) error {
+		if v == nil {
+			return nil
+		}
+		in, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("pebble record %s: %w", id, err)
+		}
+		out[id] = metaOf(in)
+		return nil
+	})
+	return out, err
 }
 
 // applied reports whether an event id has a marker.

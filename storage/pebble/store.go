@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -248,57 +247,6 @@ func exists(r pebbledb.Reader, key []byte) (bool, error) {
 	}
 	_ = closer.Close()
 	return true, nil
-}
-
-// Lookup returns the latest incident of each fingerprint (through the
-// identity pointer) and which event ids already have a marker.
-func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
-	if err := s.enter(ctx); err != nil {
-		return storage.Snapshot{}, err
-	}
-	defer s.life.RUnlock()
-	rc := newReadCache(s.seq.Load(), len(fingerprints), len(eventIDs))
-	snap := storage.Snapshot{
-		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
-		Applied: make(map[string]bool),
-	}
-	// Reading in key order keeps the memtable and block walks warm.
-	for _, fp := range sortedCopy(fingerprints) {
-		id, _, err := getString(s.db, pointerKey(fp))
-		if err != nil {
-			return storage.Snapshot{}, err
-		}
-		rc.pointers[fp] = id
-		if id == "" {
-			continue
-		}
-		in, ok, err := getRecord(s.db, id)
-		if err != nil {
-			return storage.Snapshot{}, err
-		}
-		if ok {
-			snap.Latest[fp] = in
-			rc.records[id] = metaOf(in)
-		}
-	}
-	for _, id := range sortedCopy(eventIDs) {
-		ok, err := exists(s.db, markerKey(id))
-		if err != nil {
-			return storage.Snapshot{}, err
-		}
-		rc.markers[id] = ok
-		if ok {
-			snap.Applied[id] = true
-		}
-	}
-	s.cache.Store(rc)
-	return snap, nil
-}
-
-func sortedCopy(ss []string) []string {
-	c := slices.Clone(ss)
-	slices.Sort(c)
-	return c
 }
 
 // Get returns one incident by id, or storage.ErrNotFound.
