@@ -17,6 +17,8 @@ import (
 	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/natsembed"
 )
 
 func testConfig(t *testing.T, backend config.Backend) config.Config {
@@ -157,5 +159,40 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	cfg := testConfig(t, "nosuch")
 	if _, err := app.New(cfg, zaptest.NewLogger(t), nil); err == nil {
 		t.Fatal("New accepted an unknown backend")
+	}
+}
+
+// TestReadyzFollowsNATS runs a worker against an external server (nothing
+// embedded), stops that server, and expects /readyz to name NATS.
+func TestReadyzFollowsNATS(t *testing.T) {
+	srv, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, config.BackendMemory)
+	cfg.NATS.URL = srv.ClientURL()
+	a, err := app.New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.NATSURL() != srv.ClientURL() {
+		t.Fatalf("NATSURL %q, want the external %q", a.NATSURL(), srv.ClientURL())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	base := a.HTTPURL()
+	waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
+	srv.Shutdown()
+	var body metrics.ReadyResponse
+	waitFor(t, "not ready naming nats", func() bool {
+		return httpGet(t, base+"/readyz", &body) == http.StatusServiceUnavailable && body.Failing["nats"] != ""
+	})
+	t.Logf("/readyz: %+v", body)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return with NATS gone")
 	}
 }

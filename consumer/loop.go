@@ -337,10 +337,7 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	defer timer.Stop()
 	t := time.Now()
 	if src != nil {
-		src.it.Drain()
-		for m := range src.msgs {
-			c.receive(cur, m)
-		}
+		c.stopPulling(src, cur)
 	}
 	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)), zap.Int("in_hand", len(cur.msgs)))
 	t = time.Now()
@@ -358,4 +355,33 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
 	return nil
+}
+
+// drainWait bounds how long the shutdown waits for the client buffer.
+const drainWait = 2 * time.Second
+
+// stopPulling ends the pull subscription, taking what the client already
+// buffered into cur. Without a connection (or when that takes longer than
+// drainWait) the buffer is dropped instead: those messages were never acked
+// and JetStream redelivers them.
+func (c *Consumer) stopPulling(src *source, cur *batch) {
+	if !c.nc.IsConnected() {
+		src.it.Stop()
+	} else {
+		src.it.Drain()
+	}
+	timeout := time.After(drainWait)
+	for {
+		select {
+		case m, ok := <-src.msgs:
+			if !ok {
+				return
+			}
+			c.receive(cur, m)
+		case <-timeout:
+			src.it.Stop()
+			close(src.quit)
+			timeout = nil
+		}
+	}
 }
