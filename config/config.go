@@ -155,6 +155,13 @@ type RedisConfig struct {
 	ReadTimeout Duration `toml:"read_timeout"`
 	// WriteTimeout is state.redis.write_timeout.
 	WriteTimeout Duration `toml:"write_timeout"`
+	// WaitReplicas is state.redis.wait_replicas: when > 0, a batch counts as
+	// committed (and its messages are acked) only after that many replicas
+	// acknowledged it (Redis WAIT), so a failover cannot lose acked events.
+	WaitReplicas int `toml:"wait_replicas"`
+	// WaitTimeout is state.redis.wait_timeout: how long Apply waits for the
+	// replicas before reporting the batch as failed (it is then retried).
+	WaitTimeout Duration `toml:"wait_timeout"`
 }
 
 // NATSConfig is the [nats] table. An empty URL runs an embedded nats-server
@@ -293,6 +300,7 @@ func Default() Config {
 				DialTimeout:  Duration{5 * time.Second},
 				ReadTimeout:  Duration{3 * time.Second},
 				WriteTimeout: Duration{3 * time.Second},
+				WaitTimeout:  Duration{time.Second},
 			},
 		},
 		NATS: NATSConfig{

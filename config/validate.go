@@ -134,6 +134,8 @@ func (c Config) validateState(p *problems) {
 	p.durRange("state.redis.dial_timeout", r.DialTimeout, time.Millisecond, 10*time.Minute)
 	p.durRange("state.redis.read_timeout", r.ReadTimeout, time.Millisecond, 10*time.Minute)
 	p.durRange("state.redis.write_timeout", r.WriteTimeout, time.Millisecond, 10*time.Minute)
+	p.intRange("state.redis.wait_replicas", r.WaitReplicas, 0, 16)
+	p.durRange("state.redis.wait_timeout", r.WaitTimeout, time.Millisecond, time.Minute)
 }
 
 func backendList() string {

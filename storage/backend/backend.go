@@ -72,5 +72,7 @@ func openRedis(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registere
 		DialTimeout:           r.DialTimeout.Duration,
 		ReadTimeout:           r.ReadTimeout.Duration,
 		WriteTimeout:          r.WriteTimeout.Duration,
+		WaitReplicas:          r.WaitReplicas,
+		WaitTimeout:           r.WaitTimeout.Duration,
 	}, log, reg)
 }
