@@ -135,6 +135,12 @@ type benchResult struct {
 		AvgBatch      float64 `json:"avg_batch_events"`
 		FlushP50MS    float64 `json:"flush_p50_ms"`
 		FlushP99MS    float64 `json:"flush_p99_ms"`
+		// CPUSeconds is the worker process's CPU time during the drain
+		// (in process: with the idle publisher, and the nats-server when
+		// embedded); on a busy machine events per CPU second is the
+		// steadier figure.
+		CPUSeconds      float64 `json:"cpu_seconds"`
+		EventsPerCPUSec float64 `json:"events_per_cpu_second"`
 	} `json:"drain"`
 	Latency struct {
 		OfferedPerSec  int     `json:"offered_events_per_second"`
@@ -169,6 +175,7 @@ func (r *benchResult) print(w io.Writer) {
 	row("drain", "%d messages in %.2fs: %.0f events/s", r.Drain.Messages, r.Drain.Seconds, r.Drain.EventsPerSec)
 	row("batches", "%d (%.0f/s, %.0f events avg)", r.Drain.Batches, r.Drain.BatchesPerSec, r.Drain.AvgBatch)
 	row("flush p50 / p99", "%.2f ms / %.2f ms", r.Drain.FlushP50MS, r.Drain.FlushP99MS)
+	row("worker CPU in drain", "%.2f s (%.0f events per CPU second, %.2f cores busy)", r.Drain.CPUSeconds, r.Drain.EventsPerCPUSec, r.Drain.CPUSeconds/max(r.Drain.Seconds, 1e-9))
 	if r.Latency.OfferedPerSec > 0 {
 		row("latency phase", "%d/s offered for %.1fs, %.0f/s achieved (%d events)", r.Latency.OfferedPerSec, r.Latency.Seconds, r.Latency.AchievedPerSec, r.Latency.Published)
 		row("publish-to-commit p50 / p99", "%.2f ms / %.2f ms (%d samples; flush p99 %.2f ms)", r.Latency.P50MS, r.Latency.P99MS, r.Latency.Samples, r.Latency.FlushP99MS)

@@ -75,3 +75,27 @@ func TestBenchFlags(t *testing.T) {
 	r = runCtl(t, nil, "", "bench", "-o", "yaml")
 	mustCode(t, r, ctl.ExitUsage)
 }
+
+// TestBenchWorkerURL benchmarks a worker that is already running: only
+// its /metrics and API are read.
+func TestBenchWorkerURL(t *testing.T) {
+	a := startWorker(t)
+	r := runCtl(t, nil, "", "bench", "--nats-url", a.NATSURL(), "--worker-url", a.HTTPURL(),
+		"--events", "800", "--rate", "500", "--duration", "1s", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
+	var res struct {
+		RSS   int64 `json:"rss_peak_bytes"`
+		Check struct {
+			Distinct  int64    `json:"distinct_event_ids"`
+			Applied   int64    `json:"events_applied"`
+			Incidents int64    `json:"incidents_in_store"`
+			Problems  []string `json:"problems"`
+		} `json:"check"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	if len(res.Check.Problems) > 0 || res.Check.Applied != res.Check.Distinct || res.Check.Incidents <= 0 || res.RSS <= 0 {
+		t.Errorf("summary: %+v, rss %d", res.Check, res.RSS)
+	}
+}

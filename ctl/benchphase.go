@@ -110,6 +110,9 @@ func (b *bench) drain(ctx context.Context, before sample) error {
 	b.events.release(latencyChunk)
 	runtime.GC()
 	debug.FreeOSMemory()
+	if s, err := b.scr.scrape(ctx); err == nil {
+		b.drainCPU0 = s.value(mCPU)
+	}
 	if b.startWorkerNow != nil {
 		b.t0 = time.Now()
 		b.startWorkerNow()
@@ -131,6 +134,10 @@ func (b *bench) drain(ctx context.Context, before sample) error {
 	d.BatchesPerSec = math.Round(float64(d.Batches) / el.Seconds())
 	if d.Batches > 0 {
 		d.AvgBatch = math.Round(float64(b.res.Load.Stored) / float64(d.Batches))
+	}
+	d.CPUSeconds = round2(after.value(mCPU) - b.drainCPU0)
+	if d.CPUSeconds > 0 {
+		d.EventsPerCPUSec = math.Round(float64(b.res.Load.Stored) / d.CPUSeconds)
 	}
 	fl := histDelta(after.histogram(mFlush), before.histogram(mFlush))
 	d.FlushP50MS, d.FlushP99MS = quantileMS(0.5, fl), quantileMS(0.99, fl)

@@ -53,6 +53,8 @@ type bench struct {
 	t0      time.Time
 	// latencyStored is how many latency-phase messages the stream kept.
 	latencyStored int64
+	// drainCPU0 is process_cpu_seconds_total when the drain started.
+	drainCPU0 float64
 	// startWorkerNow releases the in-process worker (nil with --worker-url).
 	startWorkerNow func()
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/api"
@@ -28,7 +27,7 @@ func startWorker(t *testing.T) *app.App {
 	cfg.NATS.EmbeddedListen = "127.0.0.1:0"
 	cfg.NATS.EmbeddedStoreDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	a, err := app.New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	a, err := app.New(cfg, zaptest.NewLogger(t), nil) // nil: with the process collector
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,4 +129,5 @@ const (
 	mFlush        = "incidentd_flush_duration_seconds"
 	mLatency      = "incidentd_end_to_end_latency_seconds"
 	mRSS          = "process_resident_memory_bytes"
+	mCPU          = "process_cpu_seconds_total"
 )
