@@ -139,6 +139,14 @@ func TestEndToEnd(t *testing.T) {
 			requireIncidents(t, store, ex)
 			requireCounters(t, w.m, ex)
 			requireDLQ(t, e, cfg, log)
+			e.waitFor("lag and store gauges polled", 10*time.Second, func() bool {
+				return testutil.ToFloat64(w.m.StoreIncidents) == float64(len(ex.incidents)) &&
+					testutil.ToFloat64(w.m.ConsumerPending) == 0 && testutil.ToFloat64(w.m.ConsumerAckPending) == 0 &&
+					(!st.persistent || testutil.ToFloat64(w.m.StoreSize) > 0)
+			})
+			if h := metrics.Snapshot(w.m.EndToEndLatency); h.GetSampleCount() != uint64(ex.valid) {
+				t.Errorf("end-to-end latency samples %d, want one per valid event (%d)", h.GetSampleCount(), ex.valid)
+			}
 			if got := testutil.ToFloat64(w.m.EventsReceived); int(got) != len(log) {
 				t.Errorf("events_received_total = %v, want %d (no redelivery expected)", got, len(log))
 			}
