@@ -16,8 +16,8 @@ import (
 // identity pointer) and which event ids already have a marker. All reads
 // come from one snapshot, each key family through one iterator and keys in
 // sorted order: a bloom-filtered SeekPrefixGE per key on a reused
-// iterator costs about half of a Get, which builds its iterator stack
-// every time.
+// iterator is cheaper than a Get, which builds its iterator stack every
+// time (Lookup's CPU fell by about a quarter).
 func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
 	if err := s.enter(ctx); err != nil {
 		return storage.Snapshot{}, err

@@ -5,7 +5,8 @@ import (
 )
 
 // collector exposes Pebble's own metrics, read from db.Metrics() at
-// scrape time.
+// scrape time. The store's size (incidentd_store_size_bytes) is not among
+// them: the worker's metrics export it from Stats for every backend.
 type collector struct {
 	s *Store
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/pebble"
 	"github.com/llm-im/incidentd/storage/storetest"
@@ -331,4 +332,18 @@ func TestConfigFrom(t *testing.T) {
 	if got != want {
 		t.Errorf("ConfigFrom(defaults) = %+v, want %+v", got, want)
 	}
+}
+
+// TestRegistersBesideTheWorkerMetrics: the worker registers its metrics
+// and the store's collector on one registry; the names must not clash.
+func TestRegistersBesideTheWorkerMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if _, err := metrics.New(reg, metrics.Build{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pebble.New(testConfig(t), zaptest.NewLogger(t), reg)
+	if err != nil {
+		t.Fatalf("pebble.New on the worker's registry: %v", err)
+	}
+	_ = s.Close()
 }
