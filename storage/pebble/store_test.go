@@ -284,6 +284,21 @@ func TestCollector(t *testing.T) {
 	if values["incidentd_pebble_flushes_total"] < 1 || values["incidentd_pebble_memtable_size_bytes"] <= 0 {
 		t.Errorf("after a flush: %v", values)
 	}
+	if st, err := s.Stats(t.Context()); err != nil || st.SizeOnDisk <= 0 || st.Incidents != 50 {
+		t.Errorf("stats: %+v, %v", st, err)
+	}
+	if problems, err := testutil.CollectAndLint(pebble.Collector(s)); err != nil || len(problems) > 0 {
+		t.Errorf("CollectAndLint: %v %v", problems, err)
+	}
+	// Close unregisters, so the directory can be reopened on the same registry.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pebble.New(cfg, zaptest.NewLogger(t), reg)
+	if err != nil {
+		t.Fatalf("reopen on the same registry: %v", err)
+	}
+	_ = r.Close()
 }
 
 // TestApplyDoesNotTrustStaleLookups: Apply may reuse the last Lookup's
