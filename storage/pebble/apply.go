@@ -28,7 +28,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
-	w := make(ops, 0, 16*len(b.Incidents)+2*len(b.EventIDs))
+	w := make(ops, 0, 10*len(b.Incidents)+2*len(b.EventIDs)+8)
 	delta := make(map[entry]int64, 16)
 	rc := s.current()
 	pointer := make(map[string]string, len(b.Incidents)) // fingerprint -> id as the batch moves it
