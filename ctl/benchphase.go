@@ -41,7 +41,7 @@ func (b *bench) load(ctx context.Context) error {
 	})
 	start := time.Now()
 	err = b.publishN(ctx, p, b.f.events)
-	st := p.wait(time.Minute)
+	st := p.wait()
 	prog.done()
 	if err == nil {
 		err = p.err()
@@ -164,7 +164,7 @@ func (b *bench) latency(ctx context.Context) error {
 	})
 	start := time.Now()
 	err = b.paced(ctx, p, start)
-	st := p.wait(time.Minute)
+	st := p.wait()
 	el := time.Since(start)
 	prog.done()
 	if err == nil {

@@ -81,7 +81,7 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	} else {
 		invalid, err = publishNDJSON(ctx, o, p, f)
 	}
-	st := p.wait(30 * time.Second)
+	st := p.wait()
 	prog.done()
 	fmt.Fprintf(o.Out, "published %d events: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed\n",
 		st.Sent, st.Acked, st.Duplicates, st.Sent-st.Acked)

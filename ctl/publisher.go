@@ -20,6 +20,10 @@ const DefaultNATSURL = "nats://127.0.0.1:4222"
 // the event's source (made subject-safe).
 const DefaultSubject = "incidents.events.{source}"
 
+// ackTimeout is how long one publish waits for its JetStream ack before it
+// counts as failed.
+const ackTimeout = 30 * time.Second
+
 // publisher publishes asynchronously with a bounded number of outstanding
 // acks and counts the outcomes.
 type publisher struct {
@@ -37,7 +41,7 @@ type publisher struct {
 // newPublisher starts the ack collector; maxPending bounds the acks in
 // flight.
 func newPublisher(nc *nats.Conn, maxPending int) (*publisher, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -92,13 +96,9 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 	}
 }
 
-// wait waits for every outstanding ack (at most timeout) and stops the
-// collector; the publisher cannot be used afterwards.
-func (p *publisher) wait(timeout time.Duration) publishStats {
-	select {
-	case <-p.js.PublishAsyncComplete():
-	case <-time.After(timeout):
-	}
+// wait waits for every outstanding ack (each fails after ackTimeout) and
+// stops the collector; the publisher cannot be used afterwards.
+func (p *publisher) wait() publishStats {
 	close(p.futures)
 	<-p.done
 	return p.stats()
