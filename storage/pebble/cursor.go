@@ -48,7 +48,19 @@ func (l *leaf) key() []byte { return l.it.Key()[len(l.prefix):] }
 func (l *leaf) err() error  { return l.it.Error() }
 func (l *leaf) close()      { _ = l.it.Close() }
 func (l *leaf) valid() bool { return l.it.Valid() }
+// seekGE steps forward a few times before seeking: when the clauses of an
+// intersection are dense (a severity and a source), the next candidate is
+// usually a few keys away, and Next is far cheaper than SeekGE.
 func (l *leaf) seekGE(s []byte) bool {
+	for range 8 {
+		if !l.it.Valid() {
+			return false
+		}
+		if bytes.Compare(l.key(), s) >= 0 {
+			return true
+		}
+		l.it.Next()
+	}
 	if l.it.Valid() && bytes.Compare(l.key(), s) >= 0 {
 		return true
 	}
