@@ -48,6 +48,7 @@ func (l *leaf) key() []byte { return l.it.Key()[len(l.prefix):] }
 func (l *leaf) err() error  { return l.it.Error() }
 func (l *leaf) close()      { _ = l.it.Close() }
 func (l *leaf) valid() bool { return l.it.Valid() }
+
 // seekGE steps forward a few times before seeking: when the clauses of an
 // intersection are dense (a severity and a source), the next candidate is
 // usually a few keys away, and Next is far cheaper than SeekGE.
