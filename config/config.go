@@ -252,6 +252,10 @@ type DedupeConfig struct {
 	// SourceFields is the [dedupe.source_fields] table: per-source field
 	// lists that replace Fields for events of that source.
 	SourceFields map[string][]string `toml:"source_fields"`
+	// SweepInterval is dedupe.sweep_interval: how often a caught-up worker
+	// resolves open incidents whose quiet period ended with no further
+	// event (0 disables; then they resolve at their identity's next event).
+	SweepInterval Duration `toml:"sweep_interval"`
 }
 
 // FieldsFor returns the fingerprint fields for events of source: its
@@ -328,9 +332,10 @@ func Default() Config {
 			RetryMax:         Duration{10 * time.Second},
 		},
 		Dedupe: DedupeConfig{
-			Window:       Duration{15 * time.Minute},
-			Fields:       []string{"source", "type", "title", "resources"},
-			SourceFields: map[string][]string{},
+			Window:        Duration{15 * time.Minute},
+			Fields:        []string{"source", "type", "title", "resources"},
+			SourceFields:  map[string][]string{},
+			SweepInterval: Duration{30 * time.Second},
 		},
 		HTTP: HTTPConfig{Listen: ":8080"},
 		Log:  LogConfig{Level: LogLevelInfo, Format: LogFormatAuto},

@@ -401,6 +401,9 @@ var volatileFields = []string{
 func (c Config) validateDedupe(p *problems) {
 	d := c.Dedupe
 	p.durRange("dedupe.window", d.Window, time.Second, 720*time.Hour)
+	if d.SweepInterval.Duration != 0 {
+		p.durRange("dedupe.sweep_interval", d.SweepInterval, time.Second, time.Hour)
+	}
 	checkFields(p, "dedupe.fields", d.Fields)
 	sources := make([]string, 0, len(d.SourceFields))
 	for s := range d.SourceFields {

@@ -70,6 +70,8 @@ type Consumer struct {
 	storeErr atomic.Pointer[error]
 	failing  chan struct{} // signalled by a failing commit so pulling stops
 	dlq      *deadLetters
+
+	lastSweep time.Time // only touched by the lag poller
 }
 
 // New checks the configuration and returns a consumer; Run starts it.

@@ -187,7 +187,8 @@ func (c *Consumer) deadLetterMaxDeliver(ctx context.Context, stream jetstream.St
 }
 
 // pollLag samples the consumer info into the lag gauges, and the store
-// stats into the size gauges, every lag_poll_interval.
+// stats into the size gauges, every lag_poll_interval; when caught up, it
+// also resolves incidents whose quiet period ended (sweep).
 func (c *Consumer) pollLag(ctx context.Context, cons jetstream.Consumer) {
 	t := time.NewTicker(c.cfg.Consumer.LagPollInterval.Duration)
 	defer t.Stop()
@@ -208,6 +209,10 @@ func (c *Consumer) sample(ctx context.Context, cons jetstream.Consumer) {
 		c.m.ConsumerPending.Set(float64(info.NumPending))
 		c.m.ConsumerAckPending.Set(float64(info.NumAckPending))
 		c.m.ConsumerRedelivered.Set(float64(info.NumRedelivered))
+		if every := c.cfg.Dedupe.SweepInterval.Duration; every > 0 && time.Since(c.lastSweep) >= every {
+			c.lastSweep = time.Now()
+			c.sweep(ctx, info.NumPending)
+		}
 	} else if ctx.Err() == nil {
 		c.log.Debug("consumer info", zap.Error(err))
 	}
