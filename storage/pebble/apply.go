@@ -118,11 +118,13 @@ func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64
 	return m, nil
 }
 
-// putMarkers checks that no event id was applied and writes e/ and E/ for
-// each (once per id).
+// putMarkers checks that no event id was applied and writes one e/ key
+// per id and one E/ key for the batch, listing its ids.
 func (s *Store) putMarkers(w *ops, rc *readCache, ids []string, at time.Time) error {
 	val := appendTime(nil, at)
 	seen := make(map[string]struct{}, len(ids))
+	list := make([]byte, 0, 40*len(ids))
+	first := ""
 	for _, id := range ids {
 		if _, dup := seen[id]; dup {
 			continue
@@ -136,7 +138,14 @@ func (s *Store) putMarkers(w *ops, rc *readCache, ids []string, at time.Time) er
 			return fmt.Errorf("event %s already applied: %w", id, storage.ErrConflict)
 		}
 		w.set(markerKey(id), val)
-		w.set(markerTimeKey(at, id), nil)
+		if first == "" {
+			first = id
+		}
+		list = appendString(list, id)
+	}
+	if len(seen) > 0 {
+		// The first id makes the key unique: no other batch applies it.
+		w.set(markerTimeKey(at, first), list)
 	}
 	return nil
 }

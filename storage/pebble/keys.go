@@ -13,7 +13,7 @@ import (
 //	x/<field><value-esc>\x00\x01<suffix>        index membership (empty value)
 //	f/<fingerprint>                             identity pointer -> latest id
 //	e/<event id>                                applied marker -> applied-at
-//	E/<applied-at 12 bytes><event id>           marker by time, for purging
+//	E/<applied-at 12 bytes><first event id>     a batch's event ids, by time
 //	c/<field><value-esc>                        counter -> int64 big endian
 //
 // suffix is ^(last_seen as 8-byte sign-flipped unix seconds + 4-byte nanos)
@@ -144,7 +144,7 @@ func pointerKey(fp string) []byte { return join(famPointer, fp) }
 // markerKey is e/<event id>.
 func markerKey(eventID string) []byte { return join(famMarker, eventID) }
 
-// markerTimeKey is E/<at><event id>.
+// markerTimeKey is E/<at><first event id of the batch>.
 func markerTimeKey(at time.Time, eventID string) []byte {
 	k := make([]byte, 0, len(famMarkerTime)+timeLen+len(eventID))
 	k = append(k, famMarkerTime...)

@@ -116,3 +116,24 @@ func TestPrefixEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkerList(t *testing.T) {
+	at := time.Unix(1_700_000_000, 5)
+	list := appendString(appendString(nil, "ev-1"), "ev-2")
+	tests := []struct {
+		name    string
+		val     []byte
+		want    []string
+		wantErr bool
+	}{
+		{"per batch", list, []string{"ev-1", "ev-2"}, false},
+		{"per event (empty value)", nil, []string{"ev-1"}, false},
+		{"truncated", list[:len(list)-1], nil, true},
+	}
+	for _, tc := range tests {
+		got, err := markerList(markerTimeKey(at, "ev-1"), tc.val)
+		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, %v; want %q (error %v)", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

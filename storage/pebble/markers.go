@@ -18,10 +18,11 @@ import (
 const purgeChunk = 4096
 
 // PurgeExpiredMarkers deletes the applied-event markers written more than
-// the retention before now: it walks E/ in time order, deletes each e/ key
-// that still holds that time, and drops the walked E/ range with one range
-// deletion per chunk. It returns how many markers it removed. The store
-// also runs it every PurgeInterval.
+// the retention before now: it walks E/ (one key per batch, in time order,
+// listing the batch's event ids), deletes each e/ key that still holds
+// that time, and drops the walked E/ range with one range deletion per
+// chunk. It returns how many markers it walked. The store also runs it
+// every PurgeInterval.
 func (s *Store) PurgeExpiredMarkers(now time.Time) (int, error) {
 	if err := s.enter(context.Background()); err != nil {
 		return 0, err
@@ -38,8 +39,8 @@ func (s *Store) PurgeExpiredMarkers(now time.Time) (int, error) {
 	}
 }
 
-// purgeChunk removes up to purgeChunk expired markers in one batch; more
-// reports whether expired markers remain.
+// purgeChunk removes the markers of expired batches, about purgeChunk of
+// them, in one batch; more reports whether expired markers remain.
 func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -48,31 +49,40 @@ func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
 		return 0, false, fmt.Errorf("pebble purge: %w", err)
 	}
 	defer it.Close()
-	wb := s.db.NewBatch()
-	defer wb.Close()
+	var w ops
 	var last []byte
 	for ok := it.First(); ok && n < purgeChunk; ok = it.Next() {
 		k := it.Key()
-		at, id := k[len(famMarkerTime):len(famMarkerTime)+timeLen], string(k[len(famMarkerTime)+timeLen:])
-		v, closer, err := s.db.Get(markerKey(id))
-		if err == nil {
-			same := bytes.Equal(v, at)
-			_ = closer.Close()
-			if same {
-				if err := wb.Delete(markerKey(id), nil); err != nil {
-					return 0, false, fmt.Errorf("pebble purge: %w", err)
-				}
+		at := k[len(famMarkerTime) : len(famMarkerTime)+timeLen]
+		ids, err := markerList(k, it.Value())
+		if err != nil {
+			return 0, false, err
+		}
+		for _, id := range ids {
+			v, closer, err := s.db.Get(markerKey(id))
+			if errors.Is(err, pebbledb.ErrNotFound) {
+				continue
 			}
-		} else if err != pebbledb.ErrNotFound {
-			return 0, false, fmt.Errorf("pebble purge: %w", err)
+			if err != nil {
+				return 0, false, fmt.Errorf("pebble purge: %w", err)
+			}
+			if bytes.Equal(v, at) {
+				w.del(markerKey(id))
+			}
+			_ = closer.Close()
 		}
 		last = append(last[:0], k...)
-		n++
+		n += len(ids)
 	}
-	if n == 0 {
+	if last == nil {
 		return 0, false, it.Error()
 	}
 	more = it.Valid()
+	wb, err := w.batch(s.db)
+	if err != nil {
+		return 0, false, err
+	}
+	defer wb.Close()
 	if err := wb.DeleteRange(famMarkerTime, append(last, 0), nil); err != nil {
 		return 0, false, fmt.Errorf("pebble purge: %w", err)
 	}
@@ -81,6 +91,23 @@ func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
 	}
 	s.seq.Add(1)
 	return n, more, nil
+}
+
+// markerList decodes the event ids of an E/ key: its value lists them; an
+// empty value (one key per event) names the id in the key itself.
+func markerList(key, val []byte) ([]string, error) {
+	if len(val) == 0 {
+		return []string{string(key[len(famMarkerTime)+timeLen:])}, nil
+	}
+	d := decoder{b: val}
+	var ids []string
+	for len(d.b) > 0 && !d.bad {
+		ids = append(ids, d.string())
+	}
+	if d.bad {
+		return nil, fmt.Errorf("pebble purge: malformed marker list under %q", key)
+	}
+	return ids, nil
 }
 
 // purgeLoop runs PurgeExpiredMarkers every PurgeInterval until Close.
