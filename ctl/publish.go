@@ -48,7 +48,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.StringVarP(&f.file, "file", "f", "", "NDJSON `file` of events, one per line (default stdin)")
 	fs.IntVar(&f.generate, "generate", 0, "publish `N` synthetic LLM-platform events instead of reading NDJSON")
 	fs.Float64Var(&f.duplicates, "duplicates", 0.3, "with --generate: share of events repeating an identity (half same id, half new events)")
-	fs.Uint64Var(&f.seed, "seed", 1, "with --generate: random seed (same seed, same events)")
+	fs.Uint64Var(&f.seed, "seed", 0, "with --generate: random seed; the same seed gives the same event ids and contents (0: a new seed each run, so runs do not de-duplicate each other)")
 	fs.Float64Var(&f.ackRatio, "ack-ratio", 0, "with --generate: share of acknowledge events")
 	fs.Float64Var(&f.resolve, "resolve-ratio", 0, "with --generate: share of resolve events")
 	fs.StringVar(&f.subject, "subject", DefaultSubject, "subject `template`; {source} is the event's source")
@@ -98,6 +98,12 @@ func invalidErr(n int) error {
 func publishGenerated(ctx context.Context, p *publisher, f publishFlags) error {
 	cfg := loadgen.DefaultConfig()
 	cfg.Seed, cfg.DuplicateRatio, cfg.AckRatio, cfg.ResolveRatio = f.seed, f.duplicates, f.ackRatio, f.resolve
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
+	}
+	// Event times end now, one millisecond apart, so the incidents look like
+	// live ones (and are not swept as long quiet).
+	cfg.Start = time.Now().UTC().Add(-time.Duration(f.generate) * cfg.Step)
 	g := loadgen.New(cfg)
 	for range f.generate {
 		if err := ctx.Err(); err != nil {
