@@ -28,52 +28,73 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 
-	w := make(ops, 0, 10*len(b.Incidents)+2*len(b.EventIDs)+8)
-	delta := make(map[entry]int64, 16)
-	rc := s.current()
-	pointer := make(map[string]string, len(b.Incidents)) // fingerprint -> id as the batch moves it
-	stored, err := s.storedMetas(rc, b.Incidents)
+	st := &staged{
+		w:       make(ops, 0, 10*len(b.Incidents)+2*len(b.EventIDs)+8),
+		delta:   make(map[entry]int64, 16),
+		rc:      s.current(),
+		pointer: make(map[string]string, len(b.Incidents)),
+		written: make(map[string]*meta, len(b.Incidents)),
+	}
+	var err error
+	if st.stored, err = s.storedMetas(st.rc, b.Incidents); err != nil {
+		return err
+	}
+	for _, in := range b.Incidents {
+		if err := s.stage(st, in); err != nil {
+			return err
+		}
+	}
+	if err := s.putMarkers(&st.w, st.rc, b.EventIDs, at); err != nil {
+		return err
+	}
+	s.putCounters(&st.w, st.delta)
+	return s.commit(st.w, st.delta)
+}
+
+// staged is an Apply in progress.
+type staged struct {
+	w       ops
+	delta   map[entry]int64
+	rc      *readCache
+	stored  map[string]*meta  // id -> stored version, before the batch
+	written map[string]*meta  // id -> version written earlier in the batch
+	pointer map[string]string // fingerprint -> id as the batch moves it
+}
+
+// stage checks one incident against the stored version and identity
+// pointer (as the batch has moved them so far) and adds its writes.
+func (s *Store) stage(st *staged, in *incident.Incident) error {
+	old, ok := st.written[in.ID]
+	if !ok {
+		old = st.stored[in.ID]
+	}
+	var have int64
+	if old != nil {
+		have = old.version
+	}
+	if have != in.Version-1 {
+		return fmt.Errorf("incident %s: stored version %d, batch version %d: %w", in.ID, have, in.Version, storage.ErrConflict)
+	}
+	latest, moved := st.pointer[in.Fingerprint]
+	if !moved {
+		var err error
+		if latest, err = s.pointerOf(st.rc, in.Fingerprint); err != nil {
+			return err
+		}
+	}
+	if in.Version == 1 && latest != in.ReopenOf {
+		return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
+	}
+	m, err := putIncident(&st.w, old, in, st.delta)
 	if err != nil {
 		return err
 	}
-	written := make(map[string]*meta, len(b.Incidents))
-	for _, in := range b.Incidents {
-		old, ok := written[in.ID]
-		if !ok {
-			old = stored[in.ID]
-		}
-		var have int64
-		if old != nil {
-			have = old.version
-		}
-		if have != in.Version-1 {
-			return fmt.Errorf("incident %s: stored version %d, batch version %d: %w", in.ID, have, in.Version, storage.ErrConflict)
-		}
-		latest, moved := pointer[in.Fingerprint]
-		if !moved {
-			var err error
-			if latest, err = s.pointerOf(rc, in.Fingerprint); err != nil {
-				return err
-			}
-		}
-		if in.Version == 1 && latest != in.ReopenOf {
-			return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
-		}
-		m, err := putIncident(&w, old, in, delta)
-		if err != nil {
-			return err
-		}
-		if latest != in.ID {
-			w.set(pointerKey(in.Fingerprint), []byte(in.ID))
-		}
-		pointer[in.Fingerprint] = in.ID
-		written[in.ID] = m
+	if latest != in.ID {
+		st.w.set(pointerKey(in.Fingerprint), []byte(in.ID))
 	}
-	if err := s.putMarkers(&w, rc, b.EventIDs, at); err != nil {
-		return err
-	}
-	s.putCounters(&w, delta)
-	return s.commit(w, delta)
+	st.pointer[in.Fingerprint] = in.ID
+	st.written[in.ID] = m
+	return nil
 }
 
 // commit writes w in one batch and, once it is committed, bumps the write
