@@ -36,24 +36,20 @@ func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (s
 	return nil, fmt.Errorf("%w: %q (want memory, pebble, redis or redis_cluster)", ErrUnknownBackend, cfg.Backend)
 }
 
-// openPebble maps [state] and [state.pebble] onto the Pebble backend's
-// Config.
+// openPebble opens the Pebble backend from [state] and [state.pebble]. A
+// failed open returns a nil interface, never a typed nil.
 func openPebble(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
-	p := cfg.Pebble
-	return pebble.New(pebble.Config{
-		Path:             cfg.Path,
-		CacheSizeMB:      p.CacheSizeMB,
-		MemtableSizeMB:   p.MemtableSizeMB,
-		BloomBitsPerKey:  p.BloomBitsPerKey,
-		Sync:             p.Sync,
-		AppliedRetention: cfg.AppliedRetention.Duration,
-	}, log, reg)
+	s, err := pebble.New(pebble.ConfigFrom(cfg), log, reg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // openRedis maps [state] and [state.redis] onto the Redis backend's Config.
 func openRedis(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
 	r := cfg.Redis
-	return redis.New(redis.Config{
+	s, err := redis.New(redis.Config{
 		URL:                   cfg.RedisURL,
 		ClusterNodes:          cfg.RedisClusterNodes,
 		Cluster:               cfg.Backend == config.BackendRedisCluster,
@@ -75,4 +71,8 @@ func openRedis(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registere
 		WaitReplicas:          r.WaitReplicas,
 		WaitTimeout:           r.WaitTimeout.Duration,
 	}, log, reg)
+	if err != nil {
+		return nil, err // a nil interface, never a typed nil
+	}
+	return s, nil
 }

@@ -57,3 +57,16 @@ func TestPebbleLocked(t *testing.T) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }
+
+// A failed open returns a nil interface, so callers' nil checks work.
+func TestFailedOpenReturnsNilInterface(t *testing.T) {
+	cfg := config.Default().State
+	cfg.Path = "/proc/not-a-writable-place/pebble"
+	s, err := backend.Open(cfg, zaptest.NewLogger(t), nil)
+	if err == nil {
+		t.Fatal("opening pebble under /proc succeeded")
+	}
+	if s != nil {
+		t.Fatalf("store = %#v, want a nil interface", s)
+	}
+}
