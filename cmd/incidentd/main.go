@@ -65,7 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", zap.String("warning", w))
 	}
-	log.Info("starting", zap.String("version", app.Version), zap.Any("config", cfg.Redacted()))
+	gc, limit := app.TuneRuntime(os.LookupEnv)
+	log.Info("starting", zap.String("version", app.Version), zap.Any("config", cfg.Redacted()),
+		zap.Int("gogc", gc), zap.Int64("gomemlimit_bytes", limit))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
