@@ -31,12 +31,12 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	st := &staged{
 		w:       make(ops, 0, 10*len(b.Incidents)+2*len(b.EventIDs)+8),
 		delta:   make(map[entry]int64, 16),
-		rc:      s.current(),
+		v:       s.current(),
 		pointer: make(map[string]string, len(b.Incidents)),
 		written: make(map[string]*meta, len(b.Incidents)),
 	}
 	var err error
-	if st.stored, err = s.storedMetas(st.rc, b.Incidents); err != nil {
+	if st.stored, err = s.storedMetas(st.v, b.Incidents); err != nil {
 		return err
 	}
 	for _, in := range b.Incidents {
@@ -44,18 +44,19 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 			return err
 		}
 	}
-	if err := s.putMarkers(&st.w, st.rc, b.EventIDs, at); err != nil {
+	marked, err := s.putMarkers(&st.w, st.v, b.EventIDs, at)
+	if err != nil {
 		return err
 	}
 	s.putCounters(&st.w, st.delta)
-	return s.commit(st.w, st.delta)
+	return s.commit(st.w, st.delta, &writeLog{pointers: st.pointer, records: st.written, markers: marked})
 }
 
 // staged is an Apply in progress.
 type staged struct {
 	w       ops
 	delta   map[entry]int64
-	rc      *readCache
+	v       *view
 	stored  map[string]*meta  // id -> stored version, before the batch
 	written map[string]*meta  // id -> version written earlier in the batch
 	pointer map[string]string // fingerprint -> id as the batch moves it
@@ -78,7 +79,7 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 	latest, moved := st.pointer[in.Fingerprint]
 	if !moved {
 		var err error
-		if latest, err = s.pointerOf(st.rc, in.Fingerprint); err != nil {
+		if latest, err = s.pointerOf(st.v, in.Fingerprint); err != nil {
 			return err
 		}
 	}
@@ -99,7 +100,7 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 
 // commit writes w in one batch and, once it is committed, bumps the write
 // sequence and the in-memory counters; the caller holds applyMu.
-func (s *Store) commit(w ops, delta map[entry]int64) error {
+func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog) error {
 	wb, err := w.batch(s.db)
 	if err != nil {
 		return err
@@ -108,7 +109,7 @@ func (s *Store) commit(w ops, delta map[entry]int64) error {
 	if err := wb.Commit(s.wopts); err != nil {
 		return fmt.Errorf("pebble commit: %w", err)
 	}
-	s.seq.Add(1)
+	s.bump(log)
 	s.addCounts(delta)
 	return nil
 }
@@ -141,22 +142,22 @@ func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64
 
 // putMarkers checks that no event id was applied and writes one e/ key
 // per id and one E/ key for the batch, listing its ids.
-func (s *Store) putMarkers(w *ops, rc *readCache, ids []string, at time.Time) error {
+func (s *Store) putMarkers(w *ops, v *view, ids []string, at time.Time) (map[string]bool, error) {
 	val := appendTime(nil, at)
-	seen := make(map[string]struct{}, len(ids))
+	seen := make(map[string]bool, len(ids))
 	list := make([]byte, 0, 40*len(ids))
 	first := ""
 	for _, id := range ids {
 		if _, dup := seen[id]; dup {
 			continue
 		}
-		seen[id] = struct{}{}
-		ok, err := s.applied(rc, id)
+		seen[id] = true
+		ok, err := s.applied(v, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ok {
-			return fmt.Errorf("event %s already applied: %w", id, storage.ErrConflict)
+			return nil, fmt.Errorf("event %s already applied: %w", id, storage.ErrConflict)
 		}
 		w.set(markerKey(id), val)
 		if first == "" {
@@ -168,7 +169,7 @@ func (s *Store) putMarkers(w *ops, rc *readCache, ids []string, at time.Time) er
 		// The first id makes the key unique: no other batch applies it.
 		w.set(markerTimeKey(at, first), list)
 	}
-	return nil
+	return seen, nil
 }
 
 // putCounters writes the counters delta changes, fingerprints excepted.
@@ -241,7 +242,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		w.del(pointerKey(old.Fingerprint))
 	}
 	s.putCounters(&w, delta)
-	return s.commit(w, delta)
+	return s.commit(w, delta, nil) // a deletion is not in a log: later Applies read
 }
 
 func encodeInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

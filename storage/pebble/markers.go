@@ -89,7 +89,7 @@ func (s *Store) purgeChunk(upper []byte) (n int, more bool, err error) {
 	if err := wb.Commit(s.wopts); err != nil {
 		return 0, false, fmt.Errorf("pebble purge commit: %w", err)
 	}
-	s.seq.Add(1)
+	s.bump(nil) // markers removed: later Applies read them again
 	return n, more, nil
 }
 

@@ -22,10 +22,10 @@ func metaOf(in *incident.Incident) *meta {
 // readCache is what the last Lookup read: identity pointers, the stored
 // incidents they name and the markers of its event ids. It is tagged with
 // the store's write sequence read before the first Get; Apply trusts it
-// only while no write has committed since (seq unchanged), which saves the
-// write path re-reading what the read path of the same batch just read.
-// Writers commit and then bump seq, so a Lookup that saw part of a newer
-// state is always tagged older than that state and never trusted.
+// overlaid with the logs of the writes committed since (see view), which
+// saves the write path re-reading what the read path just read. Writers
+// commit and then bump seq, so a Lookup that saw part of a newer state is
+// tagged older than that state, and that state's log overrides its reads.
 type readCache struct {
 	seq      uint64
 	pointers map[string]string // fingerprint -> id, "" when absent
@@ -42,38 +42,124 @@ func newReadCache(seq uint64, fps, ids int) *readCache {
 	}
 }
 
-// current returns the cache when nothing was written since it was filled;
-// the caller holds applyMu.
-func (s *Store) current() *readCache {
-	if rc := s.cache.Load(); rc != nil && rc.seq == s.seq.Load() {
-		return rc
+// writeLog is what one committed Apply wrote that a later Apply checks:
+// identity pointers, incident versions and markers. Apply keeps the last
+// logRing of them so that the reads of a Lookup stay usable after writes
+// that committed while (or after) it read: the pipelined worker looks up
+// batch N+1 while batch N commits.
+type writeLog struct {
+	seq      uint64
+	pointers map[string]string // fingerprint -> id
+	records  map[string]*meta  // id -> written version
+	markers  map[string]bool   // event ids marked
+}
+
+// logRing is how many commits a Lookup's reads may lag behind and still be
+// used.
+const logRing = 8
+
+// view is what Apply may trust instead of reading: the last Lookup's reads
+// overlaid with the write logs of every commit since (oldest first).
+type view struct {
+	rc   *readCache
+	logs []*writeLog
+}
+
+// current returns the last Lookup's reads with the logs of the commits
+// since, or nil when any of those commits left no log (Delete, marker
+// purge) or is too old; the caller holds applyMu.
+func (s *Store) current() *view {
+	rc := s.cache.Load()
+	if rc == nil {
+		return nil
 	}
-	return nil
+	now := s.seq.Load()
+	if now-rc.seq > logRing {
+		return nil
+	}
+	v := &view{rc: rc}
+	for q := rc.seq + 1; q <= now; q++ {
+		l := s.logs[q%logRing]
+		if l == nil || l.seq != q {
+			return nil
+		}
+		v.logs = append(v.logs, l)
+	}
+	return v
+}
+
+// bump records a committed write: its log, or nil when it wrote something
+// a log cannot describe; the caller holds applyMu.
+func (s *Store) bump(l *writeLog) {
+	q := s.seq.Add(1)
+	if l != nil {
+		l.seq = q
+	}
+	s.logs[q%logRing] = l
+}
+
+// pointer returns what v knows of fp's identity pointer.
+func (v *view) pointer(fp string) (string, bool) {
+	if v == nil {
+		return "", false
+	}
+	for i := len(v.logs) - 1; i >= 0; i-- {
+		if id, ok := v.logs[i].pointers[fp]; ok {
+			return id, true
+		}
+	}
+	id, ok := v.rc.pointers[fp]
+	return id, ok
+}
+
+// record returns what v knows of an incident's stored version. Only
+// incidents that exist are known (absent ids are read from the store).
+func (v *view) record(id string) (*meta, bool) {
+	if v == nil {
+		return nil, false
+	}
+	for i := len(v.logs) - 1; i >= 0; i-- {
+		if m, ok := v.logs[i].records[id]; ok {
+			return m, true
+		}
+	}
+	m, ok := v.rc.records[id]
+	return m, ok
+}
+
+// marker returns what v knows of an event id's marker.
+func (v *view) marker(id string) (applied, known bool) {
+	if v == nil {
+		return false, false
+	}
+	for i := len(v.logs) - 1; i >= 0; i-- {
+		if v.logs[i].markers[id] {
+			return true, true
+		}
+	}
+	applied, known = v.rc.markers[id]
+	return applied, known
 }
 
 // pointerOf returns the stored identity pointer of fp.
-func (s *Store) pointerOf(rc *readCache, fp string) (string, error) {
-	if rc != nil {
-		if id, ok := rc.pointers[fp]; ok {
-			return id, nil
-		}
+func (s *Store) pointerOf(v *view, fp string) (string, error) {
+	if id, ok := v.pointer(fp); ok {
+		return id, nil
 	}
 	id, _, err := getString(s.db, pointerKey(fp))
 	return id, err
 }
 
 // storedMetas returns the stored version of each incident of a batch
-// (absent when there is none): from the cache when it holds the id, else
+// (absent when there is none): from the view when it knows the id, else
 // read in one sorted pass over r/.
-func (s *Store) storedMetas(rc *readCache, ins []*incident.Incident) (map[string]*meta, error) {
+func (s *Store) storedMetas(v *view, ins []*incident.Incident) (map[string]*meta, error) {
 	out := make(map[string]*meta, len(ins))
 	var missing []string
 	for _, in := range ins {
-		if rc != nil {
-			if m, ok := rc.records[in.ID]; ok {
-				out[in.ID] = m
-				continue
-			}
+		if m, ok := v.record(in.ID); ok {
+			out[in.ID] = m
+			continue
 		}
 		missing = append(missing, in.ID)
 	}
@@ -92,11 +178,9 @@ func (s *Store) storedMetas(rc *readCache, ins []*incident.Incident) (map[string
 }
 
 // applied reports whether an event id has a marker.
-func (s *Store) applied(rc *readCache, id string) (bool, error) {
-	if rc != nil {
-		if ok, known := rc.markers[id]; known {
-			return ok, nil
-		}
+func (s *Store) applied(v *view, id string) (bool, error) {
+	if ok, known := v.marker(id); known {
+		return ok, nil
 	}
 	return exists(s.db, markerKey(id))
 }

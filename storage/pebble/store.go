@@ -86,6 +86,9 @@ type Store struct {
 	// tagged with seq (see readCache).
 	seq   atomic.Uint64
 	cache atomic.Pointer[readCache]
+	// logs are the write logs of the last commits, by seq % logRing;
+	// under applyMu.
+	logs [logRing]*writeLog
 
 	reg       prometheus.Registerer
 	collector *collector

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -317,6 +318,14 @@ func TestApplyDoesNotTrustStaleLookups(t *testing.T) {
 			return s.Apply(ctx, storage.Batch{EventIDs: []string{"ev-a"}})
 		}},
 		{"delete", func(s *pebble.Store) error { return s.Delete(ctx, "inc-1") }},
+		{"update after many writes", func(s *pebble.Store) error {
+			for i := range 12 { // more commits than the write-log ring holds
+				if err := s.Apply(ctx, storage.Batch{EventIDs: []string{fmt.Sprintf("filler-%d", i)}}); err != nil {
+					return err
+				}
+			}
+			return s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{storetest.Update(in, func(*incident.Incident) {})}})
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,6 +345,64 @@ func TestApplyDoesNotTrustStaleLookups(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestApplyUsesLookupsAcrossUnrelatedWrites: the reads of a Lookup stay
+// usable (and correct) after writes that committed since, as when the
+// worker looks up batch N+1 while batch N commits; a write to the same
+// identity in between still conflicts.
+func TestApplyUsesLookupsAcrossUnrelatedWrites(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, testConfig(t))
+	a := storetest.SparseIncident("inc-a", "fp-a")
+	storetest.Put(t, s, a)
+	snap, err := s.Lookup(ctx, []string{"fp-a", "fp-new"}, []string{"ev-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unrelated writes commit between the Lookup and the Apply.
+	other := storetest.SparseIncident("inc-b", "fp-b")
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{other}, EventIDs: []string{"ev-0"}}); err != nil {
+		t.Fatal(err)
+	}
+	next := storetest.Update(snap.Latest["fp-a"], func(in *incident.Incident) { in.Severity = incident.P0 })
+	fresh := storetest.SparseIncident("inc-new", "fp-new")
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{next, fresh}, EventIDs: []string{"ev-1"}}); err != nil {
+		t.Fatalf("apply after an unrelated write: %v", err)
+	}
+	// A competing open of the same new identity between Lookup and Apply
+	// conflicts, through the write log of the competing commit.
+	snap, err = s.Lookup(ctx, []string{"fp-race"}, []string{"ev-2"})
+	if err != nil || snap.Latest["fp-race"] != nil {
+		t.Fatalf("lookup: %+v %v", snap, err)
+	}
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{storetest.SparseIncident("inc-r1", "fp-race")}, EventIDs: []string{"ev-3"}}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{storetest.SparseIncident("inc-r2", "fp-race")}, EventIDs: []string{"ev-2"}})
+	if !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("second open of one identity: %v, want ErrConflict", err)
+	}
+	var got []string
+	for _, in := range storetest.ListAll(t, s) {
+		got = append(got, in.ID)
+	}
+	slices.Sort(got)
+	if want := []string{"inc-a", "inc-b", "inc-new", "inc-r1"}; !slices.Equal(got, want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	if in := mustGet(t, s, "inc-a"); in.Severity != incident.P0 || in.Version != 2 {
+		t.Fatalf("inc-a after the apply: %+v", in)
+	}
+}
+
+func mustGet(t *testing.T, s *pebble.Store, id string) *incident.Incident {
+	t.Helper()
+	in, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }
 
 func TestConfigFrom(t *testing.T) {
