@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"sync"
 	"time"
 
@@ -47,6 +48,13 @@ func (s *Store) options() *pebbledb.Options {
 		l.IndexBlockSize = 256 << 10
 		if s.cfg.BloomBitsPerKey > 0 {
 			l.FilterPolicy = bloom.FilterPolicy(s.cfg.BloomBitsPerKey)
+		}
+		if i < 3 {
+			// The upper levels are small and rewritten by every compaction:
+			// compressing them cost about 10 % of the worker's CPU per event
+			// in A/B drains (17.6k vs 15.8k events per CPU second); the
+			// bottom levels, where the data lives, stay Snappy-compressed.
+			l.Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 		}
 	}
 	return opts
