@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
 	"github.com/llm-im/incidentd/storage/pebble"
+	"github.com/llm-im/incidentd/storage/redis"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
 )
 
 // stores are the embedded backends every end-to-end test runs against. open
@@ -23,9 +26,37 @@ var stores = []struct {
 	name       string
 	open       func(t testing.TB, dir string) storage.Store
 	persistent bool
+	// shared: opening dir again gives a second client of the same data,
+	// as a second pod would have (Redis); otherwise workers share one store.
+	shared bool
 }{
-	{"memory", func(t testing.TB, dir string) storage.Store { return memory.New() }, false},
-	{"pebble", openPebble, true},
+	{"memory", func(t testing.TB, dir string) storage.Store { return memory.New() }, false, false},
+	{"pebble", openPebble, true, false},
+	{"redis", openRedis, true, true},
+}
+
+// redisServers maps a test's data dir to the redis-server started for it,
+// so that opening the same dir again (a restart, a second pod) reaches the
+// same data.
+var redisServers sync.Map
+
+// openRedis starts (once per dir) a real redis-server with appendonly on
+// and returns a new client store on it. Without redis-server installed the
+// test skips, except under CI=true.
+func openRedis(t testing.TB, dir string) storage.Store {
+	t.Helper()
+	v, ok := redisServers.Load(dir)
+	if !ok {
+		srv := redistest.StartStandalone(t, redistest.Options{AppendOnly: true})
+		v, _ = redisServers.LoadOrStore(dir, srv)
+		t.Cleanup(func() { redisServers.Delete(dir) })
+	}
+	s, err := redis.New(redis.Config{URL: v.(*redistest.Server).URL()}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // openPebble opens a Pebble store with the product defaults (a 256 MiB
@@ -142,7 +173,7 @@ func TestEndToEnd(t *testing.T) {
 			e.waitFor("lag and store gauges polled", 10*time.Second, func() bool {
 				return testutil.ToFloat64(w.m.StoreIncidents) == float64(len(ex.incidents)) &&
 					testutil.ToFloat64(w.m.ConsumerPending) == 0 && testutil.ToFloat64(w.m.ConsumerAckPending) == 0 &&
-					(!st.persistent || testutil.ToFloat64(w.m.StoreSize) > 0)
+					(st.name != "pebble" || testutil.ToFloat64(w.m.StoreSize) > 0) // Redis reports no size on disk
 			})
 			if h := metrics.Snapshot(w.m.EndToEndLatency); h.GetSampleCount() != uint64(ex.valid) {
 				t.Errorf("end-to-end latency samples %d, want one per valid event (%d)", h.GetSampleCount(), ex.valid)

@@ -258,9 +258,14 @@ func TestTwoWorkers(t *testing.T) {
 			cfg.Consumer.AckWait.Duration = 30 * time.Second
 			log := logicalLog(6000, 0, false, 6)
 			ex := expect(t, log, cfg.Dedupe)
-			store := st.open(t, t.TempDir())
+			dir := t.TempDir()
+			store := st.open(t, dir)
+			store2 := store
+			if st.shared {
+				store2 = st.open(t, dir) // a second pod: its own client of the same Redis
+			}
 			w1 := e.start(cfg, store)
-			w2 := e.start(cfg, store)
+			w2 := e.start(cfg, store2)
 			e.publish(payloads(log))
 			e.settle(cfg, w1, w2)
 			requireIncidents(t, store, ex)
