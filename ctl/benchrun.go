@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +134,9 @@ func (b *bench) connect() error {
 // prepare makes the worker config and, in process, fresh bench streams and
 // the worker; with --worker-url it only points the scraper at it.
 func (b *bench) prepare(ctx context.Context) error {
-	cfg, err := config.Load(b.f.configPath, nil)
+	// Only the STATE_* variables reach the in-process worker: the bench picks
+	// its own NATS server, streams and HTTP port.
+	cfg, err := config.Load(b.f.configPath, stateEnv(b.o.Env))
 	if err != nil {
 		return err
 	}
@@ -233,4 +236,14 @@ func (b *bench) startWorker(cfg config.Config, reg *prometheus.Registry) error {
 		}
 	})
 	return nil
+}
+
+// stateEnv passes through the STATE_* variables of env and hides the rest.
+func stateEnv(env func(string) (string, bool)) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if env == nil || !strings.HasPrefix(k, "STATE_") {
+			return "", false
+		}
+		return env(k)
+	}
 }
