@@ -123,11 +123,11 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 		st.seen[id] = struct{}{}
 		st.res.EventIDs = append(st.res.EventIDs, id)
 		st.res.Stats.Applied++
-		inc, ok := st.cur[k.Fingerprint]
-		if !ok {
-			inc = latest[k.Fingerprint]
+		sl := slot{fp: k.Fingerprint}
+		if sl.inc, sl.owned = st.cur[sl.fp]; !sl.owned {
+			sl.inc = latest[sl.fp]
 		}
-		st.apply(k, inc)
+		st.apply(k, &sl)
 	}
 	return st.res
 }
@@ -141,66 +141,75 @@ type foldState struct {
 	res  Result
 }
 
-// own returns a copy of inc that this batch may change, copied and
-// version-bumped on first touch. An incident found in cur is already owned.
-func (st *foldState) own(fp string, inc *incident.Incident) *incident.Incident {
-	if st.cur[fp] == inc {
-		return inc
+// slot is what one event acts on: the newest incident of its identity (nil
+// when there is none) and whether this batch already owns a copy of it.
+type slot struct {
+	fp    string
+	inc   *incident.Incident
+	owned bool
+}
+
+// own returns the batch's copy of the slot's incident, copying it and
+// bumping its version on first touch.
+func (st *foldState) own(sl *slot) *incident.Incident {
+	if sl.owned {
+		return sl.inc
 	}
 	// A shallow copy is enough: the fold replaces pointers, maps and slices
 	// rather than writing through them (union reallocates on insert).
 	c := st.alloc()
-	*c = *inc
+	*c = *sl.inc
 	c.Version++
 	c.UpdatedAt = st.now
-	st.cur[fp] = c
+	st.cur[sl.fp] = c
 	st.res.Incidents = append(st.res.Incidents, c)
+	sl.inc, sl.owned = c, true
 	return c
 }
 
-func (st *foldState) apply(k *Keyed, inc *incident.Incident) {
+func (st *foldState) apply(k *Keyed, sl *slot) {
 	ev := &k.Event
-	if inc != nil && st.f.Quiet(inc, ev.OccurredAt) {
-		inc = st.own(k.Fingerprint, inc)
-		st.f.timeout(inc)
+	if sl.inc != nil && st.f.Quiet(sl.inc, ev.OccurredAt) {
+		st.f.timeout(st.own(sl))
 		st.res.Stats.TimedOut++
 	}
 	switch ev.Action {
 	case incident.Trigger:
-		st.trigger(k, inc)
+		st.trigger(k, sl)
 	case incident.Acknowledge:
-		if inc == nil || !inc.Active() {
+		if sl.inc == nil || !sl.inc.Active() {
 			st.res.Stats.Orphans++
 			return
 		}
-		if inc.State != incident.Detected {
+		if sl.inc.State != incident.Detected {
 			st.res.Stats.Noops++
 			return
 		}
-		inc = st.own(k.Fingerprint, inc)
+		inc := st.own(sl)
 		at := ev.OccurredAt
 		inc.State, inc.AcknowledgedAt = incident.Triaged, &at
 		st.res.Stats.Acknowledged++
 	case incident.Resolve:
-		if inc == nil || !inc.Active() {
+		if sl.inc == nil || !sl.inc.Active() {
 			st.res.Stats.Orphans++
 			return
 		}
-		inc = st.own(k.Fingerprint, inc)
+		inc := st.own(sl)
 		at := ev.OccurredAt
 		inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByEvent
 		st.res.Stats.Resolved++
 	}
 }
 
-func (st *foldState) trigger(k *Keyed, inc *incident.Incident) {
+func (st *foldState) trigger(k *Keyed, sl *slot) {
 	ev := &k.Event
+	inc := sl.inc
 	switch {
 	case inc != nil && inc.Active():
-		merge(st.own(k.Fingerprint, inc), ev)
+		merge(st.own(sl), ev)
 		st.res.Stats.Merged++
 	case inc != nil && inc.ResolvedAt != nil && !ev.OccurredAt.After(*inc.ResolvedAt):
-		inc = st.own(k.Fingerprint, inc)
+		inc = st.own(sl)
 		merge(inc, ev)
 		inc.LateCount++
 		st.res.Stats.Late++
