@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -55,7 +56,8 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	if derr != nil {
 		return ev, derr
 	}
-	if derr := f.build(&ev, meta); derr != nil {
+	a := arena{buf: make([]byte, 0, len(data))}
+	if derr := f.build(&ev, meta, &a); derr != nil {
 		return ev, derr
 	}
 	if err := ev.Validate(); err != nil {
@@ -120,7 +122,7 @@ func (f *fields) set(key string, v *fastjson.Value) *DecodeError {
 	return nil
 }
 
-func (f *fields) build(ev *Event, meta Meta) *DecodeError {
+func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 	var err *DecodeError
 	str := func(name string, v *fastjson.Value) string {
 		if err != nil || v == nil {
@@ -131,7 +133,7 @@ func (f *fields) build(ev *Event, meta Meta) *DecodeError {
 			err = errf(ReasonInvalidField, name, "must be a string")
 			return ""
 		}
-		return string(b)
+		return a.str(b)
 	}
 	ev.ID = first(str("id", f.id), str("external_id", f.externalID))
 	action := str("action", f.action)
@@ -171,14 +173,14 @@ func (f *fields) build(ev *Event, meta Meta) *DecodeError {
 		}
 		ev.Severity = s
 	}
-	if ev.Resources, err = stringList("resources", first2(f.resources, f.affected)); err != nil {
+	if ev.Resources, err = stringList("resources", first2(f.resources, f.affected), a); err != nil {
 		return err
 	}
 	// Resources are a set: keep them sorted and unique from here on, so the
 	// fingerprint and the fold never sort again.
 	slices.Sort(ev.Resources)
 	ev.Resources = slices.Compact(ev.Resources)
-	if ev.Labels, err = labelMap(f.labels); err != nil {
+	if ev.Labels, err = labelMap(f.labels, a); err != nil {
 		return err
 	}
 	if occurred != "" {
@@ -203,7 +205,7 @@ func (f *fields) build(ev *Event, meta Meta) *DecodeError {
 	return nil
 }
 
-func stringList(name string, v *fastjson.Value) ([]string, *DecodeError) {
+func stringList(name string, v *fastjson.Value, a *arena) ([]string, *DecodeError) {
 	if v == nil {
 		return nil, nil
 	}
@@ -220,12 +222,12 @@ func stringList(name string, v *fastjson.Value) ([]string, *DecodeError) {
 		if e != nil {
 			return nil, errf(ReasonInvalidField, name, "must be an array of strings")
 		}
-		out = append(out, string(b))
+		out = append(out, a.str(b))
 	}
 	return out, nil
 }
 
-func labelMap(v *fastjson.Value) (map[string]string, *DecodeError) {
+func labelMap(v *fastjson.Value, a *arena) (map[string]string, *DecodeError) {
 	if v == nil {
 		return nil, nil
 	}
@@ -247,11 +249,12 @@ func labelMap(v *fastjson.Value) (map[string]string, *DecodeError) {
 			err = errf(ReasonInvalidField, "labels."+truncate(string(k)), "label values must be strings")
 			return
 		}
-		if _, dup := out[string(k)]; dup {
+		key := a.str(k)
+		if _, dup := out[key]; dup {
 			err = errf(ReasonInvalidJSON, "labels."+truncate(string(k)), "label appears twice")
 			return
 		}
-		out[string(k)] = string(b)
+		out[key] = a.str(b)
 	})
 	return out, err
 }
@@ -282,4 +285,22 @@ func truncate(s string) string {
 		}
 	}
 	return s[:max]
+}
+
+// arena holds the bytes of every string of one decoded event in a single
+// allocation. Unescaped JSON strings are never longer than the payload and
+// the arena has the payload's capacity, so it never reallocates and the
+// strings handed out stay valid and unchanged.
+type arena struct{ buf []byte }
+
+func (a *arena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(a.buf)+len(b) > cap(a.buf) {
+		return string(b) // cannot happen (see above); a copy keeps it safe anyway
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[start], len(b))
 }

@@ -63,7 +63,8 @@ func (e *Event) Validate() error {
 		if err := checkString("labels", k, MaxLabelKeyBytes, false); err != nil {
 			return err
 		}
-		if err := checkString("labels."+k, v, MaxLabelValueBytes, true); err != nil {
+		if err := checkString("", v, MaxLabelValueBytes, true); err != nil {
+			err.Field = "labels." + k // named only on failure: no allocation per label
 			return err
 		}
 	}
@@ -83,22 +84,27 @@ func (e *Event) Validate() error {
 }
 
 // checkString enforces UTF-8, a byte limit and, unless multiline, no control
-// characters (they would break index keys and log lines).
+// characters (they would break index keys and log lines), in one pass.
 func checkString(field, s string, max int, multiline bool) *DecodeError {
 	if len(s) > max {
 		return errf(ReasonInvalidField, field, "%d bytes, at most %d", len(s), max)
 	}
-	if !utf8.ValidString(s) {
-		return errf(ReasonInvalidUTF8, field, "not valid UTF-8")
-	}
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
-		if c < 0x20 || c == 0x7f {
-			if multiline && (c == '\n' || c == '\t' || c == '\r') {
-				continue
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				return errf(ReasonInvalidUTF8, field, "not valid UTF-8")
 			}
-			return errf(ReasonInvalidField, field, "control character 0x%02x at byte %d", c, i)
+			i += size
+			continue
 		}
+		if c < 0x20 || c == 0x7f {
+			if !multiline || (c != '\n' && c != '\t' && c != '\r') {
+				return errf(ReasonInvalidField, field, "control character 0x%02x at byte %d", c, i)
+			}
+		}
+		i++
 	}
 	return nil
 }
