@@ -149,15 +149,7 @@ func newListCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl list --state-backend pebble --state-path ./data/pebble --source llm-gateway -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := q.json(o.Out)
-			if err != nil {
-				return err
-			}
-			qu, err := f.query(time.Now())
-			if err != nil {
-				return err
-			}
-			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
 			if err != nil {
 				return err
 			}
@@ -211,15 +203,7 @@ func newCountCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Example: `  incidentctl count --active true --severity P0`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := q.json(o.Out)
-			if err != nil {
-				return err
-			}
-			qu, err := f.query(time.Now())
-			if err != nil {
-				return err
-			}
-			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
 			if err != nil {
 				return err
 			}
@@ -303,4 +287,17 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// open parses the output mode and the filters, and opens the reader (API or
+// store) the flags name.
+func (q *queryFlags) open(o IO, f *filterFlags, log *zap.Logger) (asJSON bool, qu api.Query, r api.Reader, closeR func(), err error) {
+	if asJSON, err = q.json(o.Out); err != nil {
+		return
+	}
+	if qu, err = f.query(time.Now()); err != nil {
+		return
+	}
+	r, _, closeR, err = openReader(&q.store, q.apiURL, log)
+	return
 }
