@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
 )
 
@@ -169,4 +170,22 @@ func Marshal(ev incident.Event) []byte {
 		panic(fmt.Sprintf("loadgen: marshal: %v", err)) // only finite values are generated
 	}
 	return b
+}
+
+// Batches draws n batches of size events from g and fingerprints them with
+// the default fields: what the store benchmarks feed to storage.Ingest.
+func Batches(g *Generator, n, size int) [][]dedupe.Keyed {
+	fp, err := dedupe.NewFingerprinter(nil, nil)
+	if err != nil {
+		panic(fmt.Sprintf("loadgen: default fingerprint fields: %v", err)) // the defaults are valid
+	}
+	out := make([][]dedupe.Keyed, n)
+	for i := range out {
+		out[i] = make([]dedupe.Keyed, size)
+		for j := range out[i] {
+			ev := g.Next()
+			out[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
+		}
+	}
+	return out
 }

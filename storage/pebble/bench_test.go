@@ -157,20 +157,7 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 	gc := loadgen.DefaultConfig()
 	gc.IDPrefix = "bench"
 	gc.Start = preloadStart.Add(time.Duration(benchIncidents()+1) * time.Millisecond)
-	g := loadgen.New(gc)
-	fp, err := dedupe.NewFingerprinter(nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := make([][]dedupe.Keyed, batches)
-	for i := range out {
-		out[i] = make([]dedupe.Keyed, size)
-		for j := range out[i] {
-			ev := g.Next()
-			out[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
-		}
-	}
-	return out
+	return loadgen.Batches(loadgen.New(gc), batches, size)
 }
 
 // BenchmarkApply: storage.Ingest (Lookup, fold, one synced Apply) of

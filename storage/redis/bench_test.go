@@ -24,20 +24,7 @@ import (
 func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
 	cfg := loadgen.DefaultConfig()
 	cfg.Seed = seed
-	g := loadgen.New(cfg)
-	fp, err := dedupe.NewFingerprinter(nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := make([][]dedupe.Keyed, n)
-	for i := range out {
-		out[i] = make([]dedupe.Keyed, size)
-		for j := range out[i] {
-			ev := g.Next()
-			out[i][j] = dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)}
-		}
-	}
-	return out
+	return loadgen.Batches(loadgen.New(cfg), n, size)
 }
 
 // BenchmarkIngest: storage.Ingest (Lookup, fold, Apply) of 512-event
