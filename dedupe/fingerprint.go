@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/llm-im/incidentd/incident"
 )
@@ -151,7 +153,7 @@ func (f *Fingerprinter) AppendCanonical(dst []byte, ev *incident.Event) []byte {
 		case fieldType:
 			dst = appendJCSString(dst, ev.Type.String())
 		case fieldTitle:
-			dst = appendJCSString(dst, NormalizeTitle(ev.Title))
+			dst = appendNormalizedTitle(dst, ev.Title)
 		case fieldDescription:
 			dst = appendJCSString(dst, ev.Description)
 		case fieldResources:
@@ -172,6 +174,44 @@ func (f *Fingerprinter) AppendCanonical(dst []byte, ev *incident.Event) []byte {
 // lower-cases as strings.ToLower does.
 func NormalizeTitle(s string) string {
 	return strings.ToLower(strings.Join(strings.Fields(s), " "))
+}
+
+// appendNormalizedTitle appends NormalizeTitle(s) as a JCS string without
+// allocating: runs of unicode.IsSpace (what strings.Fields splits on)
+// become one space, runes are lower-cased with unicode.ToLower (what
+// strings.ToLower maps with, for valid UTF-8). FuzzNormalizedTitle checks
+// it against NormalizeTitle.
+func appendNormalizedTitle(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	space, wrote := false, false
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			space = true
+			continue
+		}
+		if space && wrote {
+			dst = append(dst, ' ')
+		}
+		space, wrote = false, true
+		if r < utf8.RuneSelf {
+			c := byte(r)
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = appendJCSByte(dst, c)
+			continue
+		}
+		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+	}
+	return append(dst, '"')
+}
+
+// appendJCSByte appends one ASCII byte as RFC 8785 writes it inside a string.
+func appendJCSByte(dst []byte, c byte) []byte {
+	if c >= 0x20 && c != '"' && c != '\\' {
+		return append(dst, c)
+	}
+	return appendEscape(dst, c)
 }
 
 // SortedUnique returns ss sorted and de-duplicated (never nil): ss itself
@@ -204,7 +244,6 @@ func appendJCSArray(dst []byte, ss []string) []byte {
 // them and \u00xx (lower-case hex) otherwise. s is valid UTF-8 (validated on
 // decode) and is copied byte for byte.
 func appendJCSString(dst []byte, s string) []byte {
-	const hexdigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
@@ -213,28 +252,34 @@ func appendJCSString(dst []byte, s string) []byte {
 			continue
 		}
 		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"':
-			dst = append(dst, '\\', '"')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexdigits[c>>4], hexdigits[c&0xf])
-		}
+		dst = appendEscape(dst, c)
 		start = i + 1
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// appendEscape writes the escape of '"', '\\' or a control character: the
+// short forms where JSON has them, \u00xx (lower-case hex) otherwise.
+func appendEscape(dst []byte, c byte) []byte {
+	const hexdigits = "0123456789abcdef"
+	switch c {
+	case '"':
+		return append(dst, '\\', '"')
+	case '\\':
+		return append(dst, '\\', '\\')
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexdigits[c>>4], hexdigits[c&0xf])
 }
 
 func isSortedUnique(ss []string) bool {

@@ -141,3 +141,20 @@ func FuzzJCSString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizedTitle checks the allocation-free title writer against its
+// definition: JCS(NormalizeTitle(s)).
+func FuzzNormalizedTitle(f *testing.F) {
+	for _, s := range []string{"", "  High  P95 Latency ", "\u00a0ÉCHEC  du\u3000Modèle\n", "a\"b\\c", "İSTANBUL ΣΑΣ", "\x85x\x01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the decoder rejects invalid UTF-8 before fingerprinting
+		}
+		want := appendJCSString(nil, NormalizeTitle(s))
+		if got := appendNormalizedTitle(nil, s); string(got) != string(want) {
+			t.Fatalf("%q: got %s, want %s", s, got, want)
+		}
+	})
+}
