@@ -26,26 +26,23 @@ type Report struct {
 // StreamConfig is the incident stream the configuration asks for: file
 // storage, limits retention, a Nats-Msg-Id duplicate window and a maximum age.
 func StreamConfig(cfg config.ConsumerConfig) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "incident events from publishers, consumed by incidentd",
-		Subjects:    slices.Clone(cfg.Subjects),
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      cfg.MaxAge.Duration,
-		Duplicates:  cfg.DuplicateWindow.Duration,
-		Replicas:    cfg.Replicas,
-		Discard:     jetstream.DiscardOld,
-	}
+	return fileStream(cfg, cfg.Stream, "incident events from publishers, consumed by incidentd", slices.Clone(cfg.Subjects))
 }
 
 // DLQStreamConfig is the dead-letter stream: every subject below
-// dlq_subject_prefix, file storage, the same maximum age.
+// dlq_subject_prefix, with the incident stream's storage and limits.
 func DLQStreamConfig(cfg config.ConsumerConfig) jetstream.StreamConfig {
+	return fileStream(cfg, cfg.DLQStream, "incident events incidentd could not process, with the reason in headers",
+		[]string{cfg.DLQSubjectPrefix + ".>"})
+}
+
+// fileStream is a file-stored, limits-retention stream with the configured
+// maximum age, duplicate window and replicas.
+func fileStream(cfg config.ConsumerConfig, name, desc string, subjects []string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        cfg.DLQStream,
-		Description: "incident events incidentd could not process, with the reason in headers",
-		Subjects:    []string{cfg.DLQSubjectPrefix + ".>"},
+		Name:        name,
+		Description: desc,
+		Subjects:    subjects,
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      cfg.MaxAge.Duration,
