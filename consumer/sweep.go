@@ -10,8 +10,14 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
-// sweepLimit bounds the incidents one sweep resolves (one atomic write).
-const sweepLimit = 1000
+// sweepLimit bounds the incidents one write of a sweep resolves, and
+// sweepWrites the writes of one sweep: a large backlog of quiet incidents
+// (after a replay of old events, say) is resolved over several ticks
+// instead of in one burst that would delay the commits of live batches.
+const (
+	sweepLimit  = 1000
+	sweepWrites = 4
+)
 
 // sweep resolves, by timeout, the open incidents whose quiet period ended
 // with no further event, so they do not stay open until their identity's
@@ -24,7 +30,7 @@ func (c *Consumer) sweep(ctx context.Context, pending uint64) {
 	if pending >= uint64(c.cfg.Consumer.BatchSize) {
 		return
 	}
-	for {
+	for range sweepWrites {
 		n, err := storage.ExpireQuiet(ctx, c.store, c.folder, time.Now(), sweepLimit)
 		if err != nil {
 			if ctx.Err() == nil {
