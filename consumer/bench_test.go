@@ -46,18 +46,7 @@ func benchMsgs() [][]byte {
 
 func drainOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, msgs [][]byte) {
 	b.StopTimer()
-	cfg := testConfig()
-	cfg.Consumer.BatchSize = 512
-	cfg.Consumer.MaxAckPending = 8192
-	cfg.Consumer.AckWait.Duration = 30 * time.Second
-	cfg.InProgressEvery = 0
-	cfg.Serial = os.Getenv("BENCH_SERIAL") != ""
-	var e *env
-	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
-		e = externalEnv(b, url, cfg)
-	} else {
-		e = newEnv(b)
-	}
+	cfg, e := benchEnv(b)
 	store := open(b, b.TempDir())
 	if _, err := consumer.Setup(context.Background(), e.js, cfg.Consumer); err != nil {
 		b.Fatal(err)
@@ -112,18 +101,7 @@ func BenchmarkLatency(b *testing.B) {
 }
 
 func latencyOnce(b *testing.B, open func(t testing.TB, dir string) storage.Store, msgs [][]byte, rate int) {
-	cfg := testConfig()
-	cfg.Consumer.BatchSize = 512
-	cfg.Consumer.MaxAckPending = 8192
-	cfg.Consumer.AckWait.Duration = 30 * time.Second
-	cfg.InProgressEvery = 0
-	cfg.Serial = os.Getenv("BENCH_SERIAL") != ""
-	var e *env
-	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
-		e = externalEnv(b, url, cfg)
-	} else {
-		e = newEnv(b)
-	}
+	cfg, e := benchEnv(b)
 	w := e.start(cfg, open(b, b.TempDir()))
 	const tick = 5 * time.Millisecond
 	per := rate * int(tick) / int(time.Second)
@@ -153,4 +131,19 @@ func maxRSS() int64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Maxrss << 10
+}
+
+// benchEnv is the product's batching with benchmark timings, on the NATS
+// server BENCH_NATS_URL names (a separate process) or an embedded one.
+func benchEnv(b *testing.B) (consumer.Config, *env) {
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 512
+	cfg.Consumer.MaxAckPending = 8192
+	cfg.Consumer.AckWait.Duration = 30 * time.Second
+	cfg.InProgressEvery = 0
+	cfg.Serial = os.Getenv("BENCH_SERIAL") != ""
+	if url := os.Getenv("BENCH_NATS_URL"); url != "" {
+		return cfg, externalEnv(b, url, cfg)
+	}
+	return cfg, newEnv(b)
 }
