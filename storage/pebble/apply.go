@@ -33,6 +33,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		delta:   make(map[entry]int64, 16),
 		v:       s.current(),
 		pointer: make(map[string]string, len(b.Incidents)),
+		moved:   make(map[string]string, len(b.Incidents)),
 		written: make(map[string]*meta, len(b.Incidents)),
 	}
 	var err error
@@ -49,7 +50,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return err
 	}
 	s.putCounters(&st.w, st.delta)
-	return s.commit(st.w, st.delta, &writeLog{pointers: st.pointer, records: st.written, markers: marked})
+	return s.commit(st.w, st.delta, &writeLog{records: st.written, markers: marked}, st.moved)
 }
 
 // staged is an Apply in progress.
@@ -60,6 +61,7 @@ type staged struct {
 	stored  map[string]*meta  // id -> stored version, before the batch
 	written map[string]*meta  // id -> version written earlier in the batch
 	pointer map[string]string // fingerprint -> id as the batch moves it
+	moved   map[string]string // the pointers the batch writes
 }
 
 // stage checks one incident against the stored version and identity
@@ -78,10 +80,7 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 	}
 	latest, moved := st.pointer[in.Fingerprint]
 	if !moved {
-		var err error
-		if latest, err = s.pointerOf(st.v, in.Fingerprint); err != nil {
-			return err
-		}
+		latest = s.ids.get(in.Fingerprint)
 	}
 	if in.Version == 1 && latest != in.ReopenOf {
 		return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
@@ -92,6 +91,7 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 	}
 	if latest != in.ID {
 		st.w.set(pointerKey(in.Fingerprint), []byte(in.ID))
+		st.moved[in.Fingerprint] = in.ID
 	}
 	st.pointer[in.Fingerprint] = in.ID
 	st.written[in.ID] = m
@@ -99,8 +99,9 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 }
 
 // commit writes w in one batch and, once it is committed, bumps the write
-// sequence and the in-memory counters; the caller holds applyMu.
-func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog) error {
+// sequence, the in-memory counters and the identity pointers (moves maps a
+// fingerprint to its new latest id, "" for none); the caller holds applyMu.
+func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog, moves map[string]string) error {
 	wb, err := w.batch(s.db)
 	if err != nil {
 		return err
@@ -109,6 +110,7 @@ func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog) error {
 	if err := wb.Commit(s.wopts); err != nil {
 		return fmt.Errorf("pebble commit: %w", err)
 	}
+	s.ids.setAll(moves)
 	s.bump(log)
 	s.addCounts(delta)
 	return nil
@@ -234,15 +236,13 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		w.del(indexKey(e, old.LastSeen, old.ID))
 		delta[e]--
 	}
-	latest, _, err := getString(s.db, pointerKey(old.Fingerprint))
-	if err != nil {
-		return err
-	}
-	if latest == id {
+	var moves map[string]string
+	if s.ids.get(old.Fingerprint) == id {
 		w.del(pointerKey(old.Fingerprint))
+		moves = map[string]string{old.Fingerprint: ""}
 	}
 	s.putCounters(&w, delta)
-	return s.commit(w, delta, nil) // a deletion is not in a log: later Applies read
+	return s.commit(w, delta, nil, moves) // a deletion is not in a log: later Applies read
 }
 
 func encodeInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

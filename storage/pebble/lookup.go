@@ -13,8 +13,8 @@ import (
 )
 
 // Lookup returns the latest incident of each fingerprint (through the
-// identity pointer) and which event ids already have a marker. All reads
-// come from one snapshot, each key family through one iterator and keys in
+// in-memory identity pointers) and which event ids already have a marker.
+// The other reads come from one snapshot, each key family through one iterator and keys in
 // sorted order: a bloom-filtered SeekPrefixGE per key on a reused
 // iterator is cheaper than a Get, which builds its iterator stack every
 // time (Lookup's CPU fell by about a quarter).
@@ -28,23 +28,20 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 		Latest:  make(map[string]*incident.Incident, len(fingerprints)),
 		Applied: make(map[string]bool),
 	}
+	// The pointers come first: every id they name is durable before the
+	// map names it, so the snapshot taken after holds its record.
+	pointers := make(map[string]string, len(fingerprints))
+	s.ids.getMany(fingerprints, pointers)
 	view := s.db.NewSnapshot()
 	defer view.Close()
 
 	ids := make(map[string]string, len(fingerprints)) // incident id -> fingerprint
-	err := multiGet(view, famPointer, fingerprints, func(fp string, v []byte) error {
-		if v != nil {
-			ids[string(v)] = fp
-			rc.pointers[fp] = string(v)
-		} else {
-			rc.pointers[fp] = ""
+	for fp, id := range pointers {
+		if id != "" {
+			ids[id] = fp
 		}
-		return nil
-	})
-	if err != nil {
-		return storage.Snapshot{}, err
 	}
-	err = multiGet(view, famRecord, mapKeys(ids), func(id string, v []byte) error {
+	err := multiGet(view, famRecord, mapKeys(ids), func(id string, v []byte) error {
 		if v == nil {
 			return nil
 		}

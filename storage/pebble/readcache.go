@@ -19,39 +19,37 @@ func metaOf(in *incident.Incident) *meta {
 	return &meta{version: in.Version, lastSeen: in.LastSeen, entries: entries(in)}
 }
 
-// readCache is what the last Lookup read: identity pointers, the stored
-// incidents they name and the markers of its event ids. It is tagged with
+// readCache is what the last Lookup read: the stored incidents the
+// identity pointers name and the markers of its event ids. It is tagged with
 // the store's write sequence read before the first Get; Apply trusts it
 // overlaid with the logs of the writes committed since (see view), which
 // saves the write path re-reading what the read path just read. Writers
 // commit and then bump seq, so a Lookup that saw part of a newer state is
 // tagged older than that state, and that state's log overrides its reads.
 type readCache struct {
-	seq      uint64
-	pointers map[string]string // fingerprint -> id, "" when absent
-	records  map[string]*meta  // id -> stored incident
-	markers  map[string]bool   // event id -> applied
+	seq     uint64
+	records map[string]*meta // id -> stored incident
+	markers map[string]bool  // event id -> applied
 }
 
 func newReadCache(seq uint64, fps, ids int) *readCache {
 	return &readCache{
-		seq:      seq,
-		pointers: make(map[string]string, fps),
-		records:  make(map[string]*meta, fps),
-		markers:  make(map[string]bool, ids),
+		seq:     seq,
+		records: make(map[string]*meta, fps),
+		markers: make(map[string]bool, ids),
 	}
 }
 
 // writeLog is what one committed Apply wrote that a later Apply checks:
-// identity pointers, incident versions and markers. Apply keeps the last
+// incident versions and markers (identity pointers are always current in
+// memory, see identities). Apply keeps the last
 // logRing of them so that the reads of a Lookup stay usable after writes
 // that committed while (or after) it read: the pipelined worker looks up
 // batch N+1 while batch N commits.
 type writeLog struct {
-	seq      uint64
-	pointers map[string]string // fingerprint -> id
-	records  map[string]*meta  // id -> written version
-	markers  map[string]bool   // event ids marked
+	seq     uint64
+	records map[string]*meta // id -> written version
+	markers map[string]bool  // event ids marked
 }
 
 // logRing is how many commits a Lookup's reads may lag behind and still be
@@ -98,20 +96,6 @@ func (s *Store) bump(l *writeLog) {
 	s.logs[q%logRing] = l
 }
 
-// pointer returns what v knows of fp's identity pointer.
-func (v *view) pointer(fp string) (string, bool) {
-	if v == nil {
-		return "", false
-	}
-	for i := len(v.logs) - 1; i >= 0; i-- {
-		if id, ok := v.logs[i].pointers[fp]; ok {
-			return id, true
-		}
-	}
-	id, ok := v.rc.pointers[fp]
-	return id, ok
-}
-
 // record returns what v knows of an incident's stored version. Only
 // incidents that exist are known (absent ids are read from the store).
 func (v *view) record(id string) (*meta, bool) {
@@ -139,15 +123,6 @@ func (v *view) marker(id string) (applied, known bool) {
 	}
 	applied, known = v.rc.markers[id]
 	return applied, known
-}
-
-// pointerOf returns the stored identity pointer of fp.
-func (s *Store) pointerOf(v *view, fp string) (string, error) {
-	if id, ok := v.pointer(fp); ok {
-		return id, nil
-	}
-	id, _, err := getString(s.db, pointerKey(fp))
-	return id, err
 }
 
 // storedMetas returns the stored version of each incident of a batch

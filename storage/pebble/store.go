@@ -81,6 +81,9 @@ type Store struct {
 	// under applyMu and countMu, read under countMu.
 	countMu sync.RWMutex
 	counts  map[entry]int64
+	// ids are the identity pointers, mirrored from f/ keys (see
+	// identities).
+	ids *identities
 
 	// seq counts committed writes; cache is the last Lookup's reads,
 	// tagged with seq (see readCache).
@@ -139,6 +142,12 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		_ = lock.Close()
 		return nil, err
 	}
+	loadStart := time.Now()
+	if s.ids, err = loadIdentities(s.db, int(s.counts[entry{fieldAll, ""}])); err != nil {
+		_ = s.db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
 	if reg != nil {
 		s.reg, s.collector = reg, newCollector(s)
 		if err := reg.Register(s.collector); err != nil {
@@ -149,7 +158,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	}
 	go s.purgeLoop()
 	log.Info("opened", zap.String("path", cfg.Path), zap.Int64("incidents", s.counts[entry{fieldAll, ""}]),
-		zap.Bool("sync", cfg.Sync))
+		zap.Int("identities", s.ids.len()), zap.Duration("identities_load", time.Since(loadStart)), zap.Bool("sync", cfg.Sync))
 	return s, nil
 }
 
@@ -225,20 +234,6 @@ func getRecord(r pebbledb.Reader, id string) (*incident.Incident, bool, error) {
 	return in, true, nil
 }
 
-// getString reads a key holding a string; ok is false when it is absent.
-func getString(r pebbledb.Reader, key []byte) (string, bool, error) {
-	v, closer, err := r.Get(key)
-	if errors.Is(err, pebbledb.ErrNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("pebble get: %w", err)
-	}
-	out := string(v)
-	_ = closer.Close()
-	return out, true, nil
-}
-
 // exists reports whether key is present.
 func exists(r pebbledb.Reader, key []byte) (bool, error) {
 	_, closer, err := r.Get(key)
@@ -275,13 +270,11 @@ func (s *Store) FindOpen(ctx context.Context, fingerprint string) (*incident.Inc
 		return nil, err
 	}
 	defer s.life.RUnlock()
-	snap := s.db.NewSnapshot()
-	defer snap.Close()
-	id, ok, err := getString(snap, pointerKey(fingerprint))
-	if err != nil || !ok {
-		return nil, errOr(err, storage.ErrNotFound)
+	id := s.ids.get(fingerprint)
+	if id == "" {
+		return nil, storage.ErrNotFound
 	}
-	in, ok, err := getRecord(snap, id)
+	in, ok, err := getRecord(s.db, id)
 	if err != nil || !ok || !in.Active() {
 		return nil, errOr(err, storage.ErrNotFound)
 	}

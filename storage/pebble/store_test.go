@@ -429,3 +429,50 @@ func TestRegistersBesideTheWorkerMetrics(t *testing.T) {
 	}
 	_ = s.Close()
 }
+
+// TestIdentityPointersSurviveReopen: the in-memory identity pointers are
+// rebuilt from the f/ keys, whatever the fingerprint and id formats, and a
+// reopened incident or a Delete moves them.
+func TestIdentityPointersSurviveReopen(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	const fp = "v1:0000000000000000000000000000000a"
+	first := storetest.SparseIncident("0192f3a4-5b6c-7d8e-9f01-23456789abcd", fp)
+	first.State, first.ResolvedBy = incident.Resolved, incident.ResolvedByEvent
+	legacy := storetest.SparseIncident("legacy-1", "old-fp")
+	storetest.Put(t, s, first, legacy)
+	next := storetest.SparseIncident("0192f3a4-5b6c-7d8e-9f01-23456789abce", fp)
+	next.ReopenOf = first.ID
+	storetest.Put(t, s, next)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	snap, err := s.Lookup(t.Context(), []string{fp, "old-fp", "v1:0000000000000000000000000000000b"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.Latest[fp]; got == nil || got.ID != next.ID {
+		t.Fatalf("latest of %s = %+v, want %s", fp, got, next.ID)
+	}
+	if got := snap.Latest["old-fp"]; got == nil || got.ID != legacy.ID {
+		t.Fatalf("latest of old-fp = %+v, want %s", got, legacy.ID)
+	}
+	if len(snap.Latest) != 2 {
+		t.Fatalf("%d identities found, want 2", len(snap.Latest))
+	}
+	if err := s.Delete(t.Context(), next.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindOpen(t.Context(), fp); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("FindOpen after deleting the latest = %v, want ErrNotFound", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	snap, err = s.Lookup(t.Context(), []string{fp}, nil)
+	if err != nil || len(snap.Latest) != 0 {
+		t.Fatalf("after delete and reopen: %v, %v; want no identity", snap.Latest, err)
+	}
+}
