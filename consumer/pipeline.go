@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/llm-im/incidentd/dedupe"
-	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -88,41 +87,12 @@ func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *fligh
 		return time.Time{}, err
 	}
 	if prev != nil && prev.prepared {
-		overlay(&snap, prev.res, want, ids)
+		storage.Overlay(&snap, prev.res, want, ids)
 	}
 	at := time.Now()
 	f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
 	f.prepared = true
 	return at, nil
-}
-
-// overlay makes snap what the store will hold once res is applied: the
-// newest incident of each fingerprint res touched (the last one in res for
-// that fingerprint) and res's event ids as applied.
-func overlay(snap *storage.Snapshot, res dedupe.Result, fps map[string]struct{}, ids []string) {
-	if snap.Latest == nil {
-		snap.Latest = map[string]*incident.Incident{}
-	}
-	if snap.Applied == nil {
-		snap.Applied = map[string]bool{}
-	}
-	for _, in := range res.Incidents {
-		if _, ok := fps[in.Fingerprint]; ok {
-			snap.Latest[in.Fingerprint] = in
-		}
-	}
-	if len(res.EventIDs) == 0 {
-		return
-	}
-	mine := make(map[string]struct{}, len(ids))
-	for _, id := range ids {
-		mine[id] = struct{}{}
-	}
-	for _, id := range res.EventIDs {
-		if _, ok := mine[id]; ok {
-			snap.Applied[id] = true
-		}
-	}
 }
 
 // finish applies the prepared fold; when there is none, it is stale or

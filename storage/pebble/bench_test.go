@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"syscall"
@@ -160,15 +161,31 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 	return loadgen.Batches(loadgen.New(gc), batches, size)
 }
 
-// BenchmarkApply: storage.Ingest (Lookup, fold, one synced Apply) of
-// 512-event batches onto the preloaded store. Batches beyond
-// BENCH_BATCHES (default 400) wrap around and are all duplicates: run it
-// with -benchtime=400x or less.
+// BenchmarkApply: 512-event batches (Lookup, fold, one Apply) onto the
+// preloaded store. Batches beyond BENCH_BATCHES (default 400) wrap around
+// and are all duplicates: run it with -benchtime=400x or less.
+//
+// serial runs storage.Ingest one batch after the other. pipelined drives
+// the store as the worker does (consumer.pipeline): batch N+1 is looked up
+// and folded, on top of batch N's result (storage.Overlay), while batch N
+// is applied; N+1 is applied once N is durable. GC runs at GOGC=400 as in
+// incidentd (app.TuneRuntime), unless GOGC is set.
 func BenchmarkApply(b *testing.B) {
-	for _, sync := range []bool{true, false} {
-		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	for _, tc := range []struct {
+		name      string
+		sync      bool
+		pipelined bool
+	}{
+		{"sync=true", true, false},
+		{"sync=false", false, false},
+		{"sync=true/pipelined", true, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			cfg := pebble.DefaultConfig()
-			cfg.Sync = sync
+			cfg.Sync = tc.sync
 			s := benchStore(b, cfg)
 			n := 400
 			if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {
@@ -177,14 +194,24 @@ func BenchmarkApply(b *testing.B) {
 			batches := streamBatches(b, n, 512)
 			folder := dedupe.NewFolder(0, newUUID)
 			ctx := context.Background()
+			p := &pipelinedWriter{s: s, folder: folder}
 			events := 0
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if _, _, err := storage.Ingest(ctx, s, folder, batches[i%n], time.Now); err != nil {
+				var err error
+				if tc.pipelined {
+					err = p.next(ctx, batches[i%n])
+				} else {
+					_, _, err = storage.Ingest(ctx, s, folder, batches[i%n], time.Now)
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 				events += 512
+			}
+			if err := p.drain(); err != nil {
+				b.Fatal(err)
 			}
 			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 			// The machine is shared: CPU time per event (all threads,
@@ -196,6 +223,57 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// pipelinedWriter overlaps the read and fold of one batch with the Apply
+// of the one before, as the worker does. A single writer never conflicts,
+// so a conflict is an error here.
+type pipelinedWriter struct {
+	s       *pebble.Store
+	folder  *dedupe.Folder
+	prev    dedupe.Result
+	applied chan error // the in-flight Apply's outcome, nil when none
+}
+
+func (p *pipelinedWriter) next(ctx context.Context, events []dedupe.Keyed) error {
+	fps := make([]string, 0, len(events))
+	ids := make([]string, 0, len(events))
+	want := make(map[string]struct{}, len(events))
+	for i := range events {
+		if _, ok := want[events[i].Fingerprint]; !ok {
+			want[events[i].Fingerprint] = struct{}{}
+			fps = append(fps, events[i].Fingerprint)
+		}
+		ids = append(ids, events[i].Event.ID)
+	}
+	snap, err := p.s.Lookup(ctx, fps, ids)
+	if err != nil {
+		return err
+	}
+	storage.Overlay(&snap, p.prev, want, ids)
+	at := time.Now()
+	res := p.folder.Fold(snap.Latest, snap.Applied, events, at)
+	if err := p.drain(); err != nil {
+		return err
+	}
+	p.prev = res
+	if len(res.EventIDs) > 0 {
+		p.applied = make(chan error, 1)
+		go func(ch chan<- error) {
+			ch <- p.s.Apply(ctx, storage.Batch{Incidents: res.Incidents, EventIDs: res.EventIDs, At: at})
+		}(p.applied)
+	}
+	return nil
+}
+
+// drain waits for the Apply in flight.
+func (p *pipelinedWriter) drain() error {
+	if p.applied == nil {
+		return nil
+	}
+	err := <-p.applied
+	p.applied = nil
+	return err
 }
 
 // BenchmarkListTwoFields: the newest 50 of a two-field filter at 1M; p50
