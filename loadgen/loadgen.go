@@ -6,7 +6,6 @@
 package loadgen
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -161,15 +160,6 @@ func (g *Generator) sentence(n int) string {
 		b.WriteString(words[g.rng.IntN(len(words))])
 	}
 	return b.String()
-}
-
-// Marshal encodes an event in the wire format.
-func Marshal(ev incident.Event) []byte {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic(fmt.Sprintf("loadgen: marshal: %v", err)) // only finite values are generated
-	}
-	return b
 }
 
 // Batches draws n batches of size events from g and fingerprints them with
