@@ -16,8 +16,8 @@ import (
 // per fingerprint).
 //
 // Fingerprint v1 ("v1:" and 32 lower-case hex digits) and canonical UUID ids
-// are held as 16-byte arrays in a map without pointers (about 40 bytes an
-// identity, nothing for the GC to scan); anything else (an imported store's
+// are held as 16-byte arrays in a map without pointers (about 80 bytes an
+// identity with the map's slack, nothing for the GC to scan); anything else (an imported store's
 // own formats) goes to a string map.
 type identities struct {
 	mu      sync.RWMutex
