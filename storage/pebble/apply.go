@@ -125,6 +125,9 @@ func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64
 		return nil, err
 	}
 	w.set(recordKey(in.ID), rec)
+	if old == nil {
+		delta[entry{fieldAll, ""}]++
+	}
 	m := metaOf(in)
 	for i, e := range m.entries {
 		nk := indexKey(e, in.LastSeen, in.ID)
@@ -230,7 +233,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	var w ops
-	delta := make(map[entry]int64, 6)
+	delta := map[entry]int64{{fieldAll, ""}: -1}
 	w.del(recordKey(id))
 	for _, e := range entries(old) {
 		w.del(indexKey(e, old.LastSeen, old.ID))

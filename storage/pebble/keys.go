@@ -36,7 +36,7 @@ type field byte
 
 // The indexed fields.
 const (
-	fieldAll         field = 'a'
+	fieldAll         field = 'a' // a counter only; x/a keys are dropped at open
 	fieldState       field = 's'
 	fieldSeverity    field = 'v'
 	fieldSource      field = 'o'
@@ -57,10 +57,15 @@ type entry struct {
 	value string
 }
 
-// entries lists the index memberships of in, in a fixed order.
-func entries(in *incident.Incident) [6]entry {
-	return [6]entry{
-		{fieldAll, ""},
+// indexedFields is how many index memberships an incident has.
+const indexedFields = 5
+
+// entries lists the index memberships of in, in a fixed order. There is no
+// "all incidents" index: every incident has exactly one severity, so the
+// five severity values, merged, list them all (see planFor); only the
+// counter of all incidents is kept.
+func entries(in *incident.Incident) [indexedFields]entry {
+	return [indexedFields]entry{
 		{fieldState, in.State.String()},
 		{fieldSeverity, in.Severity.String()},
 		{fieldSource, in.Source},

@@ -6,6 +6,11 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	pebbledb "github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/storage/storetest"
 )
 
 func TestTimeEncodingRoundTripsAndSorts(t *testing.T) {
@@ -136,4 +141,39 @@ func TestMarkerList(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q (error %v)", tc.name, got, err, tc.want, tc.wantErr)
 		}
 	}
+}
+
+// TestOpenDropsTheOldAllIndex: a store written with x/a keys loses them at
+// open and still lists and counts everything.
+func TestOpenDropsTheOldAllIndex(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path, cfg.Sync, cfg.CacheSizeMB, cfg.MemtableSizeMB = t.TempDir(), false, 8, 4
+	s, err := New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := storetest.Population(30, 7)
+	storetest.Put(t, s, pop...)
+	for _, in := range pop { // what an older version wrote
+		if err := s.db.Set(indexKey(entry{fieldAll, ""}, in.LastSeen, in.ID), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte("x/a"), UpperBound: []byte("x/b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("x/a key %q left after open", it.Key())
+	}
+	_ = it.Close()
+	storetest.CheckFilters(t, s, pop)
 }

@@ -43,7 +43,8 @@ func planFor(f storage.Filter) plan {
 	p.add(fieldType, names(f.Types))
 	p.add(fieldFingerprint, f.Fingerprints)
 	if len(p.clauses) == 0 {
-		p.clauses = [][]entry{{{fieldAll, ""}}}
+		// Every incident has one of the five severities.
+		p.add(fieldSeverity, names(incident.Severities))
 	}
 	if !p.since.IsZero() && !p.until.IsZero() && p.until.Before(p.since) {
 		p.empty = true

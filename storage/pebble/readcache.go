@@ -12,7 +12,7 @@ import (
 type meta struct {
 	version  int64
 	lastSeen time.Time
-	entries  [6]entry
+	entries  [indexedFields]entry
 }
 
 func metaOf(in *incident.Incident) *meta {

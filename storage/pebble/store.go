@@ -142,6 +142,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		_ = lock.Close()
 		return nil, err
 	}
+	if err := s.dropAllIndex(); err != nil {
+		_ = s.db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
 	loadStart := time.Now()
 	if s.ids, err = loadIdentities(s.db, int(s.counts[entry{fieldAll, ""}])); err != nil {
 		_ = s.db.Close()
@@ -200,6 +205,31 @@ func (s *Store) loadCounters() error {
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("pebble: load counters: %w", err)
 	}
+	return nil
+}
+
+// dropAllIndex deletes the x/a ("all incidents") index keys that stores
+// written before it was dropped still hold: nothing reads or moves them
+// any more. One range deletion, once.
+func (s *Store) dropAllIndex() error {
+	lo := indexPrefix(fieldAll, "")
+	lo = lo[:len(lo)-2] // x/a: the field, without the value terminator
+	hi := prefixEnd(lo)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("pebble: drop x/a: %w", err)
+	}
+	found := it.First()
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebble: drop x/a: %w", err)
+	}
+	if !found {
+		return nil
+	}
+	if err := s.db.DeleteRange(lo, hi, pebbledb.Sync); err != nil {
+		return fmt.Errorf("pebble: drop x/a: %w", err)
+	}
+	s.log.Info("dropped the all-incidents index of an older version (lists merge the severity indexes)")
 	return nil
 }
 
