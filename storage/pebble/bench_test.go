@@ -198,6 +198,7 @@ func BenchmarkApply(b *testing.B) {
 			events := 0
 			cpu0 := cpuTime()
 			b.ResetTimer()
+			start := time.Now() // b.Elapsed stops before the last pipelined Apply ends
 			for i := 0; b.Loop(); i++ {
 				var err error
 				if tc.pipelined {
@@ -213,7 +214,7 @@ func BenchmarkApply(b *testing.B) {
 			if err := p.drain(); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
 			// The machine is shared: CPU time per event (all threads,
 			// compactions included) is the steadier figure.
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(events), "cpu-µs/event")
