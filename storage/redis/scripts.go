@@ -11,123 +11,178 @@ import goredis "github.com/redis/go-redis/v9"
 // The merge rules live in Go (dedupe.Folder); the scripts only check
 // versions and markers, write records and move index memberships.
 
-// indexedFields are the JSON fields of an incident that have index sets,
-// in the order Apply passes their values.
-var indexedFields = []string{"fingerprint", "state", "severity", "source", "type"}
-
-// applyFields is how many ARGV entries one incident takes in applyScript.
-const applyFields = 10
-
-// applyScript: ARGV = prefix, marker lifetime (ms), n incidents, m events,
-// then per incident: id, version, fingerprint, state, severity, source,
-// type, score (last_seen in unix µs), json, reopen_of; then the m event ids.
-// A new incident (version 1) must find its identity pointer, as the batch
-// has moved it so far, naming its reopen_of ("" for none): otherwise another
-// writer opened the identity since the Lookup. Every incident then moves its
-// identity pointer to itself, in batch order.
+// applyScript: ARGV is laid out by Store.applyArgs, in sections, so that
+// every bulk command takes a contiguous run of ARGV (no string building in
+// Lua) and the script runs a few dozen commands per batch instead of
+// several per incident:
+//
+//	header: prefix, marker lifetime (ms), n incidents, of which nnew new
+//	        (version 1, first), d distinct fingerprints, of which c
+//	        checked (first), m event ids, ng index groups
+//	R: n × (record key, JSON)            new incidents first: MSET as is
+//	Z: n × (score, id)                   same order: ZADD as is
+//	U: (n-nnew) × ("version":<v-1>} suffix, fingerprint, state,
+//	   severity, source, type)           the updates' new index values
+//	I: d identity keys, then d final ids (the last incident of that
+//	   fingerprint in batch order), then c × (expected pointer, id of the
+//	   new incident that expects it)
+//	M: m event ids
+//	G: ng × (set key, k, k ids)          index memberships of the new
+//	                                     incidents, grouped by set in Go
+//
+// Checks, all before any write: a new incident's record must not exist; an
+// update's record must end with the "version":<v-1>} suffix (Go encodes
+// version last, so that suffix is the top-level version); the identity
+// pointer of each checked fingerprint (one whose first incident in the
+// batch is new) must name the expected incident ("" for none: the batch's
+// own pointer moves are checked in Go); no event may be marked applied.
+// Then it writes the records, moves the updates' index memberships (old
+// values read from the stored records), adds the new incidents', and moves
+// the identity pointers that changed.
 // Returns {"ok"}, {"conflict", id, stored version}, {"identity", id,
 // current pointer} or {"applied", event id}.
 var applyScript = goredis.NewScript(`
 local p = ARGV[1]
 local px = ARGV[2]
-local n = tonumber(ARGV[3])
-local m = tonumber(ARGV[4])
-local F = 10
-local fields = {'fingerprint', 'state', 'severity', 'source', 'type'}
--- index reads the version and the indexed fields of a stored record
--- without decoding all of it. Go encodes an incident's fields in struct
--- order: fingerprint, source, type, severity and state come before
--- resources and labels (the only nested values), and version is last. So
--- the first "field":"value" with an unescaped quote is the top-level field
--- (a quote inside a JSON string is always escaped). A value with escapes,
--- or anything unexpected, falls back to cjson.
-local function index(raw)
-  local out = {version = string.match(raw, '"version":(%d+)}$')}
-  if not out.version then return cjson.decode(raw) end
-  for _, f in ipairs(fields) do
-    out[f] = string.match(raw, '"' .. f .. '":"([^"\\]*)"')
-    if not out[f] then return cjson.decode(raw) end
+local n, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
+local d, c = tonumber(ARGV[5]), tonumber(ARGV[6])
+local m, ng = tonumber(ARGV[7]), tonumber(ARGV[8])
+local nupd = n - nnew
+local R = 9
+local Z = R + 2 * n
+local U = Z + 2 * n
+local I = U + 6 * nupd
+local M = I + 2 * d + 2 * c
+local G = M + m
+local CH = 4000
+-- run calls cmd [key] ARGV[a..b] in chunks (unpack has a stack limit) and
+-- returns the replies of array commands concatenated.
+local function run(cmd, key, a, b)
+  local out = {}
+  for lo = a, b, CH do
+    local hi = math.min(lo + CH - 1, b)
+    local r
+    if key then r = redis.call(cmd, key, unpack(ARGV, lo, hi)) else r = redis.call(cmd, unpack(ARGV, lo, hi)) end
+    if type(r) == 'table' then for i = 1, #r do out[#out + 1] = r[i] end end
   end
   return out
 end
-local olds = {}
-local ptrs = {}
-local stored = {}
-for i = 0, n - 1 do
-  local b = 5 + i * F
-  local id = ARGV[b]
-  local raw = redis.call('GET', p .. ':incident:' .. id)
-  local have = 0
-  if raw then
-    local old = index(raw)
-    have = tonumber(old.version) or -1
-    olds[i] = old
+-- tcall is run for a Lua table of arguments.
+local function tcall(cmd, t)
+  local out = {}
+  for lo = 1, #t, CH do
+    local r = redis.call(cmd, unpack(t, lo, math.min(lo + CH - 1, #t)))
+    if type(r) == 'table' then for i = 1, #r do out[#out + 1] = r[i] end end
   end
-  if have ~= tonumber(ARGV[b + 1]) - 1 then
-    return {'conflict', id, tostring(have)}
-  end
-  local fp = ARGV[b + 2]
-  local latest = ptrs[fp]
-  if latest == nil then
-    latest = redis.call('GET', p .. ':identity:' .. fp) or ''
-    stored[fp] = latest
-  end
-  if ARGV[b + 1] == '1' and latest ~= ARGV[b + 9] then
-    return {'identity', id, latest}
-  end
-  ptrs[fp] = id
+  return out
 end
-local eb = 5 + n * F
-for lo = 0, m - 1, 500 do
+local function version(raw)
+  if not raw then return '0' end
+  local v = string.match(raw, '"version":(%d+)}$')
+  if v then return v end
+  local ok, t = pcall(cjson.decode, raw)
+  if ok and type(t) == 'table' and t.version then return tostring(t.version) end
+  return '?'
+end
+if nnew > 0 then
   local keys = {}
-  for j = lo, math.min(lo + 499, m - 1) do keys[#keys + 1] = p .. ':applied:' .. ARGV[eb + j] end
-  if redis.call('EXISTS', unpack(keys)) > 0 then
-    for j = lo, math.min(lo + 499, m - 1) do
-      if redis.call('EXISTS', keys[j - lo + 1]) == 1 then return {'applied', ARGV[eb + j]} end
+  for i = 0, nnew - 1 do keys[i + 1] = ARGV[R + 2 * i] end
+  local found = 0
+  for lo = 1, nnew, CH do found = found + redis.call('EXISTS', unpack(keys, lo, math.min(lo + CH - 1, nnew))) end
+  if found > 0 then
+    for i = 0, nnew - 1 do
+      local raw = redis.call('GET', keys[i + 1])
+      if raw then return {'conflict', ARGV[Z + 2 * i + 1], version(raw)} end
     end
   end
 end
--- Index changes are grouped by key so each set gets one SREM and one SADD
--- (and the sorted set one ZADD) for the whole batch: far fewer commands to
--- run and to propagate to the AOF and replicas.
-local adds, rems, zadd = {}, {}, {'ZADD', p .. ':z:incidents'}
+local olds = {}
+if nupd > 0 then
+  local keys = {}
+  for j = 0, nupd - 1 do keys[j + 1] = ARGV[R + 2 * (nnew + j)] end
+  olds = tcall('MGET', keys)
+  for j = 0, nupd - 1 do
+    local raw, suf = olds[j + 1], ARGV[U + 6 * j]
+    if not raw or string.sub(raw, -#suf) ~= suf then
+      return {'conflict', ARGV[Z + 2 * (nnew + j) + 1], version(raw)}
+    end
+  end
+end
+local cur = {}
+if d > 0 then cur = run('MGET', nil, I, I + d - 1) end
+local E = I + 2 * d
+for k = 0, c - 1 do
+  local have = cur[k + 1] or ''
+  if have ~= ARGV[E + 2 * k] then return {'identity', ARGV[E + 2 * k + 1], have} end
+end
+for lo = M, M + m - 1, 500 do
+  local keys = {}
+  for j = lo, math.min(lo + 499, M + m - 1) do keys[#keys + 1] = p .. ':applied:' .. ARGV[j] end
+  if redis.call('EXISTS', unpack(keys)) > 0 then
+    for j = lo, math.min(lo + 499, M + m - 1) do
+      if redis.call('EXISTS', keys[j - lo + 1]) == 1 then return {'applied', ARGV[j]} end
+    end
+  end
+end
+if n > 0 then run('MSET', nil, R, Z - 1) end
+-- index reads the indexed fields of a stored record without decoding all
+-- of it. Go encodes an incident's fields in struct order: id, fingerprint,
+-- (dedup_key, title, description), source, type, severity, peak_severity,
+-- state, then resources and labels (the only nested values). A quote
+-- inside a JSON string is always escaped, and Go sorts map keys, so the
+-- anchored pattern below can only match the top-level fields. A value with
+-- escapes, or anything unexpected, falls back to cjson.
+local function index(raw)
+  local fp, src, typ, sev, st = string.match(raw, '^{"id":"[^"\\]*","fingerprint":"([^"\\]*)",.-"source":"([^"\\]*)","type":"([^"\\]*)","severity":"([^"\\]*)","peak_severity":"[^"\\]*","state":"([^"\\]*)",')
+  if fp then return {fp, st, sev, src, typ} end
+  local t = cjson.decode(raw)
+  return {tostring(t.fingerprint), tostring(t.state), tostring(t.severity), tostring(t.source), tostring(t.type)}
+end
+local fields = {'fingerprint', 'state', 'severity', 'source', 'type'}
+local adds, rems = {}, {}
 local function push(t, key, id)
   local l = t[key]
-  if not l then l = {}; t[key] = l end
+  if not l then l = {key}; t[key] = l end
   l[#l + 1] = id
 end
-for i = 0, n - 1 do
-  local b = 5 + i * F
-  local id = ARGV[b]
-  local old = olds[i]
-  redis.call('SET', p .. ':incident:' .. id, ARGV[b + 8])
-  if not old then push(adds, p .. ':incidents', id) end
-  zadd[#zadd + 1] = ARGV[b + 7]
-  zadd[#zadd + 1] = id
+for j = 0, nupd - 1 do
+  local old = index(olds[j + 1])
+  local b = U + 6 * j
+  local id = ARGV[Z + 2 * (nnew + j) + 1]
   for k = 1, 5 do
-    local f = fields[k]
-    local v = ARGV[b + 1 + k]
-    if old and old[f] ~= v then push(rems, p .. ':' .. f .. ':' .. tostring(old[f]), id) end
-    if not old or old[f] ~= v then push(adds, p .. ':' .. f .. ':' .. v, id) end
+    local v = ARGV[b + k]
+    if old[k] ~= v then
+      push(rems, p .. ':' .. fields[k] .. ':' .. old[k], id)
+      push(adds, p .. ':' .. fields[k] .. ':' .. v, id)
+    end
   end
 end
+-- Each set gets one SREM or SADD for the whole batch.
 local function each(cmd, t)
-  for key, ids in pairs(t) do
-    for lo = 1, #ids, 1000 do
-      redis.call(cmd, key, unpack(ids, lo, math.min(lo + 999, #ids)))
-    end
+  for _, l in pairs(t) do
+    for lo = 2, #l, CH do redis.call(cmd, l[1], unpack(l, lo, math.min(lo + CH - 1, #l))) end
   end
 end
 each('SREM', rems)
 each('SADD', adds)
-for lo = 3, #zadd, 2000 do
-  redis.call('ZADD', zadd[2], unpack(zadd, lo, math.min(lo + 1999, #zadd)))
+local a = G
+for g = 1, ng do
+  local k = tonumber(ARGV[a + 1])
+  run('SADD', ARGV[a], a + 2, a + 1 + k)
+  a = a + 2 + k
 end
-for fp, id in pairs(ptrs) do
-  if stored[fp] ~= id then redis.call('SET', p .. ':identity:' .. fp, id) end
+if n > 0 then run('ZADD', p .. ':z:incidents', Z, U - 1) end
+local moves = {}
+for k = 0, d - 1 do
+  local id = ARGV[I + d + k]
+  if cur[k + 1] ~= id then
+    moves[#moves + 1] = ARGV[I + k]
+    moves[#moves + 1] = id
+  end
 end
-for j = 0, m - 1 do
-  redis.call('SET', p .. ':applied:' .. ARGV[eb + j], '1', 'PX', px)
+if #moves > 0 then tcall('MSET', moves) end
+for j = M, M + m - 1 do
+  redis.call('SET', p .. ':applied:' .. ARGV[j], '1', 'PX', px)
 end
 return {'ok'}
 `)

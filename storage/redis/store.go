@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -203,18 +204,12 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	if len(b.Incidents) == 0 && len(b.EventIDs) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 4+applyFields*len(b.Incidents)+len(b.EventIDs))
-	args = append(args, s.prefix, s.retention.Milliseconds(), len(b.Incidents), len(b.EventIDs))
-	for _, in := range b.Incidents {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("redis encode incident %s: %w", in.ID, err)
+	args, err := s.applyArgs(b)
+	if err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			s.conflicts.Inc()
 		}
-		args = append(args, in.ID, in.Version, in.Fingerprint, in.State.String(), in.Severity.String(),
-			in.Source, in.Type.String(), score(in.LastSeen), raw, in.ReopenOf)
-	}
-	for _, id := range b.EventIDs {
-		args = append(args, id)
+		return err
 	}
 	res, acks, err := s.runApply(ctx, args)
 	if err != nil {
@@ -237,6 +232,121 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return nil
 	}
 	return fmt.Errorf("redis apply: unexpected reply %q", res)
+}
+
+// pointer is the identity pointer of one fingerprint as a batch moves it.
+type pointer struct {
+	fingerprint string
+	final       string // id of the batch's last incident of the fingerprint
+	checked     bool   // the first incident of the fingerprint is new
+	expect, by  string // what the stored pointer must name, for which new incident
+}
+
+// applyArgs lays out applyScript's ARGV (see there). It does in Go what
+// needs no stored data: the order of the sections, the identity pointer
+// each fingerprint ends on, the check of a new incident against the
+// pointer moves earlier in the same batch (a storage.ErrConflict when they
+// disagree), and the index sets of the new incidents.
+func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
+	order := make([]*incident.Incident, 0, len(b.Incidents))
+	for _, in := range b.Incidents {
+		if in.Version == 1 {
+			order = append(order, in)
+		}
+	}
+	nnew := len(order)
+	for _, in := range b.Incidents {
+		if in.Version != 1 {
+			order = append(order, in)
+		}
+	}
+	ptrs := make([]pointer, 0, len(b.Incidents))
+	at := make(map[string]int, len(b.Incidents))
+	checked := 0
+	for _, in := range b.Incidents {
+		i, seen := at[in.Fingerprint]
+		switch {
+		case !seen:
+			at[in.Fingerprint] = len(ptrs)
+			p := pointer{fingerprint: in.Fingerprint, final: in.ID}
+			if in.Version == 1 {
+				p.checked, p.expect, p.by = true, in.ReopenOf, in.ID
+				checked++
+			}
+			ptrs = append(ptrs, p)
+			continue
+		case in.Version == 1 && ptrs[i].final != in.ReopenOf:
+			return nil, fmt.Errorf("incident %s: identity now at %q: %w", in.ID, ptrs[i].final, storage.ErrConflict)
+		}
+		ptrs[i].final = in.ID
+	}
+	// Checked fingerprints first, each part in batch order.
+	slices.SortStableFunc(ptrs, func(x, y pointer) int {
+		switch {
+		case x.checked == y.checked:
+			return 0
+		case x.checked:
+			return -1
+		}
+		return 1
+	})
+	n, nupd := len(order), len(order)-nnew
+	args := make([]any, 0, 8+4*n+6*nupd+2*len(ptrs)+2*checked+len(b.EventIDs)+2*7*nnew)
+	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), checked, len(b.EventIDs))
+	ng := len(args)
+	args = append(args, 0) // the group count, known at the end
+	for _, in := range order {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("redis encode incident %s: %w", in.ID, err)
+		}
+		args = append(args, s.prefix+":incident:"+in.ID, raw)
+	}
+	for _, in := range order {
+		args = append(args, score(in.LastSeen), in.ID)
+	}
+	for _, in := range order[nnew:] {
+		args = append(args, `"version":`+strconv.FormatInt(in.Version-1, 10)+"}", in.Fingerprint, in.State.String(),
+			in.Severity.String(), in.Source, in.Type.String())
+	}
+	for _, p := range ptrs {
+		args = append(args, s.prefix+":identity:"+p.fingerprint)
+	}
+	for _, p := range ptrs {
+		args = append(args, p.final)
+	}
+	for _, p := range ptrs[:checked] {
+		args = append(args, p.expect, p.by)
+	}
+	for _, id := range b.EventIDs {
+		args = append(args, id)
+	}
+	// The index sets of the new incidents, one SADD each.
+	var keys []string
+	sets := make(map[string][]string)
+	add := func(key, id string) {
+		ids, ok := sets[key]
+		if !ok {
+			keys = append(keys, key)
+		}
+		sets[key] = append(ids, id)
+	}
+	for _, in := range order[:nnew] {
+		add(s.prefix+":incidents", in.ID)
+		add(s.prefix+":fingerprint:"+in.Fingerprint, in.ID)
+		add(s.prefix+":state:"+in.State.String(), in.ID)
+		add(s.prefix+":severity:"+in.Severity.String(), in.ID)
+		add(s.prefix+":source:"+in.Source, in.ID)
+		add(s.prefix+":type:"+in.Type.String(), in.ID)
+	}
+	for _, k := range keys {
+		args = append(args, k, len(sets[k]))
+		for _, id := range sets[k] {
+			args = append(args, id)
+		}
+	}
+	args[ng] = len(keys)
+	return args, nil
 }
 
 // runApply runs the apply script; with WaitReplicas it pipelines WAIT
