@@ -46,7 +46,8 @@ type Config struct {
 	// Timeouts; zero keeps go-redis's defaults (5s dial, 3s read/write).
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
 	// AppliedRetention is how long an applied-event marker lives, counted
-	// from Batch.At; DefaultAppliedRetention when <= 0.
+	// from when the server writes it (by the server's clock);
+	// DefaultAppliedRetention when <= 0.
 	AppliedRetention time.Duration
 	// WaitReplicas, when > 0, makes Apply report success only after that
 	// many replicas acknowledged the batch (WAIT, in the same round trip as

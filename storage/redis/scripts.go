@@ -37,13 +37,17 @@ import goredis "github.com/redis/go-redis/v9"
 // batch is new) must name the expected incident ("" for none: the batch's
 // own pointer moves are checked in Go); no event may be marked applied.
 // Then it writes the records, moves the updates' index memberships (old
-// values read from the stored records), adds the new incidents', and moves
-// the identity pointers that changed.
+// values read from the stored records), adds the new incidents', moves the
+// identity pointers that changed, drops the expired markers and adds the
+// batch's. Markers are the members of one sorted set, prefix:applied,
+// scored by when they expire (server time in unix ms): one ZADD per batch
+// instead of a SET PX per event, with the same meaning (a marker counts
+// while its expiry is in the future, by the server's clock).
 // Returns {"ok"}, {"conflict", id, stored version}, {"identity", id,
 // current pointer} or {"applied", event id}.
 var applyScript = goredis.NewScript(`
 local p = ARGV[1]
-local px = ARGV[2]
+local px = tonumber(ARGV[2])
 local n, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
 local d, c = tonumber(ARGV[5]), tonumber(ARGV[6])
 local m, ng = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -115,13 +119,14 @@ for k = 0, c - 1 do
   local have = cur[k + 1] or ''
   if have ~= ARGV[E + 2 * k] then return {'identity', ARGV[E + 2 * k + 1], have} end
 end
-for lo = M, M + m - 1, 500 do
-  local keys = {}
-  for j = lo, math.min(lo + 499, M + m - 1) do keys[#keys + 1] = p .. ':applied:' .. ARGV[j] end
-  if redis.call('EXISTS', unpack(keys)) > 0 then
-    for j = lo, math.min(lo + 499, M + m - 1) do
-      if redis.call('EXISTS', keys[j - lo + 1]) == 1 then return {'applied', ARGV[j]} end
-    end
+local applied = p .. ':applied'
+local now = 0
+if m > 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local sc = run('ZMSCORE', applied, M, M + m - 1)
+  for j = 1, m do
+    if sc[j] and tonumber(sc[j]) > now then return {'applied', ARGV[M + j - 1]} end
   end
 end
 if n > 0 then run('MSET', nil, R, Z - 1) end
@@ -181,33 +186,61 @@ for k = 0, d - 1 do
   end
 end
 if #moves > 0 then tcall('MSET', moves) end
-for j = M, M + m - 1 do
-  redis.call('SET', p .. ':applied:' .. ARGV[j], '1', 'PX', px)
+if m > 0 then
+  redis.call('ZREMRANGEBYSCORE', applied, '-inf', string.format('%d', now))
+  local until_ = string.format('%d', now + px)
+  for lo = M, M + m - 1, CH do
+    local t = {}
+    for j = lo, math.min(lo + CH - 1, M + m - 1) do
+      t[#t + 1] = until_
+      t[#t + 1] = ARGV[j]
+    end
+    redis.call('ZADD', applied, unpack(t))
+  end
 end
 return {'ok'}
 `)
 
-// lookupScript: ARGV = prefix, n fingerprints, then the fingerprints, then
-// the event ids. Returns n records (false when absent) followed by one 0/1
-// per event id: the read stage of a batch in one round trip, as one
-// consistent snapshot.
+// lookupScript: ARGV = prefix, n, then the n identity keys
+// (prefix:identity:<fingerprint>), then the event ids. Returns n records
+// (false when absent) followed by one 0/1 per event id: the read stage of a
+// batch in one round trip (one MGET of the pointers, one of the records,
+// one ZMSCORE of the markers), as one consistent snapshot.
 var lookupScript = goredis.NewScript(`
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
+local CH = 4000
+local function mget(t, a, b)
+  local out = {}
+  for lo = a, b, CH do
+    local r = redis.call('MGET', unpack(t, lo, math.min(lo + CH - 1, b)))
+    for i = 1, #r do out[#out + 1] = r[i] end
+  end
+  return out
+end
 local out = {}
+local ids = {}
+if n > 0 then ids = mget(ARGV, 3, 2 + n) end
+local keys, at = {}, {}
 for i = 1, n do
-  local id = redis.call('GET', p .. ':identity:' .. ARGV[2 + i])
-  if id then
-    out[i] = redis.call('GET', p .. ':incident:' .. id)
-  else
-    out[i] = false
+  out[i] = false
+  if ids[i] then
+    keys[#keys + 1] = p .. ':incident:' .. ids[i]
+    at[#keys] = i
   end
 end
-for lo = 3 + n, #ARGV, 500 do
-  local keys = {}
-  for j = lo, math.min(lo + 499, #ARGV) do keys[#keys + 1] = p .. ':applied:' .. ARGV[j] end
-  for _, v in ipairs(redis.call('MGET', unpack(keys))) do
-    if v then out[#out + 1] = 1 else out[#out + 1] = 0 end
+if #keys > 0 then
+  local recs = mget(keys, 1, #keys)
+  for j = 1, #keys do out[at[j]] = recs[j] end
+end
+if #ARGV > 2 + n then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for lo = 3 + n, #ARGV, CH do
+    local sc = redis.call('ZMSCORE', p .. ':applied', unpack(ARGV, lo, math.min(lo + CH - 1, #ARGV)))
+    for j = 1, #sc do
+      if sc[j] and tonumber(sc[j]) > now then out[#out + 1] = 1 else out[#out + 1] = 0 end
+    end
   end
 end
 return out

@@ -142,7 +142,7 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 	args := make([]any, 0, 2+len(fingerprints)+len(eventIDs))
 	args = append(args, s.prefix, len(fingerprints))
 	for _, fp := range fingerprints {
-		args = append(args, fp)
+		args = append(args, s.prefix+":identity:"+fp)
 	}
 	for _, id := range eventIDs {
 		args = append(args, id)
@@ -191,8 +191,8 @@ func decode(raw string) (*incident.Incident, error) {
 func score(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 
 // Apply writes the batch in one atomic script (markers live for the
-// retention from the moment the server writes them: Redis expires keys by
-// its own clock, so Batch.At only matters as "now"), or nothing and
+// retention from the moment the server writes them, by the server's clock,
+// so Batch.At only matters as "now"), or nothing and
 // storage.ErrConflict when an incident's stored version is not Version-1 or
 // an event id was already applied. A go-redis retry of a script the server
 // already ran lands here as a conflict: Ingest re-reads, finds every event

@@ -119,8 +119,12 @@ func TestKeyLayout(t *testing.T) {
 	if got := c.Get(ctx, "llm-im:incident:inc-a").Val(); got == "" || got[0] != '{' {
 		t.Errorf("record = %q", got)
 	}
-	if ttl := c.PTTL(ctx, "llm-im:applied:put:inc-a:v2").Val(); ttl <= 0 || ttl > 24*time.Hour {
-		t.Errorf("marker ttl = %v, want within the 24h retention", ttl)
+	now := c.Time(ctx).Val()
+	if until := time.UnixMilli(int64(c.ZScore(ctx, "llm-im:applied", "put:inc-a:v2").Val())); !until.After(now) || until.After(now.Add(24*time.Hour)) {
+		t.Errorf("marker expires at %v, want within the 24h retention from %v", until, now)
+	}
+	if keys := c.Keys(ctx, "llm-im:applied*").Val(); len(keys) != 1 {
+		t.Errorf("marker keys %v, want only the sorted set llm-im:applied", keys)
 	}
 	if keys := c.Keys(ctx, "llm-im:tmp*").Val(); len(keys) != 0 {
 		t.Errorf("temporary keys left: %v", keys)
@@ -266,4 +270,69 @@ func TestIndexesWithAwkwardValues(t *testing.T) {
 		}
 	}
 	storetest.CheckFilters(t, s, []*incident.Incident{a3, b2})
+}
+
+// TestMarkersExpire: a marker counts for AppliedRetention by the server's
+// clock, then the event may be applied again, and the next Apply drops the
+// expired markers from the sorted set.
+func TestMarkersExpire(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL(), AppliedRetention: 300 * time.Millisecond})
+	c := srv.Client(t)
+	a := storetest.SparseIncident("inc-a", "v1:a")
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{a}, EventIDs: []string{"e1", "e2"}, At: storetest.Base}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Lookup(ctx, nil, []string{"e1", "e2", "e3"})
+	if err != nil || !snap.Applied["e1"] || !snap.Applied["e2"] || snap.Applied["e3"] {
+		t.Fatalf("lookup before expiry: %v, %v", snap.Applied, err)
+	}
+	if err := s.Apply(ctx, storage.Batch{EventIDs: []string{"e3", "e2"}, At: storetest.Base}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("apply of a marked event = %v, want ErrConflict", err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	snap, err = s.Lookup(ctx, nil, []string{"e1", "e2"})
+	if err != nil || len(snap.Applied) != 0 {
+		t.Fatalf("lookup after expiry: %v, %v", snap.Applied, err)
+	}
+	if n := c.ZCard(ctx, "llm-im:applied").Val(); n != 2 {
+		t.Fatalf("%d markers before the next apply, want the 2 expired ones", n)
+	}
+	if err := s.Apply(ctx, storage.Batch{EventIDs: []string{"e2"}, At: storetest.Base}); err != nil {
+		t.Fatalf("apply of an expired event: %v", err)
+	}
+	if got := c.ZRange(ctx, "llm-im:applied", 0, -1).Val(); !slices.Equal(got, []string{"e2"}) {
+		t.Fatalf("markers after the next apply = %v, want [e2]", got)
+	}
+}
+
+// TestBatchMovesItsOwnPointers: within one batch, a new incident must
+// reopen the incident the batch itself last moved its identity to.
+func TestBatchMovesItsOwnPointers(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL()})
+	c := srv.Client(t)
+	a := storetest.SparseIncident("inc-a", "v1:a")
+	a.State = incident.Resolved
+	twin := storetest.SparseIncident("inc-twin", "v1:a")
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{a, twin}, EventIDs: []string{"e1"}, At: storetest.Base}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("second new incident of an identity without reopen_of = %v, want ErrConflict", err)
+	}
+	if keys := c.Keys(ctx, "llm-im:*").Val(); len(keys) != 0 {
+		t.Fatalf("keys after a conflict: %v", keys)
+	}
+	next := storetest.SparseIncident("inc-next", "v1:a")
+	next.ReopenOf = "inc-a"
+	b := storetest.SparseIncident("inc-b", "v1:b")
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{a, b, next}, EventIDs: []string{"e1"}, At: storetest.Base}); err != nil {
+		t.Fatal(err)
+	}
+	for fp, want := range map[string]string{"v1:a": "inc-next", "v1:b": "inc-b"} {
+		if got := c.Get(ctx, "llm-im:identity:"+fp).Val(); got != want {
+			t.Errorf("identity pointer of %s = %q, want %q", fp, got, want)
+		}
+	}
+	if got := c.SMembers(ctx, "llm-im:fingerprint:v1:a").Val(); len(got) != 2 {
+		t.Errorf("fingerprint set = %v, want both incidents", got)
+	}
 }
