@@ -11,7 +11,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -178,14 +177,6 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 	return snap, nil
 }
 
-func decode(raw string) (*incident.Incident, error) {
-	var in incident.Incident
-	if err := json.Unmarshal([]byte(raw), &in); err != nil {
-		return nil, fmt.Errorf("redis decode incident: %w", err)
-	}
-	return &in, nil
-}
-
 // score is the sorted-set score of a time: unix microseconds, exact in a
 // float64 for ±285 years around 1970.
 func score(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
@@ -295,12 +286,15 @@ func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
 	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), checked, len(b.EventIDs))
 	ng := len(args)
 	args = append(args, 0) // the group count, known at the end
+	// One buffer for all records: the slices of it stay valid when it grows.
+	buf := make([]byte, 0, 1024*len(order))
 	for _, in := range order {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("redis encode incident %s: %w", in.ID, err)
+		start := len(buf)
+		var err error
+		if buf, err = encode(buf, in); err != nil {
+			return nil, err
 		}
-		args = append(args, s.prefix+":incident:"+in.ID, raw)
+		args = append(args, s.prefix+":incident:"+in.ID, buf[start:len(buf):len(buf)])
 	}
 	for _, in := range order {
 		args = append(args, score(in.LastSeen), in.ID)
