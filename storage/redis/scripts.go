@@ -17,18 +17,20 @@ import goredis "github.com/redis/go-redis/v9"
 // several per incident:
 //
 //	header: prefix, marker lifetime (ms), n incidents, of which nnew new
-//	        (version 1, first), d distinct fingerprints, of which c
-//	        checked (first), m event ids, ng index groups
+//	        (version 1, first), d distinct fingerprints, of which c0 + c1
+//	        checked (first), m event ids, ng index groups, ns singletons
 //	R: n × (record key, JSON)            new incidents first: MSET as is
 //	Z: n × (score, id)                   same order: ZADD as is
 //	U: (n-nnew) × ("version":<v-1>} suffix, fingerprint, state,
 //	   severity, source, type)           the updates' new index values
 //	I: d identity keys, then d final ids (the last incident of that
-//	   fingerprint in batch order), then c × (expected pointer, id of the
-//	   new incident that expects it)
+//	   fingerprint in batch order), then c1 expected pointers: the first
+//	   c0 checked keys must be absent, the next c1 must hold these
 //	M: m event ids
 //	G: ng × (set key, k, k ids)          index memberships of the new
 //	                                     incidents, grouped by set in Go
+//	S: ns × (set key, id)                the sets with one new member
+//	                                     (mostly fingerprint sets)
 //
 // Checks, all before any write: a new incident's record must not exist; an
 // update's record must end with the "version":<v-1>} suffix (Go encodes
@@ -43,20 +45,21 @@ import goredis "github.com/redis/go-redis/v9"
 // scored by when they expire (server time in unix ms): one ZADD per batch
 // instead of a SET PX per event, with the same meaning (a marker counts
 // while its expiry is in the future, by the server's clock).
-// Returns {"ok"}, {"conflict", id, stored version}, {"identity", id,
-// current pointer} or {"applied", event id}.
+// Returns {"ok"}, {"conflict", id, stored version}, {"identity", index
+// of the fingerprint in I (0-based), current pointer} or {"applied", event
+// id}.
 var applyScript = goredis.NewScript(`
 local p = ARGV[1]
 local px = tonumber(ARGV[2])
 local n, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
-local d, c = tonumber(ARGV[5]), tonumber(ARGV[6])
-local m, ng = tonumber(ARGV[7]), tonumber(ARGV[8])
+local d, c0, c1 = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local m, ng, ns = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local nupd = n - nnew
-local R = 9
+local R = 11
 local Z = R + 2 * n
 local U = Z + 2 * n
 local I = U + 6 * nupd
-local M = I + 2 * d + 2 * c
+local M = I + 2 * d + c1
 local G = M + m
 local CH = 4000
 -- run calls cmd [key] ARGV[a..b] in chunks (unpack has a stack limit) and
@@ -114,10 +117,13 @@ if nupd > 0 then
 end
 local cur = {}
 if d > 0 then cur = run('MGET', nil, I, I + d - 1) end
+for k = 1, c0 do
+  if cur[k] then return {'identity', tostring(k - 1), cur[k]} end
+end
 local E = I + 2 * d
-for k = 0, c - 1 do
-  local have = cur[k + 1] or ''
-  if have ~= ARGV[E + 2 * k] then return {'identity', ARGV[E + 2 * k + 1], have} end
+for k = 1, c1 do
+  local have = cur[c0 + k] or ''
+  if have ~= ARGV[E + k - 1] then return {'identity', tostring(c0 + k - 1), have} end
 end
 local applied = p .. ':applied'
 local now = 0
@@ -134,12 +140,19 @@ if n > 0 then run('MSET', nil, R, Z - 1) end
 -- of it. Go encodes an incident's fields in struct order: id, fingerprint,
 -- (dedup_key, title, description), source, type, severity, peak_severity,
 -- state, then resources and labels (the only nested values). A quote
--- inside a JSON string is always escaped, and Go sorts map keys, so the
--- anchored pattern below can only match the top-level fields. A value with
--- escapes, or anything unexpected, falls back to cjson.
+-- inside a JSON string is always escaped, so the bytes "," (quote, comma,
+-- quote) only occur between a string value and the next key: the first
+-- ","source":" is the top-level key, found by a plain search, and the
+-- patterns anchored there and at the start can only match top-level
+-- fields (labels cannot hold that run of keys: Go sorts map keys). A value
+-- with escapes, or anything unexpected, falls back to cjson.
 local function index(raw)
-  local fp, src, typ, sev, st = string.match(raw, '^{"id":"[^"\\]*","fingerprint":"([^"\\]*)",.-"source":"([^"\\]*)","type":"([^"\\]*)","severity":"([^"\\]*)","peak_severity":"[^"\\]*","state":"([^"\\]*)",')
-  if fp then return {fp, st, sev, src, typ} end
+  local fp = string.match(raw, '^{"id":"[^"\\]*","fingerprint":"([^"\\]*)",')
+  local at = string.find(raw, '","source":"', 1, true)
+  if fp and at then
+    local src, typ, sev, st = string.match(raw, '^","source":"([^"\\]*)","type":"([^"\\]*)","severity":"([^"\\]*)","peak_severity":"[^"\\]*","state":"([^"\\]*)",', at)
+    if src then return {fp, st, sev, src, typ} end
+  end
   local t = cjson.decode(raw)
   return {tostring(t.fingerprint), tostring(t.state), tostring(t.severity), tostring(t.source), tostring(t.type)}
 end
@@ -173,9 +186,10 @@ each('SADD', adds)
 local a = G
 for g = 1, ng do
   local k = tonumber(ARGV[a + 1])
-  run('SADD', ARGV[a], a + 2, a + 1 + k)
+  if k <= CH then redis.call('SADD', ARGV[a], unpack(ARGV, a + 2, a + 1 + k)) else run('SADD', ARGV[a], a + 2, a + 1 + k) end
   a = a + 2 + k
 end
+for j = a, a + 2 * ns - 1, 2 do redis.call('SADD', ARGV[j], ARGV[j + 1]) end
 if n > 0 then run('ZADD', p .. ':z:incidents', Z, U - 1) end
 local moves = {}
 for k = 0, d - 1 do

@@ -202,7 +202,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		}
 		return err
 	}
-	res, acks, err := s.runApply(ctx, args)
+	res, acks, err := s.runApply(ctx, args.args)
 	if err != nil {
 		return s.wrap("apply", err)
 	}
@@ -215,7 +215,11 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return fmt.Errorf("incident %s: stored version %s: %w", res[1], res[2], storage.ErrConflict)
 	case len(res) == 3 && res[0] == "identity":
 		s.conflicts.Inc()
-		return fmt.Errorf("incident %s: identity now at %q: %w", res[1], res[2], storage.ErrConflict)
+		id := "?"
+		if k, err := strconv.Atoi(res[1]); err == nil && k >= 0 && k < len(args.ptrs) {
+			id = args.ptrs[k].by
+		}
+		return fmt.Errorf("incident %s: identity now at %q: %w", id, res[2], storage.ErrConflict)
 	case len(res) == 2 && res[0] == "applied":
 		s.conflicts.Inc()
 		return fmt.Errorf("event %s already applied: %w", res[1], storage.ErrConflict)
@@ -233,12 +237,30 @@ type pointer struct {
 	expect, by  string // what the stored pointer must name, for which new incident
 }
 
+// rank orders the pointers as applyScript's I section wants them: checked
+// ones expecting no pointer, checked ones expecting one, the others.
+func (p pointer) rank() int {
+	switch {
+	case p.checked && p.expect == "":
+		return 0
+	case p.checked:
+		return 1
+	}
+	return 2
+}
+
+// applyCall is applyScript's ARGV and the pointers its I section names.
+type applyCall struct {
+	args []any
+	ptrs []pointer
+}
+
 // applyArgs lays out applyScript's ARGV (see there). It does in Go what
 // needs no stored data: the order of the sections, the identity pointer
 // each fingerprint ends on, the check of a new incident against the
 // pointer moves earlier in the same batch (a storage.ErrConflict when they
 // disagree), and the index sets of the new incidents.
-func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
+func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 	order := make([]*incident.Incident, 0, len(b.Incidents))
 	for _, in := range b.Incidents {
 		if in.Version == 1 {
@@ -267,32 +289,28 @@ func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
 			ptrs = append(ptrs, p)
 			continue
 		case in.Version == 1 && ptrs[i].final != in.ReopenOf:
-			return nil, fmt.Errorf("incident %s: identity now at %q: %w", in.ID, ptrs[i].final, storage.ErrConflict)
+			return applyCall{}, fmt.Errorf("incident %s: identity now at %q: %w", in.ID, ptrs[i].final, storage.ErrConflict)
 		}
 		ptrs[i].final = in.ID
 	}
 	// Checked fingerprints first, each part in batch order.
-	slices.SortStableFunc(ptrs, func(x, y pointer) int {
-		switch {
-		case x.checked == y.checked:
-			return 0
-		case x.checked:
-			return -1
-		}
-		return 1
-	})
+	slices.SortStableFunc(ptrs, func(x, y pointer) int { return x.rank() - y.rank() })
+	c0 := 0
+	for c0 < len(ptrs) && ptrs[c0].rank() == 0 {
+		c0++
+	}
 	n, nupd := len(order), len(order)-nnew
-	args := make([]any, 0, 8+4*n+6*nupd+2*len(ptrs)+2*checked+len(b.EventIDs)+2*7*nnew)
-	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), checked, len(b.EventIDs))
+	args := make([]any, 0, 10+4*n+6*nupd+2*len(ptrs)+checked-c0+len(b.EventIDs)+2*7*nnew)
+	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), c0, checked-c0, len(b.EventIDs))
 	ng := len(args)
-	args = append(args, 0) // the group count, known at the end
+	args = append(args, 0, 0) // the group and singleton counts, known at the end
 	// One buffer for all records: the slices of it stay valid when it grows.
 	buf := make([]byte, 0, 1024*len(order))
 	for _, in := range order {
 		start := len(buf)
 		var err error
 		if buf, err = encode(buf, in); err != nil {
-			return nil, err
+			return applyCall{}, err
 		}
 		args = append(args, s.prefix+":incident:"+in.ID, buf[start:len(buf):len(buf)])
 	}
@@ -309,8 +327,8 @@ func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
 	for _, p := range ptrs {
 		args = append(args, p.final)
 	}
-	for _, p := range ptrs[:checked] {
-		args = append(args, p.expect, p.by)
+	for _, p := range ptrs[c0:checked] {
+		args = append(args, p.expect)
 	}
 	for _, id := range b.EventIDs {
 		args = append(args, id)
@@ -333,15 +351,25 @@ func (s *Store) applyArgs(b storage.Batch) ([]any, error) {
 		add(s.prefix+":source:"+in.Source, in.ID)
 		add(s.prefix+":type:"+in.Type.String(), in.ID)
 	}
+	groups := 0
 	for _, k := range keys {
-		args = append(args, k, len(sets[k]))
-		for _, id := range sets[k] {
-			args = append(args, id)
+		if len(sets[k]) > 1 {
+			args = append(args, k, len(sets[k]))
+			for _, id := range sets[k] {
+				args = append(args, id)
+			}
+			groups++
 		}
 	}
-	args[ng] = len(keys)
-	return args, nil
+	for _, k := range keys {
+		if len(sets[k]) == 1 {
+			args = append(args, k, sets[k][0])
+		}
+	}
+	args[ng], args[ng+1] = groups, len(keys)-groups
+	return applyCall{args: args, ptrs: ptrs}, nil
 }
+
 
 // runApply runs the apply script; with WaitReplicas it pipelines WAIT
 // behind it on the same connection (the slot's master in Cluster mode) and

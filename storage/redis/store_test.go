@@ -261,6 +261,7 @@ func TestIndexesWithAwkwardValues(t *testing.T) {
 	b := storetest.SparseIncident("inc-2", "v1:plain")
 	b.State, b.Severity, b.Source = incident.Detected, incident.P1, "plain"
 	b.Title, b.Description, b.Labels = a.Title, a.Description, a.Labels
+	b.DedupKey = `x","source":"evil","type":"Security","severity":"P4","peak_severity":"P4","state":"Closed",`
 	storetest.Put(t, s, b)
 	b2 := storetest.Update(b, func(in *incident.Incident) { in.State, in.Severity = incident.Triaged, incident.P0 })
 	storetest.Put(t, s, b2)
