@@ -34,7 +34,8 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // Checks, all before any write: a new incident's record must not exist; an
 // update's record must end with the "version":<v-1>} suffix (Go encodes
-// version last, so that suffix is the top-level version); the identity
+// version last, so that suffix is the top-level version; a record of
+// another shape has its version parsed instead); the identity
 // pointer of each checked fingerprint (one whose first incident in the
 // batch is new) must name the expected incident ("" for none: the batch's
 // own pointer moves are checked in Go); no event may be marked applied.
@@ -110,7 +111,7 @@ if nupd > 0 then
   olds = tcall('MGET', keys)
   for j = 0, nupd - 1 do
     local raw, suf = olds[j + 1], ARGV[U + 6 * j]
-    if not raw or string.sub(raw, -#suf) ~= suf then
+    if not raw or (string.sub(raw, -#suf) ~= suf and version(raw) ~= string.match(suf, '(%-?%d+)}$')) then
       return {'conflict', ARGV[Z + 2 * (nnew + j) + 1], version(raw)}
     end
   end

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -335,5 +336,33 @@ func TestBatchMovesItsOwnPointers(t *testing.T) {
 	}
 	if got := c.SMembers(ctx, "llm-im:fingerprint:v1:a").Val(); len(got) != 2 {
 		t.Errorf("fingerprint set = %v, want both incidents", got)
+	}
+}
+
+// TestApplyOverForeignRecord: a stored record of another shape (here
+// indented, so version is not the last bytes) is still version-checked
+// and its index memberships still move.
+func TestApplyOverForeignRecord(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL()})
+	c := srv.Client(t)
+	a := storetest.SparseIncident("inc-a", "v1:a")
+	a.State, a.Severity = incident.Detected, incident.P1
+	storetest.Put(t, s, a)
+	raw, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Set(ctx, "llm-im:incident:inc-a", raw, 0)
+	a2 := storetest.Update(a, func(in *incident.Incident) { in.State, in.Severity = incident.Resolved, incident.P4 })
+	skip := storetest.Update(a2, func(*incident.Incident) {})
+	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{skip}, EventIDs: []string{"e0"}, At: storetest.Base}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("apply of v3 over v1 = %v, want ErrConflict", err)
+	}
+	storetest.Put(t, s, a2)
+	for k, n := range map[string]int64{"llm-im:state:Detected": 0, "llm-im:state:Resolved": 1, "llm-im:severity:P1": 0, "llm-im:severity:P4": 1} {
+		if got := c.SCard(ctx, k).Val(); got != n {
+			t.Errorf("SCARD %s = %d, want %d", k, got, n)
+		}
 	}
 }
