@@ -370,7 +370,6 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 	return applyCall{args: args, ptrs: ptrs}, nil
 }
 
-
 // runApply runs the apply script; with WaitReplicas it pipelines WAIT
 // behind it on the same connection (the slot's master in Cluster mode) and
 // returns how many replicas acknowledged.
