@@ -20,6 +20,7 @@ import (
 	"github.com/llm-im/incidentd/loadgen"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/pebble"
+	"github.com/llm-im/incidentd/storage/storetest"
 )
 
 // Benchmarks run on a store preloaded with BENCH_INCIDENTS (default 1M)
@@ -166,9 +167,8 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 // and are all duplicates: run it with -benchtime=400x or less.
 //
 // serial runs storage.Ingest one batch after the other. pipelined drives
-// the store as the worker does (consumer.pipeline): batch N+1 is looked up
-// and folded, on top of batch N's result (storage.Overlay), while batch N
-// is applied; N+1 is applied once N is durable. GC runs at GOGC=400 as in
+// the store as the worker does (storetest.Pipelined): batch N+1 is looked
+// up and folded, on top of batch N's result, while batch N is applied. GC runs at GOGC=400 as in
 // incidentd (app.TuneRuntime), unless GOGC is set.
 func BenchmarkApply(b *testing.B) {
 	if os.Getenv("GOGC") == "" {
@@ -194,7 +194,7 @@ func BenchmarkApply(b *testing.B) {
 			batches := streamBatches(b, n, 512)
 			folder := dedupe.NewFolder(0, newUUID)
 			ctx := context.Background()
-			p := &pipelinedWriter{s: s, folder: folder}
+			p := &storetest.Pipelined{Store: s, Folder: folder}
 			events := 0
 			cpu0 := cpuTime()
 			b.ResetTimer()
@@ -202,7 +202,7 @@ func BenchmarkApply(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				var err error
 				if tc.pipelined {
-					err = p.next(ctx, batches[i%n])
+					err = p.Next(ctx, batches[i%n])
 				} else {
 					_, _, err = storage.Ingest(ctx, s, folder, batches[i%n], time.Now)
 				}
@@ -211,7 +211,7 @@ func BenchmarkApply(b *testing.B) {
 				}
 				events += 512
 			}
-			if err := p.drain(); err != nil {
+			if err := p.Drain(); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
@@ -224,57 +224,6 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 	}
-}
-
-// pipelinedWriter overlaps the read and fold of one batch with the Apply
-// of the one before, as the worker does. A single writer never conflicts,
-// so a conflict is an error here.
-type pipelinedWriter struct {
-	s       *pebble.Store
-	folder  *dedupe.Folder
-	prev    dedupe.Result
-	applied chan error // the in-flight Apply's outcome, nil when none
-}
-
-func (p *pipelinedWriter) next(ctx context.Context, events []dedupe.Keyed) error {
-	fps := make([]string, 0, len(events))
-	ids := make([]string, 0, len(events))
-	want := make(map[string]struct{}, len(events))
-	for i := range events {
-		if _, ok := want[events[i].Fingerprint]; !ok {
-			want[events[i].Fingerprint] = struct{}{}
-			fps = append(fps, events[i].Fingerprint)
-		}
-		ids = append(ids, events[i].Event.ID)
-	}
-	snap, err := p.s.Lookup(ctx, fps, ids)
-	if err != nil {
-		return err
-	}
-	storage.Overlay(&snap, p.prev, want, ids)
-	at := time.Now()
-	res := p.folder.Fold(snap.Latest, snap.Applied, events, at)
-	if err := p.drain(); err != nil {
-		return err
-	}
-	p.prev = res
-	if len(res.EventIDs) > 0 {
-		p.applied = make(chan error, 1)
-		go func(ch chan<- error) {
-			ch <- p.s.Apply(ctx, storage.Batch{Incidents: res.Incidents, EventIDs: res.EventIDs, At: at})
-		}(p.applied)
-	}
-	return nil
-}
-
-// drain waits for the Apply in flight.
-func (p *pipelinedWriter) drain() error {
-	if p.applied == nil {
-		return nil
-	}
-	err := <-p.applied
-	p.applied = nil
-	return err
 }
 
 // BenchmarkListTwoFields: the newest 50 of a two-field filter at 1M; p50

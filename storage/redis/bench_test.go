@@ -27,12 +27,20 @@ func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
 	return loadgen.Batches(loadgen.New(cfg), n, size)
 }
 
-// BenchmarkIngest: storage.Ingest (Lookup, fold, Apply) of 512-event
-// batches with 30 % duplicates into Redis with appendonly yes, appendfsync
-// everysec, one writer.
+// BenchmarkIngest: 512-event batches with 30 % duplicates (Lookup, fold,
+// Apply) into Redis with appendonly yes, appendfsync everysec, one writer.
+// serial runs storage.Ingest one batch after the other (BENCH_STATS=1 adds
+// a breakdown); pipelined drives the store as the worker does
+// (storetest.Pipelined: batch N+1 is read and folded while N is applied).
 func BenchmarkIngest(b *testing.B) {
+	b.Run("serial", func(b *testing.B) { benchIngest(b, false) })
+	b.Run("pipelined", func(b *testing.B) { benchIngest(b, true) })
+}
+
+func benchIngest(b *testing.B, pipelined bool) {
 	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: os.Getenv("BENCH_NO_AOF") == ""})
-	ts := &timed{Store: open(b, redis.Config{URL: srv.URL()}), srv: srv}
+	rs := open(b, redis.Config{URL: srv.URL()})
+	ts := &timed{Store: rs, srv: srv}
 	var s storage.Store = ts
 	n := 400
 	if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {
@@ -40,20 +48,30 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	batches := keyedBatches(b, n, 512, 1)
 	f := dedupe.NewFolder(0, storetest.NewIDs("bench"))
+	p := &storetest.Pipelined{Store: rs, Folder: f}
 	i := 0
 	start, srvCPU, goCPU := time.Now(), srv.CPUTime(), processCPU()
 	for b.Loop() {
-		if _, _, err := storage.Ingest(ctx, s, f, batches[i%n], time.Now); err != nil {
+		var err error
+		if pipelined {
+			err = p.Next(ctx, batches[i%n])
+		} else {
+			_, _, err = storage.Ingest(ctx, s, f, batches[i%n], time.Now)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		i++
+	}
+	if err := p.Drain(); err != nil {
+		b.Fatal(err)
 	}
 	b.ReportMetric(float64(i*512)/time.Since(start).Seconds(), "events/s")
 	// CPU per batch, less sensitive than wall time to other load on the
 	// machine: Redis's and the client's (the latter includes the fold).
 	b.ReportMetric(float64((srv.CPUTime()-srvCPU).Microseconds())/float64(i)/1000, "redis-cpu-ms/batch")
 	b.ReportMetric(float64((processCPU()-goCPU).Microseconds())/float64(i)/1000, "go-cpu-ms/batch")
-	if os.Getenv("BENCH_STATS") != "" {
+	if os.Getenv("BENCH_STATS") != "" && !pipelined {
 		b.Logf("per batch: lookup %v (redis cpu %v), apply %v (redis cpu %v)", ts.lookup/time.Duration(i), ts.lookupCPU/time.Duration(i),
 			ts.apply/time.Duration(i), ts.applyCPU/time.Duration(i))
 		for _, l := range strings.Split(srv.Client(b).Info(ctx, "commandstats").Val(), "\n") {
