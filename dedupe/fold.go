@@ -116,11 +116,16 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 	for i := range events {
 		k := &events[i]
 		id := k.Event.ID
-		if _, dup := st.seen[id]; dup || applied[id] {
+		if applied[id] {
 			st.res.Stats.Duplicates++
 			continue
 		}
+		n := len(st.seen)
 		st.seen[id] = struct{}{}
+		if len(st.seen) == n { // repeated within the batch (one hash, not two)
+			st.res.Stats.Duplicates++
+			continue
+		}
 		st.res.EventIDs = append(st.res.EventIDs, id)
 		st.res.Stats.Applied++
 		sl := slot{fp: k.Fingerprint}
