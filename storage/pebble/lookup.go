@@ -78,7 +78,12 @@ func multiGet(r pebbledb.Reader, fam []byte, names []string, fn func(name string
 	}
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
-	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: fam, UpperBound: prefixEnd(fam)})
+	// Markers are mostly absent: let the bloom filters of the bottom level
+	// answer too (Pebble skips L6 filters unless asked, as most keys it
+	// reads exist there), which spares a data block read per new event id
+	// that falls inside an L6 table's key range.
+	useL6 := bytes.Equal(fam, famMarker)
+	it, err := r.NewIter(&pebbledb.IterOptions{LowerBound: fam, UpperBound: prefixEnd(fam), UseL6Filters: useL6})
 	if err != nil {
 		return fmt.Errorf("pebble iter: %w", err)
 	}

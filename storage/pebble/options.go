@@ -41,6 +41,11 @@ func (s *Store) options() *pebbledb.Options {
 	// rewrite whole bottom-level files again and again (measured: 16x write
 	// amplification into L6). Ordinary compactions drop them anyway.
 	opts.Experimental.TombstoneDenseCompactionThreshold = -1
+	if s.cfg.BloomBitsPerKey > 0 {
+		// Tables written before pointFilter carry the plain bloom filter.
+		b := bloom.FilterPolicy(s.cfg.BloomBitsPerKey)
+		opts.Filters = map[string]pebbledb.FilterPolicy{b.Name(): b}
+	}
 	for i := range opts.TargetFileSizes {
 		opts.TargetFileSizes[i] = 4 << 20 << i
 	}
@@ -49,7 +54,7 @@ func (s *Store) options() *pebbledb.Options {
 		l.BlockSize = 16 << 10
 		l.IndexBlockSize = 256 << 10
 		if s.cfg.BloomBitsPerKey > 0 {
-			l.FilterPolicy = bloom.FilterPolicy(s.cfg.BloomBitsPerKey)
+			l.FilterPolicy = pointFilter{bloom.FilterPolicy(s.cfg.BloomBitsPerKey)}
 		}
 		if i < 3 {
 			// The upper levels are small and rewritten by every compaction:
