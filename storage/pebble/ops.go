@@ -12,7 +12,6 @@ import (
 type op struct {
 	key, value []byte
 	del        bool
-	n          int // arrival order, to keep a delete and a set of one key in order
 }
 
 // ops collects an Apply's writes so they can enter the Pebble batch in key
@@ -22,24 +21,19 @@ type op struct {
 // sorted commit markedly cheaper than the arrival order.
 type ops []op
 
-func (o *ops) set(k, v []byte) { *o = append(*o, op{key: k, value: v, n: len(*o)}) }
-func (o *ops) del(k []byte)    { *o = append(*o, op{key: k, del: true, n: len(*o)}) }
+func (o *ops) set(k, v []byte) { *o = append(*o, op{key: k, value: v}) }
+func (o *ops) del(k []byte)    { *o = append(*o, op{key: k, del: true}) }
 
 // batch returns a Pebble batch holding the writes in key order (a delete
 // and a set of one key keep their order).
 func (o ops) batch(db *pebbledb.DB) (*pebbledb.Batch, error) {
-	slices.SortFunc(o, func(a, b op) int {
-		if c := bytes.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return a.n - b.n
-	})
 	size := 0
 	for _, w := range o {
 		size += len(w.key) + len(w.value) + 8
 	}
 	wb := db.NewBatchWithSize(size)
-	for _, w := range o {
+	for _, i := range o.sorted() {
+		w := &o[i]
 		var err error
 		if w.del {
 			err = wb.Delete(w.key, nil)
@@ -52,4 +46,21 @@ func (o ops) batch(db *pebbledb.DB) (*pebbledb.Batch, error) {
 		}
 	}
 	return wb, nil
+}
+
+// sorted returns the indexes of o in key order, the writes of one key in
+// arrival order. Sorting 4-byte indexes instead of the ops themselves
+// (56 bytes each) is about a fifth cheaper (BenchmarkSorted).
+func (o ops) sorted() []int32 {
+	idx := make([]int32, len(o))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := bytes.Compare(o[a].key, o[b].key); c != 0 {
+			return c
+		}
+		return int(a - b)
+	})
+	return idx
 }
