@@ -54,8 +54,8 @@ func compactID[T string | []byte](id T) ([16]byte, bool) {
 // case would not format back to the same string.
 func lowerHex[T string | []byte](dst []byte, src T) bool {
 	for i := range dst {
-		hi, lo := hexVal(src[2*i]), hexVal(src[2*i+1])
-		if hi > 15 || lo > 15 {
+		hi, lo := hexValues[src[2*i]], hexValues[src[2*i+1]]
+		if hi|lo > 15 {
 			return false
 		}
 		dst[i] = hi<<4 | lo
@@ -63,15 +63,20 @@ func lowerHex[T string | []byte](dst []byte, src T) bool {
 	return true
 }
 
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
+// hexValues maps a lower-case hex digit to its value, anything else to
+// 0xff.
+var hexValues = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 0xff
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+	}
+	return t
+}()
 
 // get returns fp's latest incident id, "" when the identity is unknown.
 func (x *identities) get(fp string) string {
