@@ -71,17 +71,7 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 // prepare reads what batch b needs, overlays the result of prev (which may
 // still be in flight), and folds b into f.res.
 func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
-	fps := make([]string, 0, len(b.events))
-	ids := make([]string, 0, len(b.events))
-	want := make(map[string]struct{}, len(b.events))
-	for i := range b.events {
-		fp := b.events[i].Fingerprint
-		if _, ok := want[fp]; !ok {
-			want[fp] = struct{}{}
-			fps = append(fps, fp)
-		}
-		ids = append(ids, b.events[i].Event.ID)
-	}
+	fps, ids, want := storage.LookupKeys(b.events)
 	snap, err := c.store.Lookup(ctx, fps, ids)
 	if err != nil {
 		return time.Time{}, err

@@ -19,16 +19,7 @@ const MaxConflictRetries = 16
 // The returned result is that of the fold that was applied. now is called
 // once per attempt.
 func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (dedupe.Result, int, error) {
-	fps := make([]string, 0, len(events))
-	ids := make([]string, 0, len(events))
-	seen := make(map[string]struct{}, len(events))
-	for i := range events {
-		if _, ok := seen[events[i].Fingerprint]; !ok {
-			seen[events[i].Fingerprint] = struct{}{}
-			fps = append(fps, events[i].Fingerprint)
-		}
-		ids = append(ids, events[i].Event.ID)
-	}
+	fps, ids, _ := LookupKeys(events)
 	for attempt := 0; ; attempt++ {
 		snap, err := s.Lookup(ctx, fps, ids)
 		if err != nil {
@@ -50,4 +41,21 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 			return dedupe.Result{}, attempt, err
 		}
 	}
+}
+
+// LookupKeys returns what a Lookup for events asks for: their distinct
+// fingerprints (in first-seen order), every event id, and the fingerprints
+// as a set.
+func LookupKeys(events []dedupe.Keyed) (fps, ids []string, set map[string]struct{}) {
+	fps = make([]string, 0, len(events))
+	ids = make([]string, 0, len(events))
+	set = make(map[string]struct{}, len(events))
+	for i := range events {
+		if _, ok := set[events[i].Fingerprint]; !ok {
+			set[events[i].Fingerprint] = struct{}{}
+			fps = append(fps, events[i].Fingerprint)
+		}
+		ids = append(ids, events[i].Event.ID)
+	}
+	return fps, ids, set
 }

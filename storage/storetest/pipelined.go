@@ -25,16 +25,7 @@ type Pipelined struct {
 // Next reads and folds events while the previous batch is applied, then
 // starts applying them.
 func (p *Pipelined) Next(ctx context.Context, events []dedupe.Keyed) error {
-	fps := make([]string, 0, len(events))
-	ids := make([]string, 0, len(events))
-	want := make(map[string]struct{}, len(events))
-	for i := range events {
-		if _, ok := want[events[i].Fingerprint]; !ok {
-			want[events[i].Fingerprint] = struct{}{}
-			fps = append(fps, events[i].Fingerprint)
-		}
-		ids = append(ids, events[i].Event.ID)
-	}
+	fps, ids, want := storage.LookupKeys(events)
 	snap, err := p.Store.Lookup(ctx, fps, ids)
 	if err != nil {
 		return err
