@@ -14,10 +14,10 @@ import (
 
 // Lookup returns the latest incident of each fingerprint (through the
 // in-memory identity pointers) and which event ids already have a marker.
-// The other reads come from one snapshot, each key family through one iterator and keys in
-// sorted order: a bloom-filtered SeekPrefixGE per key on a reused
-// iterator is cheaper than a Get, which builds its iterator stack every
-// time (Lookup's CPU fell by about a quarter).
+// The records and markers come from one snapshot, each key family through
+// one iterator and keys in sorted order: a bloom-filtered SeekPrefixGE per
+// key on a reused iterator is cheaper than a Get, which builds its
+// iterator stack every time (Lookup's CPU fell by about a quarter).
 func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
 	if err := s.enter(ctx); err != nil {
 		return storage.Snapshot{}, err
