@@ -41,7 +41,8 @@ func newBenchCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Short: "End-to-end benchmark: load the stream, measure a worker's drain rate, then latency at a fixed publish rate",
 		Long: `bench publishes --events realistic events (loadgen, --duplicates of them repeating an
 identity) onto a stream, then starts a worker in this process (app.New, Pebble with Sync
-commits in a temporary directory unless --config or --state-dir say otherwise) and measures
+commits in a temporary directory unless --state-dir names one; a --config file's [state]
+path is never used, so a bench cannot fill a real store) and measures
 how fast it drains the stream: events/s, batches/s, flush p50/p99. Then it publishes at
 --rate events/s for --duration and reads the publish-to-commit latency p50/p99 from the
 worker's incidentd_end_to_end_latency_seconds histogram. Worker RSS is the process's

@@ -2,6 +2,11 @@ package ctl_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/llm-im/incidentd/ctl"
@@ -97,5 +102,42 @@ func TestBenchWorkerURL(t *testing.T) {
 	}
 	if len(res.Check.Problems) > 0 || res.Check.Applied != res.Check.Distinct || res.Check.Incidents <= 0 || res.RSS <= 0 {
 		t.Errorf("summary: %+v, rss %d", res.Check, res.RSS)
+	}
+}
+
+// TestBenchNeverUsesTheConfigsStore: with a deployment's --config, the
+// in-process worker still writes into a temporary directory, and a second
+// run starts from an empty store.
+func TestBenchNeverUsesTheConfigsStore(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "pebble")
+	cfgPath := filepath.Join(dir, "incidentd.toml")
+	body := fmt.Sprintf("[state]\npath = %q\n\n[consumer]\nbatch_size = 256\n", store)
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		r := runCtl(t, nil, "", "bench", "--config", cfgPath, "--events", "600", "--rate", "0", "-o", "json", "--seed", "9")
+		mustCode(t, r, ctl.ExitOK)
+		var res struct {
+			Batch int `json:"batch_size"`
+			Check struct {
+				Distinct int64    `json:"distinct_event_ids"`
+				Applied  int64    `json:"events_applied"`
+				Problems []string `json:"problems"`
+			} `json:"check"`
+		}
+		if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+			t.Fatalf("%v\n%s", err, r.out)
+		}
+		if len(res.Check.Problems) > 0 || res.Check.Applied != res.Check.Distinct || res.Check.Distinct == 0 {
+			t.Fatalf("run %d: %+v", run, res.Check)
+		}
+		if res.Batch != 256 {
+			t.Fatalf("run %d: batch size %d, want the config's 256", run, res.Batch)
+		}
+		if _, err := os.Stat(store); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("run %d: the config's store %s was touched (%v)", run, store, err)
+		}
 	}
 }

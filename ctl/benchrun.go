@@ -189,10 +189,12 @@ func (b *bench) workerConfig(cfg *config.Config) error {
 	if b.f.backend != "" {
 		cfg.State.Backend = config.Backend(b.f.backend)
 	}
+	// A Pebble store is always the bench's own: a --config file's path may
+	// name a real deployment's directory, which a bench must not fill.
 	switch {
 	case b.f.stateDir != "":
 		cfg.State.Path = b.f.stateDir
-	case b.f.configPath == "":
+	case cfg.State.Backend == config.BackendPebble:
 		dir, err := os.MkdirTemp("", "incidentctl-bench-state-")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
