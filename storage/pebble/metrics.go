@@ -12,6 +12,7 @@ type collector struct {
 
 	compactions, flushes, readAmp, stalls, stallSeconds *prometheus.Desc
 	l0Files, memtable, cacheHits, cacheMisses           *prometheus.Desc
+	identities                                          *prometheus.Desc
 }
 
 func newCollector(s *Store) *collector {
@@ -29,13 +30,14 @@ func newCollector(s *Store) *collector {
 		memtable:     d("incidentd_pebble_memtable_size_bytes", "Bytes allocated by memtables."),
 		cacheHits:    d("incidentd_pebble_block_cache_hits_total", "Block cache hits."),
 		cacheMisses:  d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
+		identities:   d("incidentd_pebble_identities", "Identity pointers held in memory (about 80 bytes of heap each)."),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.compactions, c.flushes, c.readAmp, c.stalls, c.stallSeconds,
-		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses} {
+		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities} {
 		ch <- d
 	}
 }
@@ -66,4 +68,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.memtable, float64(m.MemTable.Size))
 	counter(c.cacheHits, float64(m.BlockCache.Hits))
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
+	gauge(c.identities, float64(s.ids.len()))
 }

@@ -270,8 +270,8 @@ func TestCollector(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg)
 	// incidentd_store_size_bytes belongs to the worker's metrics (from Stats),
 	// not to this collector: registering it twice would fail at start.
-	if err != nil || n != 9 {
-		t.Fatalf("series = %d, %v; want 9", n, err)
+	if err != nil || n != 10 {
+		t.Fatalf("series = %d, %v; want 10", n, err)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -284,6 +284,9 @@ func TestCollector(t *testing.T) {
 	}
 	if values["incidentd_pebble_flushes_total"] < 1 || values["incidentd_pebble_memtable_size_bytes"] <= 0 {
 		t.Errorf("after a flush: %v", values)
+	}
+	if got := values["incidentd_pebble_identities"]; got != 17 { // Population: 3 incidents per fingerprint
+		t.Errorf("identities = %v, want 17", got)
 	}
 	if st, err := s.Stats(t.Context()); err != nil || st.SizeOnDisk <= 0 || st.Incidents != 50 {
 		t.Errorf("stats: %+v, %v", st, err)
