@@ -214,7 +214,7 @@ func (b *bench) workerConfig(cfg *config.Config) error {
 
 // startWorker runs app in this process until cleanup.
 func (b *bench) startWorker(cfg config.Config, reg *prometheus.Registry) error {
-	app.TuneRuntime(os.LookupEnv) // the GC settings incidentd runs with
+	app.TuneRuntime(cfg, os.LookupEnv) // the GC settings incidentd runs with
 	a, err := app.New(cfg, b.log.Named("worker"), reg)
 	if err != nil {
 		return fmt.Errorf("bench worker: %w", err)

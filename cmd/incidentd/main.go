@@ -69,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", zap.String("warning", w))
 	}
-	gc, limit := app.TuneRuntime(os.LookupEnv)
+	gc, limit := app.TuneRuntime(cfg, os.LookupEnv)
 	log.Info("starting", zap.String("version", app.Version), zap.Any("config", cfg.Redacted()),
 		zap.Int("gogc", gc), zap.Int64("gomemlimit_bytes", limit))
 
