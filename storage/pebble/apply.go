@@ -127,6 +127,7 @@ func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64
 	w.set(recordKey(in.ID), rec)
 	if old == nil {
 		delta[entry{fieldAll, ""}]++
+		w.set(historyKey(in.Fingerprint, in.ID), nil)
 	}
 	m := metaOf(in)
 	for i, e := range m.entries {
@@ -182,7 +183,7 @@ func (s *Store) putCounters(w *ops, delta map[entry]int64) {
 	s.countMu.RLock()
 	defer s.countMu.RUnlock()
 	for e, d := range delta {
-		if d == 0 || e.field == fieldFingerprint {
+		if d == 0 {
 			continue
 		}
 		if n := s.counts[e] + d; n == 0 {
@@ -198,7 +199,7 @@ func (s *Store) addCounts(delta map[entry]int64) {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	for e, d := range delta {
-		if d == 0 || e.field == fieldFingerprint {
+		if d == 0 {
 			continue
 		}
 		if n := s.counts[e] + d; n == 0 {
@@ -235,6 +236,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	var w ops
 	delta := map[entry]int64{{fieldAll, ""}: -1}
 	w.del(recordKey(id))
+	w.del(historyKey(old.Fingerprint, id))
 	for _, e := range entries(old) {
 		w.del(indexKey(e, old.LastSeen, old.ID))
 		delta[e]--

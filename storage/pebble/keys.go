@@ -11,6 +11,7 @@ import (
 //
 //	r/<id>                                      record: codec byte + incident
 //	x/<field><value-esc>\x00\x01<suffix>        index membership (empty value)
+//	h/<fingerprint-esc>\x00\x01<id>              identity history (empty value)
 //	f/<fingerprint>                             identity pointer -> latest id
 //	e/<event id>                                applied marker -> applied-at
 //	E/<applied-at 12 bytes><first event id>     a batch's event ids, by time
@@ -25,6 +26,7 @@ import (
 var (
 	famRecord     = []byte("r/")
 	famIndex      = []byte("x/")
+	famHistory    = []byte("h/")
 	famPointer    = []byte("f/")
 	famMarker     = []byte("e/")
 	famMarkerTime = []byte("E/")
@@ -41,7 +43,7 @@ const (
 	fieldSeverity    field = 'v'
 	fieldSource      field = 'o'
 	fieldType        field = 't'
-	fieldFingerprint field = 'f'
+	fieldFingerprint field = 'f' // x/f keys are converted to h/ keys at open
 )
 
 // countedFields have persisted per-value counters. Fingerprints have not:
@@ -57,8 +59,11 @@ type entry struct {
 	value string
 }
 
-// indexedFields is how many index memberships an incident has.
-const indexedFields = 5
+// indexedFields is how many index memberships an incident has. The
+// fingerprint has none: it never changes, so its h/ key (no last_seen in
+// it) is written once, when the incident opens, and a merge moves four
+// index keys, not five.
+const indexedFields = 4
 
 // entries lists the index memberships of in, in a fixed order. There is no
 // "all incidents" index: every incident has exactly one severity, so the
@@ -70,7 +75,6 @@ func entries(in *incident.Incident) [indexedFields]entry {
 		{fieldSeverity, in.Severity.String()},
 		{fieldSource, in.Source},
 		{fieldType, in.Type.String()},
-		{fieldFingerprint, in.Fingerprint},
 	}
 }
 
@@ -84,6 +88,31 @@ func appendEscaped(dst []byte, v string) []byte {
 		}
 	}
 	return append(dst, 0, 1)
+}
+
+// splitEscaped reads an escaped, terminated value from the start of b and
+// returns it and what follows its terminator.
+func splitEscaped(b []byte) (string, []byte, bool) {
+	v := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			v = append(v, b[i])
+			continue
+		}
+		if i+1 == len(b) {
+			return "", nil, false
+		}
+		switch b[i+1] {
+		case 1:
+			return string(v), b[i+2:], true
+		case 0xff:
+			v = append(v, 0)
+			i++
+		default:
+			return "", nil, false
+		}
+	}
+	return "", nil, false
 }
 
 // indexPrefix is the key prefix of every member of one field value.
@@ -139,6 +168,15 @@ func suffixID(suffix []byte) string {
 func indexKey(e entry, lastSeen time.Time, id string) []byte {
 	return appendSuffix(indexPrefix(e.field, e.value), lastSeen, id)
 }
+
+// historyPrefix is h/<fingerprint-esc>\x00\x01: the prefix of every
+// incident of one identity.
+func historyPrefix(fp string) []byte {
+	return appendEscaped(append([]byte(nil), famHistory...), fp)
+}
+
+// historyKey is h/<fingerprint-esc>\x00\x01<id>.
+func historyKey(fp, id string) []byte { return append(historyPrefix(fp), id...) }
 
 // recordKey is r/<id>.
 func recordKey(id string) []byte { return join(famRecord, id) }

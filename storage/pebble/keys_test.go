@@ -10,6 +10,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/storetest"
 )
 
@@ -176,4 +177,69 @@ func TestOpenDropsTheOldAllIndex(t *testing.T) {
 	}
 	_ = it.Close()
 	storetest.CheckFilters(t, s, pop)
+}
+
+// TestOpenConvertsTheOldFingerprintIndex: a store written with x/f keys
+// (fingerprint memberships that embed last_seen) gets h/ keys at open, and
+// every filter, the fingerprint ones included, still answers exactly.
+func TestOpenConvertsTheOldFingerprintIndex(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Path, cfg.Sync, cfg.CacheSizeMB, cfg.MemtableSizeMB = t.TempDir(), false, 8, 4
+	s, err := New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pop := storetest.Population(30, 11)
+	odd := storetest.SparseIncident("inc-odd", "fp\x00with\x00zeros")
+	pop = append(pop, odd)
+	storetest.Put(t, s, pop...)
+	for _, in := range pop { // what an older version wrote instead of h/ keys
+		if err := s.db.Set(indexKey(entry{fieldFingerprint, in.Fingerprint}, in.LastSeen, in.ID), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Delete(historyKey(in.Fingerprint, in.ID), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte("x/f"), UpperBound: []byte("x/g")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("x/f key %q left after open", it.Key())
+	}
+	_ = it.Close()
+	for _, in := range pop {
+		if ok, err := exists(s.db, historyKey(in.Fingerprint, in.ID)); err != nil || !ok {
+			t.Fatalf("no history key for %s: %v", in.ID, err)
+		}
+	}
+	storetest.CheckFilters(t, s, pop)
+	got, err := s.List(t.Context(), storage.Filter{Fingerprints: []string{odd.Fingerprint}}, storage.Page{})
+	if err != nil || len(got) != 1 || got[0].ID != odd.ID {
+		t.Fatalf("fingerprint with zero bytes: %v, %v", got, err)
+	}
+}
+
+func TestSplitEscaped(t *testing.T) {
+	for _, v := range []string{"", "a", "\x00", "a\x00b", "\x00\x00", "\xff", "\x00\xff"} {
+		k := append(appendEscaped(nil, v), "rest"...)
+		got, rest, ok := splitEscaped(k)
+		if !ok || got != v || string(rest) != "rest" {
+			t.Errorf("splitEscaped(%q) = %q, %q, %v", k, got, rest, ok)
+		}
+	}
+	for _, bad := range []string{"abc", "a\x00", "a\x00\x02"} {
+		if _, _, ok := splitEscaped([]byte(bad)); ok {
+			t.Errorf("splitEscaped(%q) accepted", bad)
+		}
+	}
 }

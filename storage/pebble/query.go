@@ -16,6 +16,7 @@ import (
 // across clauses. empty means no incident can match.
 type plan struct {
 	clauses      [][]entry
+	fingerprints []string // a clause of its own, answered from h/ keys
 	since, until time.Time
 	empty        bool
 }
@@ -41,8 +42,12 @@ func planFor(f storage.Filter) plan {
 	p.add(fieldSeverity, names(f.Severities))
 	p.add(fieldSource, f.Sources)
 	p.add(fieldType, names(f.Types))
-	p.add(fieldFingerprint, f.Fingerprints)
-	if len(p.clauses) == 0 {
+	for _, fp := range f.Fingerprints {
+		if !slices.Contains(p.fingerprints, fp) {
+			p.fingerprints = append(p.fingerprints, fp)
+		}
+	}
+	if len(p.clauses) == 0 && len(p.fingerprints) == 0 {
 		// Every incident has one of the five severities.
 		p.add(fieldSeverity, names(incident.Severities))
 	}
@@ -165,7 +170,7 @@ func (s *Store) Count(ctx context.Context, f storage.Filter) (int64, error) {
 }
 
 func (s *Store) countFromCounters(p plan) (int64, bool) {
-	if len(p.clauses) != 1 || !p.since.IsZero() || !p.until.IsZero() || p.clauses[0][0].field == fieldFingerprint {
+	if len(p.clauses) != 1 || len(p.fingerprints) > 0 || !p.since.IsZero() || !p.until.IsZero() {
 		return 0, false
 	}
 	s.countMu.RLock()
@@ -181,7 +186,14 @@ func (s *Store) countFromCounters(p plan) (int64, bool) {
 // value, bounded by the time range, merged per clause and intersected.
 func (p plan) open(r pebbledb.Reader) (cursor, error) {
 	lo, hi := p.suffixBounds()
-	and := make(andCursor, 0, len(p.clauses))
+	and := make(andCursor, 0, len(p.clauses)+1)
+	if len(p.fingerprints) > 0 {
+		l, err := openHistory(r, p.fingerprints, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		and = append(and, l)
+	}
 	for _, c := range p.clauses {
 		or := make(orCursor, 0, len(c))
 		for _, e := range c {

@@ -142,6 +142,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		_ = lock.Close()
 		return nil, err
 	}
+	if err := s.convertFingerprintIndex(); err != nil {
+		_ = s.db.Close()
+		_ = lock.Close()
+		return nil, err
+	}
 	if err := s.dropAllIndex(); err != nil {
 		_ = s.db.Close()
 		_ = lock.Close()
@@ -230,6 +235,55 @@ func (s *Store) dropAllIndex() error {
 		return fmt.Errorf("pebble: drop x/a: %w", err)
 	}
 	s.log.Info("dropped the all-incidents index of an older version (lists merge the severity indexes)")
+	return nil
+}
+
+// convertFingerprintIndex turns the x/f keys of stores written before the
+// h/ family (one per incident, moved on every update because they embed
+// last_seen) into h/ keys, then drops the x/f range. Once.
+func (s *Store) convertFingerprintIndex() error {
+	lo := []byte{famIndex[0], famIndex[1], byte(fieldFingerprint)}
+	hi := prefixEnd(lo)
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("pebble: convert x/f: %w", err)
+	}
+	defer it.Close()
+	if !it.First() {
+		return it.Error()
+	}
+	start, n := time.Now(), 0
+	wb := s.db.NewBatch()
+	for ok := true; ok; ok = it.Next() {
+		fp, suffix, good := splitEscaped(it.Key()[len(lo):])
+		if !good || len(suffix) < timeLen+1 {
+			_ = wb.Close()
+			return fmt.Errorf("pebble: convert x/f: malformed key %q", it.Key())
+		}
+		if err := wb.Set(historyKey(fp, suffixID(suffix)), nil, nil); err != nil {
+			_ = wb.Close()
+			return fmt.Errorf("pebble: convert x/f: %w", err)
+		}
+		if n++; n%10_000 == 0 {
+			if err := wb.Commit(pebbledb.NoSync); err != nil {
+				return fmt.Errorf("pebble: convert x/f: %w", err)
+			}
+			wb = s.db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		_ = wb.Close()
+		return fmt.Errorf("pebble: convert x/f: %w", err)
+	}
+	if err := wb.DeleteRange(lo, hi, nil); err != nil {
+		_ = wb.Close()
+		return fmt.Errorf("pebble: convert x/f: %w", err)
+	}
+	if err := wb.Commit(pebbledb.Sync); err != nil {
+		return fmt.Errorf("pebble: convert x/f: %w", err)
+	}
+	s.log.Info("converted the fingerprint index of an older version to identity history keys",
+		zap.Int("incidents", n), zap.Duration("took", time.Since(start)))
 	return nil
 }
 
