@@ -10,6 +10,7 @@ import (
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/storetest"
 )
@@ -144,38 +145,53 @@ func TestMarkerList(t *testing.T) {
 	}
 }
 
-// TestOpenDropsTheOldAllIndex: a store written with x/a keys loses them at
-// open and still lists and counts everything.
-func TestOpenDropsTheOldAllIndex(t *testing.T) {
+// asOlderVersion stores pop, rewrites each incident's keys with old (what
+// an older version wrote), and returns the store reopened on the result.
+func asOlderVersion(t *testing.T, pop []*incident.Incident, old func(s *Store, in *incident.Incident) error) *Store {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Path, cfg.Sync, cfg.CacheSizeMB, cfg.MemtableSizeMB = t.TempDir(), false, 8, 4
 	s, err := New(cfg, zaptest.NewLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pop := storetest.Population(30, 7)
 	storetest.Put(t, s, pop...)
-	for _, in := range pop { // what an older version wrote
-		if err := s.db.Set(indexKey(entry{fieldAll, ""}, in.LastSeen, in.ID), nil, nil); err != nil {
+	for _, in := range pop {
+		if err := old(s, in); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = New(cfg, zaptest.NewLogger(t), nil)
+	if s, err = New(cfg, zaptest.NewLogger(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// requireNoKeys fails when s holds a key in [lo, hi).
+func requireNoKeys(t *testing.T, s *Store, lo, hi string) {
+	t.Helper()
+	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte(lo), UpperBound: []byte(hi)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte("x/a"), UpperBound: []byte("x/b")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer it.Close()
 	if it.First() {
-		t.Errorf("x/a key %q left after open", it.Key())
+		t.Errorf("key %q left after open", it.Key())
 	}
-	_ = it.Close()
+}
+
+// TestOpenDropsTheOldAllIndex: a store written with x/a keys loses them at
+// open and still lists and counts everything.
+func TestOpenDropsTheOldAllIndex(t *testing.T) {
+	pop := storetest.Population(30, 7)
+	s := asOlderVersion(t, pop, func(s *Store, in *incident.Incident) error {
+		return s.db.Set(indexKey(entry{fieldAll, ""}, in.LastSeen, in.ID), nil, nil)
+	})
+	requireNoKeys(t, s, "x/a", "x/b")
 	storetest.CheckFilters(t, s, pop)
 }
 
@@ -183,40 +199,15 @@ func TestOpenDropsTheOldAllIndex(t *testing.T) {
 // (fingerprint memberships that embed last_seen) gets h/ keys at open, and
 // every filter, the fingerprint ones included, still answers exactly.
 func TestOpenConvertsTheOldFingerprintIndex(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Path, cfg.Sync, cfg.CacheSizeMB, cfg.MemtableSizeMB = t.TempDir(), false, 8, 4
-	s, err := New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pop := storetest.Population(30, 11)
 	odd := storetest.SparseIncident("inc-odd", "fp\x00with\x00zeros")
-	pop = append(pop, odd)
-	storetest.Put(t, s, pop...)
-	for _, in := range pop { // what an older version wrote instead of h/ keys
+	pop := append(storetest.Population(30, 11), odd)
+	s := asOlderVersion(t, pop, func(s *Store, in *incident.Incident) error {
 		if err := s.db.Set(indexKey(entry{fieldFingerprint, in.Fingerprint}, in.LastSeen, in.ID), nil, nil); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := s.db.Delete(historyKey(in.Fingerprint, in.ID), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	it, err := s.db.NewIter(&pebbledb.IterOptions{LowerBound: []byte("x/f"), UpperBound: []byte("x/g")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if it.First() {
-		t.Errorf("x/f key %q left after open", it.Key())
-	}
-	_ = it.Close()
+		return s.db.Delete(historyKey(in.Fingerprint, in.ID), nil)
+	})
+	requireNoKeys(t, s, "x/f", "x/g")
 	for _, in := range pop {
 		if ok, err := exists(s.db, historyKey(in.Fingerprint, in.ID)); err != nil || !ok {
 			t.Fatalf("no history key for %s: %v", in.ID, err)
