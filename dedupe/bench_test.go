@@ -2,6 +2,8 @@ package dedupe_test
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -9,6 +11,15 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 )
+
+// workerGC runs the garbage collector as incidentd does (app.TuneRuntime:
+// GOGC=400) unless GOGC is set, and restores the setting at the end.
+func workerGC(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(400)
+		b.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+}
 
 // payloads returns n realistic wire events with 30 % duplicates.
 func payloads(n int) [][]byte {
@@ -21,8 +32,10 @@ func payloads(n int) [][]byte {
 }
 
 // BenchmarkDecodeFingerprint measures the per-event CPU cost before the
-// store: decode, validate and fingerprint, on one core.
+// store: decode, validate and fingerprint, on one core, with the worker's GC
+// setting.
 func BenchmarkDecodeFingerprint(b *testing.B) {
+	workerGC(b)
 	msgs := payloads(4096)
 	dec := incident.NewDecoder(0)
 	fp, _ := dedupe.NewFingerprinter(nil, nil)
@@ -58,8 +71,10 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkFold512 folds 512-event batches (30 % duplicates) against the
-// incidents already open for their identities, as the worker does.
+// incidents already open for their identities, as the worker does, with the
+// worker's GC setting.
 func BenchmarkFold512(b *testing.B) {
+	workerGC(b)
 	g := loadgen.New(loadgen.DefaultConfig())
 	fp, _ := dedupe.NewFingerprinter(nil, nil)
 	dec := incident.NewDecoder(0)
