@@ -123,6 +123,7 @@ func (a *App) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+		nats.ErrorHandler(a.natsError),
 	}
 	if a.cfg.Embedded() {
 		s, err := natsembed.New(natsembed.Config{Listen: n.EmbeddedListen, StoreDir: n.EmbeddedStoreDir}, a.log)
@@ -147,6 +148,21 @@ func (a *App) connect() error {
 	a.nc = nc
 	a.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", a.embed != nil))
 	return nil
+}
+
+// natsError counts and logs the NATS client's asynchronous errors. A slow
+// consumer is the one that matters: the client dropped messages, and
+// JetStream redelivers them only after ack_wait.
+func (a *App) natsError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	kind := metrics.NATSErrorKind(err)
+	a.m.NATSErrors.WithLabelValues(kind).Inc()
+	fields := []zap.Field{zap.String("kind", kind), zap.Error(err)}
+	if sub != nil {
+		if msgs, bytes, perr := sub.Pending(); perr == nil {
+			fields = append(fields, zap.Int("pending_msgs", msgs), zap.Int("pending_bytes", bytes))
+		}
+	}
+	a.log.Warn("nats client error", fields...)
 }
 
 func (a *App) routes() http.Handler {

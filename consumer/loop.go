@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -296,11 +297,18 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 	c.m.FlushDuration.Observe(took.Seconds())
 	c.m.StoreConflicts.Add(float64(conflicts))
 	c.m.ObserveFold(res.Stats)
+	failed, first := 0, error(nil)
 	for i, m := range b.msgs {
 		c.m.ObserveLatency(b.stamps[i], now)
 		if err := m.Ack(); err != nil {
-			c.log.Debug("ack", zap.Error(err))
+			failed++
+			first = cmp.Or(first, err)
 		}
+	}
+	if failed > 0 { // one line per batch, not per message
+		c.m.AcksFailed.Add(float64(failed))
+		c.log.Warn("acks failed after a durable commit; those messages will be redelivered and absorbed as duplicates",
+			zap.Int("failed", failed), zap.Int("batch", len(b.msgs)), zap.Error(first))
 	}
 }
 

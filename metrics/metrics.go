@@ -7,10 +7,12 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llm-im/incidentd/dedupe"
@@ -29,6 +31,27 @@ const (
 	// same identity.
 	DuplicateMerged = "merged"
 )
+
+// NATSErrorKinds are the label values of incidentd_nats_errors_total{kind}.
+var NATSErrorKinds = []string{NATSSlowConsumer, NATSPermission, NATSOther}
+
+// Kinds of NATS client errors.
+const (
+	NATSSlowConsumer = "slow_consumer"
+	NATSPermission   = "permission"
+	NATSOther        = "other"
+)
+
+// NATSErrorKind classifies an asynchronous NATS client error.
+func NATSErrorKind(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrSlowConsumer):
+		return NATSSlowConsumer
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return NATSPermission
+	}
+	return NATSOther
+}
 
 // LatencyBuckets are the end-to-end latency histogram's bounds, in seconds:
 // fine around the 50 ms objective, up to an hour of backlog.
@@ -68,6 +91,14 @@ type Metrics struct {
 	ConsumerRedelivered prometheus.Gauge
 	StoreSize           prometheus.Gauge
 	StoreIncidents      prometheus.Gauge
+
+	// NATSErrors counts the NATS client's asynchronous errors by kind
+	// (NATSErrorKinds); a slow consumer means the client dropped messages,
+	// which JetStream redelivers only after ack_wait.
+	NATSErrors *prometheus.CounterVec
+	// AcksFailed counts acks the client could not send after a commit; the
+	// message is redelivered after ack_wait and absorbed as a duplicate.
+	AcksFailed prometheus.Counter
 
 	// Health backs incidentd_ready and /readyz.
 	Health *Health
@@ -116,7 +147,13 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		ConsumerRedelivered: gauge("consumer_redelivered_messages", "Messages delivered more than once and not yet acked (num_redelivered)."),
 		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
-		Health:              NewHealth(),
+		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
+			Help: "Asynchronous errors of the NATS client, by kind (slow_consumer: messages dropped in the client)."}, []string{"kind"}),
+		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
+		Health:     NewHealth(),
+	}
+	for _, k := range NATSErrorKinds {
+		m.NATSErrors.WithLabelValues(k)
 	}
 	for _, r := range incident.Reasons {
 		m.EventsInvalid.WithLabelValues(string(r))
@@ -144,7 +181,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		ready, info}
+		m.NATSErrors, m.AcksFailed, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)

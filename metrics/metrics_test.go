@@ -3,11 +3,13 @@ package metrics_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -54,6 +56,8 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"incidentd_store_size_bytes":           1,
 		"incidentd_ready":                      1,
 		"incidentd_build_info":                 1,
+		"incidentd_nats_errors_total":          len(metrics.NATSErrorKinds),
+		"incidentd_acks_failed_total":          1,
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -172,6 +176,23 @@ func TestHistogramQuantile(t *testing.T) {
 	for _, c := range []struct{ q, want float64 }{{0.25, 0.5}, {0.5, 1}, {0.75, 3}, {1, 4}} {
 		if got := metrics.HistogramQuantile(c.q, metrics.Snapshot(h)); got != c.want {
 			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
+func TestNATSErrorKind(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nats.ErrSlowConsumer, metrics.NATSSlowConsumer},
+		{fmt.Errorf("sub 3: %w", nats.ErrSlowConsumer), metrics.NATSSlowConsumer},
+		{nats.ErrPermissionViolation, metrics.NATSPermission},
+		{nats.ErrStaleConnection, metrics.NATSOther},
+		{errors.New("something else"), metrics.NATSOther},
+	} {
+		if got := metrics.NATSErrorKind(tc.err); got != tc.want {
+			t.Errorf("NATSErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }
