@@ -13,6 +13,7 @@ import (
 
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -51,8 +52,13 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 	s := &source{it: it, msgs: make(chan jetstream.Msg, 128), quit: make(chan struct{})}
 	go func() {
 		defer close(s.msgs)
+		failures := 0 // consecutive pull errors: the first is a warning, the rest debug
 		for {
 			m, err := it.Next()
+			if err == nil && failures > 0 {
+				c.log.Info("pull recovered", zap.Int("errors", failures))
+				failures = 0
+			}
 			switch {
 			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				return
@@ -61,8 +67,14 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 				c.bound.Store(false)
 				it.Stop()
 				return
-			case err != nil: // missed heartbeats while NATS is away: the iterator recovers
-				c.log.Debug("pull", zap.Error(err))
+			case err != nil: // missed heartbeats (NATS away, a lost pull request): the iterator recovers
+				c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
+				failures++
+				lvl := zap.DebugLevel
+				if failures == 1 {
+					lvl = zap.WarnLevel
+				}
+				c.log.Log(lvl, "pull error; the iterator issues a new pull request", zap.Error(err))
 				select {
 				case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
 				case <-s.quit:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/llm-im/incidentd/dedupe"
@@ -33,13 +34,14 @@ const (
 )
 
 // NATSErrorKinds are the label values of incidentd_nats_errors_total{kind}.
-var NATSErrorKinds = []string{NATSSlowConsumer, NATSPermission, NATSOther}
+var NATSErrorKinds = []string{NATSSlowConsumer, NATSMissedHeartbeat, NATSPermission, NATSOther}
 
 // Kinds of NATS client errors.
 const (
-	NATSSlowConsumer = "slow_consumer"
-	NATSPermission   = "permission"
-	NATSOther        = "other"
+	NATSSlowConsumer    = "slow_consumer"
+	NATSMissedHeartbeat = "missed_heartbeat"
+	NATSPermission      = "permission"
+	NATSOther           = "other"
 )
 
 // NATSErrorKind classifies an asynchronous NATS client error.
@@ -47,6 +49,8 @@ func NATSErrorKind(err error) string {
 	switch {
 	case errors.Is(err, nats.ErrSlowConsumer):
 		return NATSSlowConsumer
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		return NATSMissedHeartbeat
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return NATSPermission
 	}
@@ -148,7 +152,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
-			Help: "Asynchronous errors of the NATS client, by kind (slow_consumer: messages dropped in the client)."}, []string{"kind"}),
+			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent)."}, []string{"kind"}),
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
 		Health:     NewHealth(),
 	}

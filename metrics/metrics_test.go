@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -188,6 +189,7 @@ func TestNATSErrorKind(t *testing.T) {
 		{nats.ErrSlowConsumer, metrics.NATSSlowConsumer},
 		{fmt.Errorf("sub 3: %w", nats.ErrSlowConsumer), metrics.NATSSlowConsumer},
 		{nats.ErrPermissionViolation, metrics.NATSPermission},
+		{jetstream.ErrNoHeartbeat, metrics.NATSMissedHeartbeat},
 		{nats.ErrStaleConnection, metrics.NATSOther},
 		{errors.New("something else"), metrics.NATSOther},
 	} {
