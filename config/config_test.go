@@ -117,6 +117,7 @@ func TestBounds(t *testing.T) {
 		{"pebble cache", func(c *Config) { c.State.Pebble.CacheSizeMB = 4 }, "state.pebble.cache_size_mb", "between 8 and 65536"},
 		{"pebble memtable", func(c *Config) { c.State.Pebble.MemtableSizeMB = 5000 }, "state.pebble.memtable_size_mb", "between 4 and 4096"},
 		{"pebble bloom", func(c *Config) { c.State.Pebble.BloomBitsPerKey = -1 }, "state.pebble.bloom_bits_per_key", "between 0 and 32"},
+		{"pebble record cache", func(c *Config) { c.State.Pebble.RecordCacheMB = -1 }, "state.pebble.record_cache_mb", "between 0 and 65536"},
 		{"redis cert without key", func(c *Config) { c.State.Redis.TLSCertFile = "c.pem" }, "state.redis.tls_cert_file", "tls_key_file"},
 		{"redis key without cert", func(c *Config) { c.State.Redis.TLSKeyFile = "k.pem" }, "state.redis.tls_cert_file", "together"},
 		{"redis dial timeout", func(c *Config) { c.State.Redis.DialTimeout = dur(0) }, "state.redis.dial_timeout", "between 1ms and 10m"},
@@ -213,6 +214,7 @@ func TestValidAlternatives(t *testing.T) {
 			c.Dedupe.SourceFields = map[string][]string{"llm-gateway": {"source", "labels.model", "title"}}
 		}},
 		{"bloom disabled", func(c *Config) { c.State.Pebble.BloomBitsPerKey = 0 }},
+		{"record cache disabled", func(c *Config) { c.State.Pebble.RecordCacheMB = 0 }},
 		{"listen port 0", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:0"; c.HTTP.Listen = "127.0.0.1:0" }},
 		{"same port different hosts", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:8080"; c.HTTP.Listen = "10.0.0.1:8080" }},
 	}

@@ -126,6 +126,7 @@ func (c Config) validateState(p *problems) {
 	p.intRange("state.pebble.cache_size_mb", s.Pebble.CacheSizeMB, 8, 65536)
 	p.intRange("state.pebble.memtable_size_mb", s.Pebble.MemtableSizeMB, 4, 4096)
 	p.intRange("state.pebble.bloom_bits_per_key", s.Pebble.BloomBitsPerKey, 0, 32)
+	p.intRange("state.pebble.record_cache_mb", s.Pebble.RecordCacheMB, 0, 65536)
 
 	r := s.Redis
 	if (r.TLSCertFile == "") != (r.TLSKeyFile == "") {

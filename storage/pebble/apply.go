@@ -50,7 +50,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return err
 	}
 	s.putCounters(&st.w, st.delta)
-	return s.commit(st.w, st.delta, &writeLog{records: st.written, markers: marked}, st.moved)
+	return s.commit(st.w, st.delta, &writeLog{records: st.written, markers: marked}, st.moved, st.recs)
 }
 
 // staged is an Apply in progress.
@@ -62,6 +62,7 @@ type staged struct {
 	written map[string]*meta  // id -> version written earlier in the batch
 	pointer map[string]string // fingerprint -> id as the batch moves it
 	moved   map[string]string // the pointers the batch writes
+	recs    []cachedRecord    // the records written, for the record cache
 }
 
 // stage checks one incident against the stored version and identity
@@ -85,10 +86,11 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 	if in.Version == 1 && latest != in.ReopenOf {
 		return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
 	}
-	m, err := putIncident(&st.w, old, in, st.delta)
+	m, rec, err := putIncident(&st.w, old, in, st.delta)
 	if err != nil {
 		return err
 	}
+	st.recs = append(st.recs, cachedRecord{id: in.ID, rec: rec})
 	if latest != in.ID {
 		st.w.set(pointerKey(in.Fingerprint), []byte(in.ID))
 		st.moved[in.Fingerprint] = in.ID
@@ -98,10 +100,11 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 	return nil
 }
 
-// commit writes w in one batch and, once it is committed, bumps the write
-// sequence, the in-memory counters and the identity pointers (moves maps a
-// fingerprint to its new latest id, "" for none); the caller holds applyMu.
-func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog, moves map[string]string) error {
+// commit writes w in one batch and, once it is committed, updates the
+// identity pointers (moves maps a fingerprint to its new latest id, "" for
+// none) and the record cache (recs), then bumps the write sequence and the
+// in-memory counters; the caller holds applyMu.
+func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog, moves map[string]string, recs []cachedRecord) error {
 	wb, err := w.batch(s.db)
 	if err != nil {
 		return err
@@ -111,6 +114,7 @@ func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog, moves map[st
 		return fmt.Errorf("pebble commit: %w", err)
 	}
 	s.ids.setAll(moves)
+	s.records.apply(recs)
 	s.bump(log)
 	s.addCounts(delta)
 	return nil
@@ -118,11 +122,11 @@ func (s *Store) commit(w ops, delta map[entry]int64, log *writeLog, moves map[st
 
 // putIncident writes in's record and moves its index keys from old's (nil
 // for a new incident), skipping the keys that do not change. It returns
-// in's meta.
-func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64) (*meta, error) {
+// in's meta and encoded record.
+func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64) (*meta, []byte, error) {
 	rec, err := encodeRecord(in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w.set(recordKey(in.ID), rec)
 	if old == nil {
@@ -143,7 +147,7 @@ func putIncident(w *ops, old *meta, in *incident.Incident, delta map[entry]int64
 		w.set(nk, nil)
 		delta[e]++
 	}
-	return m, nil
+	return m, rec, nil
 }
 
 // putMarkers checks that no event id was applied and writes one e/ key
@@ -226,7 +230,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	defer s.life.RUnlock()
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	old, ok, err := getRecord(s.db, id)
+	old, ok, err := s.latestRecord(id)
 	if err != nil {
 		return err
 	}
@@ -247,7 +251,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		moves = map[string]string{old.Fingerprint: ""}
 	}
 	s.putCounters(&w, delta)
-	return s.commit(w, delta, nil, moves) // a deletion is not in a log: later Applies read
+	return s.commit(w, delta, nil, moves, []cachedRecord{{id: id}}) // a deletion is not in a log: later Applies read
 }
 
 func encodeInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

@@ -165,6 +165,7 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 // BenchmarkApply: 512-event batches (Lookup, fold, one Apply) onto the
 // preloaded store. Batches beyond BENCH_BATCHES (default 400) wrap around
 // and are all duplicates: run it with -benchtime=400x or less.
+// BENCH_RECORD_CACHE_MB overrides state.pebble.record_cache_mb.
 //
 // serial runs storage.Ingest one batch after the other. pipelined drives
 // the store as the worker does (storetest.Pipelined): batch N+1 is looked
@@ -186,6 +187,9 @@ func BenchmarkApply(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := pebble.DefaultConfig()
 			cfg.Sync = tc.sync
+			if v, err := strconv.Atoi(os.Getenv("BENCH_RECORD_CACHE_MB")); err == nil {
+				cfg.RecordCacheMB = v // for A/B runs; 0 disables it
+			}
 			s := benchStore(b, cfg)
 			n := 400
 			if v, err := strconv.Atoi(os.Getenv("BENCH_BATCHES")); err == nil && v > 0 {

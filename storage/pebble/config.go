@@ -10,6 +10,7 @@ func ConfigFrom(st config.StateConfig) Config {
 	c.CacheSizeMB = st.Pebble.CacheSizeMB
 	c.MemtableSizeMB = st.Pebble.MemtableSizeMB
 	c.BloomBitsPerKey = st.Pebble.BloomBitsPerKey
+	c.RecordCacheMB = st.Pebble.RecordCacheMB
 	c.Sync = st.Pebble.Sync
 	c.AppliedRetention = st.AppliedRetention.Duration
 	return c

@@ -2,6 +2,7 @@ package pebble_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -38,25 +39,32 @@ func open(t *testing.T, cfg pebble.Config) *pebble.Store {
 	return s
 }
 
+// TestConformance runs the suite with the record cache on (the default)
+// and off: reads must not depend on it.
 func TestConformance(t *testing.T) {
-	paths := map[storage.Store]pebble.Config{}
-	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) storage.Store {
-			cfg := testConfig(t)
-			s := open(t, cfg)
-			paths[s] = cfg
-			return s
-		},
-		Reopen: func(t *testing.T, s storage.Store) storage.Store {
-			cfg := paths[s]
-			if err := s.Close(); err != nil {
-				t.Fatalf("close: %v", err)
-			}
-			r := open(t, cfg)
-			paths[r] = cfg
-			return r
-		},
-	})
+	for _, cacheMB := range []int{pebble.DefaultConfig().RecordCacheMB, 0} {
+		t.Run(fmt.Sprintf("record_cache_mb=%d", cacheMB), func(t *testing.T) {
+			paths := map[storage.Store]pebble.Config{}
+			storetest.Run(t, storetest.Harness{
+				Open: func(t *testing.T) storage.Store {
+					cfg := testConfig(t)
+					cfg.RecordCacheMB = cacheMB
+					s := open(t, cfg)
+					paths[s] = cfg
+					return s
+				},
+				Reopen: func(t *testing.T, s storage.Store) storage.Store {
+					cfg := paths[s]
+					if err := s.Close(); err != nil {
+						t.Fatalf("close: %v", err)
+					}
+					r := open(t, cfg)
+					paths[r] = cfg
+					return r
+				},
+			})
+		})
+	}
 }
 
 // TestConformanceSynced runs the persistence subtests with Sync on.

@@ -13,7 +13,8 @@ import (
 )
 
 // Lookup returns the latest incident of each fingerprint (through the
-// in-memory identity pointers) and which event ids already have a marker.
+// in-memory identity pointers, from the record cache when it holds the
+// record) and which event ids already have a marker.
 // The records and markers come from one snapshot, each key family through
 // one iterator and keys in sorted order: a bloom-filtered SeekPrefixGE per
 // key on a reused iterator is cheaper than a Get, which builds its
@@ -41,7 +42,7 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 			ids[id] = fp
 		}
 	}
-	err := multiGet(view, famRecord, mapKeys(ids), func(id string, v []byte) error {
+	found := func(id string, v []byte) error {
 		if v == nil {
 			return nil
 		}
@@ -52,7 +53,13 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 		snap.Latest[ids[id]] = in
 		rc.records[id] = metaOf(in)
 		return nil
-	})
+	}
+	// The record cache holds what commits up to at least rc.seq wrote (it
+	// is filled before seq moves); what it lacks, the snapshot has.
+	missing, err := s.records.getMany(mapKeys(ids), found)
+	if err == nil {
+		err = multiGet(view, famRecord, missing, found)
+	}
 	if err != nil {
 		return storage.Snapshot{}, err
 	}

@@ -10,9 +10,10 @@ import (
 type collector struct {
 	s *Store
 
-	compactions, flushes, readAmp, stalls, stallSeconds *prometheus.Desc
-	l0Files, memtable, cacheHits, cacheMisses           *prometheus.Desc
-	identities                                          *prometheus.Desc
+	compactions, flushes, readAmp, stalls, stallSeconds  *prometheus.Desc
+	l0Files, memtable, cacheHits, cacheMisses            *prometheus.Desc
+	identities                                           *prometheus.Desc
+	recordHits, recordMisses, recordEntries, recordBytes *prometheus.Desc
 }
 
 func newCollector(s *Store) *collector {
@@ -20,24 +21,29 @@ func newCollector(s *Store) *collector {
 		return prometheus.NewDesc(name, help, nil, nil)
 	}
 	return &collector{
-		s:            s,
-		compactions:  d("incidentd_pebble_compactions_total", "Compactions Pebble ran since the store opened."),
-		flushes:      d("incidentd_pebble_flushes_total", "Memtable flushes since the store opened."),
-		readAmp:      d("incidentd_pebble_read_amplification", "Sublevels a read may have to consult (L0 sublevels plus non-empty levels)."),
-		stalls:       d("incidentd_pebble_write_stalls_total", "Times Pebble delayed writes because flushes or compactions fell behind."),
-		stallSeconds: d("incidentd_pebble_write_stall_duration_seconds_total", "Time writes spent stalled."),
-		l0Files:      d("incidentd_pebble_l0_files", "Sstables in level 0."),
-		memtable:     d("incidentd_pebble_memtable_size_bytes", "Bytes allocated by memtables."),
-		cacheHits:    d("incidentd_pebble_block_cache_hits_total", "Block cache hits."),
-		cacheMisses:  d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
-		identities:   d("incidentd_pebble_identities", "Identity pointers held in memory (about 80 bytes of heap each)."),
+		s:             s,
+		compactions:   d("incidentd_pebble_compactions_total", "Compactions Pebble ran since the store opened."),
+		flushes:       d("incidentd_pebble_flushes_total", "Memtable flushes since the store opened."),
+		readAmp:       d("incidentd_pebble_read_amplification", "Sublevels a read may have to consult (L0 sublevels plus non-empty levels)."),
+		stalls:        d("incidentd_pebble_write_stalls_total", "Times Pebble delayed writes because flushes or compactions fell behind."),
+		stallSeconds:  d("incidentd_pebble_write_stall_duration_seconds_total", "Time writes spent stalled."),
+		l0Files:       d("incidentd_pebble_l0_files", "Sstables in level 0."),
+		memtable:      d("incidentd_pebble_memtable_size_bytes", "Bytes allocated by memtables."),
+		cacheHits:     d("incidentd_pebble_block_cache_hits_total", "Block cache hits."),
+		cacheMisses:   d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
+		identities:    d("incidentd_pebble_identities", "Identity pointers held in memory (about 80 bytes of heap each)."),
+		recordHits:    d("incidentd_pebble_record_cache_hits_total", "Stored incidents read from the record cache instead of Pebble."),
+		recordMisses:  d("incidentd_pebble_record_cache_misses_total", "Stored incidents the record cache did not hold (read from Pebble)."),
+		recordEntries: d("incidentd_pebble_record_cache_entries", "Records held by the record cache."),
+		recordBytes:   d("incidentd_pebble_record_cache_bytes", "Approximate heap bytes of the record cache (bounded by state.pebble.record_cache_mb)."),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.compactions, c.flushes, c.readAmp, c.stalls, c.stallSeconds,
-		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities} {
+		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities,
+		c.recordHits, c.recordMisses, c.recordEntries, c.recordBytes} {
 		ch <- d
 	}
 }
@@ -69,4 +75,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.cacheHits, float64(m.BlockCache.Hits))
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
 	gauge(c.identities, float64(s.ids.len()))
+	entries, bytes, hits, misses := s.records.stats()
+	counter(c.recordHits, float64(hits))
+	counter(c.recordMisses, float64(misses))
+	gauge(c.recordEntries, float64(entries))
+	gauge(c.recordBytes, float64(bytes))
 }

@@ -97,7 +97,7 @@ func realisticOps(b *testing.B) ops {
 			up.Version++
 			in = &up
 		}
-		if _, err := putIncident(&w, old, in, delta); err != nil {
+		if _, _, err := putIncident(&w, old, in, delta); err != nil {
 			b.Fatal(err)
 		}
 		w.set(markerKey(ev.ID), nil)

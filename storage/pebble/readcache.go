@@ -127,18 +127,23 @@ func (v *view) marker(id string) (applied, known bool) {
 
 // storedMetas returns the stored version of each incident of a batch
 // (absent when there is none): from the view when it knows the id, else
-// read in one sorted pass over r/.
+// from the record cache (updates only: a new incident's id is checked to
+// be absent), else read in one sorted pass over r/.
 func (s *Store) storedMetas(v *view, ins []*incident.Incident) (map[string]*meta, error) {
 	out := make(map[string]*meta, len(ins))
-	var missing []string
+	var missing, updated []string
 	for _, in := range ins {
 		if m, ok := v.record(in.ID); ok {
 			out[in.ID] = m
 			continue
 		}
-		missing = append(missing, in.ID)
+		if in.Version > 1 {
+			updated = append(updated, in.ID)
+		} else {
+			missing = append(missing, in.ID)
+		}
 	}
-	err := multiGet(s.db, famRecord, missing, func(id string, v []byte) error {
+	found := func(id string, v []byte) error {
 		if v == nil {
 			return nil
 		}
@@ -148,8 +153,12 @@ func (s *Store) storedMetas(v *view, ins []*incident.Incident) (map[string]*meta
 		}
 		out[id] = metaOf(in)
 		return nil
-	})
-	return out, err
+	}
+	uncached, err := s.records.getMany(updated, found) // current: the caller holds applyMu
+	if err != nil {
+		return nil, err
+	}
+	return out, multiGet(s.db, famRecord, append(missing, uncached...), found)
 }
 
 // applied reports whether an event id has a marker.

@@ -38,6 +38,9 @@ type Config struct {
 	// BloomBitsPerKey sizes the bloom filters of every level; 0 disables
 	// them.
 	BloomBitsPerKey int
+	// RecordCacheMB bounds the cache of the records written last, which
+	// Lookup reads instead of Pebble (see recordCache); 0 disables it.
+	RecordCacheMB int
 	// Sync fsyncs the WAL on every Apply and Delete. Without it a crash of
 	// the machine (not of the process) may lose acknowledged batches.
 	Sync bool
@@ -55,6 +58,7 @@ func DefaultConfig() Config {
 		CacheSizeMB:      256,
 		MemtableSizeMB:   64,
 		BloomBitsPerKey:  10,
+		RecordCacheMB:    32,
 		Sync:             true,
 		AppliedRetention: 24 * time.Hour,
 		PurgeInterval:    time.Minute,
@@ -84,6 +88,8 @@ type Store struct {
 	// ids are the identity pointers, mirrored from f/ keys (see
 	// identities).
 	ids *identities
+	// records are the records written last (see recordCache).
+	records *recordCache
 
 	// seq counts committed writes; cache is the last Lookup's reads,
 	// tagged with seq (see readCache).
@@ -125,7 +131,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		}
 		return nil, fmt.Errorf("pebble: %s is in use by another process or store (%v): %w", cfg.Path, err, storage.ErrLocked)
 	}
-	s := &Store{cfg: cfg, log: log, lock: lock, stall: &stallStats{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{cfg: cfg, log: log, lock: lock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	s.wopts = pebbledb.NoSync
 	if cfg.Sync {
 		s.wopts = pebbledb.Sync
@@ -182,6 +189,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.BloomBitsPerKey < 0 {
 		cfg.BloomBitsPerKey = 0
+	}
+	if cfg.RecordCacheMB < 0 {
+		cfg.RecordCacheMB = 0
 	}
 	if cfg.AppliedRetention <= 0 {
 		cfg.AppliedRetention = d.AppliedRetention
@@ -301,6 +311,20 @@ func (s *Store) enter(ctx context.Context) error {
 	return nil
 }
 
+// latestRecord returns the decoded r/<id> from the record cache or else
+// from the store; ok is false when it is absent. Reads that must agree
+// with a snapshot (List) use getRecord.
+func (s *Store) latestRecord(id string) (*incident.Incident, bool, error) {
+	if rec := s.records.get(id); rec != nil {
+		in, err := decodeRecord(rec)
+		if err != nil {
+			return nil, false, fmt.Errorf("pebble record %s: %w", id, err)
+		}
+		return in, true, nil
+	}
+	return getRecord(s.db, id)
+}
+
 // getRecord reads and decodes r/<id>; ok is false when it is absent.
 func getRecord(r pebbledb.Reader, id string) (*incident.Incident, bool, error) {
 	v, closer, err := r.Get(recordKey(id))
@@ -337,7 +361,7 @@ func (s *Store) Get(ctx context.Context, id string) (*incident.Incident, error) 
 		return nil, err
 	}
 	defer s.life.RUnlock()
-	in, ok, err := getRecord(s.db, id)
+	in, ok, err := s.latestRecord(id)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +382,7 @@ func (s *Store) FindOpen(ctx context.Context, fingerprint string) (*incident.Inc
 	if id == "" {
 		return nil, storage.ErrNotFound
 	}
-	in, ok, err := getRecord(s.db, id)
+	in, ok, err := s.latestRecord(id)
 	if err != nil || !ok || !in.Active() {
 		return nil, errOr(err, storage.ErrNotFound)
 	}

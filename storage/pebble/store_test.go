@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,9 +260,20 @@ func TestCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Put(t, s, storetest.Population(50, 1)...)
+	pop := storetest.Population(50, 1)
+	storetest.Put(t, s, pop...)
 	if err := s.Flush(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	// The flush moved every record into an sstable; the record cache still
+	// answers the lookup of every identity's latest incident.
+	fps := map[string]bool{}
+	for _, in := range pop {
+		fps[in.Fingerprint] = true
+	}
+	snap, err := s.Lookup(t.Context(), slices.Collect(maps.Keys(fps)), nil)
+	if err != nil || len(snap.Latest) != 17 {
+		t.Fatalf("lookup: %d incidents, %v", len(snap.Latest), err)
 	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil || len(problems) > 0 {
@@ -270,8 +282,8 @@ func TestCollector(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg)
 	// incidentd_store_size_bytes belongs to the worker's metrics (from Stats),
 	// not to this collector: registering it twice would fail at start.
-	if err != nil || n != 10 {
-		t.Fatalf("series = %d, %v; want 10", n, err)
+	if err != nil || n != 14 {
+		t.Fatalf("series = %d, %v; want 14", n, err)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -287,6 +299,10 @@ func TestCollector(t *testing.T) {
 	}
 	if got := values["incidentd_pebble_identities"]; got != 17 { // Population: 3 incidents per fingerprint
 		t.Errorf("identities = %v, want 17", got)
+	}
+	if values["incidentd_pebble_record_cache_entries"] != 50 || values["incidentd_pebble_record_cache_bytes"] <= 0 ||
+		values["incidentd_pebble_record_cache_hits_total"] != 17 || values["incidentd_pebble_record_cache_misses_total"] != 0 {
+		t.Errorf("record cache after 50 writes and 17 lookups: %v", values)
 	}
 	if st, err := s.Stats(t.Context()); err != nil || st.SizeOnDisk <= 0 || st.Incidents != 50 {
 		t.Errorf("stats: %+v, %v", st, err)
@@ -413,7 +429,7 @@ func TestConfigFrom(t *testing.T) {
 	st.Path = "/var/lib/incidentd"
 	got := pebble.ConfigFrom(st)
 	want := pebble.Config{Path: "/var/lib/incidentd", CacheSizeMB: 256, MemtableSizeMB: 64, BloomBitsPerKey: 10,
-		Sync: true, AppliedRetention: 24 * time.Hour, PurgeInterval: time.Minute}
+		RecordCacheMB: 32, Sync: true, AppliedRetention: 24 * time.Hour, PurgeInterval: time.Minute}
 	if got != want {
 		t.Errorf("ConfigFrom(defaults) = %+v, want %+v", got, want)
 	}
