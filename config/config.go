@@ -118,9 +118,9 @@ type PebbleConfig struct {
 	// BloomBitsPerKey is state.pebble.bloom_bits_per_key (0..32, 0
 	// disables bloom filters).
 	BloomBitsPerKey int `toml:"bloom_bits_per_key"`
-	// RecordCacheMB is state.pebble.record_cache_mb (0..65536, 0 disables
-	// it): the records written last, kept in memory so that merges into
-	// recent incidents do not read Pebble.
+	// RecordCacheMB is state.pebble.record_cache_mb (0..65536, 0, the
+	// default, disables it): the records written last, kept in memory so
+	// that merges into recent incidents do not read Pebble.
 	RecordCacheMB int `toml:"record_cache_mb"`
 	// Sync is state.pebble.sync: fsync every batch commit. Turning it off
 	// gives up the "acked only after the write is durable" promise.
@@ -302,7 +302,6 @@ func Default() Config {
 				CacheSizeMB:     256,
 				MemtableSizeMB:  64,
 				BloomBitsPerKey: 10,
-				RecordCacheMB:   32,
 				Sync:            true,
 			},
 			Redis: RedisConfig{

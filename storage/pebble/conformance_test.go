@@ -42,7 +42,7 @@ func open(t *testing.T, cfg pebble.Config) *pebble.Store {
 // TestConformance runs the suite with the record cache on (the default)
 // and off: reads must not depend on it.
 func TestConformance(t *testing.T) {
-	for _, cacheMB := range []int{pebble.DefaultConfig().RecordCacheMB, 0} {
+	for _, cacheMB := range []int{0, 32} {
 		t.Run(fmt.Sprintf("record_cache_mb=%d", cacheMB), func(t *testing.T) {
 			paths := map[storage.Store]pebble.Config{}
 			storetest.Run(t, storetest.Harness{

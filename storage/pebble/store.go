@@ -39,7 +39,8 @@ type Config struct {
 	// them.
 	BloomBitsPerKey int
 	// RecordCacheMB bounds the cache of the records written last, which
-	// Lookup reads instead of Pebble (see recordCache); 0 disables it.
+	// Lookup reads instead of Pebble (see recordCache); 0 (the default)
+	// disables it.
 	RecordCacheMB int
 	// Sync fsyncs the WAL on every Apply and Delete. Without it a crash of
 	// the machine (not of the process) may lose acknowledged batches.
@@ -58,7 +59,6 @@ func DefaultConfig() Config {
 		CacheSizeMB:      256,
 		MemtableSizeMB:   64,
 		BloomBitsPerKey:  10,
-		RecordCacheMB:    32,
 		Sync:             true,
 		AppliedRetention: 24 * time.Hour,
 		PurgeInterval:    time.Minute,

@@ -255,6 +255,7 @@ func TestCountsAgreeWithScans(t *testing.T) {
 
 func TestCollector(t *testing.T) {
 	cfg := testConfig(t)
+	cfg.RecordCacheMB = 1
 	reg := prometheus.NewPedanticRegistry()
 	s, err := pebble.New(cfg, zaptest.NewLogger(t), reg)
 	if err != nil {
@@ -429,7 +430,7 @@ func TestConfigFrom(t *testing.T) {
 	st.Path = "/var/lib/incidentd"
 	got := pebble.ConfigFrom(st)
 	want := pebble.Config{Path: "/var/lib/incidentd", CacheSizeMB: 256, MemtableSizeMB: 64, BloomBitsPerKey: 10,
-		RecordCacheMB: 32, Sync: true, AppliedRetention: 24 * time.Hour, PurgeInterval: time.Minute}
+		Sync: true, AppliedRetention: 24 * time.Hour, PurgeInterval: time.Minute}
 	if got != want {
 		t.Errorf("ConfigFrom(defaults) = %+v, want %+v", got, want)
 	}
