@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/llm-im/incidentd/incident"
@@ -47,5 +48,41 @@ func TestSameSeedSameStream(t *testing.T) {
 		if string(Marshal(a.Next())) != string(Marshal(b.Next())) {
 			t.Fatalf("event %d differs", i)
 		}
+	}
+}
+
+// TestRepeatsAreIdentical: a repeated event id (a redelivery) carries the
+// same bytes as its first publication, and a new event of an existing
+// identity keeps the identity's fields, although the generator keeps only
+// a seed per identity.
+func TestRepeatsAreIdentical(t *testing.T) {
+	g := New(DefaultConfig())
+	first := map[string]string{}
+	byTenant := map[string]incident.Event{}
+	repeats, merges := 0, 0
+	for range 20000 {
+		ev := g.Next()
+		b := string(Marshal(ev))
+		if prev, ok := first[ev.ID]; ok {
+			repeats++
+			if prev != b {
+				t.Fatalf("event %s repeated with other bytes:\n%s\n%s", ev.ID, prev, b)
+			}
+			continue
+		}
+		first[ev.ID] = b
+		tenant := ev.Labels["tenant"]
+		if base, ok := byTenant[tenant]; ok {
+			merges++
+			if base.Title != ev.Title || base.Source != ev.Source || base.Type != ev.Type ||
+				base.DedupKey != ev.DedupKey || !slices.Equal(base.Resources, ev.Resources) {
+				t.Fatalf("identity %s changed: %+v vs %+v", tenant, base, ev)
+			}
+			continue
+		}
+		byTenant[tenant] = ev
+	}
+	if repeats < 2000 || merges < 2000 {
+		t.Errorf("%d repeats and %d new events of known identities in 20000, want about 3000 each", repeats, merges)
 	}
 }
