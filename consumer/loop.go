@@ -84,11 +84,11 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 			case err != nil: // missed heartbeats (NATS away, a lost pull request): the iterator recovers
 				c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
 				failures++
-				lvl := zap.DebugLevel
 				if failures == 1 {
-					lvl = zap.WarnLevel
+					c.log.Warn("pull error; the iterator issues a new pull request", append(consumerState(cons), zap.Error(err))...)
+				} else {
+					c.log.Debug("pull error; the iterator issues a new pull request", zap.Error(err))
 				}
-				c.log.Log(lvl, "pull error; the iterator issues a new pull request", zap.Error(err))
 				select {
 				case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
 				case <-s.quit:
@@ -104,6 +104,21 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 		}
 	}()
 	return s, nil
+}
+
+// consumerState describes the durable consumer as the server sees it, for
+// the warning of a pull that went silent: whether the server still held
+// pull requests (waiting) and what it had delivered and not seen acked.
+func consumerState(cons jetstream.Consumer) []zap.Field {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return []zap.Field{zap.NamedError("consumer_info_error", err)}
+	}
+	return []zap.Field{zap.Int("server_waiting_pulls", info.NumWaiting), zap.Uint64("server_pending", info.NumPending),
+		zap.Int("server_ack_pending", info.NumAckPending), zap.Uint64("server_delivered_stream_seq", info.Delivered.Stream),
+		zap.Uint64("server_ack_floor_stream_seq", info.AckFloor.Stream)}
 }
 
 // loop is the batcher: it decodes messages as they arrive (overlapping the
