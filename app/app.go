@@ -60,7 +60,7 @@ type App struct {
 // consumer. reg receives every collector and, when it is also a
 // prometheus.Gatherer (a *prometheus.Registry), is what /metrics serves; nil
 // means a fresh registry with the Go and process collectors.
-func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (a *App, err error) {
+func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -73,8 +73,8 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (a *App,
 	if !ok {
 		gath = prometheus.DefaultGatherer
 	}
-	a = &App{cfg: cfg, log: log, reg: reg, gath: gath}
-	defer func() {
+	a := &App{cfg: cfg, log: log, reg: reg, gath: gath}
+	defer func() { // a is not the named result: "return nil, err" must not nil it
 		if err != nil {
 			a.abort()
 		}

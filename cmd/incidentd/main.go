@@ -37,6 +37,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "TOML configuration `file` (defaults and environment overrides apply without it)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK // -h and --help print the usage and succeed
+		}
 		return exitConfig
 	}
 	if *version {

@@ -52,6 +52,77 @@ func TestUnknownFlag(t *testing.T) {
 	}
 }
 
+func TestHelpSucceeds(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "-config") {
+		t.Fatalf("--help: exit %d, usage %q", code, errb.String())
+	}
+}
+
+// workerConfig writes a config for a daemon on loopback ports the OS picks,
+// Pebble under dir/pebble (or pebblePath), HTTP on httpAddr.
+func workerConfig(t *testing.T, dir, pebblePath, httpAddr string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+[state]
+backend = "pebble"
+path = %q
+[nats]
+embedded_listen = "127.0.0.1:0"
+embedded_store_dir = %q
+[http]
+listen = %q
+[log]
+format = "json"
+level = "warn"
+`, pebblePath, filepath.Join(dir, "nats"), httpAddr)
+	path := filepath.Join(dir, "incidentd.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestStartFailuresExitOne: a runtime failure at start (the HTTP port taken,
+// the store locked by another process) exits 1 after releasing what was
+// already started; it once panicked on the way out.
+func TestStartFailuresExitOne(t *testing.T) {
+	t.Run("http port in use", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		dir := t.TempDir()
+		path := workerConfig(t, dir, filepath.Join(dir, "pebble"), busy.Addr().String())
+		var out, errb bytes.Buffer
+		if code := run([]string{"--config", path}, &out, &errb); code != exitRuntime {
+			t.Fatalf("exit %d, want %d; stderr %q", code, exitRuntime, errb.String())
+		}
+		// Everything started before the failure was released: the same store
+		// and a free port start fine now.
+		busy.Close()
+		checkStarts(t, workerConfig(t, dir, filepath.Join(dir, "pebble"), freeAddr(t)))
+	})
+	t.Run("store locked", func(t *testing.T) {
+		dir := t.TempDir()
+		holder := workerConfig(t, dir, filepath.Join(dir, "pebble"), freeAddr(t))
+		code := make(chan int, 1)
+		var out, errb bytes.Buffer
+		ctxStop := startDaemon(t, holder, code, &out, &errb)
+		second := t.TempDir()
+		path := workerConfig(t, second, filepath.Join(dir, "pebble"), freeAddr(t))
+		var out2, errb2 bytes.Buffer
+		if c := run([]string{"--config", path}, &out2, &errb2); c != exitRuntime {
+			t.Fatalf("second worker on a locked store: exit %d, want %d; stderr %q", c, exitRuntime, errb2.String())
+		}
+		ctxStop()
+		if c := <-code; c != exitOK {
+			t.Fatalf("first worker: exit %d; stderr %s", c, errb.String())
+		}
+	})
+}
+
 // TestSignalDrains runs the daemon in-process on a temporary directory,
 // waits until it is ready, sends SIGTERM and expects a clean exit.
 func TestSignalDrains(t *testing.T) {
@@ -109,5 +180,68 @@ level = "warn"
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pebble")); err != nil {
 		t.Fatalf("pebble directory: %v", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startDaemon runs the daemon on config path until it is ready and returns
+// a function that sends it SIGTERM; its exit code arrives on code.
+func startDaemon(t *testing.T, path string, code chan int, out, errb *bytes.Buffer) func() {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ""
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "listen = "); ok {
+			addr = strings.Trim(v, `"`)
+		}
+	}
+	go func() { code <- run([]string{"--config", path}, out, errb) }()
+	waitReady(t, addr)
+	return func() {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkStarts runs the daemon on path until ready, then stops it cleanly.
+func checkStarts(t *testing.T, path string) {
+	t.Helper()
+	code := make(chan int, 1)
+	var out, errb bytes.Buffer
+	stop := startDaemon(t, path, code, &out, &errb)
+	stop()
+	if c := <-code; c != exitOK {
+		t.Fatalf("exit %d; stderr %s", c, errb.String())
 	}
 }
