@@ -388,7 +388,8 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	if src != nil {
 		c.stopPulling(src, cur)
 	}
-	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)), zap.Int("in_hand", len(cur.msgs)))
+	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)),
+		zap.Int("in_hand", len(cur.msgs)), zap.Bool("commit_in_flight", committing))
 	t = time.Now()
 	if committing {
 		<-ready
@@ -399,7 +400,8 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	}
 	closeBatches()
 	if err := <-exited; err != nil {
-		c.log.Warn("shutdown: messages in hand left un-acked for redelivery", zap.Error(err), zap.Duration("took", time.Since(t)))
+		c.log.Warn("shutdown: a commit did not finish in time; its messages stay un-acked for redelivery",
+			zap.Error(err), zap.Duration("took", time.Since(t)))
 		return nil
 	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
