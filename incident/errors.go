@@ -20,9 +20,14 @@ const (
 	ReasonMaxDeliver Reason = "max_deliver"
 )
 
-// Reasons lists every reason, for pre-creating metric series.
-var Reasons = []Reason{ReasonInvalidJSON, ReasonInvalidUTF8, ReasonTooLarge, ReasonMissingField,
-	ReasonInvalidField, ReasonUnknownAction, ReasonMaxDeliver}
+// DecodeReasons lists the reasons decoding and validation give, for
+// pre-creating the invalid-events series.
+var DecodeReasons = []Reason{ReasonInvalidJSON, ReasonInvalidUTF8, ReasonTooLarge, ReasonMissingField,
+	ReasonInvalidField, ReasonUnknownAction}
+
+// Reasons lists every reason a message is dead-lettered for: the decode
+// reasons and ReasonMaxDeliver.
+var Reasons = append(DecodeReasons[:len(DecodeReasons):len(DecodeReasons)], ReasonMaxDeliver)
 
 // DecodeError says why an event was rejected: a stable reason, the field at
 // fault (empty when the whole payload is) and a human message.

@@ -159,8 +159,10 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	for _, k := range NATSErrorKinds {
 		m.NATSErrors.WithLabelValues(k)
 	}
-	for _, r := range incident.Reasons {
+	for _, r := range incident.DecodeReasons {
 		m.EventsInvalid.WithLabelValues(string(r))
+	}
+	for _, r := range incident.Reasons {
 		m.EventsDeadLettered.WithLabelValues(string(r))
 	}
 	m.EventsDuplicate.WithLabelValues(DuplicateEventID)

@@ -45,7 +45,7 @@ func TestLint(t *testing.T) {
 func TestSeriesExistAtStart(t *testing.T) {
 	_, reg := newMetrics(t)
 	want := map[string]int{
-		"incidentd_events_invalid_total":       len(incident.Reasons),
+		"incidentd_events_invalid_total":       len(incident.DecodeReasons), // max_deliver is no decode failure
 		"incidentd_events_dead_lettered_total": len(incident.Reasons),
 		"incidentd_events_duplicate_total":     2,
 		"incidentd_incidents_resolved_total":   2,
