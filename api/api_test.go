@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fixture writes 30 incidents: sources s0..s2, severities P0..P4, types and
-// states cycling, last_seen one minute apart (i minutes after base).
+// states cycling, last_seen one minute apart (i minutes after base), ten
+// identities of three incidents each (fp(i%10); i reopens i-10).
 func fixture(t *testing.T) (*memory.Store, []*incident.Incident) {
 	t.Helper()
 	s := memory.New()
@@ -31,12 +33,15 @@ func fixture(t *testing.T) (*memory.Store, []*incident.Incident) {
 	for i := range 30 {
 		ls := base.Add(time.Duration(i) * time.Minute)
 		in := &incident.Incident{
-			ID: fmt.Sprintf("inc-%02d", i), Fingerprint: fmt.Sprintf("v1:fp%02d", i),
+			ID: fmt.Sprintf("inc-%02d", i), Fingerprint: fp(i % 10),
 			Title: fmt.Sprintf("incident %d", i), Source: fmt.Sprintf("s%d", i%3),
 			Type: incident.Types[i%len(incident.Types)], Severity: incident.Severity(i % 5),
 			PeakSeverity: incident.Severity(i % 5), State: incident.States[i%len(incident.States)],
 			Resources: []string{"r"}, FirstSeen: ls, LastSeen: ls, CreatedAt: ls, UpdatedAt: ls,
 			OccurrenceCount: 1, LatestEventAt: ls, LatestEventID: fmt.Sprintf("ev-%d", i), Version: 1,
+		}
+		if i >= 10 {
+			in.ReopenOf = all[i-10].ID
 		}
 		all = append(all, in)
 	}
@@ -45,6 +50,9 @@ func fixture(t *testing.T) (*memory.Store, []*incident.Incident) {
 	}
 	return s, all
 }
+
+// fp is the fingerprint of fixture identity n.
+func fp(n int) string { return fmt.Sprintf("v1:%032x", n) }
 
 func get(t *testing.T, h http.Handler, target string, into any) int {
 	t.Helper()
@@ -113,6 +121,13 @@ func TestListFilters(t *testing.T) {
 			return in.Source == "s0" && (in.Severity == incident.P0 || in.Severity == incident.P3) && in.State.Active()
 		}},
 		{"source=nobody", func(*incident.Incident) bool { return false }},
+		{"fingerprint=" + fp(3), func(in *incident.Incident) bool { return in.Fingerprint == fp(3) }},
+		{"fingerprint=" + strings.ToUpper(fp(3)), func(in *incident.Incident) bool { return in.Fingerprint == fp(3) }},
+		{"fingerprint=" + fp(3) + "," + fp(4) + "&fingerprint=" + fp(5), func(in *incident.Incident) bool {
+			return in.Fingerprint == fp(3) || in.Fingerprint == fp(4) || in.Fingerprint == fp(5)
+		}},
+		{"fingerprint=" + fp(3) + "&source=s0", func(in *incident.Incident) bool { return in.Fingerprint == fp(3) && in.Source == "s0" }},
+		{"fingerprint=" + fp(99), func(*incident.Incident) bool { return false }},
 	}
 	for _, c := range cases {
 		t.Run(c.query, func(t *testing.T) {
@@ -180,6 +195,10 @@ func TestBadParameters(t *testing.T) {
 		{"limit=ten", "limit"},
 		{"offset=-1", "offset"},
 		{"sevrity=P1", "sevrity"},
+		{"fingerprint=v1:fp03", "fingerprint"},
+		{"fingerprint=" + fp(3)[:34], "fingerprint"},
+		{"fingerprint=" + fp(3) + ",abc", "fingerprint"},
+		{"fingerprint=" + strings.TrimPrefix(fp(3), "v1:"), "fingerprint"},
 	} {
 		t.Run(c.query, func(t *testing.T) {
 			var e api.ErrorResponse
@@ -213,7 +232,8 @@ func TestGet(t *testing.T) {
 }
 
 func TestQueryValuesRoundTrip(t *testing.T) {
-	in := "state=Detected&state=Resolved&severity=P0&source=a&type=Security&active=true&since=2026-01-01T00:00:00Z&limit=10&offset=20"
+	in := "state=Detected&state=Resolved&severity=P0&source=a&type=Security&fingerprint=" + fp(1) + "," + fp(2) +
+		"&active=true&since=2026-01-01T00:00:00Z&limit=10&offset=20"
 	v, _ := url.ParseQuery(in)
 	q, err := api.ParseQuery(v)
 	if err != nil {
@@ -223,7 +243,8 @@ func TestQueryValuesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Values().Encode() != q2.Values().Encode() || *q2.Filter.Active != true || q2.Page != q.Page {
+	if q.Values().Encode() != q2.Values().Encode() || *q2.Filter.Active != true || q2.Page != q.Page ||
+		!slices.Equal(q2.Filter.Fingerprints, []string{fp(1), fp(2)}) {
 		t.Fatalf("round trip:\n%v\n%v", q, q2)
 	}
 }
@@ -262,8 +283,12 @@ func TestClient(t *testing.T) {
 	if err != nil || in.ID != "inc-03" {
 		t.Fatalf("Get: %v %v", in, err)
 	}
-	if _, err := c.Get(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("Get missing: %v", err)
+	if _, err := c.Get(ctx, "missing"); !errors.Is(err, storage.ErrNotFound) || strings.Count(err.Error(), "not found") != 1 {
+		t.Fatalf("Get missing: %v (want ErrNotFound, saying \"not found\" once)", err)
+	}
+	got, err = c.List(ctx, storage.Filter{Fingerprints: []string{fp(7)}}, storage.Page{})
+	if w := want(all, func(in *incident.Incident) bool { return in.Fingerprint == fp(7) }); err != nil || !slices.Equal(ids(api.ListResponse{Incidents: got}), w) {
+		t.Fatalf("List by fingerprint: %v %v, want %v", ids(api.ListResponse{Incidents: got}), err, w)
 	}
 	var pe *api.ParamError
 	if _, err := c.Query(ctx, api.Query{Page: storage.Page{Limit: 5000}}); !errors.As(err, &pe) || pe.Param != "limit" {

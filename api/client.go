@@ -81,7 +81,7 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		}
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
-			return fmt.Errorf("%w: %s", storage.ErrNotFound, e.Error)
+			return &notFoundError{msg: e.Error}
 		case e.Parameter != "":
 			return &ParamError{Param: e.Parameter, Msg: strings.TrimPrefix(e.Error, "parameter "+e.Parameter+": ")}
 		}
@@ -94,3 +94,16 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 }
 
 var _ Reader = (*Client)(nil)
+
+// notFoundError is a 404: it reads as the server's message (which already
+// says "not found") and matches storage.ErrNotFound.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string {
+	if e.msg == "" {
+		return storage.ErrNotFound.Error()
+	}
+	return e.msg
+}
+
+func (e *notFoundError) Unwrap() error { return storage.ErrNotFound }

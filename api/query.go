@@ -3,10 +3,12 @@ package api
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -36,19 +38,19 @@ type Query struct {
 	Page   storage.Page
 }
 
-var known = map[string]bool{"state": true, "severity": true, "source": true, "type": true,
-	"active": true, "since": true, "until": true, "limit": true, "offset": true}
+// params are the list parameters, in the order error messages name them.
+var params = []string{"state", "severity", "source", "type", "fingerprint", "active", "since", "until", "limit", "offset"}
 
-// ParseQuery reads the list parameters: state, severity, source, type
-// (repeatable or comma-separated: OR within a field, AND across fields),
-// active (true/false), since/until (RFC 3339, on last_seen), limit (default
-// 50, at most 1000) and offset. Unknown parameters are errors too, so a typo
-// does not silently widen a query.
+// ParseQuery reads the list parameters: state, severity, source, type,
+// fingerprint (repeatable or comma-separated: OR within a field, AND across
+// fields), active (true/false), since/until (RFC 3339, on last_seen), limit
+// (1 to 1000, default 50) and offset. Unknown parameters are errors too, so
+// a typo does not silently widen a query.
 func ParseQuery(v url.Values) (Query, error) {
 	var q Query
 	for k := range v {
-		if !known[k] {
-			return q, perr(k, "unknown parameter (known: state, severity, source, type, active, since, until, limit, offset)")
+		if !slices.Contains(params, k) {
+			return q, perr(k, "unknown parameter (known: %s)", strings.Join(params, ", "))
 		}
 	}
 	for _, s := range values(v, "state") {
@@ -73,6 +75,13 @@ func ParseQuery(v url.Values) (Query, error) {
 		}
 		q.Filter.Types = append(q.Filter.Types, t)
 	}
+	for _, s := range values(v, "fingerprint") {
+		fp := strings.ToLower(s)
+		if !dedupe.ValidFingerprint(fp) {
+			return q, perr("fingerprint", "want v1: and 32 hex digits (as in an incident's fingerprint), got %q", s)
+		}
+		q.Filter.Fingerprints = append(q.Filter.Fingerprints, fp)
+	}
 	if s, ok, err := single(v, "active"); err != nil {
 		return q, err
 	} else if ok {
@@ -92,7 +101,6 @@ func ParseQuery(v url.Values) (Query, error) {
 	if !q.Filter.Since.IsZero() && !q.Filter.Until.IsZero() && q.Filter.Until.Before(q.Filter.Since) {
 		return q, perr("until", "is before since")
 	}
-	q.Page.Limit = DefaultLimit
 	if q.Page.Limit, err = intParam(v, "limit", DefaultLimit, 1, MaxLimit); err != nil {
 		return q, err
 	}
@@ -117,6 +125,9 @@ func (q Query) Values() url.Values {
 	}
 	for _, t := range q.Filter.Types {
 		v.Add("type", t.String())
+	}
+	for _, fp := range q.Filter.Fingerprints {
+		v.Add("fingerprint", fp)
 	}
 	if q.Filter.Active != nil {
 		v.Set("active", strconv.FormatBool(*q.Filter.Active))

@@ -124,6 +124,21 @@ func (f *Fingerprinter) Fingerprint(ev *incident.Event) string {
 	return string(out[:])
 }
 
+// ValidFingerprint reports whether s has the form Fingerprint gives every
+// identity, dedup_key-based ones included: "v1:" and 32 lower-case hex
+// digits.
+func ValidFingerprint(s string) bool {
+	if len(s) != 3+32 || s[:3] != Version+":" {
+		return false
+	}
+	for i := 3; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // AppendCanonical appends the canonical identity: the RFC 8785 (JCS) JSON
 // array of [name, value] pairs of the event's identity fields, in order. An
 // explicit dedup_key replaces the fields with [["source",…],["dedup_key",…]].

@@ -158,3 +158,25 @@ func FuzzNormalizedTitle(f *testing.F) {
 		}
 	})
 }
+
+func TestValidFingerprint(t *testing.T) {
+	fp, _ := NewFingerprinter([]string{"source", "labels.team"}, nil)
+	for _, ev := range []incident.Event{
+		{Source: "a", Title: "b"},
+		{Source: "a", DedupKey: "b"},
+		{Source: "", DedupKey: strings.Repeat("x", 255)},
+	} {
+		if f := fp.Fingerprint(&ev); !ValidFingerprint(f) {
+			t.Errorf("ValidFingerprint(%q) = false for a computed fingerprint", f)
+		}
+	}
+	for _, s := range []string{
+		"", "v1:", "v1:224fb77285d35392f95e2ffd485c139", "v1:224fb77285d35392f95e2ffd485c139bb",
+		"v1:224FB77285D35392F95E2FFD485C139B", "v2:224fb77285d35392f95e2ffd485c139b",
+		"224fb77285d35392f95e2ffd485c139b", "v1:224fb77285d35392f95e2ffd485c139g", "v1 224fb77285d35392f95e2ffd485c139b",
+	} {
+		if ValidFingerprint(s) {
+			t.Errorf("ValidFingerprint(%q) = true", s)
+		}
+	}
+}
