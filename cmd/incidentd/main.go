@@ -50,14 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		var ve *config.ValidationError
 		if errors.As(err, &ve) {
-			noun := "problems"
-			if len(ve.Problems) == 1 {
-				noun = "problem"
-			}
-			fmt.Fprintf(stderr, "incidentd: invalid configuration (%d %s):\n", len(ve.Problems), noun)
-			for _, p := range ve.Problems {
-				fmt.Fprintf(stderr, "  %s\n", p)
-			}
+			ve.Report(stderr, "incidentd: ")
 		} else {
 			fmt.Fprintf(stderr, "incidentd: %v\n", err)
 		}
