@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	withEmpty := storetest.FullIncident("full-empty", "fp")
 	withEmpty.Labels = map[string]string{}
 	neg := storetest.FullIncident("neg", "fp\x00with\x00nul")
-	v := -0.0
+	v := math.Copysign(0, -1) // negative zero (the literal -0.0 is plain zero in Go)
 	neg.LastValue, neg.LateCount = &v, -3
 	for _, in := range []*incident.Incident{
 		storetest.FullIncident("full", "fp-1"),
@@ -32,6 +33,9 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 		if d := storetest.Diff(in, got); d != "" {
 			t.Errorf("%s: %s", in.ID, d)
+		}
+		if in.LastValue != nil && math.Signbit(*in.LastValue) != math.Signbit(*got.LastValue) {
+			t.Errorf("%s: last_value %v came back as %v", in.ID, *in.LastValue, *got.LastValue)
 		}
 		for i := range rec {
 			if _, err := decodeRecord(rec[:i]); err == nil {

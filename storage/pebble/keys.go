@@ -46,10 +46,6 @@ const (
 	fieldFingerprint field = 'f' // x/f keys are converted to h/ keys at open
 )
 
-// countedFields have persisted per-value counters. Fingerprints have not:
-// there is one value per identity, and counting one is a short range scan.
-var countedFields = []field{fieldAll, fieldState, fieldSeverity, fieldSource, fieldType}
-
 // timeLen is the length of an encoded time.
 const timeLen = 12
 

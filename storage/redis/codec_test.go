@@ -28,7 +28,7 @@ func codecIncidents(t testing.TB) (all []*incident.Incident, usual int) {
 	awkward := []string{"", "plain", `quote " and \ backslash`, "<html> & co", "tab\tnew\nline\x01", "ünïcödé ☃",
 		"bad utf8 \xff\xfe", "line sep \u2028 \u2029", "team a/guardrails:eu", `{"id":"x"}`, "\x7f del"}
 	zones := []*time.Location{time.UTC, time.FixedZone("plus", 5*3600+30*60), time.FixedZone("minus", -8*3600), time.Local}
-	floats := []float64{0, 1, -1.5, 1e-7, 123456789, 1e21, 1e20, 5e-324, math.MaxFloat64, 0.1, -0.0}
+	floats := []float64{0, 1, -1.5, 1e-7, 123456789, 1e21, 1e20, 5e-324, math.MaxFloat64, 0.1, math.Copysign(0, -1)}
 	for i := range 300 {
 		in := storetest.SparseIncident(awkward[rng.IntN(len(awkward))]+"-id", awkward[rng.IntN(len(awkward))])
 		in.DedupKey = awkward[rng.IntN(len(awkward))]
