@@ -305,12 +305,12 @@ func TestLoadFileErrors(t *testing.T) {
 		{"unknown top-level", "verbose = true\n", []string{"verbose: unknown key"}},
 		{"unknown keys and invalid values together", "[consumer]\nbatch_sizee = 3\nbatch_size = 0\n[log]\nlevell = \"x\"\n",
 			[]string{"consumer.batch_sizee: unknown key", "log.levell: unknown key", "consumer.batch_size: must be between 1 and 10000"}},
-		{"integer duration", "[dedupe]\nwindow = 900\n", []string{"dedupe.window: must be a duration string", "integer 900"}},
-		{"integer zero duration", "[consumer]\nmax_age = 0\n", []string{"consumer.max_age: must be a duration string"}},
-		{"bad duration", "[consumer]\nack_wait = \"soon\"\n", []string{"consumer.ack_wait: invalid duration \"soon\""}},
-		{"days", "[consumer]\nmax_age = \"7d\"\n", []string{"consumer.max_age: invalid duration \"7d\": days are not a unit"}},
-		{"unitless string", "[consumer]\nack_wait = \"30\"\n", []string{"consumer.ack_wait: invalid duration \"30\": missing unit"}},
-		{"wrong type", "[state]\npool_size = \"many\"\n", []string{"state.pool_size: ", "config.toml:2:"}},
+		{"integer duration", "[dedupe]\nwindow = 900\n", []string{`dedupe.window: want a duration string (like "30s"), got the integer 900`}},
+		{"integer zero duration", "[consumer]\nmax_age = 0\n", []string{"consumer.max_age: want a duration string"}},
+		{"bad duration", "[consumer]\nack_wait = \"soon\"\n", []string{`consumer.ack_wait: "soon" is not a duration (like "30s"`}},
+		{"days", "[consumer]\nmax_age = \"7d\"\n", []string{`consumer.max_age: "7d" is not a duration: days are not a unit`}},
+		{"unitless string", "[consumer]\nack_wait = \"30\"\n", []string{`consumer.ack_wait: "30" is not a duration: it has no unit`}},
+		{"wrong type", "[state]\npool_size = \"many\"\n", []string{`state.pool_size: want an integer, got the string "many"`, "config.toml:2:1"}},
 		{"syntax", "[state\n", []string{"config.toml:1:"}},
 	}
 	for _, tt := range tests {
@@ -429,12 +429,34 @@ func TestEnvOverrides(t *testing.T) {
 		{
 			name:     "malformed pool size",
 			env:      map[string]string{"STATE_POOL_SIZE": "abc"},
-			problems: []string{`STATE_POOL_SIZE: "abc" is not an integer`},
+			problems: []string{`STATE_POOL_SIZE (state.pool_size): want an integer, got "abc"`},
 		},
 		{
 			name:     "env problems and value problems together",
 			env:      map[string]string{"STATE_POOL_SIZE": "1e3", "LOG_LEVEL": "LOUD", "STATE_BACKEND": "redis"},
-			problems: []string{"STATE_POOL_SIZE: ", "log.level: ", "state.redis_url: required"},
+			problems: []string{"STATE_POOL_SIZE (state.pool_size): ", "LOG_LEVEL (log.level): ", "state.redis_url: required"},
+		},
+		{
+			name:     "problems with env values name the variable",
+			env:      map[string]string{"LOG_LEVEL": "loud", "STATE_BACKEND": "mongo"},
+			problems: []string{`STATE_BACKEND (state.backend): unknown backend "mongo"`, `LOG_LEVEL (log.level): must be one of debug, info, warn, error, got "loud"`},
+		},
+		{
+			name:     "env list element",
+			env:      map[string]string{"STATE_BACKEND": "redis_cluster", "STATE_REDIS_CLUSTER_NODES": "a:7000,nohost"},
+			problems: []string{`STATE_REDIS_CLUSTER_NODES (state.redis_cluster_nodes[1]): want "redis://host:port"`},
+		},
+		{
+			name:     "file values are named by key even when other variables are set",
+			file:     "[log]\nlevel = \"loud\"\n[http]\nlisten = \"8080\"\n",
+			env:      map[string]string{"HTTP_LISTEN": "nope", "NATS_URL": "nats://n:4222"},
+			problems: []string{"log.level: must be one of", `HTTP_LISTEN (http.listen): must be host:port (e.g. ":8080" or "127.0.0.1:8080"), got "nope"`},
+		},
+		{
+			name:     "env value replaces a file value of the wrong type and is checked",
+			file:     "[state]\npool_size = \"many\"\n",
+			env:      map[string]string{"STATE_POOL_SIZE": "0"},
+			problems: []string{`state.pool_size: want an integer, got the string "many"`, "STATE_POOL_SIZE (state.pool_size): must be between 1 and 10000, got 0"},
 		},
 	}
 	for _, tt := range tests {

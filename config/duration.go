@@ -8,7 +8,8 @@ import (
 
 // Duration is a time.Duration written in TOML as a Go duration string such
 // as "100ms", "15m" or "168h". Bare TOML numbers are rejected (Load names the
-// key): a unitless 900 could mean seconds or nanoseconds.
+// key): a unitless 900 could mean seconds or nanoseconds. It marshals to the
+// same string form in TOML and JSON.
 //
 // The zero value is a zero duration; use the embedded field (d.Duration) to
 // pass it to APIs taking a time.Duration.
@@ -16,21 +17,20 @@ type Duration struct {
 	time.Duration
 }
 
-// UnmarshalText parses a duration string with time.ParseDuration.
+// UnmarshalText parses a duration string with time.ParseDuration. Its
+// errors quote the value and say what a duration looks like, e.g.
+// `"banana" is not a duration (like "30s")`.
 func (d *Duration) UnmarshalText(text []byte) error {
 	s := strings.TrimSpace(string(text))
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		hint := `a duration string such as "100ms", "15m" or "1h30m"`
 		switch {
-		case s == "":
-			return fmt.Errorf("empty duration: want %s", hint)
-		case strings.HasSuffix(s, "d"):
-			return fmt.Errorf("invalid duration %q: days are not a unit, use hours (e.g. \"168h\")", s)
+		case strings.HasSuffix(s, "d") && isNumber(s[:len(s)-1]):
+			return fmt.Errorf("%q is not a duration: days are not a unit, use hours (like \"168h\")", s)
 		case isNumber(s):
-			return fmt.Errorf("invalid duration %q: missing unit, want %s", s, hint)
+			return fmt.Errorf("%q is not a duration: it has no unit (like \"30s\" or \"15m\")", s)
 		}
-		return fmt.Errorf("invalid duration %q: want %s", s, hint)
+		return fmt.Errorf("%q is not a duration (like \"30s\", \"15m\" or \"1h30m\")", s)
 	}
 	d.Duration = v
 	return nil

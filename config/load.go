@@ -1,15 +1,10 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
-
-	"github.com/pelletier/go-toml/v2"
 )
 
 // EnvOverride names an environment variable Load reads and the TOML key it
@@ -39,228 +34,80 @@ var EnvOverrides = []EnvOverride{
 // read through env (os.LookupEnv in production; nil reads none), normalises
 // the "sled" backend alias to "pebble" with a warning, and validates.
 //
-// Unknown keys in the file are errors naming the key. Durations must be TOML
-// strings ("15m"). STATE_REDIS_CLUSTER_NODES is a comma-separated list; an
-// override whose value is empty or blank counts as unset; a malformed one
-// (STATE_POOL_SIZE=abc) is a problem naming the variable.
+// Every problem is reported, not only the first: unknown keys in the file
+// (with a suggestion when one is close), values of the wrong type (a string
+// for an integer, a number or "banana" for a duration: durations are TOML
+// strings such as "15m"), malformed overrides and invalid values. A key
+// whose value has the wrong type keeps its default and gets no second
+// problem from validation. A problem with a value set by an environment
+// variable names the variable and the key, e.g. "STATE_BACKEND
+// (state.backend): ...". STATE_REDIS_CLUSTER_NODES is a comma-separated
+// list; an override whose value is empty or blank counts as unset.
 //
-// Problems with the file's content, the overrides and the values are all
-// returned together as one *ValidationError; an unreadable file is returned
-// as the underlying error (wrapped, so errors.Is(err, fs.ErrNotExist) works).
-// On error the returned Config is what was assembled so far, returned only
-// so a caller can show its Warnings; it must not be used to run.
+// The problems are returned together as one *ValidationError; only a file
+// that is not TOML at all (a syntax error) stops decoding early. An
+// unreadable file is returned as the underlying error (wrapped, so
+// errors.Is(err, fs.ErrNotExist) works). On error the returned Config is
+// what was assembled so far, returned only so a caller can show its
+// Warnings; it must not be used to run.
 func Load(path string, env func(string) (string, bool)) (Config, error) {
 	cfg := Default()
 	var p problems
+	bad := map[string]bool{} // keys whose value could not be decoded
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		if fatal := decodeFile(path, data, &cfg, &p); fatal {
+		if !decodeFile(path, data, &cfg, &p, bad) {
 			return cfg, p.err()
 		}
+	}
+	var fromEnv map[string]string
+	if env != nil {
+		fromEnv = applyEnv(&cfg, env, &p, bad)
 	}
 	backendFrom := "state.backend"
 	if path != "" {
 		backendFrom += " in " + path
 	}
-	if env != nil && applyEnv(&cfg, env, &p) {
-		backendFrom = "STATE_BACKEND"
+	if v, ok := fromEnv["state.backend"]; ok {
+		backendFrom = v
 	}
 	normaliseBackend(&cfg, backendFrom)
 	cfg.addWarnings()
-	if err := cfg.Validate(); err != nil {
-		var ve *ValidationError
-		if errors.As(err, &ve) {
-			p = append(p, ve.Problems...)
+
+	var invalid problems
+	cfg.validate(&invalid)
+	for _, pr := range invalid {
+		if key := keyOf(pr.field, bad); key != "" {
+			continue // already reported as the wrong type; the value is a default
 		}
+		if key := keyOf(pr.field, fromEnv); key != "" {
+			pr.field = fromEnv[key] + " (" + pr.field + ")"
+		}
+		p = append(p, pr)
 	}
 	return cfg, p.err()
 }
 
-// decodeFile decodes data into cfg. Unknown keys are added to p and decoding
-// goes on; syntax and type errors are added to p and reported as fatal.
-func decodeFile(path string, data []byte, cfg *Config, p *problems) (fatal bool) {
-	var raw map[string]any
-	if err := toml.Unmarshal(data, &raw); err != nil {
-		addDecodeError(p, path, err)
-		return true
-	}
-	checkDurationTypes(p, reflect.TypeFor[Config](), raw, "")
-	if len(*p) > 0 {
-		return true
-	}
-	err := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().Decode(cfg)
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) {
-		for _, e := range strict.Errors {
-			key := dottedKey(e.Key())
-			line, col := e.Position()
-			msg := fmt.Sprintf("unknown key (%s:%d:%d)", path, line, col)
-			if s := suggestKey(key); s != "" {
-				msg += "; did you mean " + s + "?"
-			}
-			p.add(key, "%s", msg)
-		}
-		return false
-	}
-	if err != nil {
-		addDecodeError(p, path, err)
-		return true
-	}
-	return false
-}
-
-func addDecodeError(p *problems, path string, err error) {
-	var de *toml.DecodeError
-	if !errors.As(err, &de) {
-		*p = append(*p, fmt.Sprintf("%s: %v", path, err))
-		return
-	}
-	line, col := de.Position()
-	msg := strings.TrimPrefix(de.Error(), "toml: ")
-	where := fmt.Sprintf("%s:%d:%d", path, line, col)
-	if key := dottedKey(de.Key()); key != "" {
-		p.add(key, "%s (%s)", msg, where)
-		return
-	}
-	p.add(where, "%s", msg)
-}
-
-var durationType = reflect.TypeFor[Duration]()
-
-// checkDurationTypes reports Duration keys whose TOML value is not a string:
-// the decoder would hand "900" to Duration.UnmarshalText without the key or,
-// for 0, silently accept it.
-func checkDurationTypes(p *problems, t reflect.Type, m map[string]any, prefix string) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := tomlName(f)
-		v, ok := m[name]
-		if name == "" || !ok {
-			continue
-		}
-		switch {
-		case f.Type == durationType:
-			if _, isString := v.(string); !isString {
-				p.add(prefix+name, "must be a duration string such as \"100ms\", \"15m\" or \"24h\", got the TOML %s %v", tomlTypeName(v), v)
-			}
-		case f.Type.Kind() == reflect.Struct:
-			if sub, ok := v.(map[string]any); ok {
-				checkDurationTypes(p, f.Type, sub, prefix+name+".")
-			}
-		}
-	}
-}
-
-func tomlName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-	if name == "-" || !f.IsExported() {
-		return ""
-	}
-	if name == "" {
-		return f.Name
-	}
-	return name
-}
-
-func tomlTypeName(v any) string {
-	switch v.(type) {
-	case int64:
-		return "integer"
-	case float64:
-		return "float"
-	case bool:
-		return "boolean"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "table"
-	default:
-		return "date/time"
-	}
-}
-
-func dottedKey(k toml.Key) string {
-	parts := make([]string, len(k))
-	for i, s := range k {
-		parts[i] = tomlKey(s)
-	}
-	return strings.Join(parts, ".")
-}
-
-// knownKeys lists every dotted key of the document, tables included.
-func knownKeys(t reflect.Type, prefix string, out []string) []string {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := tomlName(f)
-		if name == "" {
-			continue
-		}
-		out = append(out, prefix+name)
-		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-			out = knownKeys(f.Type, prefix+name+".", out)
-		}
-	}
-	return out
-}
-
-// suggestKey proposes a known key for a misspelt or misplaced one.
-func suggestKey(key string) string {
-	known := knownKeys(reflect.TypeFor[Config](), "", nil)
-	parent, leaf := "", key
-	if i := strings.LastIndex(key, "."); i >= 0 {
-		parent, leaf = key[:i+1], key[i+1:]
-	}
-	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
-	best, bestDist := "", 3
-	for _, k := range known {
-		kp, kl := "", k
-		if i := strings.LastIndex(k, "."); i >= 0 {
-			kp, kl = k[:i+1], k[i+1:]
-		}
-		if kp != parent {
-			continue
-		}
-		if d := editDistance(norm(leaf), norm(kl)); d < bestDist {
-			best, bestDist = k, d
-		}
-	}
-	if best != "" {
-		return best
-	}
-	for _, k := range known {
-		if strings.HasSuffix(k, "."+leaf) {
+// keyOf returns the key of keys that field (a dotted key, possibly with an
+// [i] suffix) is or lies under, or "".
+func keyOf[V any](field string, keys map[string]V) string {
+	for k := range keys {
+		if field == k || strings.HasPrefix(field, k+"[") || strings.HasPrefix(field, k+".") {
 			return k
 		}
 	}
 	return ""
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// applyEnv applies EnvOverrides and reports whether STATE_BACKEND was one of
-// them. Blank values count as unset.
-func applyEnv(cfg *Config, env func(string) (string, bool), p *problems) (backendSet bool) {
+// applyEnv applies EnvOverrides and returns the keys it set, each mapped to
+// its variable. Blank values count as unset. A malformed value is a problem
+// naming the variable and its key, which then counts as bad; a key set here
+// is no longer bad, whatever the file held.
+func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map[string]bool) map[string]string {
+	set := map[string]string{}
 	for _, o := range EnvOverrides {
 		raw, ok := env(o.Var)
 		v := strings.TrimSpace(raw)
@@ -270,7 +117,6 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems) (backen
 		switch o.Var {
 		case "STATE_BACKEND":
 			cfg.State.Backend = Backend(v)
-			backendSet = true
 		case "STATE_PATH":
 			cfg.State.Path = v
 		case "STATE_REDIS_URL":
@@ -286,7 +132,8 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems) (backen
 		case "STATE_POOL_SIZE":
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				p.add(o.Var, "%q is not an integer (it overrides %s)", v, o.Key)
+				p.add(o.Var+" ("+o.Key+")", "want an integer, got %q", v)
+				bad[o.Key] = true
 				continue
 			}
 			cfg.State.PoolSize = n
@@ -297,8 +144,10 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems) (backen
 		case "LOG_LEVEL":
 			cfg.Log.Level = v
 		}
+		set[o.Key] = o.Var
+		delete(bad, o.Key)
 	}
-	return backendSet
+	return set
 }
 
 // normaliseBackend rewrites the old "sled" backend to "pebble" and records

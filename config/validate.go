@@ -24,18 +24,29 @@ func (e *ValidationError) Error() string {
 	return strings.Join(e.Problems, "\n")
 }
 
-// problems accumulates "key: message" lines.
-type problems []string
+// problem is one "field: msg" line of a ValidationError. Field is the
+// dotted TOML key (with [i] for an array element), an environment variable
+// with the key it overrides, or a file position when no key applies.
+type problem struct {
+	field, msg string
+}
+
+// problems accumulates problems in the order they are found.
+type problems []problem
 
 func (p *problems) add(field, format string, args ...any) {
-	*p = append(*p, field+": "+fmt.Sprintf(format, args...))
+	*p = append(*p, problem{field: field, msg: fmt.Sprintf(format, args...)})
 }
 
 func (p *problems) err() error {
 	if len(*p) == 0 {
 		return nil
 	}
-	return &ValidationError{Problems: slices.Clone(*p)}
+	lines := make([]string, len(*p))
+	for i, pr := range *p {
+		lines[i] = pr.field + ": " + pr.msg
+	}
+	return &ValidationError{Problems: lines}
 }
 
 func (p *problems) intRange(field string, v, lo, hi int) {
@@ -55,13 +66,17 @@ func (p *problems) durRange(field string, v Duration, lo, hi time.Duration) {
 // files and dials nothing.
 func (c Config) Validate() error {
 	var p problems
-	c.validateState(&p)
-	c.validateNATS(&p)
-	c.validateConsumer(&p)
-	c.validateDedupe(&p)
-	c.validateHTTP(&p)
-	c.validateLog(&p)
+	c.validate(&p)
 	return p.err()
+}
+
+func (c Config) validate(p *problems) {
+	c.validateState(p)
+	c.validateNATS(p)
+	c.validateConsumer(p)
+	c.validateDedupe(p)
+	c.validateHTTP(p)
+	c.validateLog(p)
 }
 
 func (c Config) validateState(p *problems) {

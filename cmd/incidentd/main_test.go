@@ -20,21 +20,63 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestInvalidConfigListsEveryProblem: an invalid configuration exits 2 and
+// prints every problem, naming the TOML key or the variable that set it;
+// values of the wrong type do not hide each other or the invalid values.
 func TestInvalidConfigListsEveryProblem(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.toml")
-	body := "[state]\nbackend = \"nosuch\"\n[consumer]\nbatch_size = 0\n[log]\nlevel = \"loud\"\n"
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		body string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "invalid values",
+			body: "[state]\nbackend = \"nosuch\"\n[consumer]\nbatch_size = 0\n[log]\nlevel = \"loud\"\n",
+			want: []string{"(3 problems)", "state.backend", "consumer.batch_size", "log.level"},
+		},
+		{
+			name: "four bad durations",
+			body: "[consumer]\nack_wait = \"banana\"\nbatch_wait = \"soon\"\nmax_age = 12\n[dedupe]\nwindow = \"forever\"\n",
+			want: []string{"(4 problems)", `consumer.ack_wait: "banana" is not a duration`, `consumer.batch_wait: "soon" is not a duration`,
+				"consumer.max_age: want a duration string", `dedupe.window: "forever" is not a duration`},
+		},
+		{
+			name: "wrong types beside an invalid value",
+			body: "[state]\npool_size = \"many\"\n[consumer]\nbatch_size = \"big\"\n[log]\nlevel = \"loud\"\n",
+			want: []string{"(3 problems)", `state.pool_size: want an integer, got the string "many"`,
+				`consumer.batch_size: want an integer, got the string "big"`, "log.level: must be one of"},
+		},
+		{
+			name: "environment overrides",
+			env:  map[string]string{"LOG_LEVEL": "loud", "STATE_BACKEND": "mongo"},
+			want: []string{"(2 problems)", `STATE_BACKEND (state.backend): unknown backend "mongo"`, "LOG_LEVEL (log.level): must be one of"},
+		},
 	}
-	var out, errb bytes.Buffer
-	code := run([]string{"--config", path}, &out, &errb)
-	if code != exitConfig {
-		t.Fatalf("exit %d, want %d; stderr %q", code, exitConfig, errb.String())
-	}
-	for _, key := range []string{"state.backend", "consumer.batch_size", "log.level"} {
-		if !strings.Contains(errb.String(), key) {
-			t.Errorf("stderr does not name %s:\n%s", key, errb.String())
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var args []string
+			if tt.body != "" {
+				path := filepath.Join(t.TempDir(), "bad.toml")
+				if err := os.WriteFile(path, []byte(tt.body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"--config", path}
+			}
+			var out, errb bytes.Buffer
+			code := run(args, &out, &errb)
+			if code != exitConfig {
+				t.Fatalf("exit %d, want %d; stderr %q", code, exitConfig, errb.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+		})
 	}
 }
 
