@@ -61,111 +61,114 @@ const (
 )
 
 // Config is the whole product configuration, the root of the TOML document.
+// Every field's json tag equals its toml tag, so the JSON form (the start-up
+// log line, with Redacted) uses the keys of the TOML document.
 type Config struct {
 	// State is the [state] table: where incidents are stored.
-	State StateConfig `toml:"state"`
+	State StateConfig `toml:"state" json:"state"`
 	// NATS is the [nats] table: the connection or the embedded server.
-	NATS NATSConfig `toml:"nats"`
+	NATS NATSConfig `toml:"nats" json:"nats"`
 	// Consumer is the [consumer] table: the JetStream stream and pull
 	// consumer, batching, dead letters and retry.
-	Consumer ConsumerConfig `toml:"consumer"`
+	Consumer ConsumerConfig `toml:"consumer" json:"consumer"`
 	// Dedupe is the [dedupe] table: incident identity and the quiet period.
-	Dedupe DedupeConfig `toml:"dedupe"`
+	Dedupe DedupeConfig `toml:"dedupe" json:"dedupe"`
 	// HTTP is the [http] table: the metrics and health endpoint.
-	HTTP HTTPConfig `toml:"http"`
+	HTTP HTTPConfig `toml:"http" json:"http"`
 	// Log is the [log] table.
-	Log LogConfig `toml:"log"`
+	Log LogConfig `toml:"log" json:"log"`
 
 	// Warnings are notes Load collected for the caller to log, such as the
-	// "sled" alias being normalised. They are not part of the TOML document.
-	Warnings []string `toml:"-"`
+	// "sled" alias being normalised. They are not part of the TOML document
+	// nor of its JSON form.
+	Warnings []string `toml:"-" json:"-"`
 }
 
 // StateConfig is the [state] table, with the old system's keys (backend,
 // path, redis_url, redis_cluster_nodes, pool_size) and incidentd's additions.
 type StateConfig struct {
 	// Backend is state.backend: memory, pebble, redis or redis_cluster.
-	Backend Backend `toml:"backend"`
+	Backend Backend `toml:"backend" json:"backend"`
 	// Path is state.path, the Pebble data directory; required for pebble.
-	Path string `toml:"path"`
+	Path string `toml:"path" json:"path"`
 	// RedisURL is state.redis_url, required for redis: a redis://,
 	// rediss:// or redis+sentinel:// URL.
-	RedisURL string `toml:"redis_url"`
+	RedisURL string `toml:"redis_url" json:"redis_url"`
 	// RedisClusterNodes is state.redis_cluster_nodes, required (at least
 	// one) for redis_cluster: "redis://host:port", "rediss://host:port" or
 	// bare "host:port" seed nodes.
-	RedisClusterNodes []string `toml:"redis_cluster_nodes"`
+	RedisClusterNodes []string `toml:"redis_cluster_nodes" json:"redis_cluster_nodes"`
 	// PoolSize is state.pool_size, the connection pool size (1..10000).
-	PoolSize int `toml:"pool_size"`
+	PoolSize int `toml:"pool_size" json:"pool_size"`
 	// KeyPrefix is state.key_prefix, the prefix of every Redis key
 	// ("llm-im" gives llm-im:incident:{id}).
-	KeyPrefix string `toml:"key_prefix"`
+	KeyPrefix string `toml:"key_prefix" json:"key_prefix"`
 	// AppliedRetention is state.applied_retention: how long the markers of
 	// applied events are kept so a redelivered event changes nothing.
-	AppliedRetention Duration `toml:"applied_retention"`
+	AppliedRetention Duration `toml:"applied_retention" json:"applied_retention"`
 	// Pebble is the [state.pebble] table.
-	Pebble PebbleConfig `toml:"pebble"`
+	Pebble PebbleConfig `toml:"pebble" json:"pebble"`
 	// Redis is the [state.redis] table, shared by redis and redis_cluster.
-	Redis RedisConfig `toml:"redis"`
+	Redis RedisConfig `toml:"redis" json:"redis"`
 }
 
 // PebbleConfig is the [state.pebble] table: tuning of the embedded store.
 type PebbleConfig struct {
 	// CacheSizeMB is state.pebble.cache_size_mb, the block cache (8..65536).
-	CacheSizeMB int `toml:"cache_size_mb"`
+	CacheSizeMB int `toml:"cache_size_mb" json:"cache_size_mb"`
 	// MemtableSizeMB is state.pebble.memtable_size_mb (4..4096).
-	MemtableSizeMB int `toml:"memtable_size_mb"`
+	MemtableSizeMB int `toml:"memtable_size_mb" json:"memtable_size_mb"`
 	// BloomBitsPerKey is state.pebble.bloom_bits_per_key (0..32, 0
 	// disables bloom filters).
-	BloomBitsPerKey int `toml:"bloom_bits_per_key"`
+	BloomBitsPerKey int `toml:"bloom_bits_per_key" json:"bloom_bits_per_key"`
 	// RecordCacheMB is state.pebble.record_cache_mb (0..65536, 0, the
 	// default, disables it): the records written last, kept in memory so
 	// that merges into recent incidents do not read Pebble.
-	RecordCacheMB int `toml:"record_cache_mb"`
+	RecordCacheMB int `toml:"record_cache_mb" json:"record_cache_mb"`
 	// Sync is state.pebble.sync: fsync every batch commit. Turning it off
 	// gives up the "acked only after the write is durable" promise.
-	Sync bool `toml:"sync"`
+	Sync bool `toml:"sync" json:"sync"`
 }
 
 // RedisConfig is the [state.redis] table: credentials, TLS and timeouts for
 // the redis and redis_cluster backends.
 type RedisConfig struct {
 	// Username is state.redis.username; it overrides the URL's user.
-	Username string `toml:"username"`
+	Username string `toml:"username" json:"username"`
 	// Password is state.redis.password; it overrides the URL's password.
 	// Secret: Redacted masks it.
-	Password string `toml:"password"`
+	Password string `toml:"password" json:"password"`
 	// SentinelUsername is state.redis.sentinel_username, for
 	// redis+sentinel:// URLs.
-	SentinelUsername string `toml:"sentinel_username"`
+	SentinelUsername string `toml:"sentinel_username" json:"sentinel_username"`
 	// SentinelPassword is state.redis.sentinel_password. Secret.
-	SentinelPassword string `toml:"sentinel_password"`
+	SentinelPassword string `toml:"sentinel_password" json:"sentinel_password"`
 	// TLSCAFile is state.redis.tls_ca_file, a PEM bundle of trusted CAs.
-	TLSCAFile string `toml:"tls_ca_file"`
+	TLSCAFile string `toml:"tls_ca_file" json:"tls_ca_file"`
 	// TLSCertFile is state.redis.tls_cert_file, the client certificate
 	// (set together with TLSKeyFile).
-	TLSCertFile string `toml:"tls_cert_file"`
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
 	// TLSKeyFile is state.redis.tls_key_file, the client key.
-	TLSKeyFile string `toml:"tls_key_file"`
+	TLSKeyFile string `toml:"tls_key_file" json:"tls_key_file"`
 	// TLSServerName is state.redis.tls_server_name, overriding the name
 	// checked in the server certificate.
-	TLSServerName string `toml:"tls_server_name"`
+	TLSServerName string `toml:"tls_server_name" json:"tls_server_name"`
 	// TLSInsecureSkipVerify is state.redis.tls_insecure_skip_verify; Load
 	// warns when it is on.
-	TLSInsecureSkipVerify bool `toml:"tls_insecure_skip_verify"`
+	TLSInsecureSkipVerify bool `toml:"tls_insecure_skip_verify" json:"tls_insecure_skip_verify"`
 	// DialTimeout is state.redis.dial_timeout.
-	DialTimeout Duration `toml:"dial_timeout"`
+	DialTimeout Duration `toml:"dial_timeout" json:"dial_timeout"`
 	// ReadTimeout is state.redis.read_timeout.
-	ReadTimeout Duration `toml:"read_timeout"`
+	ReadTimeout Duration `toml:"read_timeout" json:"read_timeout"`
 	// WriteTimeout is state.redis.write_timeout.
-	WriteTimeout Duration `toml:"write_timeout"`
+	WriteTimeout Duration `toml:"write_timeout" json:"write_timeout"`
 	// WaitReplicas is state.redis.wait_replicas: when > 0, a batch counts as
 	// committed (and its messages are acked) only after that many replicas
 	// acknowledged it (Redis WAIT), so a failover cannot lose acked events.
-	WaitReplicas int `toml:"wait_replicas"`
+	WaitReplicas int `toml:"wait_replicas" json:"wait_replicas"`
 	// WaitTimeout is state.redis.wait_timeout: how long Apply waits for the
 	// replicas before reporting the batch as failed (it is then retried).
-	WaitTimeout Duration `toml:"wait_timeout"`
+	WaitTimeout Duration `toml:"wait_timeout" json:"wait_timeout"`
 }
 
 // NATSConfig is the [nats] table. An empty URL runs an embedded nats-server
@@ -173,75 +176,75 @@ type RedisConfig struct {
 type NATSConfig struct {
 	// URL is nats.url: one or more comma-separated nats://, tls://, ws://
 	// or wss:// URLs. Empty runs the embedded server.
-	URL string `toml:"url"`
+	URL string `toml:"url" json:"url"`
 	// Name is nats.name, the client connection name.
-	Name string `toml:"name"`
+	Name string `toml:"name" json:"name"`
 	// CredentialsFile is nats.credentials_file, a .creds file (JWT + nkey).
-	CredentialsFile string `toml:"credentials_file"`
+	CredentialsFile string `toml:"credentials_file" json:"credentials_file"`
 	// User is nats.user.
-	User string `toml:"user"`
+	User string `toml:"user" json:"user"`
 	// Password is nats.password. Secret.
-	Password string `toml:"password"`
+	Password string `toml:"password" json:"password"`
 	// Token is nats.token. Secret.
-	Token string `toml:"token"`
+	Token string `toml:"token" json:"token"`
 	// EmbeddedListen is nats.embedded_listen, the embedded server's client
 	// address (host:port; port 0 picks a free one).
-	EmbeddedListen string `toml:"embedded_listen"`
+	EmbeddedListen string `toml:"embedded_listen" json:"embedded_listen"`
 	// EmbeddedStoreDir is nats.embedded_store_dir, the embedded server's
 	// JetStream storage directory.
-	EmbeddedStoreDir string `toml:"embedded_store_dir"`
+	EmbeddedStoreDir string `toml:"embedded_store_dir" json:"embedded_store_dir"`
 }
 
 // ConsumerConfig is the [consumer] table: the JetStream stream, the shared
 // durable pull consumer, batching, dead letters and store retry.
 type ConsumerConfig struct {
 	// Stream is consumer.stream, the JetStream stream name.
-	Stream string `toml:"stream"`
+	Stream string `toml:"stream" json:"stream"`
 	// Subjects is consumer.subjects, the stream's subjects (wildcards
 	// allowed).
-	Subjects []string `toml:"subjects"`
+	Subjects []string `toml:"subjects" json:"subjects"`
 	// Durable is consumer.durable, the durable pull consumer's name, shared
 	// by every worker.
-	Durable string `toml:"durable"`
+	Durable string `toml:"durable" json:"durable"`
 	// DLQStream is consumer.dlq_stream, the dead-letter stream name.
-	DLQStream string `toml:"dlq_stream"`
+	DLQStream string `toml:"dlq_stream" json:"dlq_stream"`
 	// DLQSubjectPrefix is consumer.dlq_subject_prefix; dead letters are
 	// published below it (prefix + "." + ...).
-	DLQSubjectPrefix string `toml:"dlq_subject_prefix"`
+	DLQSubjectPrefix string `toml:"dlq_subject_prefix" json:"dlq_subject_prefix"`
 	// BatchSize is consumer.batch_size, messages per fetch (1..10000).
-	BatchSize int `toml:"batch_size"`
+	BatchSize int `toml:"batch_size" json:"batch_size"`
 	// BatchWait is consumer.batch_wait, the longest a fetch waits to fill a
 	// batch (1ms..1m).
-	BatchWait Duration `toml:"batch_wait"`
+	BatchWait Duration `toml:"batch_wait" json:"batch_wait"`
 	// AckWait is consumer.ack_wait, after which JetStream redelivers an
 	// unacked message (1s..1h, more than BatchWait).
-	AckWait Duration `toml:"ack_wait"`
+	AckWait Duration `toml:"ack_wait" json:"ack_wait"`
 	// MaxDeliver is consumer.max_deliver, deliveries before a message is
 	// given up (1..1000).
-	MaxDeliver int `toml:"max_deliver"`
+	MaxDeliver int `toml:"max_deliver" json:"max_deliver"`
 	// MaxAckPending is consumer.max_ack_pending (BatchSize..1000000).
-	MaxAckPending int `toml:"max_ack_pending"`
+	MaxAckPending int `toml:"max_ack_pending" json:"max_ack_pending"`
 	// MaxAge is consumer.max_age, the stream retention; 0 keeps messages
 	// without an age limit.
-	MaxAge Duration `toml:"max_age"`
+	MaxAge Duration `toml:"max_age" json:"max_age"`
 	// DuplicateWindow is consumer.duplicate_window, the JetStream
 	// Nats-Msg-Id de-duplication window (1s..24h, at most MaxAge when
 	// MaxAge is set).
-	DuplicateWindow Duration `toml:"duplicate_window"`
+	DuplicateWindow Duration `toml:"duplicate_window" json:"duplicate_window"`
 	// Replicas is consumer.replicas, stream and consumer replicas (1..5;
 	// 1 with the embedded server).
-	Replicas int `toml:"replicas"`
+	Replicas int `toml:"replicas" json:"replicas"`
 	// MaxEventBytes is consumer.max_event_bytes; larger events are dead
 	// lettered (256..8388608).
-	MaxEventBytes int `toml:"max_event_bytes"`
+	MaxEventBytes int `toml:"max_event_bytes" json:"max_event_bytes"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics (100ms..10m).
-	LagPollInterval Duration `toml:"lag_poll_interval"`
+	LagPollInterval Duration `toml:"lag_poll_interval" json:"lag_poll_interval"`
 	// RetryInitial is consumer.retry_initial, the first backoff after a
 	// transient store error.
-	RetryInitial Duration `toml:"retry_initial"`
+	RetryInitial Duration `toml:"retry_initial" json:"retry_initial"`
 	// RetryMax is consumer.retry_max, the backoff ceiling (>= RetryInitial).
-	RetryMax Duration `toml:"retry_max"`
+	RetryMax Duration `toml:"retry_max" json:"retry_max"`
 }
 
 // DedupeConfig is the [dedupe] table: which event fields make an incident's
@@ -249,17 +252,17 @@ type ConsumerConfig struct {
 type DedupeConfig struct {
 	// Window is dedupe.window, the quiet period (1s..720h): an open
 	// incident with no events for this long resolves.
-	Window Duration `toml:"window"`
+	Window Duration `toml:"window" json:"window"`
 	// Fields is dedupe.fields, the ordered fingerprint fields: source,
 	// type, title, description, resources or labels.<key>.
-	Fields []string `toml:"fields"`
+	Fields []string `toml:"fields" json:"fields"`
 	// SourceFields is the [dedupe.source_fields] table: per-source field
 	// lists that replace Fields for events of that source.
-	SourceFields map[string][]string `toml:"source_fields"`
+	SourceFields map[string][]string `toml:"source_fields" json:"source_fields"`
 	// SweepInterval is dedupe.sweep_interval: how often a caught-up worker
 	// resolves open incidents whose quiet period ended with no further
 	// event (0 disables; then they resolve at their identity's next event).
-	SweepInterval Duration `toml:"sweep_interval"`
+	SweepInterval Duration `toml:"sweep_interval" json:"sweep_interval"`
 }
 
 // FieldsFor returns the fingerprint fields for events of source: its
@@ -274,16 +277,16 @@ func (d DedupeConfig) FieldsFor(source string) []string {
 // HTTPConfig is the [http] table: the /metrics, /healthz and /readyz server.
 type HTTPConfig struct {
 	// Listen is http.listen, a host:port for net.Listen (":8080").
-	Listen string `toml:"listen"`
+	Listen string `toml:"listen" json:"listen"`
 }
 
 // LogConfig is the [log] table.
 type LogConfig struct {
 	// Level is log.level: debug, info, warn or error.
-	Level string `toml:"level"`
+	Level string `toml:"level" json:"level"`
 	// Format is log.format: auto, json or console. For auto the caller
 	// chooses console on a terminal and json otherwise.
-	Format string `toml:"format"`
+	Format string `toml:"format" json:"format"`
 }
 
 // Default returns the product defaults: the pebble backend in ./data/pebble,

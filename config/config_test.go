@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -543,6 +544,64 @@ func TestRedacted(t *testing.T) {
 	// Unset secrets stay empty so the log shows they are unset.
 	if d := Default().Redacted(); d.State.Redis.Password != "" || d.NATS.Token != "" || d.State.RedisURL != "" {
 		t.Errorf("unset secrets should stay empty: %+v", d)
+	}
+}
+
+// TestJSONUsesTOMLKeys checks the JSON form of a redacted config, which the
+// start-up log line shows: the TOML document's keys (not Go field names),
+// durations as strings, secrets masked, Warnings left out.
+func TestJSONUsesTOMLKeys(t *testing.T) {
+	cfg := Default()
+	cfg.Dedupe.SourceFields["llm-gateway"] = []string{"source", "title"}
+	cfg.State.Redis.Password = "s3cr3t"
+	cfg.Warnings = []string{"a warning"}
+	b, err := json.Marshal(cfg.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON map[string]any
+	if err := json.Unmarshal(b, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromTOML map[string]any
+	if err := toml.Unmarshal(tb, &fromTOML); err != nil {
+		t.Fatal(err)
+	}
+	sameKeys(t, "", fromJSON, fromTOML)
+	if strings.Contains(string(b), "s3cr3t") || strings.Contains(strings.ToLower(string(b)), "warning") {
+		t.Errorf("JSON leaks a secret or holds the warnings:\n%s", b)
+	}
+	consumer, _ := fromJSON["consumer"].(map[string]any)
+	state, _ := fromJSON["state"].(map[string]any)
+	redis, _ := state["redis"].(map[string]any)
+	if consumer["ack_wait"] != "30s" || consumer["max_age"] != "168h" || redis["password"] != "xxxxx" || state["pool_size"] != 100.0 {
+		t.Errorf("unexpected values:\n%s", b)
+	}
+}
+
+// sameKeys checks that two decoded documents have the same keys, table by
+// table.
+func sameKeys(t *testing.T, prefix string, got, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("JSON lacks key %s%s", prefix, k)
+			continue
+		}
+		if wm, ok := w.(map[string]any); ok {
+			gm, _ := g.(map[string]any)
+			sameKeys(t, prefix+k+".", gm, wm)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("JSON has key %s%s, not in the TOML document", prefix, k)
+		}
 	}
 }
 
