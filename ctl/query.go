@@ -50,32 +50,37 @@ func (q *queryFlags) json(w io.Writer) (bool, error) {
 	return false, fmt.Errorf("%w: --output %q: want table or json", errUsage, q.output)
 }
 
-// filterFlags are the API's list filters.
+// filterFlags are the API's list filters, and with paging its page.
 type filterFlags struct {
 	states, severities, sources, types []string
+	fingerprints                       []string
 	active                             string
 	since, until                       string
+	paging                             bool
 	limit, offset                      int
 }
 
 func (f *filterFlags) register(cmd *cobra.Command, paging bool) {
+	f.paging = paging
 	fs := cmd.Flags()
 	fs.StringSliceVar(&f.states, "state", nil, "Detected, Triaged, Investigating, Remediating, Resolved, Closed (repeatable or comma-separated)")
 	fs.StringSliceVar(&f.severities, "severity", nil, "P0..P4 or critical, high, medium, low, info")
 	fs.StringSliceVar(&f.sources, "source", nil, "event source, e.g. llm-gateway")
 	fs.StringSliceVar(&f.types, "type", nil, "Infrastructure, Application, Security, Data, Performance, Availability, Compliance, Unknown")
+	fs.StringSliceVar(&f.fingerprints, "fingerprint", nil, "incident fingerprint (v1: and 32 hex digits): every incident of that identity, reopens included")
 	fs.StringVar(&f.active, "active", "", "true: only active incidents, false: only resolved or closed")
 	fs.StringVar(&f.since, "since", "", "last_seen at or after (RFC 3339, or a duration ago such as 1h)")
 	fs.StringVar(&f.until, "until", "", "last_seen at or before (RFC 3339, or a duration ago)")
 	if paging {
-		fs.IntVar(&f.limit, "limit", api.DefaultLimit, "most incidents to show (at most 1000 through the API)")
+		fs.IntVar(&f.limit, "limit", api.DefaultLimit, "most incidents to show: 1 to 1000 through the API; reading a store, 0 shows all")
 		fs.IntVar(&f.offset, "offset", 0, "incidents to skip")
 	}
 }
 
 // query parses the flags with the API's own parser, so both accept the same
-// values.
-func (f *filterFlags) query(now time.Time) (api.Query, error) {
+// values. The page is checked before anything is asked: through the API
+// (store false) --limit is 1 to 1000; reading a store, 0 means no limit.
+func (f *filterFlags) query(now time.Time, store bool) (api.Query, error) {
 	v := map[string][]string{}
 	add := func(k string, vals []string) {
 		if len(vals) > 0 {
@@ -86,6 +91,7 @@ func (f *filterFlags) query(now time.Time) (api.Query, error) {
 	add("severity", f.severities)
 	add("source", f.sources)
 	add("type", f.types)
+	add("fingerprint", f.fingerprints)
 	if f.active != "" {
 		v["active"] = []string{f.active}
 	}
@@ -102,8 +108,17 @@ func (f *filterFlags) query(now time.Time) (api.Query, error) {
 	if err != nil {
 		return q, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	if f.limit < 0 || f.offset < 0 {
-		return q, fmt.Errorf("%w: --limit and --offset must not be negative", errUsage)
+	if !f.paging {
+		return q, nil
+	}
+	switch {
+	case f.offset < 0:
+		return q, fmt.Errorf("%w: --offset %d: must not be negative", errUsage, f.offset)
+	case f.limit < 0:
+		return q, fmt.Errorf("%w: --limit %d: must not be negative", errUsage, f.limit)
+	case !store && (f.limit < 1 || f.limit > api.MaxLimit):
+		return q, fmt.Errorf("%w: --limit %d: through the API it must be 1 to %d (page with --offset; --limit 0 lists all only when reading a store with --state-backend or --config)",
+			errUsage, f.limit, api.MaxLimit)
 	}
 	q.Page = storage.Page{Limit: f.limit, Offset: f.offset}
 	return q, nil
@@ -146,7 +161,8 @@ func newListCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Use:   "list",
 		Short: "List incidents, newest last_seen first, with the API's filters",
 		Example: `  incidentctl list --severity P0,P1 --active true --since 1h
-  incidentctl list --state-backend pebble --state-path ./data/pebble --source llm-gateway -o json`,
+  incidentctl list --fingerprint v1:224fb77285d35392f95e2ffd485c139b   # one identity, reopens included
+  incidentctl list --state-backend pebble --state-path ./data/pebble --source llm-gateway --limit 0 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
@@ -198,10 +214,11 @@ func newCountCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	var q queryFlags
 	var f filterFlags
 	cmd := &cobra.Command{
-		Use:     "count",
-		Short:   "Count the incidents matching the filters",
-		Example: `  incidentctl count --active true --severity P0`,
-		Args:    cobra.NoArgs,
+		Use:   "count",
+		Short: "Count the incidents matching the filters",
+		Example: `  incidentctl count --active true --severity P0
+  incidentctl count --fingerprint v1:224fb77285d35392f95e2ffd485c139b`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
 			if err != nil {
@@ -295,7 +312,7 @@ func (q *queryFlags) open(o IO, f *filterFlags, log *zap.Logger) (asJSON bool, q
 	if asJSON, err = q.json(o.Out); err != nil {
 		return
 	}
-	if qu, err = f.query(time.Now()); err != nil {
+	if qu, err = f.query(time.Now(), q.store.given()); err != nil {
 		return
 	}
 	r, _, closeR, err = openReader(&q.store, q.apiURL, log)

@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,11 +62,17 @@ func TestQueryThroughAPI(t *testing.T) {
 	env := map[string]string{"NATS_URL": a.NATSURL(), "INCIDENTD_API_URL": a.HTTPURL()}
 	mustCode(t, runCtl(t, env, "", "publish", "--generate", "600", "--ack-ratio", "0.05", "--resolve-ratio", "0.1"), ctl.ExitOK)
 	drained(t, jsFor(t, a.NATSURL()))
-	checkQueries(t, env, a.Store())
+	checkQueries(t, env, allIncidents(t, a.Store()))
 
-	// get of an unknown id is exit code 3.
+	// get of an unknown id is exit code 3, saying "not found" once.
 	r := runCtl(t, env, "", "get", "no-such-id")
 	mustCode(t, r, ctl.ExitNotFound)
+	if strings.Count(r.err, "not found") != 1 {
+		t.Errorf("get of an unknown id: %q, want \"not found\" once", r.err)
+	}
+	// The API's largest page.
+	r = runCtl(t, env, "", "list", "--limit", "1000", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
 	// A bad filter value is a usage error naming the parameter.
 	r = runCtl(t, env, "", "list", "--severity", "P9")
 	mustCode(t, r, ctl.ExitUsage)
@@ -111,6 +118,7 @@ func TestQueryStore(t *testing.T) {
 	if c["count"] != int64(inactive) || inactive == 0 {
 		t.Errorf("count --active false = %v, want %d", c, inactive)
 	}
+	checkQueries(t, nil, want, args...)
 	// get as a table.
 	r = runCtl(t, nil, "", append([]string{"get", want[0].ID, "-o", "table"}, args...)...)
 	mustCode(t, r, ctl.ExitOK)
@@ -119,16 +127,48 @@ func TestQueryStore(t *testing.T) {
 	}
 	r = runCtl(t, nil, "", append([]string{"get", "nope"}, args...)...)
 	mustCode(t, r, ctl.ExitNotFound)
+	if strings.Count(r.err, "not found") != 1 {
+		t.Errorf("get of an unknown id: %q, want \"not found\" once", r.err)
+	}
 }
 
-// checkQueries compares get, list and count with the store, for a few
-// filters.
-func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
+// --limit is checked before anything is asked: 1 to 1000 through the API,
+// 0 (all) or more reading a store.
+func TestLimitFlag(t *testing.T) {
+	viaAPI := []string{"--api-url", "http://127.0.0.1:1"} // never reached: the flags are wrong
+	store := []string{"--state-backend", "memory"}
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{append([]string{"list", "--limit", "2000"}, viaAPI...), ctl.ExitUsage, "--limit 2000: through the API it must be 1 to 1000"},
+		{append([]string{"list", "--limit", "0"}, viaAPI...), ctl.ExitUsage, "--limit 0: through the API it must be 1 to 1000"},
+		{append([]string{"list", "--limit", "-1"}, viaAPI...), ctl.ExitUsage, "--limit -1: must not be negative"},
+		{append([]string{"list", "--offset", "-1"}, store...), ctl.ExitUsage, "--offset -1: must not be negative"},
+		{append([]string{"list", "--limit", "-1"}, store...), ctl.ExitUsage, "--limit -1: must not be negative"},
+		{append([]string{"list", "--limit", "0"}, store...), ctl.ExitOK, ""},
+		{append([]string{"list", "--limit", "2000"}, store...), ctl.ExitOK, ""},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			r := runCtl(t, nil, "", append(c.args, "-o", "json")...)
+			mustCode(t, r, c.code)
+			if !strings.Contains(r.err, c.msg) {
+				t.Fatalf("stderr %q, want %q", r.err, c.msg)
+			}
+		})
+	}
+}
+
+// checkQueries compares get, list and count (with extra, the flags naming
+// a store, if any) with all, the store's incidents, for a few filters.
+func checkQueries(t *testing.T, env map[string]string, all []*incident.Incident, extra ...string) {
 	t.Helper()
-	all := allIncidents(t, s)
 	if len(all) == 0 {
 		t.Fatal("no incidents")
 	}
+	history, other := identities(all)
 	cases := []struct {
 		args []string
 		f    storage.Filter
@@ -138,7 +178,10 @@ func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
 		{[]string{"--source", "llm-gateway", "--source", "guardrails", "--active", "true"}, storage.Filter{Sources: []string{"llm-gateway", "guardrails"}, Active: ptr(true)}},
 		{[]string{"--state", "Resolved"}, storage.Filter{States: []incident.State{incident.Resolved}}},
 		{[]string{"--type", "Security,Data"}, storage.Filter{Types: []incident.Type{incident.Security, incident.Data}}},
+		{[]string{"--fingerprint", history}, storage.Filter{Fingerprints: []string{history}}},
+		{[]string{"--fingerprint", history + "," + other, "--active", "false"}, storage.Filter{Fingerprints: []string{history, other}, Active: ptr(false)}},
 	}
+	run := func(args ...string) result { return runCtl(t, env, "", append(args, extra...)...) }
 	for _, c := range cases {
 		want := 0
 		for _, in := range all {
@@ -146,12 +189,12 @@ func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
 				want++
 			}
 		}
-		r := runCtl(t, env, "", append([]string{"count"}, c.args...)...)
+		r := run(append([]string{"count"}, c.args...)...)
 		mustCode(t, r, ctl.ExitOK)
 		if got := strings.TrimSpace(r.out); got != strconv.Itoa(want) && !strings.Contains(got, `"count": `+strconv.Itoa(want)) {
 			t.Errorf("count %v = %s, want %d", c.args, got, want)
 		}
-		r = runCtl(t, env, "", append([]string{"list", "-o", "json", "--limit", "7", "--offset", "2"}, c.args...)...)
+		r = run(append([]string{"list", "-o", "json", "--limit", "7", "--offset", "2"}, c.args...)...)
 		mustCode(t, r, ctl.ExitOK)
 		var resp api.ListResponse
 		if err := json.Unmarshal([]byte(r.out), &resp); err != nil {
@@ -161,12 +204,37 @@ func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
 			t.Errorf("list %v: %d of %d, want %d", c.args, len(resp.Incidents), resp.Total, want)
 		}
 	}
-	r := runCtl(t, env, "", "list", "-o", "table", "--limit", "3")
+	// One identity's history: every incident of it, reopens included,
+	// newest first.
+	r := run("list", "-o", "json", "--fingerprint", strings.ToUpper(history))
+	mustCode(t, r, ctl.ExitOK)
+	var resp api.ListResponse
+	if err := json.Unmarshal([]byte(r.out), &resp); err != nil {
+		t.Fatal(err)
+	}
+	var gotIDs, wantIDs []string
+	for _, in := range resp.Incidents {
+		gotIDs = append(gotIDs, in.ID)
+	}
+	for _, in := range all {
+		if in.Fingerprint == history {
+			wantIDs = append(wantIDs, in.ID)
+		}
+	}
+	if !slices.Equal(gotIDs, wantIDs) || len(wantIDs) < 2 {
+		t.Errorf("list --fingerprint %s = %v, want %v (two or more)", history, gotIDs, wantIDs)
+	}
+	r = run("count", "--fingerprint", "v1:abc")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "parameter fingerprint") {
+		t.Errorf("bad fingerprint not named: %s", r.err)
+	}
+	r = run("list", "-o", "table", "--limit", "3")
 	mustCode(t, r, ctl.ExitOK)
 	if !strings.HasPrefix(r.out, "ID") || !strings.Contains(r.out, "3 of "+strconv.Itoa(len(all))) {
 		t.Errorf("table:\n%s", r.out)
 	}
-	r = runCtl(t, env, "", "get", all[0].ID, "-o", "json")
+	r = run("get", all[0].ID, "-o", "json")
 	mustCode(t, r, ctl.ExitOK)
 	var got incident.Incident
 	if err := json.Unmarshal([]byte(r.out), &got); err != nil || got.ID != all[0].ID || got.Version != all[0].Version {
@@ -175,6 +243,26 @@ func checkQueries(t *testing.T, env map[string]string, s storage.Store) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// identities returns the fingerprint with the most incidents (reopens) and
+// another one.
+func identities(all []*incident.Incident) (history, other string) {
+	n := map[string]int{}
+	for _, in := range all {
+		n[in.Fingerprint]++
+	}
+	for _, in := range all {
+		if history == "" || n[in.Fingerprint] > n[history] {
+			history = in.Fingerprint
+		}
+	}
+	for _, in := range all {
+		if in.Fingerprint != history {
+			return history, in.Fingerprint
+		}
+	}
+	return history, history
+}
 
 func allIncidents(t *testing.T, s storage.Store) []*incident.Incident {
 	t.Helper()
