@@ -139,7 +139,7 @@ func (b *bench) connect() error {
 func (b *bench) prepare(ctx context.Context) error {
 	// Only the STATE_* variables reach the in-process worker: the bench picks
 	// its own NATS server, streams and HTTP port.
-	cfg, err := config.Load(b.f.configPath, stateEnv(b.o.Env))
+	cfg, err := loadConfig(b.f.configPath, stateEnv(b.o.Env))
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -25,10 +27,11 @@ import (
 const (
 	// ExitOK: the command did what was asked.
 	ExitOK = 0
-	// ExitError: any failure (bad flags, unreachable server, unacked
-	// publishes, a failed write).
+	// ExitError: any failure (unreachable server, unacked publishes, a
+	// failed write).
 	ExitError = 1
-	// ExitUsage: the command line itself is wrong.
+	// ExitUsage: the command line itself is wrong, or the configuration it
+	// names cannot be read or is invalid.
 	ExitUsage = 2
 	// ExitNotFound: get found no incident with that id.
 	ExitNotFound = 3
@@ -78,6 +81,9 @@ func Run(ctx context.Context, args []string, o IO) int {
 	if err == nil {
 		return ExitOK
 	}
+	if reportConfig(o.Err, err) {
+		return ExitUsage
+	}
 	fmt.Fprintf(o.Err, "incidentctl: %v\n", err)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -99,9 +105,11 @@ func newRoot(o IO) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "incidentctl",
 		Short:         "Operate incidentd: publish events, query incidents, set up JetStream, migrate stores, benchmark",
+		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("incidentctl {{.Version}} (" + runtime.Version() + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "warn", "log level of the CLI and of an in-process worker (debug, info, warn, error)")
 	logger := func() *zap.Logger { return newLogger(o.Err, rf.logLevel) }

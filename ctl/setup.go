@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/consumer"
 )
 
@@ -24,7 +23,7 @@ name) is an error naming the field, the existing value and the wanted one.`,
   NATS_URL=nats://nats.prod:4222 incidentctl setup`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cfgPath, o.Env)
+			cfg, err := loadConfig(cfgPath, o.Env)
 			if err != nil {
 				return err
 			}

@@ -53,7 +53,7 @@ func (f *storeFlags) given() bool {
 // stateConfig assembles the [state] table: defaults, the config file, the
 // environment (for --state-*), then the flags.
 func (f *storeFlags) stateConfig() (config.StateConfig, error) {
-	cfg, err := config.Load(f.config, f.env)
+	cfg, err := loadConfig(f.config, f.env)
 	if err != nil {
 		return cfg.State, err
 	}
