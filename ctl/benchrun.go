@@ -169,8 +169,8 @@ func (b *bench) prepare(ctx context.Context) error {
 			}
 		})
 	}
-	if _, err := consumer.Setup(ctx, b.js, cfg.Consumer); err != nil {
-		return fmt.Errorf("bench setup: %w", err)
+	if err := b.setupStreams(ctx, cfg); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -250,5 +250,27 @@ func stateEnv(env func(string) (string, bool)) func(string) (string, bool) {
 			return "", false
 		}
 		return env(k)
+	}
+}
+
+// setupStreams creates the bench's streams and consumer. Right after the
+// streams of an earlier run were deleted, nats-server can answer "stream
+// not found" to the consumer's creation although the stream was just
+// created (seen once in about 100 back-to-back runs): that is retried a few
+// times.
+func (b *bench) setupStreams(ctx context.Context, cfg config.Config) error {
+	for attempt := 1; ; attempt++ {
+		_, err := consumer.Setup(ctx, b.js, cfg.Consumer)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || attempt == 5 {
+			return fmt.Errorf("bench setup: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
 	}
 }
