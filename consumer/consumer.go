@@ -69,7 +69,11 @@ type Consumer struct {
 	bound    atomic.Bool
 	storeErr atomic.Pointer[error]
 	failing  chan struct{} // signalled by a failing commit so pulling stops
-	dlq      *deadLetters
+	// committed counts the batches committed and acked; succeeded is
+	// signalled with each, so a paused loop resumes at once.
+	committed atomic.Uint64
+	succeeded chan struct{}
+	dlq       *deadLetters
 
 	lastSweep time.Time // only touched by the lag poller
 }
@@ -99,10 +103,11 @@ func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log
 	log = log.Named("consumer")
 	c := &Consumer{
 		cfg: cfg, ipEvery: ip, nc: nc, js: js, store: store, m: m, log: log,
-		dec:     incident.NewDecoder(cfg.Consumer.MaxEventBytes),
-		fp:      fp,
-		folder:  dedupe.NewFolder(cfg.Dedupe.Window.Duration, newID),
-		failing: make(chan struct{}, 1),
+		dec:       incident.NewDecoder(cfg.Consumer.MaxEventBytes),
+		fp:        fp,
+		folder:    dedupe.NewFolder(cfg.Dedupe.Window.Duration, newID),
+		failing:   make(chan struct{}, 1),
+		succeeded: make(chan struct{}, 1),
 	}
 	c.dlq = newDeadLetters(c)
 	return c, nil

@@ -8,6 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
@@ -140,6 +143,75 @@ func TestStoreFailure(t *testing.T) {
 	requireCounters(t, w.m, ex)
 	t.Logf("held %d messages (ack pending) during the failure, %d failed attempts",
 		info.NumAckPending, f.failures.Load())
+}
+
+// TestStoreOutageLog takes the store away under a running worker (reads and
+// writes wait, then fail, as against a Redis that was killed) and back, and
+// reads the worker's log: pulling pauses once and resumes only after the
+// store took a commit again, never with "store writable" while it was down;
+// the messages in hand are held without redelivery.
+func TestStoreOutageLog(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	log := logicalLog(1000, 0, true, 7)
+	ex := expect(t, log, cfg.Dedupe)
+	store := stores[0].open(t, "")
+	// Each failing call outlasts InProgressEvery (ack_wait/3), so the commit
+	// in flight is first slow, then failed.
+	f := &flaky{Store: store, downDelay: 600 * time.Millisecond}
+	core, logs := observer.New(zap.InfoLevel)
+	w := e.startLogged(cfg, f, zap.New(zapcore.NewTee(e.log.Core(), core)))
+	e.publish(payloads(log[:500]))
+	e.settle(cfg, w)
+
+	const paused, resumed = "pausing pull; holding the messages in hand with InProgress", "store writable, resuming pull"
+	count := func(entries []observer.LoggedEntry, msg string) int {
+		n := 0
+		for _, en := range entries {
+			if en.Message == msg {
+				n++
+			}
+		}
+		return n
+	}
+	before := logs.Len()
+	f.down.Store(true)
+	e.publish(payloads(log[500:]))
+	e.waitFor("a pause and 6 failed store calls", 30*time.Second, func() bool {
+		return count(logs.All()[before:], paused) > 0 && f.failures.Load() >= 6
+	})
+	outage := logs.All()[before:]
+	f.down.Store(false)
+	e.settle(cfg, w)
+	e.waitFor("ready", 5*time.Second, func() bool { return w.c.Ready() == nil })
+	e.waitFor("resumed", 5*time.Second, func() bool { return count(logs.All()[before:], resumed) > 0 })
+	requireIncidents(t, store, ex)
+	requireCounters(t, w.m, ex)
+
+	var seq []string
+	for _, en := range logs.All()[before:] {
+		switch en.Message {
+		case paused:
+			seq = append(seq, "pause("+en.ContextMap()["why"].(string)+")")
+		case resumed:
+			seq = append(seq, "resume")
+		}
+	}
+	t.Logf("during and after the outage: %v", seq)
+	if n := count(outage, resumed); n != 0 {
+		t.Errorf("%q logged %d times while every store call failed", resumed, n)
+	}
+	if n := count(outage, paused); n != 1 {
+		t.Errorf("pulling paused %d times during one outage, want once", n)
+	}
+	if seq[len(seq)-1] != "resume" {
+		t.Errorf("the log ends paused: %v", seq)
+	}
+	if info := e.consumerInfo(cfg); info.Delivered.Consumer != info.Delivered.Stream {
+		t.Errorf("%d redeliveries across the outage; in-hand messages must be kept with InProgress",
+			info.Delivered.Consumer-info.Delivered.Stream)
+	}
 }
 
 // TestMaxDeliver lets a message exhaust MaxDeliver outside the worker: the

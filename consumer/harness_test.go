@@ -103,13 +103,19 @@ type worker struct {
 
 func (e *env) start(cfg consumer.Config, store storage.Store) *worker {
 	e.t.Helper()
+	return e.startLogged(cfg, store, e.log)
+}
+
+// startLogged starts a worker that logs to log.
+func (e *env) startLogged(cfg consumer.Config, store storage.Store, log *zap.Logger) *worker {
+	e.t.Helper()
 	nc, _ := connect(e.t, e.url)
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Build{Version: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c, err := consumer.New(cfg, nc, store, m, e.log)
+	c, err := consumer.New(cfg, nc, store, m, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -239,10 +245,14 @@ func (e *env) dlq(cfg consumer.Config) []*jetstream.RawStreamMsg {
 }
 
 // flaky wraps a store: Apply fails while failing is set, and sleeps
-// applySleep first (once per call) while sleepCalls > 0.
+// applySleep first (once per call) while sleepCalls > 0. While down is set,
+// Lookup and Apply both wait downDelay and fail, as a client does against a
+// Redis that went away (a dial or read timeout).
 type flaky struct {
 	storage.Store
 	failing    atomic.Bool
+	down       atomic.Bool
+	downDelay  time.Duration
 	applies    atomic.Int64
 	failures   atomic.Int64
 	mu         sync.Mutex
@@ -252,8 +262,31 @@ type flaky struct {
 
 var errInjected = errors.New("injected store failure")
 
+// errDown is what a flaky store that is down returns.
+var errDown = errors.New("injected outage: dial tcp: i/o timeout")
+
+// outage fails a call after downDelay while the store is down.
+func (f *flaky) outage() error {
+	if !f.down.Load() {
+		return nil
+	}
+	time.Sleep(f.downDelay)
+	f.failures.Add(1)
+	return errDown
+}
+
+func (f *flaky) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
+	if err := f.outage(); err != nil {
+		return storage.Snapshot{}, err
+	}
+	return f.Store.Lookup(ctx, fingerprints, eventIDs)
+}
+
 func (f *flaky) Apply(ctx context.Context, b storage.Batch) error {
 	f.applies.Add(1)
+	if err := f.outage(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	sleep := time.Duration(0)
 	if f.sleepCalls > 0 {

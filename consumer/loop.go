@@ -138,17 +138,32 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		committing  bool
 		commitStart time.Time
 		done        = make(chan error, 1)
-		paused      bool // a commit fails or is slow: pulling stopped until it ends
+		paused      bool // a commit fails or is slow: pulling stopped until the store takes a commit
+		pausedSince time.Time
+		// sent counts the batches handed to the pipeline as c.committed
+		// counts those committed; pausedAt is c.committed at the pause.
+		sent     = c.committed.Load()
+		pausedAt uint64
 	)
 	pause := func(why string) {
 		if paused || src == nil {
 			return
 		}
-		paused = true
+		paused, pausedSince, pausedAt = true, time.Now(), c.committed.Load()
 		c.log.Warn("pausing pull; holding the messages in hand with InProgress", zap.String("why", why))
 		src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
 	}
 	slow := func() bool { return committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery }
+	// writable: a commit succeeded since the pause (or every batch handed
+	// over is committed: a stale failure signal) and no failure was recorded
+	// after it. A slow batch that has left the pipeline's first stage proves
+	// nothing: its read or write may have failed without the failure being
+	// recorded yet. committed is read before storeErr, which acked clears
+	// before counting.
+	writable := func() bool {
+		n := c.committed.Load()
+		return c.storeErr.Load() == nil && (n != pausedAt || n == sent)
+	}
 	tick := time.NewTicker(c.tickEvery())
 	defer tick.Stop()
 	batches, exited := make(chan *batch), make(chan error, 1)
@@ -160,12 +175,17 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		cur = &batch{}
 		committing = true
 		commitStart = time.Now()
+		sent++
 		batches <- b
 	}
 	for {
 		var in <-chan jetstream.Msg
 		if src != nil && (paused || len(cur.msgs) < cc.BatchSize) {
 			in = src.msgs
+		}
+		var succeeded <-chan struct{}
+		if paused {
+			succeeded = c.succeeded
 		}
 		select {
 		case <-ctx.Done():
@@ -192,18 +212,19 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 			}
 		case <-c.failing:
 			pause("store failing")
+		case <-succeeded: // checked below
 		case <-tick.C:
 			if slow() {
 				pause("slow commit")
 			}
 			c.keepAlive(cur)
 		}
-		// Resume once the store is writable and no commit is slow. A stale
-		// failure signal pauses and resumes at once, which only restarts the
-		// pull.
-		if paused && c.storeErr.Load() == nil && !slow() {
+		// Resume once the store took a commit and no commit is slow. A
+		// stale failure signal (every batch already committed) pauses and
+		// resumes at once, which only restarts the pull.
+		if paused && !slow() && writable() {
 			paused = false
-			c.log.Info("store writable, resuming pull")
+			c.log.Info("store writable, resuming pull", zap.Duration("paused", time.Since(pausedSince)))
 			if src == nil {
 				if src, cons, err = c.restartSource(ctx, cons); err != nil {
 					return err
@@ -332,6 +353,11 @@ func (c *Consumer) commit(ctx context.Context, b *batch) error {
 // so they are complete by the time JetStream sees the acks).
 func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
 	c.storeErr.Store(nil)
+	c.committed.Add(1)
+	select {
+	case c.succeeded <- struct{}{}:
+	default:
+	}
 	now := time.Now()
 	c.m.BatchesCommitted.Inc()
 	c.m.BatchSize.Observe(float64(len(b.events)))
