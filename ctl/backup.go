@@ -57,6 +57,8 @@ own tools (BGSAVE, the RDB or AOF files) or with export.`,
 		},
 	}
 	sf.env = o.Env
+	sf.locked = "Pebble admits one process, so stop the worker, back up and start it again; " +
+		"for a logical copy of the running worker use incidentctl export --api-url URL --out FILE"
 	sf.register(cmd.Flags(), "state", false)
 	cmd.Flags().StringVar(&sf.config, "config", "", "TOML config `file` whose [state] table names the store")
 	cmd.Flags().StringVar(&dir, "to", "", "new `directory` for the checkpoint (must not exist)")

@@ -31,6 +31,9 @@ type storeFlags struct {
 	keyPrefix    string
 	// env applies the STATE_* variables (only for the --state-* flags).
 	env func(string) (string, bool)
+	// locked is what to do when a worker holds the Pebble directory (a
+	// default by prefix when empty, see lockedHint).
+	locked string
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet, prefix string, withConfig bool) {
@@ -91,12 +94,25 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 	}
 	s, err := backend.Open(st, log, prometheus.NewRegistry())
 	if errors.Is(err, storage.ErrLocked) {
-		return nil, st, fmt.Errorf("%w (a worker is running on %s: query it with --api-url, or stop it first)", err, st.Path)
+		return nil, st, fmt.Errorf("%w (a worker is running on %s: %s)", err, st.Path, f.lockedHint())
 	}
 	if err != nil {
 		return nil, st, err
 	}
 	return s, st, nil
+}
+
+// lockedHint says what to do instead of opening a directory a worker holds.
+func (f *storeFlags) lockedHint() string {
+	switch {
+	case f.locked != "":
+		return f.locked
+	case f.prefix == "from":
+		return "read it through the worker with --from-api-url, or stop it first"
+	case f.prefix == "to":
+		return "stop it first"
+	}
+	return "query it with --api-url, or stop it first"
 }
 
 // openReader opens the store when one is named, else a client of the
