@@ -2,7 +2,7 @@
 // publishes events onto the incident stream (publish), queries incidents
 // through a running worker's API or directly from a store (get, list,
 // count), prepares JetStream (setup), moves and checks stored incidents
-// (migrate, export, import, verify, backup) and measures the whole pipeline
+// (migrate, export, import, verify, backup, restore) and measures the whole pipeline
 // end to end (bench). cmd/incidentctl is a thin main around Run.
 package ctl
 
@@ -21,6 +21,7 @@ import (
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/storage"
+	redisstore "github.com/llm-im/incidentd/storage/redis"
 )
 
 // Exit codes of incidentctl.
@@ -112,13 +113,17 @@ func newRoot(o IO) *cobra.Command {
 	root.SetVersionTemplate("incidentctl {{.Version}} (" + runtime.Version() + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "warn", "log level of the CLI and of an in-process worker (debug, info, warn, error)")
-	logger := func() *zap.Logger { return newLogger(o.Err, rf.logLevel) }
+	logger := func() *zap.Logger {
+		log := newLogger(o.Err, rf.logLevel)
+		redisstore.RouteClientLogs(log) // else go-redis prints plain lines of its own on stderr
+		return log
+	}
 	root.AddCommand(
 		newPublishCmd(o, logger),
 		newGetCmd(o, logger), newListCmd(o, logger), newCountCmd(o, logger),
 		newSetupCmd(o, logger),
 		newMigrateCmd(o, logger), newExportCmd(o, logger), newImportCmd(o, logger),
-		newVerifyCmd(o, logger), newBackupCmd(o, logger),
+		newVerifyCmd(o, logger), newBackupCmd(o, logger), newRestoreCmd(o, logger),
 		newBenchCmd(o, logger),
 	)
 	return root
