@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/llm-im/incidentd/storage/redis/redisurl"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -58,25 +60,26 @@ type Config struct {
 	WaitTimeout  time.Duration
 }
 
-// resolve parses the URL or cluster nodes and lays the explicit credentials
-// over those of the URL.
-func (c Config) resolve() (target, error) {
-	var t target
+// resolve parses the URL or cluster nodes (with redisurl, the grammar
+// config.Validate checks them with) and lays the explicit credentials over
+// those of the URL.
+func (c Config) resolve() (redisurl.URL, error) {
+	var t redisurl.URL
 	var err error
 	switch {
 	case c.Cluster && len(c.ClusterNodes) > 0:
-		t, err = parseClusterNodes(c.ClusterNodes)
+		t, err = redisurl.ParseClusterNodes(c.ClusterNodes)
 	case c.Cluster && c.URL != "":
-		t, err = parseClusterNodes([]string{c.URL})
+		t, err = redisurl.ParseClusterNodes([]string{c.URL})
 	case c.Cluster:
 		err = errors.New("redis cluster: no seed nodes (set redis_cluster_nodes)")
 	case c.URL == "":
 		err = errors.New("redis: no URL (set redis_url)")
 	default:
-		t, err = parseURL(c.URL)
+		t, err = redisurl.Parse(c.URL)
 	}
 	if err != nil {
-		return target{}, err
+		return redisurl.URL{}, err
 	}
 	if c.Username != "" {
 		t.Username = c.Username
@@ -131,14 +134,14 @@ func (c Config) tlsConfig(on bool) (*tls.Config, error) {
 
 // newClient opens the go-redis client for the configuration. It does not
 // dial: the first command does.
-func newClient(c Config) (goredis.UniversalClient, target, error) {
+func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 	t, err := c.resolve()
 	if err != nil {
-		return nil, target{}, err
+		return nil, redisurl.URL{}, err
 	}
 	tc, err := c.tlsConfig(t.TLS)
 	if err != nil {
-		return nil, target{}, err
+		return nil, redisurl.URL{}, err
 	}
 	switch {
 	case c.Cluster:
