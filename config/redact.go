@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/llm-im/incidentd/storage/redis/redisurl"
 )
 
 // redactedSecret replaces secrets, as url.URL.Redacted does for passwords.
@@ -13,10 +15,12 @@ const redactedSecret = "xxxxx"
 
 // Redacted returns a deep copy of c that is safe to log: state.redis.password,
 // state.redis.sentinel_password, nats.password and nats.token become
-// "xxxxx" when set, and so do the passwords inside state.redis_url, every
-// state.redis_cluster_nodes entry and nats.url (where a user without a
-// password is a token and is masked too). Unset secrets stay empty so the
-// log still shows that they are unset.
+// "xxxxx" when set, and so do the secrets inside state.redis_url and every
+// state.redis_cluster_nodes entry (the userinfo's password and secret query
+// parameters such as sentinel_password, by redisurl.Redact, the rule the
+// Redis store's errors follow) and the passwords inside nats.url (where a
+// user without a password is a token and is masked too). Unset secrets stay
+// empty so the log still shows that they are unset.
 func (c Config) Redacted() Config {
 	r := c
 	r.State.RedisClusterNodes = slices.Clone(c.State.RedisClusterNodes)
@@ -30,9 +34,9 @@ func (c Config) Redacted() Config {
 	}
 	r.Warnings = slices.Clone(c.Warnings)
 
-	r.State.RedisURL = redactURL(c.State.RedisURL, false)
+	r.State.RedisURL = redisurl.Redact(c.State.RedisURL)
 	for i, n := range r.State.RedisClusterNodes {
-		r.State.RedisClusterNodes[i] = redactURL(n, false)
+		r.State.RedisClusterNodes[i] = redisurl.Redact(n)
 	}
 	r.State.Redis.Password = mask(c.State.Redis.Password)
 	r.State.Redis.SentinelPassword = mask(c.State.Redis.SentinelPassword)
@@ -40,7 +44,7 @@ func (c Config) Redacted() Config {
 	if c.NATS.URL != "" {
 		urls := strings.Split(c.NATS.URL, ",")
 		for i, u := range urls {
-			urls[i] = redactURL(u, true)
+			urls[i] = redactNATSURL(u)
 		}
 		r.NATS.URL = strings.Join(urls, ",")
 	}
@@ -61,12 +65,12 @@ func mask(s string) string {
 // '?' or '@' unescaped is still covered.
 var userinfoRE = regexp.MustCompile(`^((?:[A-Za-z][A-Za-z0-9+.\-]*://)?)(.*)@`)
 
-// redactURL masks the password of a URL with url.URL.Redacted semantics. When
-// net/url cannot parse the string (redis+sentinel:// host lists, unescaped
-// special characters in a password) or parses it in a way that leaves an '@'
-// outside the userinfo, it falls back to masking ":password@" by pattern.
-// With userIsSecret, a user without a password (a NATS token) is masked too.
-func redactURL(s string, userIsSecret bool) string {
+// redactNATSURL masks the password of a NATS URL with url.URL.Redacted
+// semantics, and a user without a password too (a NATS token). When
+// net/url cannot parse the string (unescaped special characters in a
+// password) or parses it in a way that leaves an '@' outside the userinfo,
+// it falls back to masking the userinfo by pattern.
+func redactNATSURL(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
 	}
@@ -74,7 +78,7 @@ func redactURL(s string, userIsSecret bool) string {
 		if _, has := u.User.Password(); has {
 			return u.Redacted()
 		}
-		if userIsSecret && u.User.Username() != "" {
+		if u.User.Username() != "" {
 			u.User = url.User(redactedSecret)
 			return u.String()
 		}
@@ -88,7 +92,7 @@ func redactURL(s string, userIsSecret bool) string {
 	if user, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
 		return prefix + user + ":" + redactedSecret + rest
 	}
-	if userIsSecret && userinfo != "" {
+	if userinfo != "" {
 		return prefix + redactedSecret + rest
 	}
 	return s

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/llm-im/incidentd/storage/redis/redisurl"
 )
 
 // ValidationError is the error of Validate and Load: every problem found in
@@ -99,8 +102,10 @@ func (c Config) validateState(p *problems) {
 		if s.Backend == BackendRedis {
 			p.add("state.redis_url", "required for the redis backend (redis://, rediss:// or redis+sentinel:// URL)")
 		}
-	} else {
-		checkRedisURL(p, "state.redis_url", s.RedisURL)
+	} else if u, err := redisurl.Parse(s.RedisURL); err != nil {
+		addURLProblem(p, "state.redis_url", err)
+	} else if s.Backend == BackendRedis && !u.TLS {
+		checkTLSFiles(p, "state.redis_url", s.Redis, "a rediss:// or rediss+sentinel:// URL")
 	}
 
 	if len(s.RedisClusterNodes) == 0 && s.Backend == BackendRedisCluster {
@@ -108,14 +113,21 @@ func (c Config) validateState(p *problems) {
 	}
 	var tlsNodes, plainNodes int
 	for i, n := range s.RedisClusterNodes {
-		if checkClusterNode(p, fmt.Sprintf("state.redis_cluster_nodes[%d]", i), n) {
+		u, err := redisurl.ParseClusterNode(n)
+		switch {
+		case err != nil:
+			addURLProblem(p, fmt.Sprintf("state.redis_cluster_nodes[%d]", i), err)
+		case u.TLS:
 			tlsNodes++
-		} else {
+		default:
 			plainNodes++
 		}
 	}
 	if tlsNodes > 0 && plainNodes > 0 {
 		p.add("state.redis_cluster_nodes", "mixes rediss:// (TLS) with plain redis:// or host:port nodes; one cluster uses one transport")
+	}
+	if s.Backend == BackendRedisCluster && tlsNodes == 0 && plainNodes > 0 {
+		checkTLSFiles(p, "state.redis_cluster_nodes", s.Redis, "rediss://host:port nodes")
 	}
 
 	p.intRange("state.pool_size", s.PoolSize, 1, 10000)
@@ -162,58 +174,35 @@ func backendList() string {
 	return strings.Join(names, ", ")
 }
 
-// checkRedisURL checks only the scheme: the storage factory parses the rest.
-func checkRedisURL(p *problems, field, s string) {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok || scheme == "" {
-		p.add(field, "must be a URL with scheme redis://, rediss:// or redis+sentinel://, got %q", redactURL(s, false))
+// addURLProblem adds a redisurl error as a problem of field: its reason,
+// and the string with its passwords masked.
+func addURLProblem(p *problems, field string, err error) {
+	var ue *redisurl.Error
+	if errors.As(err, &ue) {
+		p.add(field, "%s, got %q", ue.Reason, ue.URL)
 		return
 	}
-	switch strings.ToLower(scheme) {
-	case "redis", "rediss", "redis+sentinel":
-	default:
-		p.add(field, "unsupported scheme %q: want redis://, rediss:// or redis+sentinel://", scheme)
-		return
-	}
-	if strings.TrimSpace(rest) == "" {
-		p.add(field, "missing host after %s://", scheme)
-	}
+	p.add(field, "%v", err)
 }
 
-// checkClusterNode checks one redis_cluster_nodes entry and reports whether
-// it asks for TLS (rediss://).
-func checkClusterNode(p *problems, field, n string) (tls bool) {
-	if strings.TrimSpace(n) == "" {
-		p.add(field, "empty node address")
-		return false
-	}
-	scheme, _, ok := strings.Cut(n, "://")
-	if !ok {
-		host, port, err := net.SplitHostPort(n)
-		if err != nil || host == "" {
-			p.add(field, "want \"redis://host:port\", \"rediss://host:port\" or \"host:port\", got %q", redactURL(n, false))
-			return false
+// checkTLSFiles reports state.redis.tls_* files set for a connection
+// without TLS, which would ignore them: the store refuses to open so.
+func checkTLSFiles(p *problems, field string, r RedisConfig, want string) {
+	var set []string
+	for _, f := range []struct{ key, v string }{
+		{"tls_ca_file", r.TLSCAFile}, {"tls_cert_file", r.TLSCertFile}, {"tls_key_file", r.TLSKeyFile},
+	} {
+		if f.v != "" {
+			set = append(set, "state.redis."+f.key)
 		}
-		checkPort(p, field, port, 1)
-		return false
 	}
-	switch strings.ToLower(scheme) {
-	case "redis":
-	case "rediss":
-		tls = true
+	switch len(set) {
+	case 0:
+	case 1:
+		p.add(field, "is not TLS but %s is set: use %s, or unset it", set[0], want)
 	default:
-		p.add(field, "unsupported scheme %q: want redis:// or rediss:// (or bare host:port)", scheme)
-		return false
+		p.add(field, "is not TLS but %s are set: use %s, or unset them", strings.Join(set, " and "), want)
 	}
-	u, err := url.Parse(n)
-	if err != nil || u.Hostname() == "" {
-		p.add(field, "want %s://host:port, got %q", scheme, redactURL(n, false))
-		return tls
-	}
-	if port := u.Port(); port != "" {
-		checkPort(p, field, port, 1)
-	}
-	return tls
 }
 
 func checkPort(p *problems, field, port string, lo int) {
@@ -240,7 +229,7 @@ func (c Config) validateNATS(p *problems) {
 	if n.URL != "" {
 		for i, raw := range strings.Split(n.URL, ",") {
 			u := strings.TrimSpace(raw)
-			shown := redactURL(u, true)
+			shown := redactNATSURL(u)
 			if u == "" {
 				p.add("nats.url", "entry %d of the comma-separated list is empty", i+1)
 				continue
