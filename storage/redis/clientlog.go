@@ -3,25 +3,143 @@ package redis
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
-// RouteClientLogs sends the go-redis client's own log lines (connection
-// pool and cluster state messages, written with the standard log package
-// by default, so they broke incidentd's JSON log stream) to log, as
-// warnings named "go-redis". go-redis keeps one logger per process:
-// incidentd calls this once at start.
+// clientLogWindow is how long a go-redis line of one kind silences the
+// next ones of that kind.
+const clientLogWindow = 10 * time.Second
+
+// RouteClientLogs sends the go-redis client's own log lines (written with
+// the standard log package by default, which broke the JSON log stream) to
+// log, named "go-redis", at a level by what they say: routine Sentinel and
+// Cluster state (a master selected or changed, slots moved) at info,
+// discovery chatter (a new sentinel found) at debug, anything else (failed
+// dials, failed Sentinel queries) at warn. Of the lines of one kind (one
+// go-redis format) at most one is logged per 10 seconds; the next one
+// logged carries the number left out in "suppressed", so an outage logs a
+// few lines, not one per failed dial. go-redis keeps one logger per
+// process: incidentd and incidentctl call this once at start.
 func RouteClientLogs(log *zap.Logger) {
-	goredis.SetLogger(clientLogger{log.Named("go-redis")})
+	goredis.SetLogger(newClientLogger(log.Named("go-redis"), time.Now))
 }
 
 // clientLogger adapts zap to go-redis's logging interface.
-type clientLogger struct{ l *zap.Logger }
+type clientLogger struct {
+	l   *zap.Logger
+	now func() time.Time
 
-// Printf logs one go-redis line.
-func (c clientLogger) Printf(_ context.Context, format string, v ...any) {
-	c.l.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)))
+	mu    sync.Mutex
+	kinds map[string]*kindState
+}
+
+// kindState is the rate limit of one kind of line.
+type kindState struct {
+	logged     time.Time // when the last line of the kind was logged
+	suppressed int       // lines left out since
+}
+
+func newClientLogger(l *zap.Logger, now func() time.Time) *clientLogger {
+	return &clientLogger{l: l, now: now, kinds: map[string]*kindState{}}
+}
+
+// clientLogLevels are the levels of the routine go-redis lines, by the
+// start of their format; every other line is a warning.
+var clientLogLevels = []struct {
+	prefix string
+	level  zapcore.Level
+}{
+	{"sentinel: selected addr", zapcore.InfoLevel},
+	{"sentinel: new master", zapcore.InfoLevel},
+	{"sentinel: discovered new sentinel", zapcore.DebugLevel},
+	{"sentinel: ignore addr", zapcore.DebugLevel},
+	{"cluster: slots", zapcore.InfoLevel},
+	{"ring shard state changed", zapcore.InfoLevel},
+}
+
+func clientLogLevel(format string) zapcore.Level {
+	for _, c := range clientLogLevels {
+		if strings.HasPrefix(format, c.prefix) {
+			return c.level
+		}
+	}
+	return zapcore.WarnLevel
+}
+
+// Printf logs one go-redis line, unless a line of its kind was logged less
+// than clientLogWindow ago.
+func (c *clientLogger) Printf(_ context.Context, format string, v ...any) {
+	level := clientLogLevel(format)
+	if !c.l.Core().Enabled(level) {
+		return
+	}
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	kind := lineKind(format, msg)
+	now := c.now()
+
+	c.mu.Lock()
+	st := c.kinds[kind]
+	if st != nil && now.Sub(st.logged) < clientLogWindow {
+		st.suppressed++
+		c.mu.Unlock()
+		return
+	}
+	if st == nil {
+		c.forget(now)
+		st = &kindState{}
+		c.kinds[kind] = st
+	}
+	suppressed := st.suppressed
+	st.logged, st.suppressed = now, 0
+	c.mu.Unlock()
+
+	if ce := c.l.Check(level, msg); ce != nil {
+		if suppressed > 0 {
+			ce.Write(zap.Int("suppressed", suppressed))
+		} else {
+			ce.Write()
+		}
+	}
+}
+
+// forget drops the kinds not logged for a window when there are many, so
+// lines of ever new kinds cannot grow the map without bound. Lines left
+// out of a dropped kind are not counted any more. c.mu is held.
+func (c *clientLogger) forget(now time.Time) {
+	if len(c.kinds) < 256 {
+		return
+	}
+	for k, st := range c.kinds {
+		if now.Sub(st.logged) >= clientLogWindow {
+			delete(c.kinds, k)
+		}
+	}
+}
+
+// verbRE matches one fmt verb.
+var verbRE = regexp.MustCompile(`%[-+# 0-9.*\[\]]*[a-zA-Z%]`)
+
+// lineKind is what makes two lines "the same kind": their format, or, for
+// a format that is only verbs ("%s", which go-redis uses for prepared
+// messages), the message with its digits blanked out.
+func lineKind(format, msg string) string {
+	if strings.TrimSpace(verbRE.ReplaceAllString(format, "")) != "" {
+		return format
+	}
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return "\x00" + strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return '#'
+		}
+		return r
+	}, msg)
 }
