@@ -11,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
@@ -364,5 +368,24 @@ func TestApplyOverForeignRecord(t *testing.T) {
 		if got := c.SCard(ctx, k).Val(); got != n {
 			t.Errorf("SCARD %s = %d, want %d", k, got, n)
 		}
+	}
+}
+
+// TestOpenedLogLine: the "redis store opened" line writes applied_retention
+// as the configuration does ("36h"), not as a number of seconds.
+func TestOpenedLogLine(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	core, logs := observer.New(zapcore.InfoLevel)
+	s, err := redis.New(redis.Config{URL: srv.URL(), AppliedRetention: 36 * time.Hour}, zap.New(core), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	opened := logs.FilterMessage("redis store opened").All()
+	if len(opened) != 1 {
+		t.Fatalf("%d opened lines: %v", len(opened), logs.All())
+	}
+	if got := opened[0].ContextMap()["applied_retention"]; got != "36h" {
+		t.Errorf("applied_retention = %#v, want \"36h\"", got)
 	}
 }
