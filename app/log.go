@@ -2,42 +2,54 @@ package app
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 
 	"github.com/llm-im/incidentd/config"
 )
 
-// NewLogger builds the process logger from [log]: JSON in production,
-// console when format is "console" or "auto" with stderr on a terminal.
+// NewLogger builds the process logger from [log], writing to stderr (see
+// NewLoggerTo).
 func NewLogger(cfg config.LogConfig) (*zap.Logger, error) {
+	return NewLoggerTo(cfg, os.Stderr)
+}
+
+// NewLoggerTo builds a logger from [log] writing to w: JSON lines in
+// production, the console format when format is "console", or "auto" with w
+// a terminal. Console levels are coloured only on a terminal, so a file or
+// a pipe gets no escape codes.
+func NewLoggerTo(cfg config.LogConfig, w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
-	console := cfg.Format == config.LogFormatConsole || (cfg.Format == config.LogFormatAuto && isTerminal(os.Stderr))
-	var zc zap.Config
-	if console {
-		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		zc.Development = false
+	tty := isTerminal(w)
+	var enc zapcore.Encoder
+	if cfg.Format == config.LogFormatConsole || (cfg.Format == config.LogFormatAuto && tty) {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		if tty {
+			ec.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
+		enc = zapcore.NewConsoleEncoder(ec)
 	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "time"
-		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+		ec := zap.NewProductionEncoderConfig()
+		ec.TimeKey = "time"
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
 	}
-	zc.Level = zap.NewAtomicLevelAt(level)
-	zc.Sampling = nil
-	l, err := zc.Build()
-	if err != nil {
-		return nil, fmt.Errorf("logger: %w", err)
-	}
-	return l, nil
+	out := zapcore.Lock(zapcore.AddSync(w))
+	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
 }
 
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// isTerminal reports whether w is a terminal (not a file, a pipe or
+// /dev/null).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
