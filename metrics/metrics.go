@@ -148,7 +148,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			Buckets: LatencyBuckets}),
 		ConsumerPending:     gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
 		ConsumerAckPending:  gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
-		ConsumerRedelivered: gauge("consumer_redelivered_messages", "Messages delivered more than once and not yet acked (num_redelivered)."),
+		ConsumerRedelivered: gauge("consumer_redelivered_messages", "JetStream's num_redelivered: messages delivered more than once and not acked or terminated, including those past max_deliver until they leave the stream."),
 		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
