@@ -40,6 +40,7 @@ func NewLoggerTo(cfg config.LogConfig, w io.Writer) (*zap.Logger, error) {
 		ec := zap.NewProductionEncoderConfig()
 		ec.TimeKey = "time"
 		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		ec.EncodeDuration = zapcore.StringDurationEncoder // "1.5s", as the config writes them
 		enc = zapcore.NewJSONEncoder(ec)
 	}
 	out := zapcore.Lock(zapcore.AddSync(w))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -77,5 +78,19 @@ func TestLoggerOffTerminal(t *testing.T) {
 				t.Errorf("console lines %q", lines)
 			}
 		})
+	}
+}
+
+// TestJSONDurationsAreStrings: durations in JSON log lines read as the
+// configuration writes them ("1.5s"), not as a number of seconds.
+func TestJSONDurationsAreStrings(t *testing.T) {
+	var b bytes.Buffer
+	log, err := app.NewLoggerTo(config.LogConfig{Level: "info", Format: "json"}, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("shutdown: store closed", zap.Duration("took", 1500*time.Millisecond))
+	if !strings.Contains(b.String(), `"took":"1.5s"`) {
+		t.Fatalf("duration not a string: %s", b.String())
 	}
 }
