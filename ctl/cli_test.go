@@ -18,6 +18,14 @@ func TestVersionFlag(t *testing.T) {
 	}
 }
 
+// A wrong number of arguments or an unknown command is a usage error.
+func TestArgumentErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{{"get"}, {"get", "a", "b"}, {"restore"}, {"nosuch"}} {
+		r := runCtl(t, nil, "", args...)
+		mustCode(t, r, ctl.ExitUsage)
+	}
+}
+
 // Every command that loads a config file exits 2 on an invalid one and
 // lists every problem, one per line, indented as incidentd prints them.
 func TestInvalidConfig(t *testing.T) {

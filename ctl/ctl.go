@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -91,7 +92,7 @@ func Run(ctx context.Context, args []string, o IO) int {
 		return ExitNotFound
 	case errors.Is(err, ErrInconsistent):
 		return ExitInconsistent
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), strings.HasPrefix(err.Error(), "unknown command "):
 		return ExitUsage
 	}
 	return ExitError
@@ -126,7 +127,24 @@ func newRoot(o IO) *cobra.Command {
 		newVerifyCmd(o, logger), newBackupCmd(o, logger), newRestoreCmd(o, logger),
 		newBenchCmd(o, logger),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number of positional arguments a usage error
+// (exit 2), like a bad flag, for every command.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // newLogger logs to w in the console format at level (warn when unknown).
