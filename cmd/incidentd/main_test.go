@@ -169,57 +169,7 @@ func TestStartFailuresExitOne(t *testing.T) {
 // waits until it is ready, sends SIGTERM and expects a clean exit.
 func TestSignalDrains(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := fmt.Sprintf(`
-[state]
-backend = "pebble"
-path = %q
-[nats]
-embedded_listen = "127.0.0.1:0"
-embedded_store_dir = %q
-[http]
-listen = %q
-[log]
-format = "json"
-level = "warn"
-`, filepath.Join(dir, "pebble"), filepath.Join(dir, "nats"), addr)
-	path := filepath.Join(dir, "incidentd.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	code := make(chan int, 1)
-	var out, errb bytes.Buffer
-	go func() { code <- run([]string{"--config", path}, &out, &errb) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case c := <-code:
-		if c != exitOK {
-			t.Fatalf("exit %d after SIGTERM; stderr %s", c, errb.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit after SIGTERM")
-	}
+	checkStarts(t, workerConfig(t, dir, filepath.Join(dir, "pebble"), freeAddr(t)))
 	if _, err := os.Stat(filepath.Join(dir, "pebble")); err != nil {
 		t.Fatalf("pebble directory: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -86,21 +85,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	s.conflicts = m.conflicts
 	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
-		zap.String("key_prefix", s.prefix), zap.String("applied_retention", durationText(s.retention)), zap.Int("wait_replicas", s.waitN))
+		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN))
 	return s, nil
-}
-
-// durationText writes d as the configuration does ("24h", "1m30s", not
-// "24h0m0s" nor a number of seconds), for log fields.
-func durationText(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 func connectTimeout(cfg Config) time.Duration {

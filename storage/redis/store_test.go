@@ -385,7 +385,9 @@ func TestOpenedLogLine(t *testing.T) {
 	if len(opened) != 1 {
 		t.Fatalf("%d opened lines: %v", len(opened), logs.All())
 	}
-	if got := opened[0].ContextMap()["applied_retention"]; got != "36h" {
-		t.Errorf("applied_retention = %#v, want \"36h\"", got)
+	// A duration field: incidentd's JSON encoder writes it as a string
+	// ("36h0m0s"), not a number of seconds (app.NewLoggerTo).
+	if got := opened[0].ContextMap()["applied_retention"]; got != 36*time.Hour {
+		t.Errorf("applied_retention = %#v, want 36h", got)
 	}
 }
