@@ -66,9 +66,12 @@ type Consumer struct {
 	fp      *dedupe.Fingerprinter
 	folder  *dedupe.Folder
 
-	bound    atomic.Bool
-	storeErr atomic.Pointer[error]
-	failing  chan struct{} // signalled by a failing commit so pulling stops
+	bound atomic.Bool
+	// lastReceived is the stream sequence of the last message received,
+	// for the warning of a pull that went silent.
+	lastReceived atomic.Uint64
+	storeErr     atomic.Pointer[error]
+	failing      chan struct{} // signalled by a failing commit so pulling stops
 	// committed counts the batches committed and acked; succeeded is
 	// signalled with each, so a paused loop resumes at once.
 	committed atomic.Uint64

@@ -85,7 +85,11 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 				c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
 				failures++
 				if failures == 1 {
-					c.log.Warn("pull error; the iterator issues a new pull request", append(consumerState(cons), zap.Error(err))...)
+					// Delivered beyond what the client received: lost on the
+					// way or in the client; equal, with no waiting pull: the
+					// request was lost.
+					c.log.Warn("pull error; the iterator issues a new pull request", append(consumerState(cons),
+						zap.Uint64("client_received_stream_seq", c.lastReceived.Load()), zap.Error(err))...)
 				} else {
 					c.log.Debug("pull error; the iterator issues a new pull request", zap.Error(err))
 				}
@@ -294,6 +298,7 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
+	c.lastReceived.Store(md.Sequence.Stream)
 	meta := incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: md.Sequence.Stream, Timestamp: md.Timestamp}
 	ev, err := c.dec.Decode(m.Data(), meta)
 	if err != nil {
