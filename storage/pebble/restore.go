@@ -40,64 +40,51 @@ type Restored struct {
 // running store is refused with storage.ErrLocked, anything else in the way
 // with ErrNotEmpty).
 //
-// Without move the checkpoint is copied into a hidden directory inside
-// target and opened there, then its files are renamed into target: the
-// checkpoint is never written to, and one that does not open leaves target
-// as it was. With move the checkpoint is opened where it is, then renamed to
-// target (or its files into an empty target); both must be on one
-// filesystem.
-func Restore(checkpoint, target string, move bool, log *zap.Logger) (Restored, error) {
+// Restore holds target's lock from the emptiness check until the files are
+// in place, so a worker that starts meanwhile fails to lock it instead of
+// having its files replaced. Without move the checkpoint is copied into a
+// hidden sibling of target and opened there, then its files are renamed into
+// target: the checkpoint is never written to, and one that does not open
+// leaves target as it was. With move the checkpoint is opened where it is,
+// then its files are renamed into target; both must be on one filesystem.
+func Restore(checkpoint, target string, move bool, log *zap.Logger) (_ Restored, err error) {
 	if err := checkOverlap(checkpoint, target); err != nil {
 		return Restored{}, err
 	}
 	if err := probe(checkpoint, "checkpoint"); err != nil {
 		return Restored{}, err
 	}
-	exists, err := emptyTarget(target)
+	release, err := lockTarget(target)
 	if err != nil {
 		return Restored{}, err
 	}
+	placed := false
+	defer func() { release(placed) }()
+	var n int64
 	if move {
-		n, err := incidents(checkpoint, log)
-		if err != nil {
+		if n, err = incidents(checkpoint, log); err != nil {
 			return Restored{}, err
-		}
-		if !exists {
-			if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-				return Restored{}, fmt.Errorf("pebble restore: %w", err)
-			}
-			if err := os.Rename(checkpoint, target); err != nil {
-				return Restored{}, fmt.Errorf("pebble restore: move: %w%s", err, crossDevice(err))
-			}
-			return Restored{Incidents: n}, nil
 		}
 		if err := moveFiles(checkpoint, target); err != nil {
 			return Restored{}, fmt.Errorf("%w%s", err, crossDevice(err))
 		}
+		placed = true
+		// The files are in place; what is left is the emptied checkpoint.
+		_ = os.Remove(filepath.Join(checkpoint, "LOCK"))
 		if err := os.Remove(checkpoint); err != nil {
 			return Restored{}, fmt.Errorf("pebble restore: %w", err)
 		}
 		return Restored{Incidents: n}, nil
 	}
-	if err := os.MkdirAll(target, 0o750); err != nil {
-		return Restored{}, fmt.Errorf("pebble restore: %w", err)
-	}
-	staging, err := os.MkdirTemp(target, ".restore-")
+	staging, err := os.MkdirTemp(filepath.Dir(filepath.Clean(target)), "."+filepath.Base(filepath.Clean(target))+".restore-")
 	if err != nil {
 		return Restored{}, fmt.Errorf("pebble restore: %w", err)
 	}
-	placed := false
-	defer func() {
-		_ = os.RemoveAll(staging)
-		if !placed && !exists {
-			_ = os.Remove(target)
-		}
-	}()
+	defer os.RemoveAll(staging)
 	if err := copyTree(checkpoint, staging); err != nil {
 		return Restored{}, err
 	}
-	n, err := incidents(staging, log)
-	if err != nil {
+	if n, err = incidents(staging, log); err != nil {
 		return Restored{}, err
 	}
 	if err := moveFiles(staging, target); err != nil {
@@ -105,6 +92,47 @@ func Restore(checkpoint, target string, move bool, log *zap.Logger) (Restored, e
 	}
 	placed = true
 	return Restored{Incidents: n}, nil
+}
+
+// lockTarget creates target when missing, takes its lock and checks that
+// nothing but the lock file is in it. release(placed) unlocks it and, when
+// the restore did not place its files and target did not exist before,
+// removes it again.
+func lockTarget(target string) (release func(placed bool), err error) {
+	existed, err := emptyTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(target, 0o750); err != nil {
+		return nil, fmt.Errorf("pebble restore: %w", err)
+	}
+	lockFile := filepath.Join(target, "LOCK")
+	_, statErr := os.Stat(lockFile)
+	hadLock := statErr == nil
+	undo := func() { // leave target as it was found
+		if !hadLock {
+			_ = os.Remove(lockFile)
+		}
+		if !existed {
+			_ = os.Remove(target)
+		}
+	}
+	lock, err := pebbledb.LockDirectory(target, vfs.Default)
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("pebble restore: target %s is in use (%v; stop the worker first): %w", target, err, storage.ErrLocked)
+	}
+	// Checked again under the lock: a worker may have started in between.
+	if _, err := emptyTarget(target); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return func(placed bool) {
+		_ = lock.Close()
+		if !placed {
+			undo()
+		}
+	}, nil
 }
 
 // crossDevice explains a rename across filesystems.
@@ -115,13 +143,14 @@ func crossDevice(err error) string {
 	return ""
 }
 
-// checkOverlap refuses a target inside the checkpoint or the other way round.
+// checkOverlap refuses a target inside the checkpoint or the other way
+// round, symbolic links followed.
 func checkOverlap(checkpoint, target string) error {
-	a, err := filepath.Abs(checkpoint)
+	a, err := resolved(checkpoint)
 	if err != nil {
 		return fmt.Errorf("pebble restore: %w", err)
 	}
-	b, err := filepath.Abs(target)
+	b, err := resolved(target)
 	if err != nil {
 		return fmt.Errorf("pebble restore: %w", err)
 	}
@@ -130,6 +159,25 @@ func checkOverlap(checkpoint, target string) error {
 		return fmt.Errorf("pebble restore: checkpoint %s and target %s overlap", checkpoint, target)
 	}
 	return nil
+}
+
+// resolved is p made absolute with the symbolic links of its longest
+// existing prefix followed (the rest need not exist yet).
+func resolved(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if dir == filepath.Dir(dir) {
+			return abs, nil
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
 }
 
 // probe checks, without opening it, that dir holds a database no process
@@ -193,6 +241,7 @@ func emptyTarget(target string) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("pebble restore: target: %w", err)
 	}
+	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "LOCK" }) // a lock alone holds nothing
 	if len(entries) == 0 {
 		return true, nil
 	}
@@ -272,7 +321,7 @@ func copyFile(from, to string) error {
 	return nil
 }
 
-// moveFiles renames every entry of src into dst, the markers that name the
+// moveFiles renames every entry of src but its LOCK into dst, the markers that name the
 // current manifest and format last, so that dst is a database only once
 // everything it refers to is there; then it syncs dst.
 func moveFiles(src, dst string) error {
@@ -291,6 +340,9 @@ func moveFiles(src, dst string) error {
 		return 1
 	})
 	for _, e := range entries {
+		if e.Name() == "LOCK" { // dst has its own, held by Restore
+			continue
+		}
 		if err := os.Rename(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 			return fmt.Errorf("pebble restore: move: %w", err)
 		}
