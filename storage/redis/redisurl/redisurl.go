@@ -187,10 +187,16 @@ func hostPort(h, port string) (string, string) {
 		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
 			return "", "the port must be a number from 1 to 65535"
 		}
+		if strings.HasPrefix(h, "[") && !isIPv6(host) {
+			return "", "brackets hold an IPv6 address: [::1]:6379"
+		}
 		return h, ""
 	}
 	if strings.ContainsAny(h, ":[]") && !(strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") && strings.Count(h, "[") == 1 && strings.Count(h, "]") == 1) {
 		return "", "bad host:port (an IPv6 address goes in brackets: [::1]:6379)"
+	}
+	if strings.HasPrefix(h, "[") && !isIPv6(strings.Trim(h, "[]")) {
+		return "", "brackets hold an IPv6 address: [::1]:6379"
 	}
 	return net.JoinHostPort(strings.Trim(h, "[]"), port), ""
 }
@@ -304,4 +310,11 @@ func ParseClusterNodes(nodes []string) (URL, error) {
 		return URL{}, fmt.Errorf("%w: no cluster seed nodes", ErrInvalid)
 	}
 	return c, nil
+}
+
+// isIPv6 reports whether s is an IPv6 address: brackets hold nothing else
+// ("[]" would dial the local host, "[name]" is no address).
+func isIPv6(s string) bool {
+	ip := net.ParseIP(s)
+	return ip != nil && ip.To4() == nil
 }
