@@ -39,8 +39,8 @@ func open(t *testing.T, cfg pebble.Config) *pebble.Store {
 	return s
 }
 
-// TestConformance runs the suite with the record cache on (the default)
-// and off: reads must not depend on it.
+// TestConformance runs the suite with the record cache off (the default)
+// and on: reads must not depend on it.
 func TestConformance(t *testing.T) {
 	for _, cacheMB := range []int{0, 32} {
 		t.Run(fmt.Sprintf("record_cache_mb=%d", cacheMB), func(t *testing.T) {

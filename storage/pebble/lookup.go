@@ -15,7 +15,9 @@ import (
 // Lookup returns the latest incident of each fingerprint (through the
 // in-memory identity pointers, from the record cache when it holds the
 // record) and which event ids already have a marker.
-// The records and markers come from one snapshot, each key family through
+// What the record cache lacks and the markers come from one snapshot (a
+// cached record may be newer than it: the write logs of the commits after
+// the read sequence cover that, see readCache), each key family through
 // one iterator and keys in sorted order: a bloom-filtered SeekPrefixGE per
 // key on a reused iterator is cheaper than a Get, which builds its
 // iterator stack every time (Lookup's CPU fell by about a quarter).

@@ -35,7 +35,7 @@ func newCollector(s *Store) *collector {
 		recordHits:    d("incidentd_pebble_record_cache_hits_total", "Stored incidents read from the record cache instead of Pebble."),
 		recordMisses:  d("incidentd_pebble_record_cache_misses_total", "Stored incidents the record cache did not hold (read from Pebble)."),
 		recordEntries: d("incidentd_pebble_record_cache_entries", "Records held by the record cache."),
-		recordBytes:   d("incidentd_pebble_record_cache_bytes", "Approximate heap bytes of the record cache (bounded by state.pebble.record_cache_mb)."),
+		recordBytes:   d("incidentd_pebble_record_cache_bytes", "Approximate bytes the record cache holds (bounded by state.pebble.record_cache_mb; the heap it costs is larger, up to GOGC/100+1 times, until collected)."),
 	}
 }
 

@@ -13,8 +13,10 @@ import (
 // incidents. Incident streams repeat their hot identities, and every merge
 // writes the record again, so the cache is write-through only: commits
 // fill it (after the write is durable, under applyMu, before the write
-// sequence moves; see readCache), reads never do, and no entry is ever
-// older than the store. Delete drops its entry.
+// sequence moves; see readCache), reads never do, and under applyMu no
+// entry is older than the store (a reader without it may see the record
+// of the commit before the one being applied, as it would from Pebble).
+// Delete drops its entry.
 //
 // Eviction is by generation: entries go to cur; when cur holds half the
 // byte budget it becomes prev (the old prev is dropped) and a new cur
