@@ -25,7 +25,6 @@ import (
 	"github.com/llm-im/incidentd/natsembed"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/backend"
-	redisstore "github.com/llm-im/incidentd/storage/redis"
 )
 
 // Version is the build's version, set with -ldflags "-X
@@ -86,7 +85,6 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 	if err = a.connect(); err != nil {
 		return nil, err
 	}
-	redisstore.RouteClientLogs(log) // go-redis logs with the standard log package unless told
 	if a.store, err = backend.Open(cfg.State, log, reg); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
+	redisstore "github.com/llm-im/incidentd/storage/redis"
 )
 
 // Exit codes.
@@ -61,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "incidentd: %v\n", err)
 		return exitConfig
 	}
+	// go-redis keeps one logger per process and writes plain lines with the
+	// standard log package unless told: the process wires it, once.
+	redisstore.RouteClientLogs(log)
 	defer func() { _ = log.Sync() }()
 	for _, w := range cfg.Warnings {
 		log.Warn("config", zap.String("warning", w))
