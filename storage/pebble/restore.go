@@ -43,8 +43,8 @@ type Restored struct {
 // Restore holds target's lock from the emptiness check until the files are
 // in place, so a worker that starts meanwhile fails to lock it instead of
 // having its files replaced. Without move the checkpoint is copied into a
-// hidden sibling of target and opened there, then its files are renamed into
-// target: the checkpoint is never written to, and one that does not open
+// hidden directory inside target and opened there, then its files are
+// renamed into target: the checkpoint is never written to, and one that does not open
 // leaves target as it was. With move the checkpoint is opened where it is,
 // then its files are renamed into target; both must be on one filesystem.
 func Restore(checkpoint, target string, move bool, log *zap.Logger) (_ Restored, err error) {
@@ -76,7 +76,9 @@ func Restore(checkpoint, target string, move bool, log *zap.Logger) (_ Restored,
 		}
 		return Restored{Incidents: n}, nil
 	}
-	staging, err := os.MkdirTemp(filepath.Dir(filepath.Clean(target)), "."+filepath.Base(filepath.Clean(target))+".restore-")
+	// Staged inside target, under its lock: a target that is a mount point
+	// is another filesystem than its parent, and the files must be renamed.
+	staging, err := os.MkdirTemp(target, ".restore-")
 	if err != nil {
 		return Restored{}, fmt.Errorf("pebble restore: %w", err)
 	}
