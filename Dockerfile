@@ -22,5 +22,7 @@ COPY --from=build /out/incidentd /out/incidentctl /usr/local/bin/
 COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
-EXPOSE 8080 4222
+# The HTTP listener; the embedded NATS server (no [nats] url) listens on
+# loopback only, so point the worker at your NATS with NATS_URL.
+EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/incidentd"]

@@ -43,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitConfig
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "incidentd: unexpected argument %q (a configuration file goes after --config)\n", fs.Arg(0))
+		return exitConfig
+	}
 	if *version {
 		fmt.Fprintf(stdout, "incidentd %s (%s)\n", app.Version, runtime.Version())
 		return exitOK

@@ -87,6 +87,13 @@ func TestMissingConfigFile(t *testing.T) {
 	}
 }
 
+func TestPositionalArgumentRefused(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"incidentd.toml"}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "--config") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
 func TestUnknownFlag(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"--nope"}, &out, &errb); code != exitConfig {
