@@ -199,6 +199,12 @@ func TestBadParameters(t *testing.T) {
 		{"fingerprint=" + fp(3)[:34], "fingerprint"},
 		{"fingerprint=" + fp(3) + ",abc", "fingerprint"},
 		{"fingerprint=" + strings.TrimPrefix(fp(3), "v1:"), "fingerprint"},
+		{"fingerprint=", "fingerprint"},
+		{"fingerprint=,", "fingerprint"},
+		{"severity=", "severity"},
+		{"state=%20", "state"},
+		{"source=", "source"},
+		{"type=&severity=P1", "type"},
 	} {
 		t.Run(c.query, func(t *testing.T) {
 			var e api.ErrorResponse

@@ -53,6 +53,13 @@ func ParseQuery(v url.Values) (Query, error) {
 			return q, perr(k, "unknown parameter (known: %s)", strings.Join(params, ", "))
 		}
 	}
+	// A list parameter given with nothing in it ("?fingerprint=", an unset
+	// shell variable) is an error, not a filter that matches everything.
+	for _, name := range []string{"state", "severity", "source", "type", "fingerprint"} {
+		if _, given := v[name]; given && len(values(v, name)) == 0 {
+			return q, perr(name, "empty value (leave the parameter out to match every value)")
+		}
+	}
 	for _, s := range values(v, "state") {
 		st, err := incident.ParseState(s)
 		if err != nil {

@@ -58,11 +58,13 @@ type filterFlags struct {
 	since, until                       string
 	paging                             bool
 	limit, offset                      int
+	changed                            func(name string) bool // the flag was given, even empty
 }
 
 func (f *filterFlags) register(cmd *cobra.Command, paging bool) {
 	f.paging = paging
 	fs := cmd.Flags()
+	f.changed = fs.Changed
 	fs.StringSliceVar(&f.states, "state", nil, "Detected, Triaged, Investigating, Remediating, Resolved, Closed (repeatable or comma-separated)")
 	fs.StringSliceVar(&f.severities, "severity", nil, "P0..P4 or critical, high, medium, low, info")
 	fs.StringSliceVar(&f.sources, "source", nil, "event source, e.g. llm-gateway")
@@ -83,8 +85,13 @@ func (f *filterFlags) register(cmd *cobra.Command, paging bool) {
 func (f *filterFlags) query(now time.Time, store bool) (api.Query, error) {
 	v := map[string][]string{}
 	add := func(k string, vals []string) {
-		if len(vals) > 0 {
+		// A flag given empty (--fingerprint "$UNSET") reaches the parser,
+		// which refuses it rather than matching everything.
+		switch {
+		case len(vals) > 0:
 			v[k] = vals
+		case f.changed != nil && f.changed(k):
+			v[k] = []string{""}
 		}
 	}
 	add("state", f.states)

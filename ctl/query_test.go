@@ -143,6 +143,8 @@ func TestLimitFlag(t *testing.T) {
 		msg  string
 	}{
 		{append([]string{"list", "--limit", "2000"}, viaAPI...), ctl.ExitUsage, "--limit 2000: through the API it must be 1 to 1000"},
+		{append([]string{"count", "--fingerprint", ""}, store...), ctl.ExitUsage, "empty value"},
+		{append([]string{"list", "--severity", ""}, viaAPI...), ctl.ExitUsage, "empty value"},
 		{append([]string{"list", "--limit", "0"}, viaAPI...), ctl.ExitUsage, "--limit 0: through the API it must be 1 to 1000"},
 		{append([]string{"list", "--limit", "-1"}, viaAPI...), ctl.ExitUsage, "--limit -1: must not be negative"},
 		{append([]string{"list", "--offset", "-1"}, store...), ctl.ExitUsage, "--offset -1: must not be negative"},
