@@ -123,6 +123,9 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	if err := os.MkdirAll(cfg.Path, 0o750); err != nil {
 		return nil, fmt.Errorf("pebble: create %s: %w", cfg.Path, err)
 	}
+	if err := foreignFiles(cfg.Path); err != nil {
+		return nil, err
+	}
 	lock, err := pebbledb.LockDirectory(cfg.Path, vfs.Default)
 	if err != nil {
 		var pe *fs.PathError
@@ -177,6 +180,34 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	log.Info("opened", zap.String("path", cfg.Path), zap.Int64("incidents", s.counts[entry{fieldAll, ""}]),
 		zap.Int("identities", s.ids.len()), zap.Duration("identities_load", time.Since(loadStart)), zap.Bool("sync", cfg.Sync))
 	return s, nil
+}
+
+// ErrForeignDirectory means the data directory holds files but no Pebble
+// database: another program's data (the old system's sled directory, for
+// one), which the store must not open as an empty store beside them.
+var ErrForeignDirectory = errors.New("pebble: the directory holds files but no Pebble database")
+
+// foreignFiles refuses a directory that holds anything but no database.
+func foreignFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("pebble: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == "LOCK" { // a lock file alone holds nothing
+			continue
+		}
+		desc, err := pebbledb.Peek(dir, vfs.Default)
+		if err != nil {
+			return fmt.Errorf("pebble: %s: %w", dir, err)
+		}
+		if !desc.Exists {
+			return fmt.Errorf("%w: %s holds %s (a sled directory? Pebble cannot read it: give state.path a new or empty directory and migrate, see the README)",
+				ErrForeignDirectory, dir, e.Name())
+		}
+		return nil
+	}
+	return nil
 }
 
 func withDefaults(cfg Config) Config {

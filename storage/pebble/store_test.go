@@ -496,3 +496,30 @@ func TestIdentityPointersSurviveReopen(t *testing.T) {
 		t.Fatalf("after delete and reopen: %v, %v; want no identity", snap.Latest, err)
 	}
 }
+
+// TestRefusesAForeignDirectory: a data directory with files but no Pebble
+// database (the old system's sled directory) is refused, not opened as an
+// empty store beside them; an empty directory, or one with only a lock
+// file, is a new store.
+func TestRefusesAForeignDirectory(t *testing.T) {
+	cfg := testConfig(t)
+	for _, name := range []string{"conf", "db", "blobs"} {
+		if err := os.WriteFile(filepath.Join(cfg.Path, name), []byte("sled"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := pebble.New(cfg, zaptest.NewLogger(t), nil); !errors.Is(err, pebble.ErrForeignDirectory) {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Fatalf("a sled directory opened: %v", err)
+	}
+	if entries, _ := os.ReadDir(cfg.Path); len(entries) != 3 {
+		t.Errorf("the refused directory was changed: %v", entries)
+	}
+	fresh := testConfig(t)
+	if err := os.WriteFile(filepath.Join(fresh.Path, "LOCK"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open(t, fresh)
+}
