@@ -122,6 +122,7 @@ func quantileMS(q float64, h *dto.Histogram) float64 {
 const (
 	mReceived     = "incidentd_events_received_total"
 	mApplied      = "incidentd_events_applied_total"
+	mOpened       = "incidentd_incidents_opened_total"
 	mInvalid      = "incidentd_events_invalid_total"
 	mDeadLettered = "incidentd_events_dead_lettered_total"
 	mBatches      = "incidentd_batches_committed_total"
