@@ -62,6 +62,9 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	if f.maxPending < 1 {
 		return fmt.Errorf("%w: --max-pending must be at least 1", errUsage)
 	}
+	if err := checkSubjectTemplate(f.subject); err != nil {
+		return err
+	}
 	nc, err := connect(natsURL(f.natsURL, o))
 	if err != nil {
 		return err
@@ -84,7 +87,7 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	st := p.wait()
 	prog.done()
 	fmt.Fprintf(o.Out, "published %d events: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed\n",
-		st.Sent, st.Acked, st.Duplicates, st.Sent-st.Acked)
+		st.Sent, st.Acked, st.Duplicates, st.Failed)
 	return errors.Join(err, p.err(), invalidErr(invalid))
 }
 

@@ -140,3 +140,15 @@ func TestPublishNotAcked(t *testing.T) {
 		t.Errorf("unacked publishes not reported: %s", r.err)
 	}
 }
+
+// TestPublishSubjectTemplate: a --subject no event can be published on is a
+// usage error, found before connecting.
+func TestPublishSubjectTemplate(t *testing.T) {
+	for _, subj := range []string{"", "incidents.events.{type}", "incidents.events.{source}.>", "incidents..{source}", "incidents.*", "a b.{source}"} {
+		r := runCtl(t, nil, "", "publish", "--generate", "1", "--nats-url", "nats://127.0.0.1:1", "--subject", subj)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, "--subject") {
+			t.Errorf("--subject %q: stderr %q", subj, r.err)
+		}
+	}
+}

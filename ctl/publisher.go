@@ -122,11 +122,30 @@ func (p *publisher) err() error {
 	if s.Failed == 0 && s.Acked == s.Sent {
 		return nil
 	}
-	return fmt.Errorf("%d of %d publishes not acked (first error: %v)", s.Sent-s.Acked, s.Sent, p.firstErr)
+	return fmt.Errorf("%d publishes failed, %d sent and not acked (first error: %v)", s.Failed, s.Sent-s.Acked, p.firstErr)
 }
 
 // subjectFor fills the {source} placeholder of tmpl with a subject-safe
 // token.
+// checkSubjectTemplate refuses a --subject no event could be published on:
+// an empty token, a wildcard, or a placeholder other than {source}.
+func checkSubjectTemplate(tmpl string) error {
+	if tmpl == "" {
+		return fmt.Errorf("%w: --subject is empty", errUsage)
+	}
+	for _, tok := range strings.Split(tmpl, ".") {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%w: --subject %q has an empty token", errUsage, tmpl)
+		case tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t"):
+			return fmt.Errorf("%w: --subject %q: a subject to publish on has no wildcards or spaces", errUsage, tmpl)
+		case strings.ContainsAny(strings.ReplaceAll(tok, "{source}", ""), "{}"):
+			return fmt.Errorf("%w: --subject %q: {source} is the only placeholder", errUsage, tmpl)
+		}
+	}
+	return nil
+}
+
 func subjectFor(tmpl, source string) string {
 	if !strings.Contains(tmpl, "{source}") {
 		return tmpl
