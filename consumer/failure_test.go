@@ -3,6 +3,9 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,7 +168,6 @@ func TestStoreOutageLog(t *testing.T) {
 	e.publish(payloads(log[:500]))
 	e.settle(cfg, w)
 
-	const paused, resumed = "pausing pull; holding the messages in hand with InProgress", "store writable, resuming pull"
 	count := func(entries []observer.LoggedEntry, msg string) int {
 		n := 0
 		for _, en := range entries {
@@ -189,15 +191,7 @@ func TestStoreOutageLog(t *testing.T) {
 	requireIncidents(t, store, ex)
 	requireCounters(t, w.m, ex)
 
-	var seq []string
-	for _, en := range logs.All()[before:] {
-		switch en.Message {
-		case paused:
-			seq = append(seq, "pause("+en.ContextMap()["why"].(string)+")")
-		case resumed:
-			seq = append(seq, "resume")
-		}
-	}
+	seq := pauses(logs.All()[before:])
 	t.Logf("during and after the outage: %v", seq)
 	if n := count(outage, resumed); n != 0 {
 		t.Errorf("%q logged %d times while every store call failed", resumed, n)
@@ -210,6 +204,142 @@ func TestStoreOutageLog(t *testing.T) {
 	}
 	if info := e.consumerInfo(cfg); info.Delivered.Consumer != info.Delivered.Stream {
 		t.Errorf("%d redeliveries across the outage; in-hand messages must be kept with InProgress",
+			info.Delivered.Consumer-info.Delivered.Stream)
+	}
+}
+
+// The log lines that pause and resume pulling.
+const paused, resumed = "pausing pull; holding the messages in hand with InProgress", "store writable, resuming pull"
+
+// pauses lists the pauses (with why) and resumes in entries, in order.
+func pauses(entries []observer.LoggedEntry) []string {
+	var seq []string
+	for _, en := range entries {
+		switch en.Message {
+		case paused:
+			seq = append(seq, "pause("+en.ContextMap()["why"].(string)+")")
+		case resumed:
+			seq = append(seq, "resume")
+		}
+	}
+	return seq
+}
+
+// TestFailedReadDuringSlowCommit holds a batch's write past InProgressEvery
+// (pulling pauses: slow commit) and fails the read of the next batch, which
+// runs meanwhile; then the write succeeds. Pulling must stay paused until
+// the batch whose read failed is committed too: one pause and one resume,
+// not a resume on the slow write's success followed by a pause for the read
+// failure the pipeline records just after. The old resume raced that
+// recording (about 2 runs in 3), so the test does it over several rounds,
+// each with a fresh worker (a pipeline whose last batch was refolded takes
+// the slow path for the next one, which would change the scenario).
+func TestFailedReadDuringSlowCommit(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	const rounds, perRound = 5, 150
+	// Every event id new, so that every batch is written (a batch of
+	// repeated ids only is acked without an Apply).
+	var log []entry
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range rounds * perRound {
+		log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"read-%d","source":"s%d","title":"t","occurred_at":%q}`,
+			i, i%7, t0.Add(time.Duration(i)*time.Second).Format(time.RFC3339))})
+	}
+	ex := expect(t, log, cfg.Dedupe)
+	store := stores[0].open(t, "")
+
+	// One round: the first Apply waits for release; the second Lookup (the
+	// next batch's read, while that write is held) waits for the hold, then
+	// fails. The first Lookup is the first batch's read.
+	type round struct {
+		lookups, applies            int
+		applyHeld, release, readBad chan struct{}
+	}
+	var (
+		mu    sync.Mutex
+		armed *round
+	)
+	f := &flaky{Store: store}
+	f.onApply = func(ctx context.Context) error {
+		mu.Lock()
+		r := armed
+		if r != nil {
+			r.applies++
+		}
+		mu.Unlock()
+		if r == nil || r.applies != 1 {
+			return nil
+		}
+		close(r.applyHeld)
+		select {
+		case <-r.release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.onLookup = func(ctx context.Context) error {
+		mu.Lock()
+		r := armed
+		if r != nil {
+			r.lookups++
+		}
+		mu.Unlock()
+		if r == nil || r.lookups != 2 {
+			return nil
+		}
+		select {
+		case <-r.applyHeld:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		close(r.readBad)
+		return errDown
+	}
+
+	total := 0
+	for i := range rounds {
+		r := &round{applyHeld: make(chan struct{}), release: make(chan struct{}), readBad: make(chan struct{})}
+		release := sync.OnceFunc(func() { close(r.release) })
+		t.Cleanup(release) // before the worker's stop, which waits for the held write
+		core, logs := observer.New(zap.InfoLevel)
+		w := e.startLogged(cfg, f, zap.New(zapcore.NewTee(e.log.Core(), core)))
+		mu.Lock()
+		armed = r
+		mu.Unlock()
+		e.publish(payloads(log[i*perRound : (i+1)*perRound]))
+		e.waitFor("the next batch's read failed during the held write, and a slow-commit pause", 10*time.Second, func() bool {
+			select {
+			case <-r.readBad:
+				return slices.Contains(pauses(logs.All()), "pause(slow commit)")
+			default:
+				return false
+			}
+		})
+		release()
+		e.settle(cfg, w)
+		e.waitFor("ready", 5*time.Second, func() bool { return w.c.Ready() == nil })
+		e.waitFor("resumed", 5*time.Second, func() bool {
+			seq := pauses(logs.All())
+			return len(seq) > 0 && seq[len(seq)-1] == "resume"
+		})
+		w.stop(t)
+		mu.Lock()
+		armed = nil
+		mu.Unlock()
+		if seq := pauses(logs.All()); !slices.Equal(seq, []string{"pause(slow commit)", "resume"}) {
+			t.Errorf("round %d: %v, want [pause(slow commit) resume]", i, seq)
+		}
+		total += int(testutil.ToFloat64(w.m.EventsApplied))
+	}
+	requireIncidents(t, store, ex)
+	if total != ex.uniqueIDs {
+		t.Errorf("applied %d events, want %d", total, ex.uniqueIDs)
+	}
+	if info := e.consumerInfo(cfg); info.Delivered.Consumer != info.Delivered.Stream {
+		t.Errorf("%d redeliveries; in-hand messages must be kept with InProgress",
 			info.Delivered.Consumer-info.Delivered.Stream)
 	}
 }

@@ -247,9 +247,13 @@ func (e *env) dlq(cfg consumer.Config) []*jetstream.RawStreamMsg {
 // flaky wraps a store: Apply fails while failing is set, and sleeps
 // applySleep first (once per call) while sleepCalls > 0. While down is set,
 // Lookup and Apply both wait downDelay and fail, as a client does against a
-// Redis that went away (a dial or read timeout).
+// Redis that went away (a dial or read timeout). onLookup and onApply, when
+// set (before the store is used), run first in every Lookup and Apply; an
+// error fails the call. Tests block them on channels to order calls.
 type flaky struct {
 	storage.Store
+	onLookup   func(ctx context.Context) error
+	onApply    func(ctx context.Context) error
 	failing    atomic.Bool
 	down       atomic.Bool
 	downDelay  time.Duration
@@ -276,6 +280,11 @@ func (f *flaky) outage() error {
 }
 
 func (f *flaky) Lookup(ctx context.Context, fingerprints, eventIDs []string) (storage.Snapshot, error) {
+	if f.onLookup != nil {
+		if err := f.onLookup(ctx); err != nil {
+			return storage.Snapshot{}, err
+		}
+	}
 	if err := f.outage(); err != nil {
 		return storage.Snapshot{}, err
 	}
@@ -284,6 +293,11 @@ func (f *flaky) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 
 func (f *flaky) Apply(ctx context.Context, b storage.Batch) error {
 	f.applies.Add(1)
+	if f.onApply != nil {
+		if err := f.onApply(ctx); err != nil {
+			return err
+		}
+	}
 	if err := f.outage(); err != nil {
 		return err
 	}

@@ -142,31 +142,31 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		committing  bool
 		commitStart time.Time
 		done        = make(chan error, 1)
-		paused      bool // a commit fails or is slow: pulling stopped until the store takes a commit
+		paused      bool // a commit fails or is slow: pulling stopped until the store took every batch handed over
 		pausedSince time.Time
 		// sent counts the batches handed to the pipeline as c.committed
-		// counts those committed; pausedAt is c.committed at the pause.
-		sent     = c.committed.Load()
-		pausedAt uint64
+		// counts those committed.
+		sent = c.committed.Load()
 	)
 	pause := func(why string) {
 		if paused || src == nil {
 			return
 		}
-		paused, pausedSince, pausedAt = true, time.Now(), c.committed.Load()
+		paused, pausedSince = true, time.Now()
 		c.log.Warn("pausing pull; holding the messages in hand with InProgress", zap.String("why", why))
 		src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
 	}
 	slow := func() bool { return committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery }
-	// writable: a commit succeeded since the pause (or every batch handed
-	// over is committed: a stale failure signal) and no failure was recorded
-	// after it. A slow batch that has left the pipeline's first stage proves
-	// nothing: its read or write may have failed without the failure being
-	// recorded yet. committed is read before storeErr, which acked clears
-	// before counting.
+	// writable: every batch handed over is committed and no failure was
+	// recorded after the last commit. One commit succeeding since the pause
+	// is not enough while the batch after it is in the pipeline: that
+	// batch's read ran during the write before it and may have failed, and
+	// the pipeline records the failure only once the write before is
+	// durable, after that commit's success was signalled. Paused, no new
+	// messages arrive, so the pipeline empties. committed is read before
+	// storeErr, which acked clears before counting.
 	writable := func() bool {
-		n := c.committed.Load()
-		return c.storeErr.Load() == nil && (n != pausedAt || n == sent)
+		return c.committed.Load() == sent && c.storeErr.Load() == nil
 	}
 	tick := time.NewTicker(c.tickEvery())
 	defer tick.Stop()
@@ -215,7 +215,11 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				return c.drain(cancelCommit, src, cur, false, done, batches, closeBatches, exited)
 			}
 		case <-c.failing:
-			pause("store failing")
+			// A commit may have succeeded since the signal: then it is
+			// stale and the store is not failing.
+			if c.storeErr.Load() != nil {
+				pause("store failing")
+			}
 		case <-succeeded: // checked below
 		case <-tick.C:
 			if slow() {
@@ -223,9 +227,8 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			c.keepAlive(cur)
 		}
-		// Resume once the store took a commit and no commit is slow. A
-		// stale failure signal (every batch already committed) pauses and
-		// resumes at once, which only restarts the pull.
+		// Resume once the store took every batch handed over and no commit
+		// is slow.
 		if paused && !slow() && writable() {
 			paused = false
 			c.log.Info("store writable, resuming pull", zap.Duration("paused", time.Since(pausedSince)))
