@@ -2,8 +2,11 @@ package redis
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -44,10 +47,20 @@ func TestNewNeverLogsPasswords(t *testing.T) {
 		"redis://:hun ter2@local host/0",
 	}
 	for _, u := range urls {
-		var buf bytes.Buffer
+		var buf lockedBuffer
 		core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel)
 		RouteClientLogs(zap.New(core))
+		before := clientGoroutines(nil)
 		_, err := New(Config{URL: u, DialTimeout: 100e6}, zap.New(core), prometheus.NewRegistry())
+		// go-redis dials in goroutines of its own that log after New
+		// returned: wait for them, so that their lines are checked too.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(clientGoroutines(before)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: go-redis goroutines still running 10s after New", u)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		RouteClientLogs(zap.NewNop())
 		if err == nil {
 			t.Fatalf("%s: New succeeded", u)
@@ -58,6 +71,49 @@ func TestNewNeverLogsPasswords(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lockedBuffer is a log sink that goroutines may write while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// clientGoroutines returns the ids of the goroutines running go-redis code
+// (started by it, or calling into it), except those in old.
+func clientGoroutines(old map[string]bool) map[string]bool {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	ids := map[string]bool{}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if !strings.Contains(g, "github.com/redis/go-redis/") {
+			continue
+		}
+		// "goroutine 14 [running]:"
+		if f := strings.Fields(g); len(f) > 1 && !old[f[1]] {
+			ids[f[1]] = true
+		}
+	}
+	return ids
 }
 
 func TestTLSFilesNeedRediss(t *testing.T) {
