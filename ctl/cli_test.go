@@ -18,11 +18,26 @@ func TestVersionFlag(t *testing.T) {
 	}
 }
 
-// A wrong number of arguments or an unknown command is a usage error.
+// A wrong number of arguments or an unknown command is a usage error, said
+// once ("usage: ", never "usage: usage: ").
 func TestArgumentErrorsExitTwo(t *testing.T) {
-	for _, args := range [][]string{{"get"}, {"get", "a", "b"}, {"restore"}, {"nosuch"}} {
-		r := runCtl(t, nil, "", args...)
-		mustCode(t, r, ctl.ExitUsage)
+	cases := []struct {
+		args []string
+		want string // stderr
+	}{
+		{[]string{"get"}, "incidentctl: usage: accepts 1 arg(s), received 0\n"},
+		{[]string{"get", "a", "b"}, "incidentctl: usage: accepts 1 arg(s), received 2\n"},
+		{[]string{"restore"}, "incidentctl: usage: restore takes one CHECKPOINT_DIR, got 0 arguments\n"},
+		{[]string{"nosuch"}, "incidentctl: unknown command \"nosuch\" for \"incidentctl\"\n"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			r := runCtl(t, nil, "", c.args...)
+			mustCode(t, r, ctl.ExitUsage)
+			if r.err != c.want {
+				t.Fatalf("stderr %q, want %q", r.err, c.want)
+			}
+		})
 	}
 }
 

@@ -92,7 +92,7 @@ func Run(ctx context.Context, args []string, o IO) int {
 		return ExitNotFound
 	case errors.Is(err, ErrInconsistent):
 		return ExitInconsistent
-	case errors.Is(err, errUsage), strings.HasPrefix(err.Error(), "unknown command "):
+	case errors.Is(err, errUsage), unknownCommand(err):
 		return ExitUsage
 	}
 	return ExitError
@@ -131,15 +131,26 @@ func newRoot(o IO) *cobra.Command {
 	return root
 }
 
+// unknownCommand reports whether err is cobra's error for a command that
+// does not exist (unknown command "x" for "incidentctl"). Cobra has no error
+// value for it, and no hook: an Args on the root would see the name, but
+// cobra answers a root without Run with its help (exit 0) before checking
+// Args. So the text is matched, here only.
+func unknownCommand(err error) bool {
+	return strings.HasPrefix(err.Error(), "unknown command ")
+}
+
 // usageArgs makes a wrong number of positional arguments a usage error
-// (exit 2), like a bad flag, for every command.
+// (exit 2), like a bad flag, for every command. A check that already says
+// so (errUsage) is left as it is.
 func usageArgs(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
-			if err := check(cmd, args); err != nil {
-				return fmt.Errorf("%w: %w", errUsage, err)
+			err := check(cmd, args)
+			if err == nil || errors.Is(err, errUsage) {
+				return err
 			}
-			return nil
+			return fmt.Errorf("%w: %w", errUsage, err)
 		}
 	}
 	for _, sub := range c.Commands() {
