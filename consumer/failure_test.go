@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,5 +482,50 @@ func TestTwoWorkers(t *testing.T) {
 			t.Logf("applied %d + %d, conflicts %v + %v", applied(w1), applied(w2),
 				testutil.ToFloat64(w1.m.StoreConflicts), testutil.ToFloat64(w2.m.StoreConflicts))
 		})
+	}
+}
+
+// TestOneConflictRefoldsOneBatch: after one batch's write conflicts (and is
+// folded again), the next batch, prepared on top of the discarded fold, is
+// read and folded again once; the batches after it go through the fast
+// path. It once cascaded: every later batch was read twice and written
+// through the slow path for as long as the worker ran.
+func TestOneConflictRefoldsOneBatch(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	var log []entry
+	t0 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"cf-%d","source":"s%d","title":"t","occurred_at":%q}`,
+			i, i%7, t0.Add(time.Duration(i)*time.Second).Format(time.RFC3339))})
+	}
+	ex := expect(t, log, cfg.Dedupe)
+	store := stores[0].open(t, "")
+	var lookups, applies atomic.Int64
+	f := &flaky{Store: store}
+	f.onLookup = func(context.Context) error { lookups.Add(1); return nil }
+	f.onApply = func(context.Context) error {
+		if applies.Add(1) == 2 { // the second batch's first write
+			return fmt.Errorf("injected: %w", storage.ErrConflict)
+		}
+		return nil
+	}
+	w := e.start(cfg, f)
+	e.publish(payloads(log))
+	e.settle(cfg, w)
+	requireIncidents(t, store, ex)
+	batches := int64(testutil.ToFloat64(w.m.BatchesCommitted))
+	if c := testutil.ToFloat64(w.m.StoreConflicts); c != 1 {
+		t.Fatalf("%v conflicts, want the one injected", c)
+	}
+	// One read per batch, one more for the conflicted batch's slow commit
+	// and at most one for the batch prepared on top of it.
+	if n := lookups.Load(); n > batches+2 {
+		t.Errorf("%d reads for %d batches: later batches were folded again too (refolded: %v)",
+			n, batches, testutil.ToFloat64(w.m.BatchesRefolded))
+	}
+	if r := testutil.ToFloat64(w.m.BatchesRefolded); r > 1 {
+		t.Errorf("%v batches refolded, want at most 1", r)
 	}
 }

@@ -9,10 +9,6 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
-// errStale marks a prepared fold that cannot be applied because the batch
-// before it was folded again (a conflict or a store failure).
-var errStale = errors.New("consumer: fold prepared on a batch that was folded again")
-
 // flight is one batch from its fold to its ack.
 type flight struct {
 	res      dedupe.Result
@@ -26,7 +22,9 @@ type flight struct {
 // is applied (the durable write and its fsync), batch N+1 is read and folded
 // on top of N's result (N's incidents and event ids overlaid on what the store
 // returned). N+1 is applied only after N is durable; when N had to be folded
-// again, N+1's fold is discarded and redone on a fresh read. At most two
+// again (or abandoned), N+1's fold is discarded and redone at once on a fresh
+// read, which then holds N's final state: N+1 goes on through the fast path,
+// so one conflict does not make every later batch fold twice. At most two
 // batches are in the pipeline. It sends on ready once per batch taken, when it
 // can take the next one, and closes exited (after the last commit ended) when
 // in is closed.
@@ -40,8 +38,11 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 		at, err := c.prepare(ctx, b, prev, f)
 		if prev != nil {
 			<-prev.done
-			if prev.err != nil || prev.refolded {
-				err = errStale
+			if err == nil && (prev.err != nil || prev.refolded) {
+				// Folded on top of a result that was not the one written:
+				// read again now that prev is final, without an overlay.
+				c.m.BatchesRefolded.Inc()
+				at, err = c.prepare(ctx, b, nil, f)
 			}
 		}
 		go func(prepErr error) {
@@ -104,7 +105,7 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 		} else {
 			c.failed(err)
 		}
-	} else if !errors.Is(prepErr, errStale) {
+	} else {
 		c.failed(prepErr)
 	}
 	f.refolded = true

@@ -86,9 +86,12 @@ type Metrics struct {
 	BatchesCommitted prometheus.Counter
 	BatchesFailed    prometheus.Counter
 	StoreConflicts   prometheus.Counter
-	FlushDuration    prometheus.Histogram
-	BatchSize        prometheus.Histogram
-	EndToEndLatency  prometheus.Histogram
+	// BatchesRefolded counts prepared folds discarded and redone on a
+	// fresh read because the batch before was folded again.
+	BatchesRefolded prometheus.Counter
+	FlushDuration   prometheus.Histogram
+	BatchSize       prometheus.Histogram
+	EndToEndLatency prometheus.Histogram
 
 	ConsumerPending     prometheus.Gauge
 	ConsumerAckPending  prometheus.Gauge
@@ -137,6 +140,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		BatchesCommitted: counter("batches_committed_total", "Batches durably committed to the store and acked."),
 		BatchesFailed:    counter("batches_failed_total", "Batch commit attempts that failed (each retry counts)."),
 		StoreConflicts:   counter("store_conflicts_total", "Optimistic-concurrency conflicts resolved by re-reading and folding again."),
+		BatchesRefolded:  counter("batches_refolded_total", "Batches read and folded again before their write because the batch before them was folded again (a conflict, a store failure)."),
 		FlushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "flush_duration_seconds",
 			Help:    "Time to commit one batch durably (lookup, fold, apply, retries included).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
@@ -185,7 +189,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered,
 		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.BatchesCommitted,
-		m.BatchesFailed, m.StoreConflicts, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
+		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
 		m.NATSErrors, m.AcksFailed, ready, info}
 	for _, c := range cs {
