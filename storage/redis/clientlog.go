@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -28,7 +29,24 @@ const clientLogWindow = 10 * time.Second
 // few lines, not one per failed dial. go-redis keeps one logger per
 // process: incidentd and incidentctl call this once at start.
 func RouteClientLogs(log *zap.Logger) {
-	goredis.SetLogger(newClientLogger(log.Named("go-redis"), time.Now))
+	c := newClientLogger(log.Named("go-redis"), time.Now)
+	routed.Store(c)
+	goredis.SetLogger(c)
+}
+
+// routed is the logger RouteClientLogs installed, read by the stores'
+// incidentd_redis_client_log_lines_total: go-redis's logger is one per
+// process, and so are the counts of its lines.
+var routed atomic.Pointer[clientLogger]
+
+// clientLogLines returns how many lines go-redis wrote at level since
+// RouteClientLogs, the rate-limited and disabled ones included.
+func clientLogLines(level zapcore.Level) uint64 {
+	c := routed.Load()
+	if c == nil {
+		return 0
+	}
+	return c.lines(level)
 }
 
 // clientLogger adapts zap to go-redis's logging interface.
@@ -36,8 +54,31 @@ type clientLogger struct {
 	l   *zap.Logger
 	now func() time.Time
 
+	// counted is the number of lines seen by level: debug, info, warn.
+	counted [3]atomic.Uint64
+
 	mu    sync.Mutex
 	kinds map[string]*kindState
+}
+
+// countedLevels are the levels clientLogLevel gives, in counted's order.
+var countedLevels = [3]zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel}
+
+func (c *clientLogger) count(level zapcore.Level) {
+	for i, l := range countedLevels {
+		if l == level {
+			c.counted[i].Add(1)
+		}
+	}
+}
+
+func (c *clientLogger) lines(level zapcore.Level) uint64 {
+	for i, l := range countedLevels {
+		if l == level {
+			return c.counted[i].Load()
+		}
+	}
+	return 0
 }
 
 // kindState is the rate limit of one kind of line.
@@ -77,6 +118,7 @@ func clientLogLevel(format string) zapcore.Level {
 // than clientLogWindow ago.
 func (c *clientLogger) Printf(_ context.Context, format string, v ...any) {
 	level := clientLogLevel(format)
+	c.count(level)
 	if !c.l.Core().Enabled(level) {
 		return
 	}

@@ -66,6 +66,10 @@ func TestClientLogRateLimit(t *testing.T) {
 	if last.Message != "redis: connection pool: failed to dial after 5 attempts: next window" || last.ContextMap()["suppressed"] != int64(101) {
 		t.Fatalf("next window's line = %q %v, want it with suppressed=101", last.Message, last.ContextMap())
 	}
+	// Every line counts, held back or below the log level.
+	if w, i, d := c.lines(zapcore.WarnLevel), c.lines(zapcore.InfoLevel), c.lines(zapcore.DebugLevel); w != 106 || i != 1 || d != 1 {
+		t.Fatalf("counted warn %d, info %d, debug %d; want 106, 1, 1", w, i, d)
+	}
 	now = now.Add(clientLogWindow)
 	c.Printf(ctx, dial, 5, "quiet again")
 	if last := logs.All()[logs.Len()-1]; last.ContextMap()["suppressed"] != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -27,9 +28,36 @@ func routeTo(t *testing.T) *observer.ObservedLogs {
 
 // TestClientLogsGoToZap: go-redis's own lines (here failed dials) reach the
 // zap logger as warnings, not the standard log package's plain text, and a
-// burst of them is one line, not one per failed dial.
+// burst of them is one line, not one per failed dial; a store's
+// incidentd_redis_client_log_lines_total{level="warn"} counts every one.
 func TestClientLogsGoToZap(t *testing.T) {
 	logs := routeTo(t)
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	reg := prometheus.NewRegistry()
+	s, err := redis.New(redis.Config{URL: srv.URL()}, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	warned := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == "incidentd_redis_client_log_lines_total" && m.GetLabel()[0].GetValue() == "warn" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatal("no incidentd_redis_client_log_lines_total{level=\"warn\"}")
+		return 0
+	}
+	if n, err := testutil.GatherAndCount(reg, "incidentd_redis_client_log_lines_total"); err != nil || n != 3 {
+		t.Fatalf("%d client log line series, want 3 (debug, info, warn): %v", n, err)
+	}
+	before := warned()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +80,9 @@ func TestClientLogsGoToZap(t *testing.T) {
 	}
 	if dials == 0 || dials >= pings {
 		t.Fatalf("%d go-redis dial warnings for %d failed pings, want fewer but some: %v", dials, pings, logs.All())
+	}
+	if got := warned() - before; got < pings {
+		t.Fatalf("warn lines counted: %v, want at least one per failed ping (%d)", got, pings)
 	}
 }
 

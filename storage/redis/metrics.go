@@ -45,6 +45,13 @@ func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics
 			Name: "incidentd_redis_pool_idle_connections", Help: "Idle connections in the pool.",
 		}, stat(func(p *goredis.PoolStats) uint32 { return p.IdleConns })),
 	}
+	for _, level := range countedLevels {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "incidentd_redis_client_log_lines_total",
+			Help:        "Lines the go-redis client logged (failed dials, Sentinel and Cluster changes), by the level they get; rate-limited and disabled ones included.",
+			ConstLabels: prometheus.Labels{"level": level.String()},
+		}, func() float64 { return float64(clientLogLines(level)) }))
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return metrics{}, fmt.Errorf("redis metrics: %w", err)
