@@ -22,7 +22,10 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/pebble"
+	redisstore "github.com/llm-im/incidentd/storage/redis"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
 	"github.com/llm-im/incidentd/storage/storetest"
 )
 
@@ -41,11 +44,40 @@ func TestMain(m *testing.M) {
 // half of them redelivering an event id), SIGKILLs the worker process twice
 // while it commits, and lets a third one finish. The store must then hold
 // exactly what one in-memory fold of the stream gives: nothing lost, nothing
-// counted twice, every index exact, the identity pointers right.
+// counted twice, every index exact, the identity pointers right. On Pebble
+// and on Redis (standalone, appendonly).
 func TestSIGKILLLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills the worker process twice in the middle of a stream; skipped with -short")
 	}
+	t.Run("pebble", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "pebble")
+		crashTest(t, dir, fmt.Sprintf("backend = \"pebble\"\npath = %q", path), func(log *zap.Logger) storage.Store {
+			cfg := pebble.DefaultConfig()
+			cfg.Path = path
+			s, err := pebble.New(cfg, log, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.StartStandalone(t, redistest.Options{})
+		crashTest(t, t.TempDir(), fmt.Sprintf("backend = \"redis\"\nredis_url = %q", srv.URL()), func(log *zap.Logger) storage.Store {
+			s, err := redisstore.New(redisstore.Config{URL: srv.URL()}, log, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
+// crashTest runs the crash test with the [state] lines state; open opens
+// the store afterwards.
+func crashTest(t *testing.T, dir, state string, open func(*zap.Logger) storage.Store) {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	srv, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}, log)
 	if err != nil {
@@ -62,8 +94,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	path := crashConfig(t, dir, srv.ClientURL())
+	path := crashConfig(t, dir, state, srv.ClientURL())
 	const n = 30_000
 	events := triggers(n)
 
@@ -107,12 +138,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	})
 	w.stop(t)
 
-	cfg := pebble.DefaultConfig()
-	cfg.Path = filepath.Join(dir, "pebble")
-	s, err := pebble.New(cfg, log, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := open(log)
 	defer s.Close()
 	got := storetest.ListAll(t, s)
 	want := expectedFold(t, events)
@@ -127,12 +153,11 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 // crashConfig runs the worker on an external NATS server, with a short
 // ack_wait so that what a killed worker held is redelivered quickly, and no
 // sweeper (the events are from January 2026: it would time them out).
-func crashConfig(t *testing.T, dir, natsURL string) string {
+func crashConfig(t *testing.T, dir, state, natsURL string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 [state]
-backend = "pebble"
-path = %q
+%s
 [nats]
 url = %q
 [consumer]
@@ -144,7 +169,7 @@ sweep_interval = "0s"
 [log]
 format = "json"
 level = "warn"
-`, filepath.Join(dir, "pebble"), natsURL)
+`, state, natsURL)
 	path := filepath.Join(dir, "crash.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
