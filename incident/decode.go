@@ -42,6 +42,12 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	if err != nil {
 		return ev, errf(ReasonInvalidJSON, "", "%v", err)
 	}
+	if at, ok := rawControl(data); ok {
+		return ev, errf(ReasonInvalidJSON, "", "control character 0x%02x at byte %d inside a string: JSON requires it escaped", data[at], at)
+	}
+	if esc, at, ok := loneSurrogate(data); ok {
+		return ev, errf(ReasonInvalidUTF8, "", "escape %s at byte %d is half of a UTF-16 surrogate pair, not a character", esc, at)
+	}
 	obj, err := v.Object()
 	if err != nil {
 		return ev, errf(ReasonInvalidJSON, "", "event must be a JSON object")
@@ -187,9 +193,14 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 		return err
 	}
 	if occurred != "" {
-		t, e := time.Parse(time.RFC3339Nano, occurred)
+		t, e := ParseTime(occurred)
 		if e != nil {
 			return errf(ReasonInvalidField, "occurred_at", "not an RFC 3339 time: %q", truncate(occurred))
+		}
+		// Checked here, not only in Validate: an explicit year-1 time is
+		// the zero time, which Validate reads as "no time at all".
+		if y := t.UTC().Year(); y < minYear || y > maxYear {
+			return errf(ReasonInvalidField, "occurred_at", "year %d out of range %d..%d", y, minYear, maxYear)
 		}
 		ev.OccurredAt = t.UTC().Truncate(time.Microsecond)
 	} else {

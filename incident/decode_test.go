@@ -125,6 +125,20 @@ func TestDecodeRejects(t *testing.T) {
 		{"control char in source", `{"source":"a\u0000b","title":"t"}`, ReasonInvalidField, "source"},
 		{"dedup key too long", `{"source":"s","title":"t","dedup_key":"` + strings.Repeat("k", 256) + `"}`, ReasonInvalidField, "dedup_key"},
 		{"year out of range", `{"source":"s","title":"t","occurred_at":"0100-01-01T00:00:00Z"}`, ReasonInvalidField, "occurred_at"},
+		// Year 1 is Go's zero time: once read as "no event time" (missing_field).
+		{"explicit zero time", `{"source":"s","title":"t","occurred_at":"0001-01-01T00:00:00Z"}`, ReasonInvalidField, "occurred_at"},
+		{"year after 9999 by offset", `{"source":"s","title":"t","occurred_at":"9999-12-31T23:00:00-02:00"}`, ReasonInvalidField, "occurred_at"},
+		// Lone UTF-16 surrogate escapes are not characters; the parser kept
+		// them as the six characters \ud800, colliding with an escaped backslash.
+		{"lone high surrogate", `{"source":"s","title":"x\ud800y"}`, ReasonInvalidUTF8, ""},
+		{"lone low surrogate", `{"source":"s","title":"x\uDC00"}`, ReasonInvalidUTF8, ""},
+		{"high surrogate then a non-surrogate", `{"source":"s","title":"\ud83d\u0041"}`, ReasonInvalidUTF8, ""},
+		{"surrogates reversed", `{"source":"s","title":"\ude00\ud83d"}`, ReasonInvalidUTF8, ""},
+		{"lone surrogate in an ignored member", `{"source":"s","title":"t","extra":"\ud800"}`, ReasonInvalidUTF8, ""},
+		// RFC 8259: control characters in strings must be escaped.
+		{"raw control character in a string", "{\"source\":\"s\",\"title\":\"t\x02\"}", ReasonInvalidJSON, ""},
+		{"raw line break in a string", "{\"source\":\"s\",\"title\":\"t\",\"description\":\"a\nb\"}", ReasonInvalidJSON, ""},
+		{"raw tab in an ignored member", "{\"source\":\"s\",\"title\":\"t\",\"x\":\"\t\"}", ReasonInvalidJSON, ""},
 	}
 	dec := NewDecoder(1024)
 	for _, tc := range tests {
@@ -213,4 +227,70 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDecodeEscapes: surrogate pairs decode to their character, and a text
+// that merely looks like an escape (an escaped backslash before "ud800")
+// stays the text it is; upper- and lower-case hex both work.
+func TestDecodeEscapes(t *testing.T) {
+	tests := []struct{ payload, title string }{
+		{`{"source":"s","title":"smile \ud83d\ude00"}`, "smile \U0001F600"},
+		{`{"source":"s","title":"smile \uD83D\uDE00"}`, "smile \U0001F600"},
+		{`{"source":"s","title":"x\\ud800y"}`, `x\ud800y`},
+		{`{"source":"s","title":"x\\\ud83d\ude00"}`, "x\\\U0001F600"},
+		{`{"source":"s","title":"\u00e9\u2028"}`, "\u00e9\u2028"},
+	}
+	for _, tc := range tests {
+		ev, err := NewDecoder(0).Decode([]byte(tc.payload), testMeta)
+		if err != nil {
+			t.Errorf("%s: %v", tc.payload, err)
+			continue
+		}
+		if ev.Title != tc.title {
+			t.Errorf("%s: title %q, want %q", tc.payload, ev.Title, tc.title)
+		}
+	}
+}
+
+// TestDecodeLowerCaseTime: RFC 3339 allows a lower-case "t" and "z".
+func TestDecodeLowerCaseTime(t *testing.T) {
+	for _, s := range []string{"2026-03-01t10:00:00z", "2026-03-01t10:00:00.5Z", "2026-03-01T11:00:00+01:00"} {
+		ev, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","occurred_at":"`+s+`"}`), testMeta)
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+			continue
+		}
+		if want := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC); !ev.OccurredAt.Truncate(time.Second).Equal(want) {
+			t.Errorf("%s: %v, want %v", s, ev.OccurredAt, want)
+		}
+	}
+}
+
+// TestDecodePrettyPrinted: line breaks and tabs between tokens are white
+// space, not control characters in strings.
+func TestDecodePrettyPrinted(t *testing.T) {
+	payload := "{\n\t\"source\": \"s\",\r\n\t\"title\": \"a \\\"quoted\\\" \\\\ title\",\n\t\"description\": \"two\\nlines\"\n}\n"
+	ev, err := NewDecoder(0).Decode([]byte(payload), testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Title != `a "quoted" \ title` || ev.Description != "two\nlines" {
+		t.Fatalf("title %q, description %q", ev.Title, ev.Description)
+	}
+}
+
+func TestHasControl(t *testing.T) {
+	for n := 0; n < 40; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, c := range []byte{0x00, 0x1f, 0x0a} {
+				b := []byte(strings.Repeat("\x20\x7f\x80\xff", 10)[:n])
+				if pos >= 0 {
+					b[pos] = c
+				}
+				if got, want := hasControl(b), pos >= 0; got != want {
+					t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
