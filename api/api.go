@@ -58,16 +58,26 @@ func New(store Reader, log *zap.Logger) *Handler {
 	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET "+ListPath, h.list)
 	h.mux.HandleFunc("GET "+GetPath, h.get)
+	// The same paths with another method: 405 naming the one allowed
+	// (GET serves HEAD too).
+	for _, p := range []string{ListPath, GetPath} {
+		h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed on " + r.URL.Path + ": the API is read-only (GET)"})
+		})
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 	return h
 }
 
-// Register adds the API routes to mux.
+// Register adds the API routes to mux, and makes the API's JSON 404 the
+// answer for every path mux has no other route for.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle(ListPath, h)
 	mux.Handle(ListPath+"/", h)
+	mux.Handle("/", h)
 }
 
 // ServeHTTP implements http.Handler.
@@ -99,7 +109,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	in, err := h.store.Get(r.Context(), id)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "incident " + quote(id) + " not found"})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFoundMessage(id)})
 		return
 	}
 	if err != nil {

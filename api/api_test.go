@@ -113,6 +113,7 @@ func TestListFilters(t *testing.T) {
 		{"active=true", func(in *incident.Incident) bool { return in.State.Active() }},
 		{"active=false", func(in *incident.Incident) bool { return !in.State.Active() }},
 		{"since=" + at(20).Format(time.RFC3339), func(in *incident.Incident) bool { return !in.LastSeen.Before(at(20)) }},
+		{"since=" + strings.ToLower(at(20).Format(time.RFC3339)), func(in *incident.Incident) bool { return !in.LastSeen.Before(at(20)) }},
 		{"until=" + at(5).Format(time.RFC3339), func(in *incident.Incident) bool { return !in.LastSeen.After(at(5)) }},
 		{"since=" + at(3).Format(time.RFC3339) + "&until=" + at(9).Format(time.RFC3339Nano), func(in *incident.Incident) bool {
 			return !in.LastSeen.Before(at(3)) && !in.LastSeen.After(at(9))
@@ -188,6 +189,8 @@ func TestBadParameters(t *testing.T) {
 		{"active=maybe", "active"},
 		{"active=true&active=false", "active"},
 		{"since=yesterday", "since"},
+		{"active=1", "active"},
+		{"active=T", "active"},
 		{"until=2026-13-01T00:00:00Z", "until"},
 		{"since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z", "until"},
 		{"limit=0", "limit"},
@@ -299,5 +302,38 @@ func TestClient(t *testing.T) {
 	var pe *api.ParamError
 	if _, err := c.Query(ctx, api.Query{Page: storage.Page{Limit: 5000}}); !errors.As(err, &pe) || pe.Param != "limit" {
 		t.Fatalf("bad limit: %v", err)
+	}
+}
+
+// TestMethodsAndUnknownPaths: another method on an API path is a JSON 405
+// with Allow; any path the worker does not serve is a JSON 404, inside
+// /api/v1 or not, once the API is registered on the worker's mux.
+func TestMethodsAndUnknownPaths(t *testing.T) {
+	s, _ := fixture(t)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", http.NotFoundHandler()) // another route of the worker's mux
+	api.New(s, zaptest.NewLogger(t)).Register(mux)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/api/v1/incidents", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/api/v1/incidents/inc-07", http.StatusMethodNotAllowed},
+		{http.MethodHead, "/api/v1/incidents", http.StatusOK},
+		{http.MethodGet, "/api/v1nope", http.StatusNotFound},
+		{http.MethodGet, "/nothing/here", http.StatusNotFound},
+		{http.MethodPost, "/api/v2/incidents", http.StatusNotFound},
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.code {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, rec.Code, tc.code)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: content type %q", tc.method, tc.path, ct)
+		}
+		if tc.code == http.StatusMethodNotAllowed && rec.Header().Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: Allow %q", tc.method, tc.path, rec.Header().Get("Allow"))
+		}
 	}
 }

@@ -95,6 +95,12 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 
 var _ Reader = (*Client)(nil)
 
+// NotFound is the error for an incident id no store holds, worded as the
+// API's 404 body; it matches storage.ErrNotFound.
+func NotFound(id string) error { return &notFoundError{msg: notFoundMessage(id)} }
+
+func notFoundMessage(id string) string { return "incident " + quote(id) + " not found" }
+
 // notFoundError is a 404: it reads as the server's message (which already
 // says "not found") and matches storage.ErrNotFound.
 type notFoundError struct{ msg string }

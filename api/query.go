@@ -92,8 +92,12 @@ func ParseQuery(v url.Values) (Query, error) {
 	if s, ok, err := single(v, "active"); err != nil {
 		return q, err
 	} else if ok {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
+		var b bool
+		switch strings.ToLower(s) { // strconv.ParseBool would take 1, t, T too
+		case "true":
+			b = true
+		case "false":
+		default:
 			return q, perr("active", "want true or false, got %q", s)
 		}
 		q.Filter.Active = &b
@@ -186,7 +190,7 @@ func timeParam(v url.Values, name string) (time.Time, error) {
 	if err != nil || !ok {
 		return time.Time{}, err
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := incident.ParseTime(s)
 	if err != nil {
 		return time.Time{}, perr(name, "not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): %q", s)
 	}

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -108,6 +109,8 @@ func (f *filterFlags) query(now time.Time, store bool) (api.Query, error) {
 		}
 		if d, err := time.ParseDuration(s); err == nil {
 			s = now.Add(-d).UTC().Format(time.RFC3339Nano)
+		} else if _, err := incident.ParseTime(s); err != nil {
+			return api.Query{}, fmt.Errorf("%w: --%s %q: neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a duration back from now (90m, 24h)", errUsage, k, s)
 		}
 		v[k] = []string{s}
 	}
@@ -148,6 +151,10 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 			}
 			defer closeR()
 			in, err := r.Get(cmd.Context(), args[0])
+			if errors.Is(err, storage.ErrNotFound) {
+				// The same words from a store as from a worker's API.
+				return fmt.Errorf("get: %w", api.NotFound(args[0]))
+			}
 			if err != nil {
 				return fmt.Errorf("get %s: %w", args[0], err)
 			}

@@ -67,7 +67,7 @@ func TestQueryThroughAPI(t *testing.T) {
 	// get of an unknown id is exit code 3, saying "not found" once.
 	r := runCtl(t, env, "", "get", "no-such-id")
 	mustCode(t, r, ctl.ExitNotFound)
-	if strings.Count(r.err, "not found") != 1 {
+	if !strings.Contains(r.err, `get: incident "no-such-id" not found`) || strings.Count(r.err, "not found") != 1 {
 		t.Errorf("get of an unknown id: %q, want \"not found\" once", r.err)
 	}
 	// The API's largest page.
@@ -127,7 +127,7 @@ func TestQueryStore(t *testing.T) {
 	}
 	r = runCtl(t, nil, "", append([]string{"get", "nope"}, args...)...)
 	mustCode(t, r, ctl.ExitNotFound)
-	if strings.Count(r.err, "not found") != 1 {
+	if !strings.Contains(r.err, `get: incident "nope" not found`) || strings.Count(r.err, "not found") != 1 {
 		t.Errorf("get of an unknown id: %q, want \"not found\" once", r.err)
 	}
 }
@@ -273,4 +273,18 @@ func allIncidents(t *testing.T, s storage.Store) []*incident.Incident {
 		t.Fatal(err)
 	}
 	return all
+}
+
+// --since and --until take an RFC 3339 time (lower-case "t" and "z" too)
+// or a duration back from now; anything else is a usage error saying so.
+func TestSinceFlag(t *testing.T) {
+	store := []string{"--state-backend", "memory"}
+	for _, v := range []string{"90m", "2026-01-02T15:04:05Z", "2026-01-02t15:04:05z"} {
+		mustCode(t, runCtl(t, nil, "", append([]string{"count", "--since", v}, store...)...), ctl.ExitOK)
+	}
+	r := runCtl(t, nil, "", append([]string{"list", "--since", "1x"}, store...)...)
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "nor a duration") {
+		t.Errorf("--since 1x: %q should say a duration works too", r.err)
+	}
 }
