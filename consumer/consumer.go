@@ -25,12 +25,17 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
-// Errors reported by Ready.
+// Errors reported by Ready and Run.
 var (
 	// ErrNotBound means the durable consumer is not (or no longer) bound.
 	ErrNotBound = errors.New("consumer: not bound to the durable consumer")
 	// ErrStoreFailing means the last commit failed; pulling is paused.
 	ErrStoreFailing = errors.New("consumer: store not writable")
+	// ErrCommitAbandoned is what Run returns when its shutdown gave up a
+	// commit after DrainTimeout: the messages of that batch stay un-acked
+	// and JetStream redelivers them after ack_wait. Nothing is lost, but
+	// the shutdown was not clean.
+	ErrCommitAbandoned = errors.New("consumer: a commit did not finish at shutdown; its messages stay un-acked for redelivery")
 )
 
 // Config is the consumer's configuration: the [consumer] and [dedupe] tables
@@ -138,7 +143,7 @@ func (c *Consumer) Ready() error {
 // drain.
 func (c *Consumer) Run(ctx context.Context) error {
 	err := c.run(ctx)
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, ErrCommitAbandoned) {
 		return nil // shut down before the loop started
 	}
 	return err

@@ -20,6 +20,7 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/memory"
 )
 
 // applied sums events_applied_total over workers.
@@ -528,4 +529,36 @@ func TestOneConflictRefoldsOneBatch(t *testing.T) {
 	if r := testutil.ToFloat64(w.m.BatchesRefolded); r > 1 {
 		t.Errorf("%v batches refolded, want at most 1", r)
 	}
+}
+
+// TestShutdownAbandonsAFailingCommit: a shutdown whose commit cannot finish
+// (the store is down) gives up after DrainTimeout and says so: Run returns
+// ErrCommitAbandoned instead of nil, so incidentd does not report a clean
+// stop. The message stays un-acked and the next worker applies it once.
+func TestShutdownAbandonsAFailingCommit(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.DrainTimeout = 300 * time.Millisecond
+	cfg.Consumer.AckWait.Duration = time.Second
+	store := memory.New()
+	down := &flaky{Store: store}
+	down.down.Store(true)
+	w1 := e.start(cfg, down)
+	log := logicalLog(20, 0, false, 5)
+	ex := expect(t, log, cfg.Dedupe)
+	e.publish(payloads(log))
+	e.waitFor("a failed commit", 10*time.Second, func() bool { return down.failures.Load() > 0 })
+	w1.cancel()
+	select {
+	case err := <-w1.done:
+		if !errors.Is(err, consumer.ErrCommitAbandoned) {
+			t.Fatalf("Run after an abandoned commit = %v, want ErrCommitAbandoned", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+	w1.once.Do(func() {}) // stopped here; the cleanup must not wait again
+	w2 := e.start(cfg, store)
+	e.settle(cfg, w2)
+	requireIncidents(t, store, ex)
 }

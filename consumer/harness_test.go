@@ -127,13 +127,17 @@ func (e *env) startLogged(cfg consumer.Config, store storage.Store, log *zap.Log
 	return w
 }
 
-// stop drains the worker and waits for Run to return.
-func (w *worker) stop(t testing.TB) {
+// stop drains the worker and waits for Run to return nil.
+func (w *worker) stop(t testing.TB) { w.stopExpecting(t, nil) }
+
+// stopExpecting drains the worker and waits for Run to return nil or an
+// error wrapping allowed (when not nil).
+func (w *worker) stopExpecting(t testing.TB, allowed error) {
 	w.once.Do(func() {
 		w.cancel()
 		select {
 		case err := <-w.done:
-			if err != nil {
+			if err != nil && (allowed == nil || !errors.Is(err, allowed)) {
 				t.Errorf("consumer Run: %v", err)
 			}
 		case <-time.After(30 * time.Second):
@@ -142,10 +146,11 @@ func (w *worker) stop(t testing.TB) {
 	})
 }
 
-// crash drops the worker's connection without draining.
+// crash drops the worker's connection without draining: the commit in
+// flight, if any, is abandoned, and Run says so.
 func (w *worker) crash(t testing.TB) {
 	w.nc.Close()
-	w.stop(t)
+	w.stopExpecting(t, consumer.ErrCommitAbandoned)
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -434,9 +434,7 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	}
 	closeBatches()
 	if err := <-exited; err != nil {
-		c.log.Warn("shutdown: a commit did not finish in time; its messages stay un-acked for redelivery",
-			zap.Error(err), zap.Duration("took", time.Since(t)))
-		return nil
+		return fmt.Errorf("%w (after %v): %w", ErrCommitAbandoned, time.Since(t).Round(time.Millisecond), err)
 	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
 	return nil
