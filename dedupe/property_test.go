@@ -37,6 +37,10 @@ func (s *simStore) ingest(f *Folder, batch []Keyed) {
 		if prev, ok := s.byID[in.ID]; ok && prev.Version != in.Version-1 {
 			panic("version did not grow by one")
 		}
+		// What the fold writes is what import and migrate accept.
+		if err := in.Validate(); err != nil {
+			panic(fmt.Sprintf("the fold wrote an invalid incident %s v%d: %v", in.ID, in.Version, err))
+		}
 		s.byID[in.ID] = in
 		s.latest[in.Fingerprint] = in.ID
 	}
