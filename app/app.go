@@ -49,6 +49,10 @@ type App struct {
 	cons  *consumer.Consumer
 	ln    net.Listener
 	srv   *http.Server
+	// mln and msrv serve the metrics endpoint alone when metrics.listen
+	// is set; nil otherwise.
+	mln  net.Listener
+	msrv *http.Server
 
 	// ConsumerConfig lets tests and the benchmark adjust knobs that are not
 	// in the TOML file; set it between New and Run.
@@ -92,6 +96,12 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 	a.ConsumerConfig = &cc
 	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	if cfg.Metrics.Listen != "" {
+		if a.mln, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return nil, fmt.Errorf("metrics listen: %w", err)
+		}
+		a.msrv = &http.Server{Handler: a.metricsRoutes(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
 	a.m.Health.Add("nats", func() error {
@@ -167,10 +177,19 @@ func (a *App) natsError(_ *nats.Conn, sub *nats.Subscription, err error) {
 
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(a.gath))
+	if a.msrv == nil {
+		mux.Handle(a.cfg.Metrics.Path, metrics.Handler(a.gath))
+	}
 	mux.Handle("/healthz", metrics.HealthzHandler())
 	mux.Handle("/readyz", a.m.Health.ReadyzHandler())
 	api.New(a.storeForAPI(), a.log).Register(mux)
+	return mux
+}
+
+// metricsRoutes is the metrics listener's handler: the endpoint alone.
+func (a *App) metricsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(a.cfg.Metrics.Path, metrics.Handler(a.gath))
 	return mux
 }
 
@@ -179,6 +198,15 @@ func (a *App) storeForAPI() api.Reader { return a.store }
 // HTTPAddr is the address the HTTP listener is bound to (useful with
 // http.listen = "127.0.0.1:0").
 func (a *App) HTTPAddr() string { return a.ln.Addr().String() }
+
+// MetricsAddr is the address the metrics endpoint is served on: its own
+// listener's when metrics.listen is set, else HTTPAddr.
+func (a *App) MetricsAddr() string {
+	if a.mln != nil {
+		return a.mln.Addr().String()
+	}
+	return a.HTTPAddr()
+}
 
 // HTTPURL is "http://" + HTTPAddr, with a wildcard host replaced by
 // 127.0.0.1.
@@ -217,7 +245,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.cons = cons
-	httpErr := make(chan error, 1)
+	httpErr := make(chan error, 2) // one per server
 	served := make(chan struct{})
 	a.log.Info("http listening", zap.String("addr", a.HTTPAddr()))
 	go func() {
@@ -226,6 +254,18 @@ func (a *App) Run(ctx context.Context) error {
 			httpErr <- fmt.Errorf("http serve: %w", err)
 		}
 	}()
+	metricsServed := make(chan struct{})
+	if a.msrv != nil {
+		a.log.Info("metrics listening", zap.String("addr", a.mln.Addr().String()), zap.String("path", a.cfg.Metrics.Path))
+		go func() {
+			defer close(metricsServed)
+			if err := a.msrv.Serve(a.mln); !errors.Is(err, http.ErrServerClosed) {
+				httpErr <- fmt.Errorf("metrics serve: %w", err)
+			}
+		}()
+	} else {
+		close(metricsServed)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	consErr := make(chan error, 1)
@@ -248,6 +288,7 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 	}
 	<-served
+	<-metricsServed
 	return runErr
 }
 
@@ -271,6 +312,13 @@ func (a *App) shutdown() error {
 		defer cancel()
 		return a.srv.Shutdown(ctx)
 	}))
+	if a.msrv != nil {
+		errs = append(errs, a.step("metrics http stopped", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return a.msrv.Shutdown(ctx)
+		}))
+	}
 	errs = append(errs, a.step("nats connection closed", func() error {
 		a.nc.Close()
 		return nil
@@ -295,6 +343,9 @@ func (a *App) closeStore() error {
 func (a *App) abort() {
 	if a.ln != nil {
 		_ = a.ln.Close()
+	}
+	if a.mln != nil {
+		_ = a.mln.Close()
 	}
 	if a.store != nil {
 		_ = a.store.Close()

@@ -196,3 +196,70 @@ func TestReadyzFollowsNATS(t *testing.T) {
 		t.Fatal("Run did not return with NATS gone")
 	}
 }
+
+// TestMetricsSettings: metrics.path moves the endpoint; metrics.listen
+// gives it a listener of its own, where nothing else is served, and takes
+// it off http.listen; both listeners stop with the worker.
+func TestMetricsSettings(t *testing.T) {
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("path", func(t *testing.T) {
+		cfg := testConfig(t, config.BackendMemory)
+		cfg.Metrics.Path = "/internal/prom"
+		a, err := app.New(cfg, zaptest.NewLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		waitFor(t, "metrics at the configured path", func() bool { return get(a.HTTPURL()+"/internal/prom") == http.StatusOK })
+		if code := get(a.HTTPURL() + "/metrics"); code != http.StatusNotFound {
+			t.Errorf("/metrics answered %d with metrics.path moved", code)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("listen", func(t *testing.T) {
+		cfg := testConfig(t, config.BackendMemory)
+		cfg.Metrics.Listen = "127.0.0.1:0"
+		a, err := app.New(cfg, zaptest.NewLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.MetricsAddr() == a.HTTPAddr() {
+			t.Fatalf("metrics on %s, the HTTP listener's address", a.MetricsAddr())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		murl := "http://" + a.MetricsAddr()
+		waitFor(t, "metrics on their own listener", func() bool { return get(murl+"/metrics") == http.StatusOK })
+		for url, want := range map[string]int{
+			a.HTTPURL() + "/metrics":          http.StatusNotFound,
+			a.HTTPURL() + "/healthz":          http.StatusOK,
+			murl + "/healthz":                 http.StatusNotFound,
+			murl + "/api/v1/incidents":        http.StatusNotFound,
+			a.HTTPURL() + "/api/v1/incidents": http.StatusOK,
+		} {
+			if code := get(url); code != want {
+				t.Errorf("GET %s: %d, want %d", url, code, want)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := http.Get(murl + "/metrics"); err == nil {
+			t.Fatal("the metrics listener still serves after Run")
+		}
+	})
+}

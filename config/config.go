@@ -75,6 +75,8 @@ type Config struct {
 	Dedupe DedupeConfig `toml:"dedupe" json:"dedupe"`
 	// HTTP is the [http] table: the metrics and health endpoint.
 	HTTP HTTPConfig `toml:"http" json:"http"`
+	// Metrics is the [metrics] table: where Prometheus scrapes.
+	Metrics MetricsConfig `toml:"metrics" json:"metrics"`
 	// Log is the [log] table.
 	Log LogConfig `toml:"log" json:"log"`
 
@@ -280,6 +282,18 @@ type HTTPConfig struct {
 	Listen string `toml:"listen" json:"listen"`
 }
 
+// MetricsConfig is the [metrics] table: where the Prometheus endpoint is
+// served. The metrics themselves are always collected.
+type MetricsConfig struct {
+	// Path is metrics.path, the endpoint's path ("/metrics").
+	Path string `toml:"path" json:"path"`
+	// Listen is metrics.listen: empty serves the endpoint on http.listen;
+	// a host:port gives it a listener of its own (the API and the health
+	// endpoints stay on http.listen), for example to keep scrapes on a
+	// port the API's clients cannot reach.
+	Listen string `toml:"listen" json:"listen"`
+}
+
 // LogConfig is the [log] table.
 type LogConfig struct {
 	// Level is log.level: debug, info, warn or error.
@@ -344,8 +358,9 @@ func Default() Config {
 			SourceFields:  map[string][]string{},
 			SweepInterval: Duration{30 * time.Second},
 		},
-		HTTP: HTTPConfig{Listen: ":8080"},
-		Log:  LogConfig{Level: LogLevelInfo, Format: LogFormatAuto},
+		HTTP:    HTTPConfig{Listen: ":8080"},
+		Metrics: MetricsConfig{Path: "/metrics"},
+		Log:     LogConfig{Level: LogLevelInfo, Format: LogFormatAuto},
 	}
 }
 

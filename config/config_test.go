@@ -454,6 +454,41 @@ func TestEnvOverrides(t *testing.T) {
 			problems: []string{"log.level: must be one of", `HTTP_LISTEN (http.listen): must be host:port (e.g. ":8080" or "127.0.0.1:8080"), got "nope"`},
 		},
 		{
+			name: "an empty [metrics] table keeps the defaults",
+			file: "[metrics]\n",
+			check: func(t *testing.T, c Config) {
+				if c.Metrics.Path != "/metrics" || c.Metrics.Listen != "" {
+					t.Errorf("metrics = %+v", c.Metrics)
+				}
+			},
+		},
+		{
+			name: "[metrics] and the listen variables",
+			file: "[metrics]\npath = \"/internal/metrics\"\nlisten = \":9000\"\n",
+			env:  map[string]string{"METRICS_LISTEN": "127.0.0.1:9102", "NATS_EMBEDDED_LISTEN": "127.0.0.1:14222"},
+			check: func(t *testing.T, c Config) {
+				if c.Metrics.Path != "/internal/metrics" || c.Metrics.Listen != "127.0.0.1:9102" || c.NATS.EmbeddedListen != "127.0.0.1:14222" {
+					t.Errorf("metrics = %+v, nats = %+v", c.Metrics, c.NATS)
+				}
+			},
+		},
+		{
+			name: "bad [metrics] values",
+			file: "[metrics]\npath = \"metrics\"\nlisten = \":8080\"\n",
+			problems: []string{`metrics.path: must be a URL path such as "/metrics"`,
+				`metrics.listen: ":8080" clashes with http.listen ":8080" on port 8080`},
+		},
+		{
+			name:     "metrics.path taken by the worker",
+			file:     "[metrics]\npath = \"/api/v1/incidents\"\n",
+			problems: []string{`metrics.path: "/api/v1/incidents" is taken by the worker's own /api/ endpoint`},
+		},
+		{
+			name:     "metrics listen clashes with the embedded server",
+			env:      map[string]string{"METRICS_LISTEN": "127.0.0.1:4222"},
+			problems: []string{`METRICS_LISTEN (metrics.listen): "127.0.0.1:4222" clashes with nats.embedded_listen "127.0.0.1:4222"`},
+		},
+		{
 			name:     "env value replaces a file value of the wrong type and is checked",
 			file:     "[state]\npool_size = \"many\"\n",
 			env:      map[string]string{"STATE_POOL_SIZE": "0"},

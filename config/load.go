@@ -25,7 +25,9 @@ var EnvOverrides = []EnvOverride{
 	{"STATE_REDIS_CLUSTER_NODES", "state.redis_cluster_nodes"},
 	{"STATE_POOL_SIZE", "state.pool_size"},
 	{"NATS_URL", "nats.url"},
+	{"NATS_EMBEDDED_LISTEN", "nats.embedded_listen"},
 	{"HTTP_LISTEN", "http.listen"},
+	{"METRICS_LISTEN", "metrics.listen"},
 	{"LOG_LEVEL", "log.level"},
 }
 
@@ -139,8 +141,12 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 			cfg.State.PoolSize = n
 		case "NATS_URL":
 			cfg.NATS.URL = v
+		case "NATS_EMBEDDED_LISTEN":
+			cfg.NATS.EmbeddedListen = v
 		case "HTTP_LISTEN":
 			cfg.HTTP.Listen = v
+		case "METRICS_LISTEN":
+			cfg.Metrics.Listen = v
 		case "LOG_LEVEL":
 			cfg.Log.Level = v
 		}

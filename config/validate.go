@@ -79,6 +79,7 @@ func (c Config) validate(p *problems) {
 	c.validateConsumer(p)
 	c.validateDedupe(p)
 	c.validateHTTP(p)
+	c.validateMetrics(p)
 	c.validateLog(p)
 }
 
@@ -473,6 +474,34 @@ func (c Config) validateHTTP(p *problems) {
 	}
 	if h, port, ok := listenClash(c.HTTP.Listen, c.NATS.EmbeddedListen); ok {
 		p.add("http.listen", "%q clashes with nats.embedded_listen %q on port %s", c.HTTP.Listen, h, port)
+	}
+}
+
+// reservedPaths are served by the worker beside the metrics endpoint.
+var reservedPaths = []string{"/healthz", "/readyz", "/api/"}
+
+func (c Config) validateMetrics(p *problems) {
+	path := c.Metrics.Path
+	switch {
+	case !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " ?#{}") || path == "/":
+		p.add("metrics.path", `must be a URL path such as "/metrics" (no space, query, fragment or wildcard), got %q`, path)
+	case c.Metrics.Listen == "":
+		for _, r := range reservedPaths {
+			if path == strings.TrimSuffix(r, "/") || strings.HasPrefix(path, r) {
+				p.add("metrics.path", "%q is taken by the worker's own %s endpoint on http.listen", path, r)
+			}
+		}
+	}
+	if c.Metrics.Listen == "" || !checkListen(p, "metrics.listen", c.Metrics.Listen) {
+		return
+	}
+	if _, port, ok := listenClash(c.Metrics.Listen, c.HTTP.Listen); ok {
+		p.add("metrics.listen", "%q clashes with http.listen %q on port %s (leave metrics.listen empty to serve /metrics there)", c.Metrics.Listen, c.HTTP.Listen, port)
+	}
+	if c.Embedded() {
+		if h, port, ok := listenClash(c.Metrics.Listen, c.NATS.EmbeddedListen); ok {
+			p.add("metrics.listen", "%q clashes with nats.embedded_listen %q on port %s", c.Metrics.Listen, h, port)
+		}
 	}
 }
 

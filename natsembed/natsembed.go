@@ -64,15 +64,16 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	log = log.Named("nats-server")
-	srv.SetLoggerV2(&logger{log.Sugar()}, false, false, false)
+	lg := &logger{s: log.Sugar(), fatal: make(chan string, 1)}
+	srv.SetLoggerV2(lg, false, false, false)
 	srv.Start()
 	wait := cfg.StartTimeout
 	if wait <= 0 {
 		wait = 10 * time.Second
 	}
-	if !srv.ReadyForConnections(wait) {
+	if err := waitReady(srv, lg.fatal, wait); err != nil {
 		srv.Shutdown()
-		return nil, fmt.Errorf("%w after %s (listen %s)", ErrNotReady, wait, cfg.Listen)
+		return nil, fmt.Errorf("%w (listen %s): %s", ErrNotReady, cfg.Listen, err)
 	}
 	s := &Server{srv: srv, log: log}
 	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir))
@@ -90,11 +91,42 @@ func (s *Server) Shutdown() {
 }
 
 // logger adapts zap to the nats-server logger interface.
-type logger struct{ s *zap.SugaredLogger }
+// waitReady waits until srv accepts connections, for at most wait, and
+// stops early when the server reports a fatal error (a port in use: its
+// accept loop gives up, and waiting longer would change nothing).
+func waitReady(srv *server.Server, fatal <-chan string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		if srv.ReadyForConnections(50 * time.Millisecond) {
+			return nil
+		}
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepting connections after %s", wait)
+		}
+	}
+}
+
+// logger adapts zap to the server's logger; the first fatal message also
+// goes to fatal, for waitReady.
+type logger struct {
+	s     *zap.SugaredLogger
+	fatal chan string
+}
 
 func (l *logger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l *logger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
-func (l *logger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
-func (l *logger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
-func (l *logger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
-func (l *logger) Tracef(format string, v ...any)  {}
+func (l *logger) Fatalf(format string, v ...any) {
+	l.s.Errorf(format, v...)
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (l *logger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }
+func (l *logger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l *logger) Tracef(format string, v ...any) {}

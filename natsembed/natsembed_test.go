@@ -2,7 +2,11 @@ package natsembed_test
 
 import (
 	"context"
+	"errors"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,5 +44,23 @@ func TestBadListen(t *testing.T) {
 		if _, err := natsembed.New(natsembed.Config{Listen: l, StoreDir: t.TempDir()}, zaptest.NewLogger(t)); err == nil {
 			t.Errorf("listen %q accepted", l)
 		}
+	}
+}
+
+// TestBusyPortFailsAtOnce: a listen address in use is an error at once,
+// naming the cause, not after the whole start timeout.
+func TestBusyPortFailsAtOnce(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	start := time.Now()
+	_, err = natsembed.New(natsembed.Config{Listen: busy.Addr().String(), StoreDir: t.TempDir(), StartTimeout: 20 * time.Second}, zaptest.NewLogger(t))
+	if !errors.Is(err, natsembed.ErrNotReady) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err = %v, want ErrNotReady saying the address is in use", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %v to fail, want well under the 20 s start timeout", took)
 	}
 }
