@@ -18,17 +18,21 @@ import goredis "github.com/redis/go-redis/v9"
 //
 //	header: prefix, marker lifetime (ms), n incidents, of which nnew new
 //	        (version 1, first), d distinct fingerprints, of which c0 + c1
-//	        checked (first), m event ids, ng index groups, ns singletons
+//	        checked (first), m event ids, ng index groups, ns singletons,
+//	        the active set's key (prefix:state:Active)
 //	R: n × (record key, JSON)            new incidents first: MSET as is
 //	Z: n × (score, id)                   same order: ZADD as is
 //	U: (n-nnew) × ("version":<v-1>} suffix, fingerprint, state,
-//	   severity, source, type)           the updates' new index values
+//	   severity, source, type, active)   the updates' new index values;
+//	                                     active is "1" or "0" (Go's
+//	                                     incident.State.Active)
 //	I: d identity keys, then d final ids (the last incident of that
 //	   fingerprint in batch order), then c1 expected pointers: the first
 //	   c0 checked keys must be absent, the next c1 must hold these
 //	M: m event ids
 //	G: ng × (set key, k, k ids)          index memberships of the new
-//	                                     incidents, grouped by set in Go
+//	                                     incidents (the active set
+//	                                     included), grouped by set in Go
 //	S: ns × (set key, id)                the sets with one new member
 //	                                     (mostly fingerprint sets)
 //
@@ -40,7 +44,9 @@ import goredis "github.com/redis/go-redis/v9"
 // batch is new) must name the expected incident ("" for none: the batch's
 // own pointer moves are checked in Go); no event may be marked applied.
 // Then it writes the records, moves the updates' index memberships (old
-// values read from the stored records), adds the new incidents', moves the
+// values read from the stored records; an update whose state changed goes
+// into or out of the active set as its active flag says, an idempotent
+// SADD or SREM), adds the new incidents', moves the
 // identity pointers that changed, drops the expired markers and adds the
 // batch's. Markers are the members of one sorted set, prefix:applied,
 // scored by when they expire (server time in unix ms): one ZADD per batch
@@ -55,11 +61,12 @@ local px = tonumber(ARGV[2])
 local n, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
 local d, c0, c1 = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local m, ng, ns = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local active = ARGV[11]
 local nupd = n - nnew
-local R = 11
+local R = 12
 local Z = R + 2 * n
 local U = Z + 2 * n
-local I = U + 6 * nupd
+local I = U + 7 * nupd
 local M = I + 2 * d + c1
 local G = M + m
 local CH = 4000
@@ -110,7 +117,7 @@ if nupd > 0 then
   for j = 0, nupd - 1 do keys[j + 1] = ARGV[R + 2 * (nnew + j)] end
   olds = tcall('MGET', keys)
   for j = 0, nupd - 1 do
-    local raw, suf = olds[j + 1], ARGV[U + 6 * j]
+    local raw, suf = olds[j + 1], ARGV[U + 7 * j]
     if not raw or (string.sub(raw, -#suf) ~= suf and version(raw) ~= string.match(suf, '(%-?%d+)}$')) then
       return {'conflict', ARGV[Z + 2 * (nnew + j) + 1], version(raw)}
     end
@@ -166,7 +173,7 @@ local function push(t, key, id)
 end
 for j = 0, nupd - 1 do
   local old = index(olds[j + 1])
-  local b = U + 6 * j
+  local b = U + 7 * j
   local id = ARGV[Z + 2 * (nnew + j) + 1]
   for k = 1, 5 do
     local v = ARGV[b + k]
@@ -174,6 +181,9 @@ for j = 0, nupd - 1 do
       push(rems, p .. ':' .. fields[k] .. ':' .. old[k], id)
       push(adds, p .. ':' .. fields[k] .. ':' .. v, id)
     end
+  end
+  if old[2] ~= ARGV[b + 2] then
+    if ARGV[b + 6] == '1' then push(adds, active, id) else push(rems, active, id) end
   end
 end
 -- Each set gets one SREM or SADD for the whole batch.
@@ -269,9 +279,10 @@ if not id then return false end
 return redis.call('GET', ARGV[1] .. ':incident:' .. id)
 `)
 
-// deleteScript: ARGV = prefix, id. Removes the record, every index
-// membership and the identity pointer when it points at the id. Returns 1,
-// or 0 when there was no such incident.
+// deleteScript: ARGV = prefix, id, the active set's key. Removes the
+// record, every index membership (the active set's too: an SREM that is a
+// no-op for an inactive incident) and the identity pointer when it points
+// at the id. Returns 1, or 0 when there was no such incident.
 var deleteScript = goredis.NewScript(`
 local p = ARGV[1]
 local id = ARGV[2]
@@ -284,9 +295,28 @@ redis.call('ZREM', p .. ':z:incidents', id)
 for _, f in ipairs({'fingerprint', 'state', 'severity', 'source', 'type'}) do
   redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
 end
+redis.call('SREM', ARGV[3], id)
 local ptr = p .. ':identity:' .. tostring(old.fingerprint)
 if redis.call('GET', ptr) == id then redis.call('DEL', ptr) end
 return 1
+`)
+
+// upgradeScript: ARGV = the layout marker key (prefix:schema), the
+// layout version this build writes, the active set's key, then the keys
+// of the active states' sets (Go's incident.State.Active). When the marker
+// is missing or older, it builds the active set as the union of those
+// sets (SUNIONSTORE, which replaces whatever the key held) and sets the
+// marker; otherwise it does nothing. One script: several stores opening at
+// once run it one after the other, the first builds, the others find the
+// marker. Returns the size of the set it built, or -1 when the marker was
+// current.
+var upgradeScript = goredis.NewScript(`
+local have = tonumber(redis.call('GET', ARGV[1]) or '0') or 0
+local want = tonumber(ARGV[2])
+if have >= want then return -1 end
+local n = redis.call('SUNIONSTORE', ARGV[3], unpack(ARGV, 4, #ARGV))
+redis.call('SET', ARGV[1], ARGV[2])
+return n
 `)
 
 // queryBudget is how many candidates queryScript walks before it falls

@@ -77,6 +77,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
 	}
+	if err := s.upgrade(ctx); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	m, err := newMetrics(rdb, reg)
 	if err != nil {
 		_ = rdb.Close()
@@ -87,6 +91,32 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
 		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN))
 	return s, nil
+}
+
+// layoutVersion is the key layout this build writes, kept in
+// prefix:schema: 2 added prefix:state:Active (no marker: the layout of
+// before, 1).
+const layoutVersion = 2
+
+// upgrade brings a keyspace written by an earlier build to layoutVersion,
+// once (upgradeScript): it builds prefix:state:Active from the per-state
+// sets of the active states. Any number of stores may open at once.
+func (s *Store) upgrade(ctx context.Context) error {
+	args := []any{s.key("schema"), layoutVersion, s.activeKey()}
+	for _, st := range incident.States {
+		if st.Active() {
+			args = append(args, s.key("state", st.String()))
+		}
+	}
+	n, err := upgradeScript.Run(ctx, s.rdb, s.route(), args...).Int64()
+	if err != nil {
+		return fmt.Errorf("redis upgrade of the key layout to version %d: %w", layoutVersion, err)
+	}
+	if n >= 0 {
+		s.log.Info("redis key layout upgraded: active set built from the state sets", zap.String("key", s.activeKey()),
+			zap.Int64("active_incidents", n), zap.Int("layout_version", layoutVersion))
+	}
+	return nil
 }
 
 func connectTimeout(cfg Config) time.Duration {
@@ -104,6 +134,21 @@ func (s *Store) key(parts ...string) string {
 		k += ":" + p
 	}
 	return k
+}
+
+// activeKey is the set of the active incidents' ids (state Detected,
+// Triaged, Investigating or Remediating): prefix:state:Active, the
+// reference guide's key, kept beside the per-state sets.
+func (s *Store) activeKey() string { return s.key("state", "Active") }
+
+// activeFlag is an update's membership of the active set as applyScript
+// takes it: "1" in it, "0" out of it. Which states are active is
+// incident.State.Active's to say, never the script's.
+func activeFlag(st incident.State) string {
+	if st.Active() {
+		return "1"
+	}
+	return "0"
 }
 
 // route is KEYS[1] of every script: the all-incidents set.
@@ -300,10 +345,11 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 		c0++
 	}
 	n, nupd := len(order), len(order)-nnew
-	args := make([]any, 0, 10+4*n+6*nupd+2*len(ptrs)+checked-c0+len(b.EventIDs)+2*7*nnew)
+	args := make([]any, 0, 11+4*n+7*nupd+2*len(ptrs)+checked-c0+len(b.EventIDs)+2*8*nnew)
 	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), c0, checked-c0, len(b.EventIDs))
 	ng := len(args)
 	args = append(args, 0, 0) // the group and singleton counts, known at the end
+	args = append(args, s.activeKey())
 	// One buffer for all records: the slices of it stay valid when it grows.
 	buf := make([]byte, 0, 1024*len(order))
 	for _, in := range order {
@@ -319,7 +365,7 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 	}
 	for _, in := range order[nnew:] {
 		args = append(args, `"version":`+strconv.FormatInt(in.Version-1, 10)+"}", in.Fingerprint, in.State.String(),
-			in.Severity.String(), in.Source, in.Type.String())
+			in.Severity.String(), in.Source, in.Type.String(), activeFlag(in.State))
 	}
 	for _, p := range ptrs {
 		args = append(args, s.prefix+":identity:"+p.fingerprint)
@@ -347,6 +393,9 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 		add(s.prefix+":incidents", in.ID)
 		add(s.prefix+":fingerprint:"+in.Fingerprint, in.ID)
 		add(s.prefix+":state:"+in.State.String(), in.ID)
+		if in.State.Active() {
+			add(s.activeKey(), in.ID)
+		}
 		add(s.prefix+":severity:"+in.Severity.String(), in.ID)
 		add(s.prefix+":source:"+in.Source, in.ID)
 		add(s.prefix+":type:"+in.Type.String(), in.ID)
@@ -485,7 +534,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	n, err := deleteScript.Run(ctx, s.rdb, s.route(), s.prefix, id).Int64()
+	n, err := deleteScript.Run(ctx, s.rdb, s.route(), s.prefix, id, s.activeKey()).Int64()
 	if err != nil {
 		return s.wrap("delete", err)
 	}

@@ -96,12 +96,15 @@ func TestKeyLayout(t *testing.T) {
 	a := storetest.SparseIncident("inc-a", "v1:a")
 	a.Severity, a.State, a.Source, a.Type = incident.P1, incident.Detected, "llm-gateway", incident.Performance
 	storetest.Put(t, s, a)
+	if got := c.SMembers(ctx, "llm-im:state:Active").Val(); !slices.Equal(got, []string{"inc-a"}) {
+		t.Errorf("SMEMBERS llm-im:state:Active = %v before the resolve, want [inc-a]", got)
+	}
 	a2 := storetest.Update(a, func(in *incident.Incident) { in.Severity, in.State = incident.P0, incident.Resolved })
 	storetest.Put(t, s, a2)
 	members := map[string][]string{
 		"llm-im:incidents": {"inc-a"}, "llm-im:severity:P0": {"inc-a"}, "llm-im:severity:P1": nil,
 		"llm-im:state:Resolved": {"inc-a"}, "llm-im:state:Detected": nil, "llm-im:source:llm-gateway": {"inc-a"},
-		"llm-im:type:Performance": {"inc-a"}, "llm-im:fingerprint:v1:a": {"inc-a"},
+		"llm-im:type:Performance": {"inc-a"}, "llm-im:fingerprint:v1:a": {"inc-a"}, "llm-im:state:Active": nil,
 	}
 	for k, want := range members {
 		got := c.SMembers(ctx, k).Val()
@@ -133,6 +136,9 @@ func TestKeyLayout(t *testing.T) {
 	}
 	if keys := c.Keys(ctx, "llm-im:tmp*").Val(); len(keys) != 0 {
 		t.Errorf("temporary keys left: %v", keys)
+	}
+	if got := c.Get(ctx, "llm-im:schema").Val(); got != "2" {
+		t.Errorf("layout marker llm-im:schema = %q, want 2", got)
 	}
 }
 
@@ -203,6 +209,7 @@ func race(t *testing.T, cfg redis.Config, c goredis.UniversalClient) {
 	if n := c.SCard(ctx, p+":state:Detected").Val(); n != 50 {
 		t.Errorf("SCARD state:Detected = %d", n)
 	}
+	requireActiveSet(t, c, p, got)
 	var sev int64
 	for _, v := range incident.Severities {
 		sev += c.SCard(ctx, p+":severity:"+v.String()).Val()
@@ -324,7 +331,8 @@ func TestBatchMovesItsOwnPointers(t *testing.T) {
 	if err := s.Apply(ctx, storage.Batch{Incidents: []*incident.Incident{a, twin}, EventIDs: []string{"e1"}, At: storetest.Base}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("second new incident of an identity without reopen_of = %v, want ErrConflict", err)
 	}
-	if keys := c.Keys(ctx, "llm-im:*").Val(); len(keys) != 0 {
+	// Only the layout marker New wrote.
+	if keys := c.Keys(ctx, "llm-im:*").Val(); !slices.Equal(keys, []string{"llm-im:schema"}) {
 		t.Fatalf("keys after a conflict: %v", keys)
 	}
 	next := storetest.SparseIncident("inc-next", "v1:a")
