@@ -36,10 +36,15 @@ func groups(f storage.Filter) []group {
 		}
 	}
 	add("state", names(f.States))
-	if f.Active != nil {
+	switch {
+	case f.Active != nil && *f.Active:
+		// prefix:state:Active, kept by every write: one set, so Count is
+		// its SCARD, instead of a union of four.
+		add("state", []string{"Active"})
+	case f.Active != nil:
 		var st []incident.State
 		for _, s := range incident.States {
-			if s.Active() == *f.Active {
+			if !s.Active() {
 				st = append(st, s)
 			}
 		}
