@@ -132,12 +132,19 @@ func TestPublishNDJSON(t *testing.T) {
 	}
 }
 
-func TestPublishNotAcked(t *testing.T) {
+// TestPublishNoStream: on a subject no stream listens on, nothing is
+// acked; the run stops once JetStream says so instead of sending every
+// event, and it names the subject.
+func TestPublishNoStream(t *testing.T) {
 	url := embeddedNATS(t) // no stream: nothing acks
-	r := runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "10")
+	r := runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "20000")
 	mustCode(t, r, ctl.ExitError)
-	if !strings.Contains(r.err, "not acked") {
-		t.Errorf("unacked publishes not reported: %s", r.err)
+	if !strings.Contains(r.err, "not acked") || !strings.Contains(r.err, "no JetStream stream listens on incidents.events.") {
+		t.Errorf("unacked publishes not reported with the subject: %s", r.err)
+	}
+	var sent int
+	if _, err := fmt.Sscanf(r.out, "published %d events", &sent); err != nil || sent >= 20000 {
+		t.Errorf("summary %q: want fewer than the 20000 events sent (the run stopped early)", r.out)
 	}
 }
 

@@ -24,6 +24,9 @@ const DefaultSubject = "incidents.events.{source}"
 // counts as failed.
 const ackTimeout = 30 * time.Second
 
+// errNoStream stops a publish run whose subject no stream listens on.
+var errNoStream = errors.New("no stream")
+
 // publisher publishes asynchronously with a bounded number of outstanding
 // acks and counts the outcomes.
 type publisher struct {
@@ -36,6 +39,10 @@ type publisher struct {
 	failed   atomic.Int64
 	errOnce  sync.Once
 	firstErr error
+	// noStream is the subject of the first publish JetStream answered
+	// with "no response from stream": no stream listens there, and every
+	// later publish on it would fail the same way.
+	noStream atomic.Pointer[string]
 }
 
 // newPublisher starts the ack collector; maxPending bounds the acks in
@@ -60,6 +67,10 @@ func (p *publisher) collect() {
 				p.dups.Add(1)
 			}
 		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				subject := f.Msg().Subject
+				p.noStream.CompareAndSwap(nil, &subject)
+			}
 			p.fail(err)
 		}
 	}
@@ -78,6 +89,9 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
 	opts = append(opts, jetstream.WithStallWait(time.Second))
+	if subj := p.noStream.Load(); subj != nil {
+		return fmt.Errorf("publish: %w: no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", errNoStream, *subj)
+	}
 	for {
 		f, err := p.js.PublishAsync(subject, data, opts...)
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
