@@ -139,7 +139,10 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show one incident (exit code 3 when there is none)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e
+  incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e -o json --api-url http://127.0.0.1:8080
+  incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e --state-backend pebble --state-path ./data/pebble`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := q.json(o.Out)
 			if err != nil {
