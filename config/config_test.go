@@ -454,6 +454,11 @@ func TestEnvOverrides(t *testing.T) {
 			problems: []string{"log.level: must be one of", `HTTP_LISTEN (http.listen): must be host:port (e.g. ":8080" or "127.0.0.1:8080"), got "nope"`},
 		},
 		{
+			name:     "credentials in the NATS URL and nats.user",
+			file:     "[nats]\nurl = \"nats://u:s3cret@n:4222\"\nuser = \"other\"\npassword = \"pw\"\n",
+			problems: []string{`nats.url: "nats://u:xxxxx@n:4222" carries credentials and nats.user, nats.token or nats.credentials_file is set too`},
+		},
+		{
 			name: "an empty [metrics] table keeps the defaults",
 			file: "[metrics]\n",
 			check: func(t *testing.T, c Config) {

@@ -245,8 +245,13 @@ func (c Config) validateNATS(p *problems) {
 			} else {
 				u = "nats://" + u
 			}
-			if parsed, err := url.Parse(u); err != nil || parsed.Hostname() == "" {
+			parsed, err := url.Parse(u)
+			if err != nil || parsed.Hostname() == "" {
 				p.add("nats.url", "not a valid server URL: %q", shown)
+				continue
+			}
+			if parsed.User != nil && (n.User != "" || n.Token != "" || n.CredentialsFile != "") {
+				p.add("nats.url", "%q carries credentials and nats.user, nats.token or nats.credentials_file is set too: choose one authentication method", shown)
 			}
 		}
 	}
