@@ -39,6 +39,15 @@ type ListResponse struct {
 	Total int64 `json:"total"`
 }
 
+// MarshalJSON writes the incidents as incident.View: every field present,
+// null when unset. Clients decode them into incident.Incident.
+func (r ListResponse) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Incidents []incident.View `json:"incidents"`
+		Total     int64           `json:"total"`
+	}{incident.NewViews(r.Incidents), r.Total})
+}
+
 // ErrorResponse is the body of every 4xx and 5xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
@@ -116,7 +125,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, in)
+	writeJSON(w, http.StatusOK, incident.NewView(in))
 }
 
 func (h *Handler) badRequest(w http.ResponseWriter, err error) {

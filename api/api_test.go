@@ -231,6 +231,18 @@ func TestGet(t *testing.T) {
 	if in.ID != "inc-07" || in.Title != all[7].Title || in.Severity != all[7].Severity || !in.LastSeen.Equal(all[7].LastSeen) {
 		t.Fatalf("got %+v", in)
 	}
+	// Every field is present, unset ones as null, in the item and in lists.
+	var raw map[string]any
+	get(t, h, "/api/v1/incidents/inc-07", &raw)
+	var page struct{ Incidents []map[string]any }
+	get(t, h, "/api/v1/incidents?limit=1", &page)
+	for _, m := range []map[string]any{raw, page.Incidents[0]} {
+		for _, k := range []string{"dedup_key", "description", "reopen_of", "resolved_at", "resolved_by", "acknowledged_at", "last_value", "unit", "labels", "late_count"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("key %q missing: %v", k, m)
+			}
+		}
+	}
 	var e api.ErrorResponse
 	if code := get(t, h, "/api/v1/incidents/"+url.PathEscape("no such"), &e); code != http.StatusNotFound || e.Error == "" {
 		t.Fatalf("unknown id: %d %+v", code, e)

@@ -162,7 +162,7 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 				return fmt.Errorf("get %s: %w", args[0], err)
 			}
 			if asJSON {
-				return writeJSON(o.Out, in)
+				return writeJSON(o.Out, incident.NewView(in))
 			}
 			return writeDetail(o.Out, in)
 		},
