@@ -2,9 +2,9 @@ package incident
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -101,21 +101,23 @@ func (in *Incident) Validate() error {
 		v.add("state", "unknown state %d", uint8(in.State))
 	}
 	for i, r := range in.Resources {
-		field := fmt.Sprintf("resources[%d]", i)
+		field := func() string { return "resources[" + strconv.Itoa(i) + "]" } // named only on failure
 		if r == "" {
-			v.add(field, "empty resource name")
+			v.add(field(), "empty resource name")
 			continue
 		}
-		v.text(field, r, MaxResourceBytes, false)
+		if err := checkString("", r, MaxResourceBytes, false); err != nil {
+			v.add(field(), "%s", err.Msg)
+		}
 		if i > 0 && in.Resources[i-1] >= r {
-			v.add(field, "not sorted and unique: %q after %q", truncate(r), truncate(in.Resources[i-1]))
+			v.add(field(), "not sorted and unique: %q after %q", truncate(r), truncate(in.Resources[i-1]))
 		}
 	}
 	if len(in.Labels) > MaxLabels {
 		v.add("labels", "%d labels, at most %d", len(in.Labels), MaxLabels)
 	}
-	for _, k := range slices.Sorted(maps.Keys(in.Labels)) { // problems in a stable order
-		val := in.Labels[k]
+	from := len(v.problems)
+	for k, val := range in.Labels {
 		if k == "" {
 			v.add("labels", "empty label name")
 			continue
@@ -124,8 +126,12 @@ func (in *Incident) Validate() error {
 			v.add("labels", "name %q: %s", truncate(k), err.Msg)
 			continue
 		}
-		v.text("labels."+k, val, MaxLabelValueBytes, true)
+		if err := checkString("", val, MaxLabelValueBytes, true); err != nil {
+			v.add("labels."+k, "%s", err.Msg) // named only on failure: no allocation per label
+		}
 	}
+	// The map's order is random: the label problems in a stable one.
+	slices.SortFunc(v.problems[from:], func(a, b *FieldError) int { return strings.Compare(a.Error(), b.Error()) })
 	v.time("first_seen", in.FirstSeen, true)
 	v.time("last_seen", in.LastSeen, true)
 	if !in.FirstSeen.IsZero() && in.LastSeen.Before(in.FirstSeen) {

@@ -120,6 +120,8 @@ func TestValidateTable(t *testing.T) {
 			}
 		}, []string{"labels"}, "65 labels, at most 64"},
 		{"empty label name", func(in *incident.Incident) { in.Labels = map[string]string{"": "v"} }, []string{"labels"}, "empty label name"},
+		{"two bad label values, in name order", func(in *incident.Incident) { in.Labels = map[string]string{"b": "\x00", "a": "\x01", "c": "ok"} },
+			[]string{"labels.a", "labels.b"}, "labels.a: control character 0x01 at byte 0; labels.b: control character 0x00"},
 		{"label value with a control character", func(in *incident.Incident) { in.Labels = map[string]string{"k": "a\x00"} }, []string{"labels.k"}, ""},
 		{"zero first_seen", func(in *incident.Incident) { in.FirstSeen = zero }, []string{"first_seen"}, "missing"},
 		{"zero updated_at", func(in *incident.Incident) { in.UpdatedAt = zero }, []string{"updated_at"}, "missing"},
@@ -157,6 +159,14 @@ func TestValidateTable(t *testing.T) {
 	}
 	if err := (*incident.Incident)(nil).Validate(); err == nil {
 		t.Fatal("a nil incident validates")
+	}
+}
+
+// A valid incident is checked without allocating.
+func TestValidateDoesNotAllocate(t *testing.T) {
+	in := validIncident()
+	if n := testing.AllocsPerRun(100, func() { _ = in.Validate() }); n != 0 {
+		t.Fatalf("%v allocations per Validate of a valid incident", n)
 	}
 }
 
