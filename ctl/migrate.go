@@ -60,8 +60,15 @@ func newImportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	var to storeFlags
 	var in string
 	cmd := &cobra.Command{
-		Use:     "import",
-		Short:   "Write incidents exported by `export` (JSON lines or array) into an empty store",
+		Use:   "import",
+		Short: "Write incidents exported by `export` (JSON lines or array) into an empty store",
+		Long: `import reads incidents as export writes them (JSON lines, or one JSON array) from a file or
+stdin and writes them into an empty target store through its own Apply. Every record is
+checked first, all of them before anything is written: an input with any record that is not
+a valid incident (empty id, fingerprint, title or source, a missing state or severity,
+unknown values, impossible times or counts, ...), an id twice, or two active incidents of
+one identity is refused with exit 1, naming the line of each refused record and its
+problems, and the target is left untouched.`,
 		Example: `  incidentctl import -f incidents.jsonl --to-backend pebble --to-path ./data/pebble`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,7 +81,9 @@ func newImportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 				defer f.Close()
 				r = f
 			}
-			all, err := readIncidents(r)
+			// Every record is checked before the target is opened: an
+			// input with any invalid record writes nothing.
+			all, err := readImport(r)
 			if err != nil {
 				return err
 			}
@@ -95,7 +104,9 @@ func newMigrateCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Long: `migrate reads every incident of the source (a store, or with --from-api-url the API of a
 running worker, which is how an in-memory worker's incidents are saved) and writes them
 into an empty target store with their indexes. Versions restart at 1; applied-event markers
-are not copied, so drain the stream and stop the workers before migrating.`,
+are not copied, so drain the stream and stop the workers before migrating. The whole source
+is read and checked as import checks its input before the target is opened: any invalid
+incident refuses the migration (exit 1, each named by id) and nothing is written.`,
 		Example: `  incidentctl migrate --from-backend pebble --from-path ./data/pebble --to-backend redis --to-redis-url redis://127.0.0.1:6379/0
   incidentctl migrate --from-api-url http://127.0.0.1:8080 --to-backend pebble --to-path ./data/pebble`,
 		Args: cobra.NoArgs,
@@ -114,6 +125,11 @@ are not copied, so drain the stream and stop the workers before migrating.`,
 			closeR()
 			if err != nil {
 				return fmt.Errorf("read source: %w", err)
+			}
+			// The whole source is in memory: check all of it before the
+			// target is opened, so a refused source writes nothing.
+			if err := checkSource(all); err != nil {
+				return err
 			}
 			return copyInto(cmd, o, logger(), &to, all)
 		},

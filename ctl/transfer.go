@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -86,50 +85,6 @@ func writeIncidents(w io.Writer, all []*incident.Incident, array bool) error {
 	return bw.Flush()
 }
 
-// readIncidents reads what writeIncidents wrote (either form).
-func readIncidents(r io.Reader) ([]*incident.Incident, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	dec := json.NewDecoder(br)
-	first, err := firstByte(br)
-	if err != nil {
-		return nil, err
-	}
-	var all []*incident.Incident
-	if first == '[' {
-		if err := dec.Decode(&all); err != nil {
-			return nil, fmt.Errorf("import: %w", err)
-		}
-		return all, nil
-	}
-	for n := 1; ; n++ {
-		var in incident.Incident
-		err := dec.Decode(&in)
-		if errors.Is(err, io.EOF) {
-			return all, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("import: record %d: %w", n, err)
-		}
-		all = append(all, &in)
-	}
-}
-
-func firstByte(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.Peek(1)
-		if errors.Is(err, io.EOF) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("import: %w", err)
-		}
-		if !bytes.ContainsAny(b, " \t\r\n") {
-			return b[0], nil
-		}
-		_, _ = br.ReadByte()
-	}
-}
-
 // importResult says what importInto wrote.
 type importResult struct {
 	Written int `json:"written"`
@@ -178,10 +133,35 @@ func importInto(ctx context.Context, target storage.Store, all []*incident.Incid
 }
 
 // reopenOrder returns copies of all at Version 1, each identity's incidents
-// consecutive and in reopen order: the first has no reopen_of, each next one
-// reopens the previous. An incident whose predecessor is missing continues
-// the chain (its reopen_of rewritten) and is counted.
+// consecutive and in reopen order (identityOrder): the first has no
+// reopen_of, each next one reopens the previous. An incident whose
+// predecessor is missing continues the chain (its reopen_of rewritten) and
+// is counted.
 func reopenOrder(all []*incident.Incident) ([]*incident.Incident, int) {
+	out := make([]*incident.Incident, 0, len(all))
+	relinked := 0
+	for _, group := range identityOrder(all) {
+		prev := ""
+		for _, in := range group {
+			c := in.Clone()
+			c.Version = 1
+			if c.ReopenOf != prev {
+				c.ReopenOf = prev
+				relinked++
+			}
+			out = append(out, c)
+			prev = c.ID
+		}
+	}
+	return out, relinked
+}
+
+// identityOrder groups all by fingerprint (in first-seen order) and puts
+// each group in the order importInto writes it, the last one ending as the
+// identity's current incident: the reopen_of chain from its root, then
+// whatever it does not reach (orphans, forks) in creation order. It does
+// not copy or change the incidents.
+func identityOrder(all []*incident.Incident) [][]*incident.Incident {
 	byFP := map[string][]*incident.Incident{}
 	var fps []string
 	for _, in := range all {
@@ -190,8 +170,7 @@ func reopenOrder(all []*incident.Incident) ([]*incident.Incident, int) {
 		}
 		byFP[in.Fingerprint] = append(byFP[in.Fingerprint], in)
 	}
-	out := make([]*incident.Incident, 0, len(all))
-	relinked := 0
+	groups := make([][]*incident.Incident, 0, len(fps))
 	for _, fp := range fps {
 		group := byFP[fp]
 		slices.SortFunc(group, func(a, b *incident.Incident) int {
@@ -207,17 +186,7 @@ func reopenOrder(all []*incident.Incident) ([]*incident.Incident, int) {
 				next[in.ReopenOf] = append(next[in.ReopenOf], in)
 			}
 		}
-		prev := ""
-		emit := func(in *incident.Incident) {
-			c := in.Clone()
-			c.Version = 1
-			if c.ReopenOf != prev {
-				c.ReopenOf = prev
-				relinked++
-			}
-			out = append(out, c)
-			prev = c.ID
-		}
+		ordered := make([]*incident.Incident, 0, len(group))
 		// Follow the chain from the root; whatever is not reached (orphans,
 		// forks) continues it in creation order.
 		done := map[string]bool{}
@@ -226,16 +195,17 @@ func reopenOrder(all []*incident.Incident) ([]*incident.Incident, int) {
 			if len(succ) == 0 || done[succ[0].ID] {
 				break
 			}
-			emit(succ[0])
+			ordered = append(ordered, succ[0])
 			done[succ[0].ID] = true
 			cur = succ[0].ID
 		}
 		for _, in := range group {
 			if !done[in.ID] {
-				emit(in)
+				ordered = append(ordered, in)
 				done[in.ID] = true
 			}
 		}
+		groups = append(groups, ordered)
 	}
-	return out, relinked
+	return groups
 }
