@@ -280,6 +280,11 @@ func (d DedupeConfig) FieldsFor(source string) []string {
 type HTTPConfig struct {
 	// Listen is http.listen, a host:port for net.Listen (":8080").
 	Listen string `toml:"listen" json:"listen"`
+	// AllowWrites is http.allow_writes: serve the API's one write, an
+	// operator's state change (POST /api/v1/incidents/{id}/state). Off by
+	// default, since the API has no authentication: the endpoint then
+	// answers 403.
+	AllowWrites bool `toml:"allow_writes" json:"allow_writes"`
 }
 
 // MetricsConfig is the [metrics] table: where the Prometheus endpoint is

@@ -468,6 +468,37 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name: "http.allow_writes is off by default, set in the file, overridden by HTTP_ALLOW_WRITES",
+			check: func(t *testing.T, c Config) {
+				if c.HTTP.AllowWrites {
+					t.Error("http.allow_writes is on by default")
+				}
+				for _, tc := range []struct {
+					file, env string
+					want      bool
+				}{{"[http]\nallow_writes = true\n", "", true}, {"[http]\nallow_writes = true\n", "False", false}, {"", "TRUE", true}} {
+					path := filepath.Join(t.TempDir(), "c.toml")
+					if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					got, err := Load(path, func(k string) (string, bool) { return tc.env, k == "HTTP_ALLOW_WRITES" })
+					if err != nil || got.HTTP.AllowWrites != tc.want {
+						t.Errorf("file %q, HTTP_ALLOW_WRITES=%q: allow_writes %v, %v; want %v", tc.file, tc.env, got.HTTP.AllowWrites, err, tc.want)
+					}
+				}
+			},
+		},
+		{
+			name:     "malformed HTTP_ALLOW_WRITES",
+			env:      map[string]string{"HTTP_ALLOW_WRITES": "yes"},
+			problems: []string{`HTTP_ALLOW_WRITES (http.allow_writes): want true or false, got "yes"`},
+		},
+		{
+			name:     "http.allow_writes of the wrong type",
+			file:     "[http]\nallow_writes = \"yes\"\n",
+			problems: []string{`http.allow_writes: want true or false, got the string "yes"`},
+		},
+		{
 			name: "[metrics] and the listen variables",
 			file: "[metrics]\npath = \"/internal/metrics\"\nlisten = \":9000\"\n",
 			env:  map[string]string{"METRICS_LISTEN": "127.0.0.1:9102", "NATS_EMBEDDED_LISTEN": "127.0.0.1:14222"},

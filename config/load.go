@@ -27,6 +27,7 @@ var EnvOverrides = []EnvOverride{
 	{"NATS_URL", "nats.url"},
 	{"NATS_EMBEDDED_LISTEN", "nats.embedded_listen"},
 	{"HTTP_LISTEN", "http.listen"},
+	{"HTTP_ALLOW_WRITES", "http.allow_writes"},
 	{"METRICS_LISTEN", "metrics.listen"},
 	{"LOG_LEVEL", "log.level"},
 }
@@ -145,6 +146,14 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 			cfg.NATS.EmbeddedListen = v
 		case "HTTP_LISTEN":
 			cfg.HTTP.Listen = v
+		case "HTTP_ALLOW_WRITES":
+			b, ok := parseBool(v)
+			if !ok {
+				p.add(o.Var+" ("+o.Key+")", "want true or false, got %q", v)
+				bad[o.Key] = true
+				continue
+			}
+			cfg.HTTP.AllowWrites = b
 		case "METRICS_LISTEN":
 			cfg.Metrics.Listen = v
 		case "LOG_LEVEL":
@@ -154,6 +163,18 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 		delete(bad, o.Key)
 	}
 	return set
+}
+
+// parseBool reads a boolean variable: true or false in any case (not 1, 0,
+// yes or no, which TOML does not accept either).
+func parseBool(v string) (value, ok bool) {
+	switch strings.ToLower(v) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
 }
 
 // normaliseBackend rewrites the old "sled" backend to "pebble" and records
