@@ -75,7 +75,7 @@ func writeIncidents(w io.Writer, all []*incident.Incident, array bool) error {
 		if array && i > 0 {
 			bw.WriteString(",")
 		}
-		if err := enc.Encode(in); err != nil {
+		if err := enc.Encode(incident.NewView(in)); err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
 	}
