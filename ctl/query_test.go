@@ -3,6 +3,10 @@ package ctl_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -286,5 +290,27 @@ func TestSinceFlag(t *testing.T) {
 	mustCode(t, r, ctl.ExitUsage)
 	if !strings.Contains(r.err, "nor a duration") {
 		t.Errorf("--since 1x: %q should say a duration works too", r.err)
+	}
+}
+
+// TestMissingStoreIsAnError: reading a Pebble path that does not exist (or
+// an empty directory) fails, naming the path, instead of creating an empty
+// store and answering "nothing" (verify once said "ok").
+func TestMissingStoreIsAnError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "typo")
+	empty := t.TempDir()
+	for _, path := range []string{missing, empty} {
+		for _, args := range [][]string{{"count"}, {"list"}, {"get", "x"}, {"verify"}, {"export"}} {
+			r := runCtl(t, nil, "", append(args, "--state-backend", "pebble", "--state-path", path)...)
+			mustCode(t, r, ctl.ExitError)
+			if !strings.Contains(r.err, "no Pebble store at "+path) {
+				t.Errorf("%v on %s: %q", args, path, r.err)
+			}
+		}
+		r := runCtl(t, nil, "", "migrate", "--from-backend", "pebble", "--from-path", path, "--to-backend", "memory")
+		mustCode(t, r, ctl.ExitError)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("reading created %s: %v", missing, err)
 	}
 }

@@ -3,6 +3,8 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +94,13 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 	if err != nil {
 		return nil, st, err
 	}
+	if f.prefix != "to" && st.Backend == config.BackendPebble {
+		// Reading a store that is not there would create an empty one
+		// and answer "nothing": a mistyped path must be an error.
+		if err := pebbleExists(st.Path); err != nil {
+			return nil, st, err
+		}
+	}
 	s, err := backend.Open(st, log, prometheus.NewRegistry())
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, st, fmt.Errorf("%w (a worker is running on %s: %s)", err, st.Path, f.lockedHint())
@@ -100,6 +109,24 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 		return nil, st, err
 	}
 	return s, st, nil
+}
+
+// errNoStore is a store to read that does not exist.
+var errNoStore = errors.New("no store")
+
+// pebbleExists checks that path is a directory with something in it (an
+// empty one would become a new, empty store).
+func pebbleExists(path string) error {
+	entries, err := os.ReadDir(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: no Pebble store at %s (the directory does not exist; check --state-path or STATE_PATH)", errNoStore, path)
+	case err != nil:
+		return fmt.Errorf("pebble store %s: %w", path, err)
+	case len(entries) == 0:
+		return fmt.Errorf("%w: no Pebble store at %s (the directory is empty)", errNoStore, path)
+	}
+	return nil
 }
 
 // lockedHint says what to do instead of opening a directory a worker holds.
