@@ -71,8 +71,8 @@ func (e *Event) Validate() error {
 	if e.OccurredAt.IsZero() {
 		return errf(ReasonMissingField, "occurred_at", "no event time in payload or message timestamp")
 	}
-	if y := e.OccurredAt.Year(); y < 1970 || y > 9999 {
-		return errf(ReasonInvalidField, "occurred_at", "year %d out of range 1970..9999", y)
+	if y := e.OccurredAt.Year(); y < minYear || y > maxYear {
+		return errf(ReasonInvalidField, "occurred_at", "year %d out of range %d..%d", y, minYear, maxYear)
 	}
 	if e.Value != nil && (math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0)) {
 		return errf(ReasonInvalidField, "value", "must be a finite number")
