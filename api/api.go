@@ -1,7 +1,8 @@
-// Package api is the worker's read side: the HTTP query API over the store
-// the pipeline writes (GET /api/v1/incidents with filters and pagination,
-// GET /api/v1/incidents/{id}). incidentctl get/list/count use it when a
-// worker runs.
+// Package api is the worker's HTTP API over the store the pipeline writes:
+// queries (GET /api/v1/incidents with filters and pagination, GET
+// /api/v1/incidents/{id}) and, when enabled, an operator's state change
+// (POST /api/v1/incidents/{id}/state). incidentctl get/list/count/state use
+// it when a worker runs.
 package api
 
 import (
@@ -53,6 +54,11 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 	// Parameter names the query parameter at fault (400 only).
 	Parameter string `json:"parameter,omitempty"`
+	// Field names the request body's member at fault (400 only).
+	Field string `json:"field,omitempty"`
+	// From and To are the states of a refused state change (409 only).
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 }
 
 // Handler serves the query API.
@@ -60,19 +66,28 @@ type Handler struct {
 	store Reader
 	log   *zap.Logger
 	mux   *http.ServeMux
+	// writer serves StatePath; nil answers 403 (see EnableWrites).
+	writer  storage.Store
+	observe func(from, to incident.State)
 }
 
-// New returns the API handler over store.
+// New returns the API handler over store. Its write, StatePath, answers
+// 403 until EnableWrites.
 func New(store Reader, log *zap.Logger) *Handler {
 	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET "+ListPath, h.list)
 	h.mux.HandleFunc("GET "+GetPath, h.get)
-	// The same paths with another method: 405 naming the one allowed
+	h.mux.HandleFunc("POST "+StatePath, h.setState)
+	// The same paths with another method: 405 naming the ones allowed
 	// (GET serves HEAD too).
-	for _, p := range []string{ListPath, GetPath} {
-		h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed on " + r.URL.Path + ": the API is read-only (GET)"})
+	for _, p := range []struct{ path, allow, what string }{
+		{ListPath, "GET, HEAD", "it is read (GET)"},
+		{GetPath, "GET, HEAD", "it is read (GET); a state change is POST " + ListPath + "/{id}/state"},
+		{StatePath, "POST", `a state change is POST {"state":"…"}`},
+	} {
+		h.mux.HandleFunc(p.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", p.allow)
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed on " + r.URL.Path + ": " + p.what})
 		})
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

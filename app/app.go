@@ -1,7 +1,8 @@
 // Package app wires the worker together: the embedded nats-server (when no
 // NATS URL is configured) or the connection to an external one, the store
 // from the factory, the consumer, the metrics and the HTTP listener (query
-// API, /metrics, /healthz, /readyz). cmd/incidentd and `incidentctl bench`
+// API and, with http.allow_writes, its operator state change; /metrics,
+// /healthz, /readyz). cmd/incidentd and `incidentctl bench`
 // both run a worker through it.
 package app
 
@@ -182,7 +183,12 @@ func (a *App) routes() http.Handler {
 	}
 	mux.Handle("/healthz", metrics.HealthzHandler())
 	mux.Handle("/readyz", a.m.Health.ReadyzHandler())
-	api.New(a.storeForAPI(), a.log).Register(mux)
+	h := api.New(a.storeForAPI(), a.log)
+	if a.cfg.HTTP.AllowWrites {
+		h.EnableWrites(a.store, a.m.ObserveOperator)
+		a.log.Info("api: operator state changes enabled (http.allow_writes)", zap.String("path", "POST "+api.StatePath))
+	}
+	h.Register(mux)
 	return mux
 }
 

@@ -82,6 +82,9 @@ type Metrics struct {
 	IncidentsReopened     prometheus.Counter
 	IncidentsAcknowledged prometheus.Counter
 	IncidentsResolved     *prometheus.CounterVec
+	// IncidentsOperatorTransitions counts operators' state changes
+	// through the API, by target state (incident.OperatorTargets).
+	IncidentsOperatorTransitions *prometheus.CounterVec
 
 	BatchesCommitted prometheus.Counter
 	BatchesFailed    prometheus.Counter
@@ -136,7 +139,9 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
 		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
 		IncidentsResolved: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "incidents_resolved_total",
-			Help: "Incidents resolved, by what resolved them (event or timeout)."}, []string{"resolved_by"}),
+			Help: "Incidents resolved, by what resolved them (event, timeout, or operator: an operator's Resolved or Closed of an active incident)."}, []string{"resolved_by"}),
+		IncidentsOperatorTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "incidents_operator_transitions_total",
+			Help: "Operators' state changes through this worker's API, by the state set (requests that changed nothing excluded)."}, []string{"to"}),
 		BatchesCommitted: counter("batches_committed_total", "Batches durably committed to the store and acked."),
 		BatchesFailed:    counter("batches_failed_total", "Batch commit attempts that failed (each retry counts)."),
 		StoreConflicts:   counter("store_conflicts_total", "Optimistic-concurrency conflicts resolved by re-reading and folding again."),
@@ -171,8 +176,11 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	}
 	m.EventsDuplicate.WithLabelValues(DuplicateEventID)
 	m.EventsDuplicate.WithLabelValues(DuplicateMerged)
-	for _, by := range []incident.ResolvedBy{incident.ResolvedByEvent, incident.ResolvedByTimeout} {
+	for _, by := range []incident.ResolvedBy{incident.ResolvedByEvent, incident.ResolvedByTimeout, incident.ResolvedByOperator} {
 		m.IncidentsResolved.WithLabelValues(string(by))
+	}
+	for _, to := range incident.OperatorTargets {
+		m.IncidentsOperatorTransitions.WithLabelValues(to.String())
 	}
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "ready",
 		Help: "1 when the worker is ready (NATS connected, consumer bound, store writable), else 0."},
@@ -188,7 +196,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered,
 		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.IncidentsOpened,
-		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.BatchesCommitted,
+		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
 		m.NATSErrors, m.AcksFailed, ready, info}
@@ -212,6 +220,17 @@ func (m *Metrics) ObserveFold(st dedupe.Stats) {
 	m.IncidentsAcknowledged.Add(float64(st.Acknowledged))
 	m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByEvent)).Add(float64(st.Resolved))
 	m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByTimeout)).Add(float64(st.TimedOut))
+}
+
+// ObserveOperator counts an operator's state change from from to to: one
+// transition, and a resolution by the operator when it ended an active
+// incident (to Resolved or Closed; closing a resolved incident is no new
+// resolution).
+func (m *Metrics) ObserveOperator(from, to incident.State) {
+	m.IncidentsOperatorTransitions.WithLabelValues(to.String()).Inc()
+	if from.Active() && !to.Active() {
+		m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByOperator)).Inc()
+	}
 }
 
 // ObserveLatency records the end-to-end latency of one event committed at

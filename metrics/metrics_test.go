@@ -48,7 +48,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"incidentd_events_invalid_total":       len(incident.DecodeReasons), // max_deliver is no decode failure
 		"incidentd_events_dead_lettered_total": len(incident.Reasons),
 		"incidentd_events_duplicate_total":     2,
-		"incidentd_incidents_resolved_total":   2,
+		"incidentd_incidents_resolved_total":   3, // event, timeout, operator
 		"incidentd_events_received_total":      1,
 		"incidentd_batches_committed_total":    1,
 		"incidentd_flush_duration_seconds":     1,
@@ -97,6 +97,36 @@ func TestObserveFold(t *testing.T) {
 		{"resolved event", m.IncidentsResolved.WithLabelValues("event"), 2},
 		{"resolved timeout", m.IncidentsResolved.WithLabelValues("timeout"), 1},
 		{"orphaned", m.EventsOrphaned, 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestObserveOperator: a series per operator target from start, then one
+// transition per change and a resolution by the operator when an active
+// incident ends.
+func TestObserveOperator(t *testing.T) {
+	m, reg := newMetrics(t)
+	if n, err := testutil.GatherAndCount(reg, "incidentd_incidents_operator_transitions_total"); err != nil || n != len(incident.OperatorTargets) {
+		t.Fatalf("operator transition series at start: %d, %v; want %d", n, err, len(incident.OperatorTargets))
+	}
+	m.ObserveOperator(incident.Detected, incident.Investigating)
+	m.ObserveOperator(incident.Investigating, incident.Resolved)
+	m.ObserveOperator(incident.Resolved, incident.Closed) // no second resolution
+	m.ObserveOperator(incident.Triaged, incident.Closed)
+	for _, c := range []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"to Investigating", m.IncidentsOperatorTransitions.WithLabelValues("Investigating"), 1},
+		{"to Resolved", m.IncidentsOperatorTransitions.WithLabelValues("Resolved"), 1},
+		{"to Closed", m.IncidentsOperatorTransitions.WithLabelValues("Closed"), 2},
+		{"to Triaged", m.IncidentsOperatorTransitions.WithLabelValues("Triaged"), 0},
+		{"resolved operator", m.IncidentsResolved.WithLabelValues("operator"), 2},
+		{"resolved event", m.IncidentsResolved.WithLabelValues("event"), 0},
 	} {
 		if got := testutil.ToFloat64(c.c); got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)

@@ -1,0 +1,227 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+)
+
+// StatePath is the API's one write: an operator's state change of incident
+// {id} (POST, body StateRequest), served only when writes are enabled.
+const StatePath = "/api/v1/incidents/{id}/state"
+
+// ChangedHeader says, on a 200 from StatePath, whether the request changed
+// the incident ("true") or found it in that state already ("false").
+const ChangedHeader = "Incidentd-Changed"
+
+// maxStateBody bounds a state request's body.
+const maxStateBody = 4 << 10
+
+// StateRequest is the body of POST /api/v1/incidents/{id}/state.
+type StateRequest struct {
+	// State is the state to set: Triaged, Investigating, Remediating,
+	// Resolved or Closed (any case).
+	State string `json:"state"`
+}
+
+// ErrWritesDisabled is the client's error for a worker whose API serves no
+// writes (http.allow_writes is false); the message is the server's.
+var ErrWritesDisabled = errors.New("api: writes disabled")
+
+// writesDisabledMessage is the 403's error: what to set to enable writes.
+const writesDisabledMessage = "operator state changes are disabled on this worker: the API has no authentication, so writes are opt-in; " +
+	"set http.allow_writes = true (or HTTP_ALLOW_WRITES=true) and restart it, or change the store directly with incidentctl state --state-backend ..."
+
+// EnableWrites serves the state changes of StatePath, written to s (the
+// store the API reads) with storage.SetState. observe, when not nil, is
+// called after each request that changed an incident. Without it that
+// endpoint answers 403 naming http.allow_writes.
+func (h *Handler) EnableWrites(s storage.Store, observe func(from, to incident.State)) *Handler {
+	h.writer, h.observe = s, observe
+	return h
+}
+
+// ParseTarget reads a state an operator may set (incident.OperatorTargets),
+// in any case.
+func ParseTarget(v string) (incident.State, error) {
+	names := make([]string, len(incident.OperatorTargets))
+	for i, st := range incident.OperatorTargets {
+		names[i] = st.String()
+	}
+	want := "one of " + strings.Join(names, ", ")
+	st, err := incident.ParseState(v)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("unknown state %q (want %s)", v, want)
+	case st == incident.Detected:
+		return 0, fmt.Errorf("%s is no state an operator sets: a new incident starts in it (want %s)", st, want)
+	}
+	return st, nil
+}
+
+func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
+	if h.writer == nil {
+		writeJSON(w, http.StatusForbidden, ErrorResponse{Error: writesDisabledMessage})
+		return
+	}
+	id := r.PathValue("id")
+	to, err := readStateRequest(w, r)
+	if err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: fe.Error(), Field: fe.field})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+		return
+	}
+	ch, err := storage.SetState(r.Context(), h.writer, id, to, time.Now)
+	var te *incident.TransitionError
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFoundMessage(id)})
+		return
+	case errors.As(err, &te):
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: te.Error(), From: te.From.String(), To: te.To.String()})
+		return
+	case errors.Is(err, storage.ErrConflict):
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: fmt.Sprintf(
+			"incident %s kept changing under concurrent writes (%d attempts): try again", quote(id), ch.Conflicts+1)})
+		return
+	case err != nil && !ch.Changed:
+		h.fail(w, err)
+		return
+	case err != nil: // written, then the identity pointer check failed
+		h.log.Warn("state change written, pointer check failed", zap.String("id", id), zap.Error(err))
+	}
+	if ch.Changed {
+		h.log.Info("operator state change", zap.String("id", id), zap.Stringer("from", ch.From), zap.Stringer("to", to),
+			zap.Int64("version", ch.Incident.Version), zap.String("remote", r.RemoteAddr), zap.String("user_agent", r.UserAgent()))
+		if h.observe != nil {
+			h.observe(ch.From, to)
+		}
+	}
+	w.Header().Set(ChangedHeader, fmt.Sprint(ch.Changed))
+	writeJSON(w, http.StatusOK, incident.NewView(ch.Incident))
+}
+
+// fieldError is a bad member of a request body; the API answers 400 naming
+// it in ErrorResponse.Field.
+type fieldError struct {
+	field, msg string
+}
+
+func (e *fieldError) Error() string { return "field " + e.field + ": " + e.msg }
+
+// readStateRequest decodes the body: one JSON object with a state member
+// and nothing else.
+func readStateRequest(w http.ResponseWriter, r *http.Request) (incident.State, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxStateBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return 0, fmt.Errorf("body: larger than %d bytes", maxStateBody)
+	case err != nil:
+		return 0, fmt.Errorf("body: %w", err)
+	case len(bytes.TrimSpace(body)) == 0:
+		return 0, errors.New(`body: empty: want a JSON object such as {"state":"Investigating"}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var req struct {
+		State *string `json:"state"`
+	}
+	if err := dec.Decode(&req); err != nil {
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ) && typ.Field != "":
+			return 0, &fieldError{field: typ.Field, msg: "want a string, got a JSON " + typ.Value}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return 0, &fieldError{field: name, msg: `unknown field: the body has only "state"`}
+		}
+		return 0, fmt.Errorf(`body: not a JSON object such as {"state":"Investigating"}: %v`, err)
+	}
+	if dec.More() {
+		return 0, errors.New("body: more than one JSON value")
+	}
+	if req.State == nil {
+		return 0, &fieldError{field: "state", msg: `missing: want {"state":"Investigating"} or another state`}
+	}
+	to, err := ParseTarget(*req.State)
+	if err != nil {
+		return 0, &fieldError{field: "state", msg: err.Error()}
+	}
+	return to, nil
+}
+
+// SetState asks the worker to set the incident's state (POST
+// /api/v1/incidents/{id}/state) and returns the incident as stored and
+// whether the request changed it. Errors: one matching storage.ErrNotFound
+// (404), a *incident.TransitionError (409, the lifecycle refuses), one
+// wrapping storage.ErrConflict (409, concurrent writes), one wrapping
+// ErrWritesDisabled (403), or the server's message.
+func (c *Client) SetState(ctx context.Context, id string, to incident.State) (*incident.Incident, bool, error) {
+	body, _ := json.Marshal(StateRequest{State: to.String()})
+	path := ListPath + "/" + url.PathEscape(id) + "/state"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, false, fmt.Errorf("api request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("api: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, false, fmt.Errorf("api read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		_ = json.Unmarshal(raw, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return nil, false, &notFoundError{msg: e.Error}
+		case http.StatusForbidden:
+			return nil, false, fmt.Errorf("%w: %s", ErrWritesDisabled, e.Error)
+		case http.StatusConflict:
+			from, ferr := incident.ParseState(e.From)
+			too, terr := incident.ParseState(e.To)
+			if ferr == nil && terr == nil {
+				return nil, false, &incident.TransitionError{ID: id, From: from, To: too, Reason: reason(e.Error)}
+			}
+			return nil, false, fmt.Errorf("api: %s: %w", e.Error, storage.ErrConflict)
+		}
+		return nil, false, fmt.Errorf("api: %s: %s", resp.Status, e.Error)
+	}
+	var in incident.Incident
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, false, fmt.Errorf("api decode: %w", err)
+	}
+	return &in, resp.Header.Get(ChangedHeader) != "false", nil
+}
+
+// reason is the reason part of a TransitionError's message.
+func reason(msg string) string {
+	if _, r, ok := strings.Cut(msg, " is not allowed: "); ok {
+		return r
+	}
+	return msg
+}
