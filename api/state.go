@@ -42,7 +42,7 @@ var ErrWritesDisabled = errors.New("api: writes disabled")
 
 // writesDisabledMessage is the 403's error: what to set to enable writes.
 const writesDisabledMessage = "operator state changes are disabled on this worker: the API has no authentication, so writes are opt-in; " +
-	"set http.allow_writes = true (or HTTP_ALLOW_WRITES=true) and restart it, or change the store directly with incidentctl state --state-backend ..."
+	"set http.allow_writes = true (or HTTP_ALLOW_WRITES=true) and restart it, or change the store directly with incidentctl set-state --state-backend ..."
 
 // EnableWrites serves the state changes of StatePath, written to s (the
 // store the API reads) with storage.SetState. observe, when not nil, is

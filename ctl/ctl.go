@@ -1,7 +1,8 @@
 // Package ctl implements incidentctl, the operator CLI of incidentd: it
 // publishes events onto the incident stream (publish), queries incidents
 // through a running worker's API or directly from a store (get, list,
-// count), prepares JetStream (setup), moves and checks stored incidents
+// count), sets an incident's state as an operator (set-state), prepares
+// JetStream (setup), moves and checks stored incidents
 // (migrate, export, import, verify, backup, restore) and measures the whole pipeline
 // end to end (bench). cmd/incidentctl is a thin main around Run.
 package ctl
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 	redisstore "github.com/llm-im/incidentd/storage/redis"
 )
@@ -39,6 +41,9 @@ const (
 	ExitNotFound = 3
 	// ExitInconsistent: verify found records and indexes that disagree.
 	ExitInconsistent = 4
+	// ExitRefused: set-state asked for a change the incident lifecycle
+	// refuses (an *incident.TransitionError).
+	ExitRefused = 5
 )
 
 // ErrInconsistent is returned by verify when the store disagrees with
@@ -87,9 +92,12 @@ func Run(ctx context.Context, args []string, o IO) int {
 		return ExitUsage
 	}
 	fmt.Fprintf(o.Err, "incidentctl: %v\n", err)
+	var refused *incident.TransitionError
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return ExitNotFound
+	case errors.As(err, &refused):
+		return ExitRefused
 	case errors.Is(err, ErrInconsistent):
 		return ExitInconsistent
 	case errors.Is(err, errUsage), unknownCommand(err):
@@ -122,6 +130,7 @@ func newRoot(o IO) *cobra.Command {
 	root.AddCommand(
 		newPublishCmd(o, logger),
 		newGetCmd(o, logger), newListCmd(o, logger), newCountCmd(o, logger),
+		newSetStateCmd(o, logger),
 		newSetupCmd(o, logger),
 		newMigrateCmd(o, logger), newExportCmd(o, logger), newImportCmd(o, logger),
 		newVerifyCmd(o, logger), newBackupCmd(o, logger), newRestoreCmd(o, logger),
