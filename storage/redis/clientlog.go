@@ -105,11 +105,18 @@ var clientLogLevels = []struct {
 	{"ring shard state changed", zapcore.InfoLevel},
 }
 
-func clientLogLevel(format string) zapcore.Level {
+// clientLogLevel is the level of a go-redis line by its format and, for
+// the Sentinel lookup, its text: go-redis asks every sentinel at once and
+// cancels the others when one answers, and each cancelled query logs
+// "... failed: context canceled", which is routine (debug).
+func clientLogLevel(format, msg string) zapcore.Level {
 	for _, c := range clientLogLevels {
 		if strings.HasPrefix(format, c.prefix) {
 			return c.level
 		}
+	}
+	if strings.HasPrefix(format, "sentinel: GetMasterAddrByName") && strings.HasSuffix(msg, context.Canceled.Error()) {
+		return zapcore.DebugLevel
 	}
 	return zapcore.WarnLevel
 }
@@ -117,12 +124,12 @@ func clientLogLevel(format string) zapcore.Level {
 // Printf logs one go-redis line, unless a line of its kind was logged less
 // than clientLogWindow ago.
 func (c *clientLogger) Printf(_ context.Context, format string, v ...any) {
-	level := clientLogLevel(format)
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	level := clientLogLevel(format, msg)
 	c.count(level)
 	if !c.l.Core().Enabled(level) {
 		return
 	}
-	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
 	kind := lineKind(format, msg)
 	now := c.now()
 

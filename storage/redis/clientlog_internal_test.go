@@ -23,6 +23,9 @@ func TestClientLogLevels(t *testing.T) {
 		{"redis: connection pool: failed to dial after %d attempts: %v", []any{5, "refused"}, zapcore.WarnLevel},
 		{"sentinel: GetMasterAddrByName name=%q failed: %s", []any{"mymaster", "timeout"}, zapcore.WarnLevel},
 		{"%s", []any{"anything else"}, zapcore.WarnLevel},
+		// The sentinels go-redis stopped asking once one answered.
+		{"sentinel: GetMasterAddrByName addr=%s, master=%q failed: %s", []any{"127.0.0.1:26379", "mymaster", "context canceled"}, zapcore.DebugLevel},
+		{"sentinel: GetMasterAddrByName addr=%s, master=%q failed: %s", []any{"127.0.0.1:26379", "mymaster", "dial tcp: connection refused"}, zapcore.WarnLevel},
 	}
 	for _, tt := range tests {
 		core, logs := observer.New(zapcore.DebugLevel)
