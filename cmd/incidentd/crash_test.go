@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -194,8 +195,16 @@ func publishAll(t *testing.T, js jetstream.JetStream, events []incident.Event) {
 	t.Helper()
 	for i := range events {
 		subject := "incidents.events." + events[i].Source
-		if _, err := js.PublishAsync(subject, loadgen.Marshal(events[i])); err != nil {
-			t.Fatal(err)
+		for {
+			// A loaded machine acks slowly: wait for room, do not fail.
+			_, err := js.PublishAsync(subject, loadgen.Marshal(events[i]), jetstream.WithStallWait(time.Second))
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
 		}
 	}
 	select {
