@@ -43,10 +43,11 @@ type Store interface {
 	// point of the batch, names the incident it reopens (ReopenOf), or no
 	// incident when ReopenOf is empty: otherwise another writer opened that
 	// identity since the Lookup, and writing would leave two open incidents.
-	// Incidents are taken in batch order, each moving its identity pointer
-	// to itself, so when several share a fingerprint (a quiet-period
-	// timeout resolved one and opened the next) the pointer ends on the
-	// last of them: the fold appends newer ones later.
+	// Only a new incident moves its identity pointer (to itself); an update
+	// never does, so writing an older incident of an identity (a late
+	// trigger folded into a resolved incident while another writer
+	// reopened it, an operator closing it after a reopen) leaves the
+	// pointer on the newer one, as if the update had come first.
 	Apply(ctx context.Context, b Batch) error
 	// Get returns one incident by id, or ErrNotFound.
 	Get(ctx context.Context, id string) (*incident.Incident, error)

@@ -141,7 +141,12 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		}
 		s.byID[c.ID] = c
 		s.idx.add(c)
-		s.latest[c.Fingerprint] = c.ID // the last of a fingerprint wins
+		if c.Version == 1 {
+			// Only a new incident moves its identity's pointer: an update
+			// (a late trigger, an operator closing an older incident)
+			// never takes it back from a newer one.
+			s.latest[c.Fingerprint] = c.ID
+		}
 	}
 	for _, id := range b.EventIDs {
 		if _, ok := s.applied[id]; !ok {
@@ -168,10 +173,12 @@ func (s *Store) check(b storage.Batch) error {
 		if !moved {
 			latest = s.latest[in.Fingerprint]
 		}
-		if in.Version == 1 && latest != in.ReopenOf {
-			return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
+		if in.Version == 1 {
+			if latest != in.ReopenOf {
+				return fmt.Errorf("incident %s: identity %s now at %q, not %q: %w", in.ID, in.Fingerprint, latest, in.ReopenOf, storage.ErrConflict)
+			}
+			pointer[in.Fingerprint] = in.ID
 		}
-		pointer[in.Fingerprint] = in.ID
 	}
 	for _, id := range b.EventIDs {
 		if _, ok := s.applied[id]; ok {

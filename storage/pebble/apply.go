@@ -91,11 +91,14 @@ func (s *Store) stage(st *staged, in *incident.Incident) error {
 		return err
 	}
 	st.recs = append(st.recs, cachedRecord{id: in.ID, rec: rec})
-	if latest != in.ID {
+	if in.Version == 1 {
+		// Only a new incident moves its identity's pointer: an update (a
+		// late trigger, an operator closing an older incident) never
+		// takes it back from a newer one.
 		st.w.set(pointerKey(in.Fingerprint), []byte(in.ID))
 		st.moved[in.Fingerprint] = in.ID
+		st.pointer[in.Fingerprint] = in.ID
 	}
-	st.pointer[in.Fingerprint] = in.ID
 	st.written[in.ID] = m
 	return nil
 }
