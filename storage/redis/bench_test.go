@@ -32,6 +32,7 @@ func keyedBatches(b *testing.B, n, size int, seed uint64) [][]dedupe.Keyed {
 // serial runs storage.Ingest one batch after the other (BENCH_STATS=1 adds
 // a breakdown); pipelined drives the store as the worker does
 // (storetest.Pipelined: batch N+1 is read and folded while N is applied).
+// BENCH_AS_VERSION=5.0.0 runs it on the commands of that version.
 func BenchmarkIngest(b *testing.B) {
 	b.Run("serial", func(b *testing.B) { benchIngest(b, false) })
 	b.Run("pipelined", func(b *testing.B) { benchIngest(b, true) })
@@ -39,7 +40,12 @@ func BenchmarkIngest(b *testing.B) {
 
 func benchIngest(b *testing.B, pipelined bool) {
 	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: os.Getenv("BENCH_NO_AOF") == ""})
-	rs := open(b, redis.Config{URL: srv.URL()})
+	cfg := redis.Config{URL: srv.URL()}
+	if v := os.Getenv("BENCH_AS_VERSION"); v != "" {
+		// e.g. 5.0.0: the commands of that version (ZSCORE per event).
+		cfg = redis.AsIfVersion(cfg, v)
+	}
+	rs := open(b, cfg)
 	ts := &timed{Store: rs, srv: srv}
 	var s storage.Store = ts
 	n := 400

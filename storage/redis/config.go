@@ -58,6 +58,10 @@ type Config struct {
 	// (default 1s) is an error: the worker retries it.
 	WaitReplicas int
 	WaitTimeout  time.Duration
+
+	// asIfVersion, for tests: New checks the version and picks the
+	// command variants as if the server had reported this one.
+	asIfVersion string
 }
 
 // resolve parses the URL or cluster nodes (with redisurl, the grammar
@@ -139,9 +143,25 @@ func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 	if err != nil {
 		return nil, redisurl.URL{}, err
 	}
-	tc, err := c.tlsConfig(t.TLS)
+	rdb, err := c.clientFor(t)
 	if err != nil {
 		return nil, redisurl.URL{}, err
+	}
+	return rdb, t, nil
+}
+
+// clientFor opens the go-redis client for a resolved URL.
+//
+// The clients keep go-redis's default protocol, RESP3: each connection
+// starts with HELLO 3 (with AUTH), and a server before 6.0, which has no
+// HELLO, answers with an error on which go-redis falls back to RESP2 and
+// AUTH password (AUTH user password with a user name, which such a server
+// refuses: New turns that into an error naming the version). CLIENT
+// SETINFO (7.2) is never sent (DisableIdentity).
+func (c Config) clientFor(t redisurl.URL) (goredis.UniversalClient, error) {
+	tc, err := c.tlsConfig(t.TLS)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case c.Cluster:
@@ -149,7 +169,7 @@ func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 			Addrs: t.Addrs, Username: t.Username, Password: t.Password,
 			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		}), t, nil
+		}), nil
 	case t.Sentinel:
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName: t.MasterName, SentinelAddrs: t.Addrs,
@@ -157,12 +177,12 @@ func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 			Username: t.Username, Password: t.Password, DB: t.DB,
 			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		}), t, nil
+		}), nil
 	default:
 		return goredis.NewClient(&goredis.Options{
 			Addr: t.Addrs[0], Username: t.Username, Password: t.Password, DB: t.DB,
 			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		}), t, nil
+		}), nil
 	}
 }

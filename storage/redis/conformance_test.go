@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,4 +91,34 @@ func TestConformanceSentinel(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	storetest.Run(t, harness(redis.Config{Cluster: true, ClusterNodes: c.Nodes()}))
+}
+
+// The same suite on the commands of Redis 5.0: the store picks its
+// variants as if the server were 5.0 (redis.AsIfVersion), on a 7.0 server
+// that lost every command newer than 5.0 (redistest.Redis50Commands), so
+// a command the 5.0 variants still sent would fail the suite. The
+// connections go through go-redis's fallback for servers without HELLO.
+func TestConformanceRedis50Standalone(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{Extra: redistest.Redis50Commands})
+	storetest.Run(t, harness(redis.AsIfVersion(redis.Config{URL: srv.URL()}, "5.0.0")))
+}
+
+func TestConformanceRedis50Cluster(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.Redis50Commands...)
+	storetest.Run(t, harness(redis.AsIfVersion(redis.Config{Cluster: true, ClusterNodes: c.Nodes()}, "5.0.0")))
+}
+
+// TestRedis50CommandsAreGone: the server of the tests above really lacks
+// the newer commands, so those tests prove the 5.0 variants need none of
+// them: a store that believes the server (7.0) uses ZMSCORE and fails.
+func TestRedis50CommandsAreGone(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{Extra: redistest.Redis50Commands})
+	s := open(t, redis.Config{URL: srv.URL(), KeyPrefix: uniquePrefix(t)})
+	_, err := s.Lookup(ctx, nil, []string{"e1"})
+	if err == nil || !strings.Contains(err.Error(), "Unknown Redis command") {
+		t.Fatalf("Lookup with ZMSCORE on a server without it: %v", err)
+	}
+	if err := srv.Client(t).Do(ctx, "HELLO", "3").Err(); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Fatalf("HELLO: %v", err)
+	}
 }

@@ -85,7 +85,7 @@ func (s *Store) queryArgs(mode string, f storage.Filter, p storage.Page) []any {
 	if limit <= 0 || limit > math.MaxInt32 {
 		limit = 0
 	}
-	args := []any{s.prefix, mode, lo, hi, max(p.Offset, 0), limit, s.budget, len(gs)}
+	args := []any{s.prefix, mode, lo, hi, max(p.Offset, 0), limit, s.budget, len(gs), flag(s.feat.sintercard)}
 	for _, g := range gs {
 		args = append(args, g.field, len(g.values))
 		for _, v := range g.values {

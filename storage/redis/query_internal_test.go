@@ -15,14 +15,39 @@ import (
 
 // TestQueryPaths runs every filter of the conformance suite with walk
 // budgets that force each query path: the newest-first walk, the walk
-// giving up part way, and the ZINTERSTORE fallback.
+// giving up part way, and the ZINTERSTORE fallback; on a standalone server
+// and a Cluster, each with the commands of the server and with those of
+// Redis 5.0 (asIfVersion, on a server without the newer commands: Count
+// with SINTERSTORE instead of SINTERCARD).
 func TestQueryPaths(t *testing.T) {
-	srv := redistest.StartStandalone(t, redistest.Options{})
+	t.Run("standalone", func(t *testing.T) {
+		srv := redistest.StartStandalone(t, redistest.Options{})
+		queryPaths(t, Config{URL: srv.URL()})
+	})
+	t.Run("standalone-5.0", func(t *testing.T) {
+		srv := redistest.StartStandalone(t, redistest.Options{Extra: redistest.Redis50Commands})
+		queryPaths(t, Config{URL: srv.URL(), asIfVersion: "5.0.0"})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t)
+		queryPaths(t, Config{Cluster: true, ClusterNodes: c.Nodes()})
+	})
+	t.Run("cluster-5.0", func(t *testing.T) {
+		c := redistest.StartCluster(t, redistest.Redis50Commands...)
+		queryPaths(t, Config{Cluster: true, ClusterNodes: c.Nodes(), asIfVersion: "5.0.0"})
+	})
+}
+
+func queryPaths(t *testing.T, cfg Config) {
+	cfg.KeyPrefix = "qp"
 	all := storetest.Population(300, 3)
 	for _, budget := range []int{1, 40, 1 << 30} {
-		s, err := New(Config{URL: srv.URL(), KeyPrefix: "qp"}, zaptest.NewLogger(t), prometheus.NewRegistry())
+		s, err := New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := cfg.asIfVersion == ""; s.feat.sintercard != want || s.feat.zmscore != want {
+			t.Fatalf("commands %v with asIfVersion %q", s.feat, cfg.asIfVersion)
 		}
 		if budget == 1 {
 			storetest.Put(t, s, all...)

@@ -19,7 +19,8 @@ import goredis "github.com/redis/go-redis/v9"
 //	header: prefix, marker lifetime (ms), n incidents, of which nnew new
 //	        (version 1, first), d distinct fingerprints, of which c0 + c1
 //	        checked (first), m event ids, ng index groups, ns singletons,
-//	        the active set's key (prefix:state:Active)
+//	        the active set's key (prefix:state:Active), "1" when the
+//	        server has ZMSCORE (6.2) ("0": one ZSCORE per event id)
 //	R: n × (record key, JSON)            new incidents first: MSET as is
 //	Z: n × (score, id)                   same order: ZADD as is
 //	U: (n-nnew) × ("version":<v-1>} suffix, fingerprint, state,
@@ -62,8 +63,9 @@ local n, nnew = tonumber(ARGV[3]), tonumber(ARGV[4])
 local d, c0, c1 = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local m, ng, ns = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local active = ARGV[11]
+local zm = ARGV[12] == '1'
 local nupd = n - nnew
-local R = 12
+local R = 13
 local Z = R + 2 * n
 local U = Z + 2 * n
 local I = U + 7 * nupd
@@ -138,9 +140,16 @@ local now = 0
 if m > 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local sc = run('ZMSCORE', applied, M, M + m - 1)
-  for j = 1, m do
-    if sc[j] and tonumber(sc[j]) > now then return {'applied', ARGV[M + j - 1]} end
+  if zm then
+    local sc = run('ZMSCORE', applied, M, M + m - 1)
+    for j = 1, m do
+      if sc[j] and tonumber(sc[j]) > now then return {'applied', ARGV[M + j - 1]} end
+    end
+  else
+    for j = M, M + m - 1 do
+      local sc = redis.call('ZSCORE', applied, ARGV[j])
+      if sc and tonumber(sc) > now then return {'applied', ARGV[j]} end
+    end
   end
 end
 if n > 0 then run('MSET', nil, R, Z - 1) end
@@ -226,14 +235,17 @@ end
 return {'ok'}
 `)
 
-// lookupScript: ARGV = prefix, n, then the n identity keys
-// (prefix:identity:<fingerprint>), then the event ids. Returns n records
-// (false when absent) followed by one 0/1 per event id: the read stage of a
-// batch in one round trip (one MGET of the pointers, one of the records,
-// one ZMSCORE of the markers), as one consistent snapshot.
+// lookupScript: ARGV = prefix, n, "1" when the server has ZMSCORE (6.2),
+// then the n identity keys (prefix:identity:<fingerprint>), then the event
+// ids. Returns n records (false when absent) followed by one 0/1 per event
+// id: the read stage of a batch in one round trip (one MGET of the
+// pointers, one of the records, one ZMSCORE of the markers, or one ZSCORE
+// per event id before 6.2), as one consistent snapshot.
 var lookupScript = goredis.NewScript(`
 local p = ARGV[1]
 local n = tonumber(ARGV[2])
+local zm = ARGV[3] == '1'
+local K = 4
 local CH = 4000
 local function mget(t, a, b)
   local out = {}
@@ -245,7 +257,7 @@ local function mget(t, a, b)
 end
 local out = {}
 local ids = {}
-if n > 0 then ids = mget(ARGV, 3, 2 + n) end
+if n > 0 then ids = mget(ARGV, K, K + n - 1) end
 local keys, at = {}, {}
 for i = 1, n do
   out[i] = false
@@ -258,13 +270,21 @@ if #keys > 0 then
   local recs = mget(keys, 1, #keys)
   for j = 1, #keys do out[at[j]] = recs[j] end
 end
-if #ARGV > 2 + n then
+if #ARGV >= K + n then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  for lo = 3 + n, #ARGV, CH do
-    local sc = redis.call('ZMSCORE', p .. ':applied', unpack(ARGV, lo, math.min(lo + CH - 1, #ARGV)))
-    for j = 1, #sc do
-      if sc[j] and tonumber(sc[j]) > now then out[#out + 1] = 1 else out[#out + 1] = 0 end
+  local applied = p .. ':applied'
+  if zm then
+    for lo = K + n, #ARGV, CH do
+      local sc = redis.call('ZMSCORE', applied, unpack(ARGV, lo, math.min(lo + CH - 1, #ARGV)))
+      for j = 1, #sc do
+        if sc[j] and tonumber(sc[j]) > now then out[#out + 1] = 1 else out[#out + 1] = 0 end
+      end
+    end
+  else
+    for j = K + n, #ARGV do
+      local sc = redis.call('ZSCORE', applied, ARGV[j])
+      if sc and tonumber(sc) > now then out[#out + 1] = 1 else out[#out + 1] = 0 end
     end
   end
 end
@@ -325,13 +345,15 @@ const queryBudget = 20000
 
 // queryScript answers List and Count. ARGV = prefix, mode ("list" or
 // "count"), min score, max score (unix µs or -inf/+inf), offset, limit
-// (<= 0: all), walk budget, n groups, then per group: field, k, k values.
+// (<= 0: all), walk budget, n groups, "1" when the server has SINTERCARD
+// (7.0), then per group: field, k, k values.
 // A group is one filter field: OR within it, AND across groups.
 //
 // Newest-first order comes from one sorted set, prefix:z:incidents (score =
 // last_seen in µs); the per-value index sets are plain sets.
 //
-// count: SCARD, a sum of SCARDs, SINTERCARD, or (with time bounds)
+// count: SCARD, a sum of SCARDs, SINTERCARD (before 7.0: SINTERSTORE into
+// a temporary key, whose reply is the count), or (with time bounds)
 // ZINTERSTORE of the sorted set with the groups (weight 0) and ZCOUNT.
 // list: when the filter is expected to match often enough, walk the sorted
 // set newest first by rank (O(log N) per chunk) and check each id with
@@ -349,11 +371,12 @@ local offset = tonumber(ARGV[5])
 local limit = tonumber(ARGV[6])
 local budget = tonumber(ARGV[7])
 local ng = tonumber(ARGV[8])
+local sic = ARGV[9] == '1'
 local zall = p .. ':z:incidents'
 local tmp = p .. ':tmp'
 local total = redis.call('ZCARD', zall)
 local groups = {}
-local a = 9
+local a = 10
 for g = 1, ng do
   local f = ARGV[a]
   local k = tonumber(ARGV[a + 1])
@@ -399,9 +422,14 @@ if mode == 'count' then
     c = redis.call('ZCOUNT', zall, min, max)
   elseif ng == 1 and not bounded then
     c = groups[1].size
-  elseif not bounded then
+  elseif not bounded and sic then
     local args = {'SINTERCARD', ng}
     for g = 1, ng do args[#args + 1] = skey(g) end
+    c = redis.call(unpack(args))
+  elseif not bounded then
+    local args = {'SINTERSTORE', tmp}
+    for g = 1, ng do args[#args + 1] = skey(g) end
+    temps[#temps + 1] = tmp
     c = redis.call(unpack(args))
   else
     c = redis.call('ZCOUNT', intersect(), min, max)

@@ -36,6 +36,7 @@ type Store struct {
 	waitN     int
 	waitFor   time.Duration
 	budget    int // queryBudget; tests lower it to reach the fallback
+	feat      features
 	log       *zap.Logger
 	conflicts prometheus.Counter
 	closed    atomic.Bool
@@ -75,7 +76,17 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
+		if t.Username != "" {
+			if err := aclTooOld(ctx, cfg, t, err); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
+	}
+	v, err := s.version(ctx, cfg, t.Username)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
 	}
 	if err := s.upgrade(ctx); err != nil {
 		_ = rdb.Close()
@@ -89,8 +100,39 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	s.conflicts = m.conflicts
 	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
-		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN))
+		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN),
+		zap.String("redis_version", v), zap.Stringer("commands", s.feat))
 	return s, nil
+}
+
+// version reads the server's version (serverVersion), refuses one older
+// than minVersion, or older than aclVersion with an ACL user, and picks
+// the command variants for it (s.feat). When the server refuses INFO (a
+// user without the permission, a renamed command) it picks the variants
+// every version has. It returns the version for the log.
+func (s *Store) version(ctx context.Context, cfg Config, user string) (string, error) {
+	v, err := serverVersion(ctx, s.rdb)
+	if cfg.asIfVersion != "" && err == nil {
+		v, err = parseVersion(cfg.asIfVersion)
+	}
+	var re goredis.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &re):
+		s.log.Warn("redis: cannot read the server version (INFO server); using the commands of Redis 5.0", zap.Error(err))
+		s.feat = features{}
+		return "unknown", nil
+	default:
+		return "", fmt.Errorf("redis: reading the server version (INFO server): %w", err)
+	}
+	if !v.atLeast(minVersion) {
+		return "", fmt.Errorf("redis: the server is Redis %s; incidentd needs Redis %d.%d or later", v, minVersion.major, minVersion.minor)
+	}
+	if user != "" && !v.atLeast(aclVersion) {
+		return "", aclError(user, "the server is Redis "+v.String())
+	}
+	s.feat = featuresOf(v)
+	return v.String(), nil
 }
 
 // layoutVersion is the key layout this build writes, kept in
@@ -183,8 +225,8 @@ func (s *Store) Lookup(ctx context.Context, fingerprints, eventIDs []string) (st
 	if len(fingerprints) == 0 && len(eventIDs) == 0 {
 		return snap, nil
 	}
-	args := make([]any, 0, 2+len(fingerprints)+len(eventIDs))
-	args = append(args, s.prefix, len(fingerprints))
+	args := make([]any, 0, 3+len(fingerprints)+len(eventIDs))
+	args = append(args, s.prefix, len(fingerprints), flag(s.feat.zmscore))
 	for _, fp := range fingerprints {
 		args = append(args, s.prefix+":identity:"+fp)
 	}
@@ -345,11 +387,11 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 		c0++
 	}
 	n, nupd := len(order), len(order)-nnew
-	args := make([]any, 0, 11+4*n+7*nupd+2*len(ptrs)+checked-c0+len(b.EventIDs)+2*8*nnew)
+	args := make([]any, 0, 12+4*n+7*nupd+2*len(ptrs)+checked-c0+len(b.EventIDs)+2*8*nnew)
 	args = append(args, s.prefix, s.retention.Milliseconds(), n, nnew, len(ptrs), c0, checked-c0, len(b.EventIDs))
 	ng := len(args)
 	args = append(args, 0, 0) // the group and singleton counts, known at the end
-	args = append(args, s.activeKey())
+	args = append(args, s.activeKey(), flag(s.feat.zmscore))
 	// One buffer for all records: the slices of it stay valid when it grows.
 	buf := make([]byte, 0, 1024*len(order))
 	for _, in := range order {
@@ -546,7 +588,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // Flush returns once the server answers: every Apply was already written to
 // the server, and its durability is the server's appendfsync setting
-// (Redis 7.0 has no command to wait for the AOF fsync).
+// (WAITAOF, which waits for the fsync, is Redis 7.2's; not used).
 func (s *Store) Flush(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
 		return err

@@ -243,6 +243,19 @@ func TestConcurrentPodsCluster(t *testing.T) {
 	race(t, redis.Config{Cluster: true, ClusterNodes: cl.Nodes()}, c)
 }
 
+// The race on the commands of Redis 5.0 (see TestConformanceRedis50Standalone).
+func TestConcurrentPodsRedis50Standalone(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{Extra: redistest.Redis50Commands})
+	race(t, redis.AsIfVersion(redis.Config{URL: srv.URL()}, "5.0.0"), srv.Client(t))
+}
+
+func TestConcurrentPodsRedis50Cluster(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.Redis50Commands...)
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	race(t, redis.AsIfVersion(redis.Config{Cluster: true, ClusterNodes: cl.Nodes()}, "5.0.0"), c)
+}
+
 // TestIndexesWithAwkwardValues: values with quotes, backslashes, colons and
 // braces, and titles that look like JSON fields, keep the index sets exact
 // through updates.

@@ -20,10 +20,11 @@ type Cluster struct {
 	Addrs []string
 }
 
-// StartCluster starts six cluster-enabled servers, joins them with
-// `redis-cli --cluster create ... --cluster-replicas 1 --cluster-yes` and
-// waits until every node reports cluster_state:ok and knows all six.
-func StartCluster(t testing.TB) *Cluster {
+// StartCluster starts six cluster-enabled servers (each with the extra
+// config lines), joins them with `redis-cli --cluster create ...
+// --cluster-replicas 1 --cluster-yes` and waits until every node reports
+// cluster_state:ok and knows all six.
+func StartCluster(t testing.TB, extra ...string) *Cluster {
 	t.Helper()
 	Require(t, "redis-server")
 	cli := Require(t, "redis-cli")
@@ -31,10 +32,10 @@ func StartCluster(t testing.TB) *Cluster {
 	c := &Cluster{}
 	for range 6 {
 		p := FreePort(t)
-		start(t, "redis-server", filepath.Join(root, "node-"+strconv.Itoa(p)), p, []string{
+		start(t, "redis-server", filepath.Join(root, "node-"+strconv.Itoa(p)), p, append([]string{
 			"cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
 			"cluster-port " + strconv.Itoa(p+10000), "appendonly no",
-		})
+		}, extra...))
 		addr := "127.0.0.1:" + strconv.Itoa(p)
 		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true})
 		c.Addrs = append(c.Addrs, addr)
