@@ -27,9 +27,11 @@ import goredis "github.com/redis/go-redis/v9"
 //	   severity, source, type, active)   the updates' new index values;
 //	                                     active is "1" or "0" (Go's
 //	                                     incident.State.Active)
-//	I: d identity keys, then d final ids (the last incident of that
-//	   fingerprint in batch order), then c1 expected pointers: the first
-//	   c0 checked keys must be absent, the next c1 must hold these
+//	I: d identity keys (the fingerprints of the batch's new incidents:
+//	   an update never moves a pointer), then d final ids (the last new
+//	   incident of that fingerprint in batch order), then c1 expected
+//	   pointers: the first c0 keys must be absent, the next c1 must hold
+//	   these (every key is checked: c0 + c1 = d)
 //	M: m event ids
 //	G: ng × (set key, k, k ids)          index memberships of the new
 //	                                     incidents (the active set
@@ -41,9 +43,9 @@ import goredis "github.com/redis/go-redis/v9"
 // update's record must end with the "version":<v-1>} suffix (Go encodes
 // version last, so that suffix is the top-level version; a record of
 // another shape has its version parsed instead); the identity
-// pointer of each checked fingerprint (one whose first incident in the
-// batch is new) must name the expected incident ("" for none: the batch's
-// own pointer moves are checked in Go); no event may be marked applied.
+// pointer of each fingerprint with a new incident must name what the
+// first of them reopens ("" for none: the batch's own pointer moves are
+// checked in Go); no event may be marked applied.
 // Then it writes the records, moves the updates' index memberships (old
 // values read from the stored records; an update whose state changed goes
 // into or out of the active set as its active flag says, an idempotent

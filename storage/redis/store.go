@@ -317,15 +317,18 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 }
 
 // pointer is the identity pointer of one fingerprint as a batch moves it.
+// Only new incidents move pointers (an update never does, see
+// storage.Store.Apply), so every pointer of a batch is checked: the
+// stored one must name what the first new incident reopens.
 type pointer struct {
 	fingerprint string
-	final       string // id of the batch's last incident of the fingerprint
-	checked     bool   // the first incident of the fingerprint is new
+	final       string // id of the batch's last new incident of the fingerprint
+	checked     bool   // always true: kept for the I section's layout
 	expect, by  string // what the stored pointer must name, for which new incident
 }
 
-// rank orders the pointers as applyScript's I section wants them: checked
-// ones expecting no pointer, checked ones expecting one, the others.
+// rank orders the pointers as applyScript's I section wants them: those
+// expecting no pointer, then those expecting one.
 func (p pointer) rank() int {
 	switch {
 	case p.checked && p.expect == "":
@@ -364,18 +367,17 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 	at := make(map[string]int, len(b.Incidents))
 	checked := 0
 	for _, in := range b.Incidents {
+		if in.Version != 1 {
+			continue // an update never moves its identity's pointer
+		}
 		i, seen := at[in.Fingerprint]
 		switch {
 		case !seen:
 			at[in.Fingerprint] = len(ptrs)
-			p := pointer{fingerprint: in.Fingerprint, final: in.ID}
-			if in.Version == 1 {
-				p.checked, p.expect, p.by = true, in.ReopenOf, in.ID
-				checked++
-			}
-			ptrs = append(ptrs, p)
+			ptrs = append(ptrs, pointer{fingerprint: in.Fingerprint, final: in.ID, checked: true, expect: in.ReopenOf, by: in.ID})
+			checked++
 			continue
-		case in.Version == 1 && ptrs[i].final != in.ReopenOf:
+		case ptrs[i].final != in.ReopenOf:
 			return applyCall{}, fmt.Errorf("incident %s: identity now at %q: %w", in.ID, ptrs[i].final, storage.ErrConflict)
 		}
 		ptrs[i].final = in.ID

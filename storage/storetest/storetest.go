@@ -54,6 +54,7 @@ func Subtests() []Subtest {
 		{"IdempotentReingest", testIdempotentReingest},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"RealisticLog", testRealisticLog},
+		{"LateTriggerRacesReopen", testLateTriggerRacesReopen},
 		{"OperatorStateChanges", testOperatorStateChanges},
 		{"OperatorRacesIngest", testOperatorRacesIngest},
 		{"OperatorCloseRacesReopen", testOperatorCloseRacesReopen},
