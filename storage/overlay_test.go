@@ -44,3 +44,25 @@ func TestOverlayOnAnEmptySnapshot(t *testing.T) {
 		t.Fatal("Overlay left nil maps")
 	}
 }
+
+// TestOverlayKeepsANewerIncident: batch N is a late merge into the
+// resolved a0 while another pod has reopened the identity as a1; N+1's
+// Lookup read a1. The update of a0 does not move the identity (Apply
+// leaves the pointer on a1), so the overlay must not hide a1: N+1's
+// resolve or acknowledge would otherwise fold against a0 and be lost as
+// an orphan.
+func TestOverlayKeepsANewerIncident(t *testing.T) {
+	reopened := &incident.Incident{ID: "a1", Fingerprint: "fa", Version: 1, ReopenOf: "a0"}
+	snap := storage.Snapshot{Latest: map[string]*incident.Incident{"fa": reopened}}
+	res := dedupe.Result{Incidents: []*incident.Incident{{ID: "a0", Fingerprint: "fa", Version: 5}}}
+	storage.Overlay(&snap, res, map[string]struct{}{"fa": {}}, nil)
+	if got := snap.Latest["fa"]; got != reopened {
+		t.Fatalf("latest of fa = %+v, want the reopen a1 the Lookup read", got)
+	}
+	// With nothing newer read, the update shows, as before.
+	snap = storage.Snapshot{Latest: map[string]*incident.Incident{"fa": {ID: "a0", Fingerprint: "fa", Version: 4}}}
+	storage.Overlay(&snap, res, map[string]struct{}{"fa": {}}, nil)
+	if got := snap.Latest["fa"]; got.Version != 5 {
+		t.Fatalf("latest of fa = %+v, want the update at version 5", got)
+	}
+}
