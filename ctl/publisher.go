@@ -39,10 +39,10 @@ type publisher struct {
 	failed   atomic.Int64
 	errOnce  sync.Once
 	firstErr error
-	// noStream is the subject of the first publish JetStream answered
-	// with "no response from stream": no stream listens there, and every
-	// later publish on it would fail the same way.
-	noStream atomic.Pointer[string]
+	// noStream holds the subjects JetStream answered "no response from
+	// stream" for: no stream listens there, and every later publish on
+	// one of them would fail the same way, so it fails at once.
+	noStream sync.Map
 }
 
 // newPublisher starts the ack collector; maxPending bounds the acks in
@@ -68,8 +68,7 @@ func (p *publisher) collect() {
 			}
 		case err := <-f.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-				subject := f.Msg().Subject
-				p.noStream.CompareAndSwap(nil, &subject)
+				p.noStream.Store(f.Msg().Subject, true)
 			}
 			p.fail(err)
 		}
@@ -89,8 +88,8 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
 	opts = append(opts, jetstream.WithStallWait(time.Second))
-	if subj := p.noStream.Load(); subj != nil {
-		return fmt.Errorf("publish: %w: no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", errNoStream, *subj)
+	if _, none := p.noStream.Load(subject); none {
+		return fmt.Errorf("publish: %w: no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", errNoStream, subject)
 	}
 	for {
 		f, err := p.js.PublishAsync(subject, data, opts...)
