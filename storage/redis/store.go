@@ -111,7 +111,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 // user without the permission, a renamed command) it picks the variants
 // every version has. It returns the version for the log.
 func (s *Store) version(ctx context.Context, cfg Config, user string) (string, error) {
-	v, err := serverVersion(ctx, s.rdb)
+	v, err := serverVersion(ctx, s.rdb, s.activeKey())
 	if cfg.asIfVersion != "" && err == nil {
 		v, err = parseVersion(cfg.asIfVersion)
 	}

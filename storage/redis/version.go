@@ -121,9 +121,12 @@ func infoVersion(info string) (version, error) {
 }
 
 // serverVersion is the version of the server the store writes to: the
-// server's, the Sentinel master's, or in Cluster mode the lowest of the
-// masters' (the deployment's slot may move to any of them).
-func serverVersion(ctx context.Context, rdb goredis.UniversalClient) (version, error) {
+// server's, or the Sentinel master's. In Cluster mode it is the lowest of
+// the masters' (the deployment's slot may move to any of them), of those
+// that answer: the master that owns slotKey's slot (the hash tag every key
+// of the deployment shares; "" for none) must answer, the others may be
+// unreachable (a failover in progress) without stopping the store.
+func serverVersion(ctx context.Context, rdb goredis.UniversalClient, slotKey string) (version, error) {
 	one := func(ctx context.Context, c goredis.Cmdable) (version, error) {
 		info, err := c.Info(ctx, "server").Result()
 		if err != nil {
@@ -138,22 +141,42 @@ func serverVersion(ctx context.Context, rdb goredis.UniversalClient) (version, e
 	var mu sync.Mutex
 	var low version
 	found := false
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
-		v, err := one(ctx, c)
-		if err != nil {
-			return fmt.Errorf("master %s: %w", c.Options().Addr, err)
-		}
+	take := func(v version) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !found || !v.atLeast(low) {
 			low, found = v, true
 		}
+	}
+	if slotKey != "" {
+		owner, err := cc.MasterForKey(ctx, slotKey)
+		if err != nil {
+			return version{}, fmt.Errorf("the master of %s: %w", slotKey, err)
+		}
+		v, err := one(ctx, owner)
+		if err != nil {
+			return version{}, fmt.Errorf("master %s: %w", owner.Options().Addr, err)
+		}
+		take(v)
+	}
+	var firstErr error
+	_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		v, err := one(ctx, c)
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = fmt.Errorf("master %s: %w", c.Options().Addr, err)
+			}
+			mu.Unlock()
+			return nil // best effort: the owner of the slot answered above
+		}
+		take(v)
 		return nil
 	})
-	if err != nil {
-		return version{}, err
-	}
 	if !found {
+		if firstErr != nil {
+			return version{}, firstErr
+		}
 		return version{}, errors.New("no cluster master answered")
 	}
 	return low, nil
@@ -176,7 +199,7 @@ func aclTooOld(ctx context.Context, c Config, t redisurl.URL, connErr error) err
 	probe := t
 	probe.Username = ""
 	if rdb, err := c.clientFor(probe); err == nil {
-		v, err := serverVersion(ctx, rdb)
+		v, err := serverVersion(ctx, rdb, "")
 		_ = rdb.Close()
 		if err == nil && !v.atLeast(aclVersion) {
 			return aclError(t.Username, "the server is Redis "+v.String())
