@@ -138,33 +138,61 @@ func readStateRequest(w http.ResponseWriter, r *http.Request) (incident.State, e
 	case len(bytes.TrimSpace(body)) == 0:
 		return 0, errors.New(`body: empty: want a JSON object such as {"state":"Investigating"}`)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var req struct {
-		State *string `json:"state"`
+	state, err := stateMember(body)
+	if err != nil {
+		return 0, err
 	}
-	if err := dec.Decode(&req); err != nil {
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typ) && typ.Field != "":
-			return 0, &fieldError{field: typ.Field, msg: "want a string, got a JSON " + typ.Value}
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return 0, &fieldError{field: name, msg: `unknown field: the body has only "state"`}
-		}
-		return 0, fmt.Errorf(`body: not a JSON object such as {"state":"Investigating"}: %v`, err)
-	}
-	if dec.More() {
-		return 0, errors.New("body: more than one JSON value")
-	}
-	if req.State == nil {
-		return 0, &fieldError{field: "state", msg: `missing: want {"state":"Investigating"} or another state`}
-	}
-	to, err := ParseTarget(*req.State)
+	to, err := ParseTarget(state)
 	if err != nil {
 		return 0, &fieldError{field: "state", msg: err.Error()}
 	}
 	return to, nil
+}
+
+// errBodyShape is the 400 for a body that is not exactly one JSON object.
+var errBodyShape = errors.New(`body: want exactly one JSON object such as {"state":"Investigating"}`)
+
+// stateMember reads the body strictly, token by token: one JSON object
+// whose only member is "state" (exact name, once) with a string value,
+// then nothing. encoding/json alone would take a member given twice (the
+// last wins: {"state":"Investigating","state":"Closed"} closed the
+// incident for good), match names in any case and ignore what follows
+// the object once it starts with } or ].
+func stateMember(body []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", errBodyShape
+	}
+	var state *string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", errBodyShape
+		}
+		name, _ := t.(string)
+		switch {
+		case name != "state":
+			return "", &fieldError{field: name, msg: `unknown member: the body has only "state"`}
+		case state != nil:
+			return "", &fieldError{field: "state", msg: "given twice"}
+		}
+		v, err := dec.Token()
+		str, ok := v.(string)
+		if err != nil || !ok {
+			return "", &fieldError{field: "state", msg: `want a string such as "Investigating"`}
+		}
+		state = &str
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return "", errBodyShape
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", errors.New("body: more after the JSON object")
+	}
+	if state == nil {
+		return "", &fieldError{field: "state", msg: `missing: want {"state":"Investigating"} or another state`}
+	}
+	return *state, nil
 }
 
 // SetState asks the worker to set the incident's state (POST
