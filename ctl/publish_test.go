@@ -146,6 +146,12 @@ func TestPublishNoStream(t *testing.T) {
 	if _, err := fmt.Sscanf(r.out, "published %d events", &sent); err != nil || sent >= 20000 {
 		t.Errorf("summary %q: want fewer than the 20000 events sent (the run stopped early)", r.out)
 	}
+	// A short run names the subject too, from the acks.
+	r = runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "1")
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "no JetStream stream listens on incidents.events.") {
+		t.Errorf("a one-event run to a subject with no stream does not name it: %s", r.err)
+	}
 }
 
 // TestPublishSubjectTemplate: a --subject no event can be published on is a

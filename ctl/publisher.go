@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,17 @@ func (p *publisher) err() error {
 	if s.Failed == 0 && s.Acked == s.Sent {
 		return nil
 	}
-	return fmt.Errorf("%d publishes failed, %d sent and not acked (first error: %v)", s.Failed, s.Sent-s.Acked, p.firstErr)
+	err := fmt.Errorf("%d publishes failed, %d sent and not acked (first error: %v)", s.Failed, s.Sent-s.Acked, p.firstErr)
+	var none []string
+	p.noStream.Range(func(k, _ any) bool {
+		none = append(none, k.(string))
+		return true
+	})
+	if len(none) > 0 {
+		slices.Sort(none)
+		err = fmt.Errorf("%w; no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", err, strings.Join(none, ", "))
+	}
+	return err
 }
 
 // subjectFor fills the {source} placeholder of tmpl with a subject-safe
