@@ -90,10 +90,17 @@ func New(store Reader, log *zap.Logger) *Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed on " + r.URL.Path + ": " + p.what})
 		})
 	}
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	h.mux.Handle("/", NotFoundHandler())
+	return h
+}
+
+// NotFoundHandler answers every request with the API's JSON 404, naming
+// the method and path: what a listener of the worker answers for a path it
+// does not serve.
+func NotFoundHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return h
 }
 
 // Register adds the API routes to mux, and makes the API's JSON 404 the

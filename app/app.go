@@ -196,6 +196,7 @@ func (a *App) routes() http.Handler {
 func (a *App) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Metrics.Path, metrics.Handler(a.gath))
+	mux.Handle("/", api.NotFoundHandler())
 	return mux
 }
 

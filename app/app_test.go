@@ -254,6 +254,14 @@ func TestMetricsSettings(t *testing.T) {
 				t.Errorf("GET %s: %d, want %d", url, code, want)
 			}
 		}
+		resp, err := http.Get(murl + "/nothing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusNotFound || ct != "application/json" {
+			t.Errorf("unknown path on the metrics listener: %d %s, want a JSON 404", resp.StatusCode, ct)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)

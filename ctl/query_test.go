@@ -309,6 +309,9 @@ func TestMissingStoreIsAnError(t *testing.T) {
 		}
 		r := runCtl(t, nil, "", "migrate", "--from-backend", "pebble", "--from-path", path, "--to-backend", "memory")
 		mustCode(t, r, ctl.ExitError)
+		if !strings.Contains(r.err, "no Pebble store at "+path) || (path == missing && !strings.Contains(r.err, "check --from-path")) {
+			t.Errorf("migrate from %s: %q", path, r.err)
+		}
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("reading created %s: %v", missing, err)

@@ -97,7 +97,7 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 	if f.prefix != "to" && st.Backend == config.BackendPebble {
 		// Reading a store that is not there would create an empty one
 		// and answer "nothing": a mistyped path must be an error.
-		if err := pebbleExists(st.Path); err != nil {
+		if err := pebbleExists(st.Path, f.pathHint()); err != nil {
 			return nil, st, err
 		}
 	}
@@ -116,17 +116,26 @@ var errNoStore = errors.New("no store")
 
 // pebbleExists checks that path is a directory with something in it (an
 // empty one would become a new, empty store).
-func pebbleExists(path string) error {
+func pebbleExists(path, hint string) error {
 	entries, err := os.ReadDir(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: no Pebble store at %s (the directory does not exist; check --state-path or STATE_PATH)", errNoStore, path)
+		return fmt.Errorf("%w: no Pebble store at %s (the directory does not exist; check %s)", errNoStore, path, hint)
 	case err != nil:
 		return fmt.Errorf("pebble store %s: %w", path, err)
 	case len(entries) == 0:
 		return fmt.Errorf("%w: no Pebble store at %s (the directory is empty)", errNoStore, path)
 	}
 	return nil
+}
+
+// pathHint names where the path came from: the flag, and the variable for
+// the --state-* flags.
+func (f *storeFlags) pathHint() string {
+	if f.prefix == "state" {
+		return "--state-path or STATE_PATH"
+	}
+	return "--" + f.prefix + "-path"
 }
 
 // lockedHint says what to do instead of opening a directory a worker holds.
