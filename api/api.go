@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -69,6 +70,8 @@ type Handler struct {
 	// writer serves StatePath; nil answers 403 (see EnableWrites).
 	writer  storage.Store
 	observe func(from, to incident.State)
+	// stopped is set by StopWrites: the worker is shutting down.
+	stopped atomic.Bool
 }
 
 // New returns the API handler over store. Its write, StatePath, answers

@@ -71,9 +71,19 @@ func ParseTarget(v string) (incident.State, error) {
 	return st, nil
 }
 
+// StopWrites makes the state endpoint answer 503 from now on: the worker
+// is shutting down and is about to close its store, while its HTTP
+// listener keeps serving reads and probes until the end of the drain.
+func (h *Handler) StopWrites() { h.stopped.Store(true) }
+
 func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 	if h.writer == nil {
 		writeJSON(w, http.StatusForbidden, ErrorResponse{Error: writesDisabledMessage})
+		return
+	}
+	if h.stopped.Load() {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "this worker is shutting down: send the change to another worker, or retry when it is back"})
 		return
 	}
 	id := r.PathValue("id")

@@ -254,3 +254,23 @@ func TestParseTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestSetStateStopsAtShutdown: once the worker starts shutting down (its
+// store is about to close), a state change is a 503 with Retry-After, not
+// a 500 from a closed store; reads go on.
+func TestSetStateStopsAtShutdown(t *testing.T) {
+	s := folded(t, "a")
+	h := api.New(s, zaptest.NewLogger(t)).EnableWrites(s, nil)
+	h.StopWrites()
+	var e api.ErrorResponse
+	rec := post(t, h, "inc-a", `{"state":"Investigating"}`, &e)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(e.Error, "shutting down") {
+		t.Fatalf("state change during shutdown: %d %q %+v", rec.Code, rec.Header().Get("Retry-After"), e)
+	}
+	if in, err := s.Get(context.Background(), "inc-a"); err != nil || in.Version != 1 {
+		t.Fatalf("the refused change wrote: %+v, %v", in, err)
+	}
+	if code := get(t, h, "/api/v1/incidents/inc-a", nil); code != http.StatusOK {
+		t.Fatalf("read during shutdown: %d", code)
+	}
+}

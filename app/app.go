@@ -54,6 +54,7 @@ type App struct {
 	// is set; nil otherwise.
 	mln  net.Listener
 	msrv *http.Server
+	api  *api.Handler
 
 	// ConsumerConfig lets tests and the benchmark adjust knobs that are not
 	// in the TOML file; set it between New and Run.
@@ -184,6 +185,7 @@ func (a *App) routes() http.Handler {
 	mux.Handle("/healthz", metrics.HealthzHandler())
 	mux.Handle("/readyz", a.m.Health.ReadyzHandler())
 	h := api.New(a.storeForAPI(), a.log)
+	a.api = h
 	if a.cfg.HTTP.AllowWrites {
 		h.EnableWrites(a.store, a.m.ObserveOperator)
 		a.log.Info("api: operator state changes enabled (http.allow_writes)", zap.String("path", "POST "+api.StatePath))
@@ -313,6 +315,9 @@ func (a *App) step(name string, f func() error) error {
 
 func (a *App) shutdown() error {
 	var errs []error
+	// Operator writes stop before the store closes; reads and probes go
+	// on until HTTP stops.
+	a.api.StopWrites()
 	errs = append(errs, a.step("store closed", func() error { return a.closeStore() }))
 	errs = append(errs, a.step("http stopped", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
