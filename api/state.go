@@ -110,11 +110,9 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, ErrorResponse{Error: fmt.Sprintf(
 			"incident %s kept changing under concurrent writes (%d attempts): try again", quote(id), ch.Conflicts+1)})
 		return
-	case err != nil && !ch.Changed:
+	case err != nil:
 		h.fail(w, err)
 		return
-	case err != nil: // written, then the identity pointer check failed
-		h.log.Warn("state change written, pointer check failed", zap.String("id", id), zap.Error(err))
 	}
 	if ch.Changed {
 		h.log.Info("operator state change", zap.String("id", id), zap.Stringer("from", ch.From), zap.Stringer("to", to),

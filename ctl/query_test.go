@@ -140,7 +140,7 @@ func TestQueryStore(t *testing.T) {
 // 0 (all) or more reading a store.
 func TestLimitFlag(t *testing.T) {
 	viaAPI := []string{"--api-url", "http://127.0.0.1:1"} // never reached: the flags are wrong
-	store := []string{"--state-backend", "memory"}
+	store := []string{"--state-backend", "pebble", "--state-path", filledPebble(t, 5)}
 	cases := []struct {
 		args []string
 		code int
@@ -282,7 +282,7 @@ func allIncidents(t *testing.T, s storage.Store) []*incident.Incident {
 // --since and --until take an RFC 3339 time (lower-case "t" and "z" too)
 // or a duration back from now; anything else is a usage error saying so.
 func TestSinceFlag(t *testing.T) {
-	store := []string{"--state-backend", "memory"}
+	store := []string{"--state-backend", "pebble", "--state-path", filledPebble(t, 5)}
 	for _, v := range []string{"90m", "2026-01-02T15:04:05Z", "2026-01-02t15:04:05z"} {
 		mustCode(t, runCtl(t, nil, "", append([]string{"count", "--since", v}, store...)...), ctl.ExitOK)
 	}
@@ -315,5 +315,22 @@ func TestMissingStoreIsAnError(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("reading created %s: %v", missing, err)
+	}
+}
+
+// TestMemoryStoreIsNotRead: a memory store lives inside its worker; a new
+// one is empty, so reading it is a usage error pointing at the API.
+func TestMemoryStoreIsNotRead(t *testing.T) {
+	for _, args := range [][]string{{"count"}, {"get", "x"}, {"set-state", "x", "Closed"}} {
+		r := runCtl(t, nil, "", append(args, "--state-backend", "memory")...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, "--api-url") {
+			t.Errorf("%v on memory: %q", args, r.err)
+		}
+	}
+	r := runCtl(t, nil, "", "migrate", "--from-backend", "memory", "--to-backend", "memory")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "--from-api-url") {
+		t.Errorf("migrate from memory: %q", r.err)
 	}
 }

@@ -94,6 +94,10 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 	if err != nil {
 		return nil, st, err
 	}
+	if f.prefix != "to" && st.Backend == config.BackendMemory {
+		// A new memory store is empty: every id would be "not found".
+		return nil, st, fmt.Errorf("%w: the memory backend lives inside its worker, and a new one is empty: reach that worker with %s", errUsage, f.memoryHint())
+	}
 	if f.prefix != "to" && st.Backend == config.BackendPebble {
 		// Reading a store that is not there would create an empty one
 		// and answer "nothing": a mistyped path must be an error.
@@ -127,6 +131,14 @@ func pebbleExists(path, hint string) error {
 		return fmt.Errorf("%w: no Pebble store at %s (the directory is empty)", errNoStore, path)
 	}
 	return nil
+}
+
+// memoryHint says how to read a memory-backed worker instead.
+func (f *storeFlags) memoryHint() string {
+	if f.prefix == "from" {
+		return "--from-api-url"
+	}
+	return "--api-url"
 }
 
 // pathHint names where the path came from: the flag, and the variable for

@@ -323,20 +323,16 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 type pointer struct {
 	fingerprint string
 	final       string // id of the batch's last new incident of the fingerprint
-	checked     bool   // always true: kept for the I section's layout
 	expect, by  string // what the stored pointer must name, for which new incident
 }
 
 // rank orders the pointers as applyScript's I section wants them: those
 // expecting no pointer, then those expecting one.
 func (p pointer) rank() int {
-	switch {
-	case p.checked && p.expect == "":
+	if p.expect == "" {
 		return 0
-	case p.checked:
-		return 1
 	}
-	return 2
+	return 1
 }
 
 // applyCall is applyScript's ARGV and the pointers its I section names.
@@ -374,7 +370,7 @@ func (s *Store) applyArgs(b storage.Batch) (applyCall, error) {
 		switch {
 		case !seen:
 			at[in.Fingerprint] = len(ptrs)
-			ptrs = append(ptrs, pointer{fingerprint: in.Fingerprint, final: in.ID, checked: true, expect: in.ReopenOf, by: in.ID})
+			ptrs = append(ptrs, pointer{fingerprint: in.Fingerprint, final: in.ID, expect: in.ReopenOf, by: in.ID})
 			checked++
 			continue
 		case ptrs[i].final != in.ReopenOf:

@@ -52,8 +52,8 @@ func requireLatest(t *testing.T, s storage.Store, step string, want *incident.In
 // changes nothing for the state an incident already has. The fold goes on
 // from what it wrote: a trigger after the operator's resolved_at reopens,
 // one not after it is late. Closing an older incident of an identity
-// leaves the identity on its newest incident (Apply alone would move it
-// back to the older one): the next trigger merges there.
+// leaves the identity on its newest incident (an update never moves it):
+// the next trigger merges there.
 func testOperatorStateChanges(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.Open(t)
@@ -257,11 +257,10 @@ func testOperatorRacesIngest(t *testing.T, h Harness) {
 }
 
 // testOperatorCloseRacesReopen: a trigger reopens an identity between the
-// moment SetState reads it and its write closing the resolved incident (a
-// new incident is checked against the identity, an update of the old one
-// is not, so Apply moves the identity back to the closed one). SetState
-// must leave the identity on the reopened incident, so that the next
-// trigger merges there instead of opening a second incident.
+// moment SetState reads it and its write closing the resolved incident.
+// The close is an update, which never moves the identity: it must stay on
+// the reopened incident, so that the next trigger merges there instead of
+// opening a second incident.
 func testOperatorCloseRacesReopen(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s := h.Open(t)
