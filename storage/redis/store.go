@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -151,6 +152,13 @@ func (s *Store) upgrade(ctx context.Context) error {
 		}
 	}
 	n, err := upgradeScript.Run(ctx, s.rdb, s.route(), args...).Int64()
+	if err != nil && readOnly(err) {
+		// A read-only replica, or a user allowed only to read (incidentctl
+		// get/list/verify): it cannot write the upgrade, and need not.
+		s.log.Warn("redis: the key layout upgrade needs write access; skipped (a worker with write access does it when it opens)",
+			zap.Int("layout_version", layoutVersion), zap.Error(err))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("redis upgrade of the key layout to version %d: %w", layoutVersion, err)
 	}
@@ -159,6 +167,18 @@ func (s *Store) upgrade(ctx context.Context) error {
 			zap.Int64("active_incidents", n), zap.Int("layout_version", layoutVersion))
 	}
 	return nil
+}
+
+// readOnly reports a Redis refusal to write: a replica (READONLY) or an
+// ACL user without the permission (NOPERM, or inside a script on 7.x
+// "The user executing the script can't run this command").
+func readOnly(err error) bool {
+	var re goredis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.Contains(msg, "READONLY") || strings.Contains(msg, "NOPERM") || strings.Contains(msg, "can't run this command")
 }
 
 func connectTimeout(cfg Config) time.Duration {
