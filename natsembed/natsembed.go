@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrNotReady is returned by New when the server does not accept connections
@@ -64,7 +65,9 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	log = log.Named("nats-server")
-	lg := &logger{s: log.Sugar(), fatal: make(chan string, 1)}
+	// The server's lines carry no stack worth printing: where this adapter
+	// was called from says nothing about them.
+	lg := &logger{s: log.WithOptions(zap.AddStacktrace(zapcore.FatalLevel + 1)).Sugar(), fatal: make(chan string, 1)}
 	srv.SetLoggerV2(lg, false, false, false)
 	srv.Start()
 	wait := cfg.StartTimeout
