@@ -118,10 +118,12 @@ func crashTest(t *testing.T, dir, state string, open func(*zap.Logger) storage.S
 	}
 	for i, at := range []uint64{n / 4, n * 3 / 5} {
 		var inFlight int
-		waitUntil(t, fmt.Sprintf("worker %d acks %d messages", i+1, at), func() bool {
+		waitUntil(t, fmt.Sprintf("worker %d acks %d messages and holds some", i+1, at), func() bool {
 			var done uint64
 			done, inFlight = acked()
-			return done >= at
+			// Kill while it holds unacked messages (a commit in flight or
+			// a batch forming), not in a pause between them.
+			return done >= at && (inFlight > 0 || done >= n)
 		})
 		w.kill(t)
 		if inFlight == 0 {
