@@ -239,6 +239,10 @@ type ConsumerConfig struct {
 	// MaxEventBytes is consumer.max_event_bytes; larger events are dead
 	// lettered (256..8388608).
 	MaxEventBytes int `toml:"max_event_bytes" json:"max_event_bytes"`
+	// MaxClockSkew is consumer.max_clock_skew: an event whose occurred_at
+	// is further than this after the message's JetStream timestamp is
+	// dead-lettered as invalid_field (0 disables; else 1s..8760h).
+	MaxClockSkew Duration `toml:"max_clock_skew" json:"max_clock_skew"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics (100ms..10m).
 	LagPollInterval Duration `toml:"lag_poll_interval" json:"lag_poll_interval"`
@@ -353,6 +357,7 @@ func Default() Config {
 			DuplicateWindow:  Duration{2 * time.Minute},
 			Replicas:         1,
 			MaxEventBytes:    65536,
+			MaxClockSkew:     Duration{time.Hour},
 			LagPollInterval:  Duration{5 * time.Second},
 			RetryInitial:     Duration{100 * time.Millisecond},
 			RetryMax:         Duration{10 * time.Second},

@@ -152,6 +152,8 @@ func TestBounds(t *testing.T) {
 		{"replicas", func(c *Config) { c.Consumer.Replicas = 6; c.NATS.URL = "nats://x:4222" }, "consumer.replicas", "between 1 and 5"},
 		{"replicas embedded", func(c *Config) { c.Consumer.Replicas = 3 }, "consumer.replicas", "embedded"},
 		{"max event bytes", func(c *Config) { c.Consumer.MaxEventBytes = 100 }, "consumer.max_event_bytes", "between 256 and 8388608"},
+		{"max clock skew negative", func(c *Config) { c.Consumer.MaxClockSkew = dur(-time.Second) }, "consumer.max_clock_skew", "0 (no bound) or between 1s and 8760h"},
+		{"max clock skew high", func(c *Config) { c.Consumer.MaxClockSkew = dur(8761 * time.Hour) }, "consumer.max_clock_skew", "8760h"},
 		{"lag poll", func(c *Config) { c.Consumer.LagPollInterval = dur(time.Millisecond) }, "consumer.lag_poll_interval", "between 100ms and 10m"},
 		{"retry initial", func(c *Config) { c.Consumer.RetryInitial = dur(0) }, "consumer.retry_initial", "between 1ms and 1m"},
 		{"retry max", func(c *Config) { c.Consumer.RetryMax = dur(10 * time.Millisecond) }, "consumer.retry_max", "consumer.retry_initial (100ms)"},

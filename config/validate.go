@@ -319,6 +319,9 @@ func (c Config) validateConsumer(p *problems) {
 		p.add("consumer.replicas", "must be 1 with the embedded NATS server (nats.url is empty), got %d", k.Replicas)
 	}
 	p.intRange("consumer.max_event_bytes", k.MaxEventBytes, 256, 8388608)
+	if d := k.MaxClockSkew.Duration; d != 0 && (d < time.Second || d > 8760*time.Hour) {
+		p.add("consumer.max_clock_skew", "must be 0 (no bound) or between 1s and 8760h, got %s", k.MaxClockSkew)
+	}
 	p.durRange("consumer.lag_poll_interval", k.LagPollInterval, 100*time.Millisecond, 10*time.Minute)
 	p.durRange("consumer.retry_initial", k.RetryInitial, time.Millisecond, time.Minute)
 	if k.RetryMax.Duration < k.RetryInitial.Duration {

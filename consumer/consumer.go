@@ -111,7 +111,7 @@ func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log
 	log = log.Named("consumer")
 	c := &Consumer{
 		cfg: cfg, ipEvery: ip, nc: nc, js: js, store: store, m: m, log: log,
-		dec:       incident.NewDecoder(cfg.Consumer.MaxEventBytes),
+		dec:       incident.NewDecoder(cfg.Consumer.MaxEventBytes).LimitClockSkew(cfg.Consumer.MaxClockSkew.Duration),
 		fp:        fp,
 		folder:    dedupe.NewFolder(cfg.Dedupe.Window.Duration, newID),
 		failing:   make(chan struct{}, 1),

@@ -38,6 +38,9 @@ var badPayloads = []struct {
 	{incident.ReasonInvalidField, func(i int) []byte {
 		return fmt.Appendf(nil, `{"id":"bad-%d","source":"s","title":"t","severity":"P9"}`, i)
 	}},
+	{incident.ReasonInvalidField, func(i int) []byte { // beyond consumer.max_clock_skew
+		return fmt.Appendf(nil, `{"id":"bad-%d","source":"s","title":"t","occurred_at":"9999-01-01T00:00:00Z"}`, i)
+	}},
 	{incident.ReasonUnknownAction, func(i int) []byte {
 		return fmt.Appendf(nil, `{"id":"bad-%d","source":"s","title":"t","action":"explode"}`, i)
 	}},

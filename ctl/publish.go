@@ -30,6 +30,7 @@ type publishFlags struct {
 	maxPending int
 	validate   bool
 	maxBytes   int
+	maxSkew    time.Duration
 }
 
 func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
@@ -55,6 +56,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
 	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
 	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes")
+	fs.DurationVar(&f.maxSkew, "max-clock-skew", time.Hour, "with --validate: the worker's consumer.max_clock_skew (0: no bound)")
 	return cmd
 }
 
@@ -134,7 +136,7 @@ func publishNDJSON(ctx context.Context, o IO, p *publisher, f publishFlags) (int
 		in = file
 	}
 	r := bufio.NewReaderSize(in, 1<<20)
-	dec := incident.NewDecoder(f.maxBytes)
+	dec := incident.NewDecoder(f.maxBytes).LimitClockSkew(f.maxSkew)
 	var parser fastjson.Parser
 	invalid := 0
 	for lineNo := 1; ; lineNo++ {

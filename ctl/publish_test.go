@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -129,6 +130,20 @@ func TestPublishNDJSON(t *testing.T) {
 	}
 	if n := streamMsgs(t, js, "INCIDENTS"); n != 6 {
 		t.Fatalf("stream holds %d, want 6 (v1 and v2 added)", n)
+	}
+
+	// An event time two hours ahead is beyond the default clock skew, not
+	// beyond a wider one.
+	ahead := `{"id":"w1","source":"s","title":"t","occurred_at":"` + time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339) + `"}` + "\n"
+	writeFile(t, file, ahead)
+	r = runCtl(t, env, "", "publish", "--validate", "-f", file)
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "line 1: incident: invalid_field") || !strings.Contains(r.err, "clock skew") {
+		t.Errorf("future event time not reported: %s", r.err)
+	}
+	mustCode(t, runCtl(t, env, "", "publish", "--validate", "--max-clock-skew", "3h", "-f", file), ctl.ExitOK)
+	if n := streamMsgs(t, js, "INCIDENTS"); n != 7 {
+		t.Fatalf("stream holds %d, want 7 (w1 added once)", n)
 	}
 }
 

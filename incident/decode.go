@@ -14,6 +14,7 @@ import (
 // event.
 type Decoder struct {
 	maxBytes int
+	maxSkew  time.Duration // 0: occurred_at has no bound nearer than maxYear
 	pool     fastjson.ParserPool
 }
 
@@ -24,6 +25,16 @@ func NewDecoder(maxBytes int) *Decoder {
 		maxBytes = DefaultMaxEventBytes
 	}
 	return &Decoder{maxBytes: maxBytes}
+}
+
+// LimitClockSkew makes Decode reject, as invalid_field, an event whose
+// occurred_at is more than skew after the message's timestamp (Meta.Timestamp,
+// when JetStream stored it): a producer clock that far ahead would give an
+// incident that sorts first and cannot time out until that time comes. Zero
+// or negative removes the bound. Call it before the decoder is used.
+func (d *Decoder) LimitClockSkew(skew time.Duration) *Decoder {
+	d.maxSkew = max(skew, 0)
+	return d
 }
 
 // Decode parses and validates one payload. Missing ids and times come from
@@ -68,6 +79,12 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, err
+	}
+	if d.maxSkew > 0 && !meta.Timestamp.IsZero() {
+		if ahead := ev.OccurredAt.Sub(meta.Timestamp); ahead > d.maxSkew {
+			return ev, errf(ReasonInvalidField, "occurred_at", "%s is %s after the message was published (%s): more than the allowed clock skew of %s",
+				ev.OccurredAt.Format(time.RFC3339Nano), ahead.Round(time.Second), meta.Timestamp.UTC().Format(time.RFC3339), d.maxSkew)
+		}
 	}
 	return ev, nil
 }

@@ -294,3 +294,45 @@ func TestHasControl(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeClockSkew: with LimitClockSkew, an occurred_at further ahead of
+// the message's timestamp than the bound is invalid_field; at the bound, in
+// the past, or without a payload time it passes; without the bound anything
+// up to year 9999 passes.
+func TestDecodeClockSkew(t *testing.T) {
+	at := func(d time.Duration) string {
+		return `{"source":"s","title":"t","occurred_at":"` + testMeta.Timestamp.Add(d).Format(time.RFC3339Nano) + `"}`
+	}
+	tests := []struct {
+		name    string
+		skew    time.Duration
+		payload string
+		ok      bool
+	}{
+		{"just over the bound", time.Hour, at(time.Hour + time.Second), false},
+		{"far ahead", time.Hour, `{"source":"s","title":"t","occurred_at":"9999-01-01T00:00:00Z"}`, false},
+		{"at the bound", time.Hour, at(time.Hour), true},
+		{"slightly ahead", time.Hour, at(5 * time.Minute), true},
+		{"in the past", time.Hour, at(-1000 * time.Hour), true},
+		{"no payload time", time.Hour, `{"source":"s","title":"t"}`, true},
+		{"no bound", 0, `{"source":"s","title":"t","occurred_at":"9999-01-01T00:00:00Z"}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewDecoder(0).LimitClockSkew(tc.skew).Decode([]byte(tc.payload), testMeta)
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason != ReasonInvalidField || de.Field != "occurred_at" {
+				t.Fatalf("err = %v, want invalid_field on occurred_at", err)
+			}
+			if !strings.Contains(de.Msg, "clock skew of 1h0m0s") || !strings.Contains(de.Msg, "2026-03-01T12:00:00Z") {
+				t.Errorf("message %q should name the bound and the message time", de.Msg)
+			}
+		})
+	}
+}
