@@ -124,9 +124,8 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 // connect starts the embedded server when configured, then dials NATS.
 func (a *App) connect() error {
 	n := a.cfg.NATS
-	url := n.URL
-	opts := []nats.Option{
-		nats.Name(n.Name),
+	url, from := n.URL, n.URLFrom
+	opts := append(NATSOptions(n),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -136,26 +135,18 @@ func (a *App) connect() error {
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
 		nats.ErrorHandler(a.natsError),
-	}
+	)
 	if a.cfg.Embedded() {
 		s, err := natsembed.New(natsembed.Config{Listen: n.EmbeddedListen, StoreDir: n.EmbeddedStoreDir}, a.log)
 		if err != nil {
 			return err
 		}
 		a.embed = s
-		url = s.ClientURL()
-	}
-	switch {
-	case n.CredentialsFile != "":
-		opts = append(opts, nats.UserCredentials(n.CredentialsFile))
-	case n.User != "":
-		opts = append(opts, nats.UserInfo(n.User, n.Password))
-	case n.Token != "":
-		opts = append(opts, nats.Token(n.Token))
+		url, from = s.ClientURL(), "embedded"
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return fmt.Errorf("nats connect: %w", err)
+		return NATSConnectError(url, from, err)
 	}
 	a.nc = nc
 	a.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", a.embed != nil))

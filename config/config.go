@@ -195,6 +195,11 @@ type NATSConfig struct {
 	// EmbeddedStoreDir is nats.embedded_store_dir, the embedded server's
 	// JetStream storage directory.
 	EmbeddedStoreDir string `toml:"embedded_store_dir" json:"embedded_store_dir"`
+
+	// URLFrom says where Load took URL from, for messages: "NATS_URL" or
+	// "nats.url in FILE"; empty when URL is empty or was set by the
+	// caller. Not part of the TOML document nor of its JSON form.
+	URLFrom string `toml:"-" json:"-"`
 }
 
 // ConsumerConfig is the [consumer] table: the JetStream stream, the shared

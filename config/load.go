@@ -78,6 +78,12 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		backendFrom = v
 	}
 	normaliseBackend(&cfg, backendFrom)
+	switch {
+	case fromEnv["nats.url"] != "":
+		cfg.NATS.URLFrom = fromEnv["nats.url"]
+	case path != "" && cfg.NATS.URL != "":
+		cfg.NATS.URLFrom = "nats.url in " + path
+	}
 	cfg.addWarnings()
 
 	var invalid problems

@@ -41,16 +41,25 @@ func (c Config) Redacted() Config {
 	r.State.Redis.Password = mask(c.State.Redis.Password)
 	r.State.Redis.SentinelPassword = mask(c.State.Redis.SentinelPassword)
 
-	if c.NATS.URL != "" {
-		urls := strings.Split(c.NATS.URL, ",")
-		for i, u := range urls {
-			urls[i] = redactNATSURL(u)
-		}
-		r.NATS.URL = strings.Join(urls, ",")
-	}
+	r.NATS.URL = RedactNATSURL(c.NATS.URL)
 	r.NATS.Password = mask(c.NATS.Password)
 	r.NATS.Token = mask(c.NATS.Token)
 	return r
+}
+
+// RedactNATSURL masks the secrets of a nats.url value, one or more
+// comma-separated URLs: each password becomes "xxxxx", and so does a user
+// without a password (a NATS token). Anything else is kept, so the result
+// still says which servers are meant.
+func RedactNATSURL(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	urls := strings.Split(s, ",")
+	for i, u := range urls {
+		urls[i] = redactNATSURL(u)
+	}
+	return strings.Join(urls, ",")
 }
 
 func mask(s string) string {

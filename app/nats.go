@@ -1,0 +1,59 @@
+package app
+
+import (
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/llm-im/incidentd/config"
+)
+
+// NATSOptions are the client options [nats] asks for: the connection name
+// and its one authentication method (nats.credentials_file, else
+// nats.user with nats.password, else nats.token). The worker and
+// incidentctl both connect with them, so a config file that lets the worker
+// in lets the operator CLI in too; a caller adds its own options after
+// them (a later nats.Name wins).
+func NATSOptions(n config.NATSConfig) []nats.Option {
+	opts := []nats.Option{nats.Name(n.Name)}
+	switch {
+	case n.CredentialsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredentialsFile))
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	}
+	return opts
+}
+
+// NATSConnectError describes a failed connection to url without its
+// secrets: "nats connect URL (FROM): ERR", with the URL's passwords and
+// tokens masked as in the logged configuration, also where ERR quotes the
+// URL (a URL that does not parse). from says where the URL came from
+// (NATS_URL, nats.url in FILE, --nats-url) and may be empty.
+func NATSConnectError(url, from string, err error) error {
+	return &natsConnectError{url: url, from: from, err: err}
+}
+
+type natsConnectError struct {
+	url, from string
+	err       error
+}
+
+func (e *natsConnectError) Error() string {
+	s := "nats connect " + config.RedactNATSURL(e.url)
+	if e.from != "" {
+		s += " (" + e.from + ")"
+	}
+	msg := e.err.Error()
+	for _, u := range strings.Split(e.url, ",") {
+		u = strings.TrimSpace(u)
+		if masked := config.RedactNATSURL(u); u != "" && masked != u {
+			msg = strings.ReplaceAll(msg, u, masked)
+		}
+	}
+	return s + ": " + msg
+}
+
+func (e *natsConnectError) Unwrap() error { return e.err }
