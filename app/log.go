@@ -45,7 +45,7 @@ func NewLoggerTo(cfg config.LogConfig, w io.Writer) (*zap.Logger, error) {
 	}
 	out := zapcore.Lock(zapcore.AddSync(w))
 	core := zapcore.NewCore(enc, out, zap.NewAtomicLevelAt(level))
-	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel), zap.ErrorOutput(out)), nil
+	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.DPanicLevel), zap.ErrorOutput(out)), nil
 }
 
 // isTerminal reports whether w is a terminal (not a file, a pipe or

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,5 +93,29 @@ func TestJSONDurationsAreStrings(t *testing.T) {
 	log.Info("shutdown: store closed", zap.Duration("took", 1500*time.Millisecond))
 	if !strings.Contains(b.String(), `"took":"1.5s"`) {
 		t.Fatalf("duration not a string: %s", b.String())
+	}
+}
+
+// TestErrorLinesCarryNoStack: an error line (an expected failure, such as
+// NATS unreachable at start) is one line with no Go stack trace, in either
+// format; a DPanic, a bug, still carries one.
+func TestErrorLinesCarryNoStack(t *testing.T) {
+	for _, format := range []string{config.LogFormatConsole, "json"} {
+		t.Run(format, func(t *testing.T) {
+			var b bytes.Buffer
+			log, err := app.NewLoggerTo(config.LogConfig{Level: "info", Format: format}, &b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Error("start failed", zap.Error(errors.New("nats connect nats://127.0.0.1:1: no servers")))
+			if got := b.String(); strings.Count(got, "\n") != 1 || strings.Contains(got, "stacktrace") {
+				t.Fatalf("error line with a stack trace: %q", got)
+			}
+			b.Reset()
+			log.DPanic("bug")
+			if got := b.String(); strings.Count(got, "\n") < 2 && !strings.Contains(got, "stacktrace") {
+				t.Fatalf("DPanic line without a stack trace: %q", got)
+			}
+		})
 	}
 }
