@@ -58,6 +58,15 @@ type Store interface {
 	List(ctx context.Context, f Filter, p Page) ([]*incident.Incident, error)
 	// Count returns how many incidents match f.
 	Count(ctx context.Context, f Filter) (int64, error)
+	// Scan calls fn once for every stored incident and stops at fn's
+	// first error, which it returns. Unlike paging through List, whose
+	// order moves as incidents are updated, it never misses or repeats an
+	// incident that exists for the whole scan, however busy the writers:
+	// memory and Pebble read one consistent snapshot, in id order; Redis,
+	// which has none, walks the id set (each incident as it is when read,
+	// in no set order; incidents created or deleted meanwhile may or may not
+	// appear). It is what export and migrate read.
+	Scan(ctx context.Context, fn func(*incident.Incident) error) error
 	// Delete removes an incident and all its index memberships, or returns
 	// ErrNotFound.
 	Delete(ctx context.Context, id string) error

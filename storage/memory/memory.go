@@ -10,6 +10,8 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,6 +245,31 @@ func (s *Store) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*
 		out = append(out, in.Clone())
 	}
 	return out, nil
+}
+
+// Scan calls fn with a copy of every incident, in id order, from one
+// consistent snapshot: the records are replaced on every write, never
+// changed, so holding the current ones is a snapshot. It stops at fn's
+// first error and returns it.
+func (s *Store) Scan(ctx context.Context, fn func(*incident.Incident) error) error {
+	if err := s.read(ctx); err != nil {
+		return err
+	}
+	all := make([]*incident.Incident, 0, len(s.byID))
+	for _, in := range s.byID {
+		all = append(all, in)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(all, func(a, b *incident.Incident) int { return strings.Compare(a.ID, b.ID) })
+	for _, in := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(in.Clone()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Count returns how many incidents match f.

@@ -102,6 +102,10 @@ type Store struct {
 	reg       prometheus.Registerer
 	collector *collector
 
+	// scans are the snapshots of Scans in progress, which Close releases.
+	scanMu sync.Mutex
+	scans  map[*pebbledb.Snapshot]struct{}
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -135,7 +139,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		return nil, fmt.Errorf("pebble: %s is in use by another process or store (%v): %w", cfg.Path, err, storage.ErrLocked)
 	}
 	s := &Store{cfg: cfg, log: log, lock: lock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		scans: map[*pebbledb.Snapshot]struct{}{},
+		stop:  make(chan struct{}), done: make(chan struct{})}
 	s.wopts = pebbledb.NoSync
 	if cfg.Sync {
 		s.wopts = pebbledb.Sync
@@ -498,6 +503,7 @@ func (s *Store) Close() error {
 	}
 	s.applyMu.Lock() // no writer is left mid-batch (they hold life too, but be explicit)
 	defer s.applyMu.Unlock()
+	s.closeScans()
 	err := s.db.Close()
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr

@@ -405,6 +405,7 @@ func requireClosed(t *testing.T, s storage.Store) {
 		"FindOpen": func() error { _, err := s.FindOpen(ctx, "v1:1"); return err },
 		"List":     func() error { _, err := s.List(ctx, storage.Filter{}, storage.Page{}); return err },
 		"Count":    func() error { _, err := s.Count(ctx, storage.Filter{}); return err },
+		"Scan":     func() error { return s.Scan(ctx, func(*incident.Incident) error { return nil }) },
 		"Delete":   func() error { return s.Delete(ctx, "inc-1") },
 		"Flush":    func() error { return s.Flush(ctx) },
 		"Stats":    func() error { _, err := s.Stats(ctx); return err },

@@ -72,6 +72,13 @@ func (h *handle) FindOpen(ctx context.Context, fp string) (*incident.Incident, e
 	return h.m.FindOpen(ctx, fp)
 }
 
+func (h *handle) Scan(ctx context.Context, fn func(*incident.Incident) error) error {
+	if err := h.err(); err != nil {
+		return err
+	}
+	return h.m.Scan(ctx, fn)
+}
+
 func (h *handle) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
 	if err := h.err(); err != nil {
 		return nil, err
