@@ -1,25 +1,22 @@
-// Package deploy holds no code: Kubernetes manifests, Prometheus alert rules
-// and the Grafana dashboard. Its tests check them against the program they
-// deploy: the rules with promtool, the metric names against the worker's
-// registry, the ConfigMap's TOML against config.Load.
+// Package deploy holds no code: Kubernetes manifests (one directory per
+// deployment shape), the Prometheus scrape job and alert rules, and the
+// Grafana dashboard. Its tests check them against the program they deploy
+// and against each other: the rules and the scrape job with promtool, the
+// metric names against the worker's registry, each shape's ConfigMap
+// against config.Load, the Services' and the scrape job's selection against
+// the pods.
 package deploy
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.yaml.in/yaml/v3"
 
-	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/metrics"
 )
 
@@ -105,45 +102,6 @@ func TestDashboardIsValidJSON(t *testing.T) {
 	for _, p := range d.Panels {
 		if len(p.Targets) == 0 || p.Targets[0].Expr == "" {
 			t.Errorf("panel %q has no query", p.Title)
-		}
-	}
-}
-
-func TestKubernetesManifests(t *testing.T) {
-	files, _ := filepath.Glob("kubernetes/*.yaml")
-	if len(files) < 3 {
-		t.Fatalf("manifests: %v", files)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var doc struct {
-				APIVersion string                `yaml:"apiVersion"`
-				Kind       string                `yaml:"kind"`
-				Metadata   struct{ Name string } `yaml:"metadata"`
-				Data       map[string]string     `yaml:"data"`
-			}
-			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if doc.APIVersion == "" || doc.Kind == "" || doc.Metadata.Name == "" {
-				t.Errorf("%s: a document lacks apiVersion, kind or metadata.name", f)
-			}
-			if toml, ok := doc.Data["config.toml"]; ok {
-				path := filepath.Join(t.TempDir(), "config.toml")
-				if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := config.Load(path, func(string) (string, bool) { return "", false }); err != nil {
-					t.Errorf("%s: config.toml does not load: %v", f, err)
-				}
-			}
 		}
 	}
 }

@@ -40,7 +40,10 @@ func TestDockerfileMatchesTheProgramAndManifests(t *testing.T) {
 	if user == nil {
 		t.Fatal("Dockerfile sets no numeric USER")
 	}
-	files, _ := filepath.Glob("kubernetes/*.yaml")
+	files, _ := filepath.Glob("kubernetes/*/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no manifests under kubernetes/*/")
+	}
 	for _, f := range files {
 		m, err := os.ReadFile(f)
 		if err != nil {
