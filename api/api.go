@@ -1,8 +1,9 @@
 // Package api is the worker's HTTP API over the store the pipeline writes:
 // queries (GET /api/v1/incidents with filters and pagination, GET
 // /api/v1/incidents/{id}) and, when enabled, an operator's state change
-// (POST /api/v1/incidents/{id}/state). incidentctl get/list/count/state use
-// it when a worker runs.
+// (POST /api/v1/incidents/{id}/state), and an export of every incident (GET
+// /api/v1/export). incidentctl get/list/count/state/export use it when a
+// worker runs.
 package api
 
 import (
@@ -31,6 +32,8 @@ type Reader interface {
 	Get(ctx context.Context, id string) (*incident.Incident, error)
 	List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error)
 	Count(ctx context.Context, f storage.Filter) (int64, error)
+	// Scan calls fn once for every incident; see storage.Store.
+	Scan(ctx context.Context, fn func(*incident.Incident) error) error
 }
 
 // ListResponse is the body of GET /api/v1/incidents.
@@ -80,6 +83,7 @@ func New(store Reader, log *zap.Logger) *Handler {
 	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET "+ListPath, h.list)
 	h.mux.HandleFunc("GET "+GetPath, h.get)
+	h.mux.HandleFunc("GET "+ExportPath, h.export)
 	h.mux.HandleFunc("POST "+StatePath, h.setState)
 	// The same paths with another method: 405 naming the ones allowed
 	// (GET serves HEAD too).
@@ -87,6 +91,7 @@ func New(store Reader, log *zap.Logger) *Handler {
 		{ListPath, "GET, HEAD", "it is read (GET)"},
 		{GetPath, "GET, HEAD", "it is read (GET); a state change is POST " + ListPath + "/{id}/state"},
 		{StatePath, "POST", `a state change is POST {"state":"…"}`},
+		{ExportPath, "GET, HEAD", "it is read (GET)"},
 	} {
 		h.mux.HandleFunc(p.path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", p.allow)
@@ -111,6 +116,7 @@ func NotFoundHandler() http.Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle(ListPath, h)
 	mux.Handle(ListPath+"/", h)
+	mux.Handle(ExportPath, h)
 	mux.Handle("/", h)
 }
 

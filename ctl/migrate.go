@@ -30,7 +30,7 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 				return err
 			}
 			defer closeR()
-			all, err := readAll(cmd.Context(), r)
+			all, err := readAll(cmd.Context(), r, o.Err)
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
@@ -121,7 +121,7 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
 			}
-			all, err := readAll(cmd.Context(), r)
+			all, err := readAll(cmd.Context(), r, o.Err)
 			closeR()
 			if err != nil {
 				return fmt.Errorf("read source: %w", err)

@@ -54,14 +54,41 @@ func walk(ctx context.Context, r api.Reader, fn func(*incident.Incident) error) 
 	}
 }
 
-// readAll collects every incident of r.
-func readAll(ctx context.Context, r api.Reader) ([]*incident.Incident, error) {
+// listAll collects every incident of r through List, newest first: what
+// verify checks.
+func listAll(ctx context.Context, r api.Reader) ([]*incident.Incident, error) {
 	var all []*incident.Incident
 	err := walk(ctx, r, func(in *incident.Incident) error {
 		all = append(all, in)
 		return nil
 	})
 	return all, err
+}
+
+// readAll collects every incident of r with its Scan, which misses none
+// however busy the writers, and orders them newest last_seen first (id
+// descending on ties), as List would. A worker too old to serve the export
+// endpoint is read through List pages instead, with a warning on warn.
+func readAll(ctx context.Context, r api.Reader, warn io.Writer) ([]*incident.Incident, error) {
+	var all []*incident.Incident
+	err := r.Scan(ctx, func(in *incident.Incident) error {
+		all = append(all, in)
+		return nil
+	})
+	if errors.Is(err, api.ErrExportUnsupported) {
+		fmt.Fprintf(warn, "warning: the worker has no %s (an older build): reading it page by page, which misses incidents updated meanwhile; stop it for an exact copy\n", api.ExportPath)
+		return listAll(ctx, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b *incident.Incident) int {
+		if c := b.LastSeen.Compare(a.LastSeen); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return all, nil
 }
 
 // writeIncidents writes incidents as JSON lines, or as one JSON array.

@@ -65,7 +65,7 @@ func (v *verifier) fail(format string, args ...any) {
 }
 
 func (v *verifier) run(ctx context.Context) error {
-	all, err := readAll(ctx, v.r)
+	all, err := listAll(ctx, v.r)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

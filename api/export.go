@@ -1,0 +1,132 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/incident"
+)
+
+// ExportPath streams every incident (see Handler.export).
+const ExportPath = "/api/v1/export"
+
+// ExportCountTrailer is the HTTP trailer of a complete export: how many
+// incidents it holds. An export that failed half-way has no trailer and an
+// aborted body.
+const ExportCountTrailer = "Incidentd-Export-Count"
+
+// ErrExportUnsupported is what Client.Scan returns from a worker that has
+// no ExportPath (a build from before it).
+var ErrExportUnsupported = errors.New("api: the worker does not serve " + ExportPath)
+
+// export answers GET ExportPath: every incident as JSON lines (each as
+// incident.View), read with the store's Scan, so that incidents updated
+// meanwhile are neither missed nor repeated. A complete answer ends with
+// the ExportCountTrailer; when the store fails after the first bytes are
+// out, the connection is aborted so the client cannot take the truncated
+// body for a whole one.
+func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query(); len(q) > 0 {
+		names := make([]string, 0, len(q))
+		for name := range q {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		h.badRequest(w, perr(names[0], "unknown parameter: %s takes none", ExportPath))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Header().Set("Trailer", ExportCountTrailer)
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	enc := json.NewEncoder(bw)
+	n := 0
+	err := h.store.Scan(r.Context(), func(in *incident.Incident) error {
+		n++
+		return enc.Encode(incident.NewView(in))
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		if cw.n == 0 && r.Context().Err() == nil {
+			w.Header().Del("Trailer")
+			h.fail(w, err)
+			return
+		}
+		h.log.Warn("export aborted", zap.Int("incidents_sent", n), zap.Error(err))
+		panic(http.ErrAbortHandler) // the client sees a broken body, not an end
+	}
+	w.Header().Set(ExportCountTrailer, strconv.Itoa(n))
+}
+
+// countingWriter counts the bytes that reached the response.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Scan reads GET ExportPath and calls fn for each incident. It fails unless
+// the body ends with the worker's count trailer and that many incidents
+// came; a worker without the endpoint gives ErrExportUnsupported.
+func (c *Client) Scan(ctx context.Context, fn func(*incident.Incident) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+ExportPath, nil)
+	if err != nil {
+		return fmt.Errorf("api request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return ErrExportUnsupported
+	case resp.StatusCode != http.StatusOK:
+		var e ErrorResponse
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			e.Error = string(body)
+		}
+		return fmt.Errorf("api export: %s: %s", resp.Status, e.Error)
+	}
+	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+	n := 0
+	for {
+		var in incident.Incident
+		err := dec.Decode(&in)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("api export: after %d incidents: %w", n, err)
+		}
+		n++
+		if err := fn(&in); err != nil {
+			return err
+		}
+	}
+	want := resp.Trailer.Get(ExportCountTrailer)
+	if want != strconv.Itoa(n) {
+		return fmt.Errorf("api export: incomplete: %d incidents received, the worker's count is %q", n, want)
+	}
+	return nil
+}
