@@ -27,8 +27,10 @@ const (
 	// HeaderStreamSeq is its sequence in the incident stream.
 	HeaderStreamSeq = "Incidentd-Stream-Seq"
 	// HeaderMsgID is the original Nats-Msg-Id, when it had one. The
-	// dead letter's own Nats-Msg-Id is "<stream>:<seq>", so a message
-	// dead-lettered twice (redelivery, several workers) is stored once.
+	// dead letter's own Nats-Msg-Id is the original's position,
+	// "<stream>:<seq>:<timestamp ns>" (incident.Meta.Position), so a message
+	// dead-lettered twice (redelivery, several workers) is stored once, and
+	// one of a stream created again is not taken for it.
 	HeaderMsgID = "Incidentd-Msg-Id"
 )
 
@@ -64,7 +66,7 @@ func (d *deadLetters) message(data []byte, meta incident.Meta, subject string, d
 	if meta.MsgID != "" {
 		out.Header.Set(HeaderMsgID, meta.MsgID)
 	}
-	out.Header.Set(jetstream.MsgIDHeader, meta.Stream+":"+strconv.FormatUint(meta.Sequence, 10))
+	out.Header.Set(jetstream.MsgIDHeader, meta.Position())
 	return out
 }
 

@@ -562,3 +562,34 @@ func TestShutdownAbandonsAFailingCommit(t *testing.T) {
 	e.settle(cfg, w2)
 	requireIncidents(t, store, ex)
 }
+
+// TestStreamRecreated deletes the stream under a running worker, which sets
+// it up again: the new stream numbers its messages from 1 again, and events
+// without any id (and dead letters) at the same sequence numbers as before
+// are new events, not copies of the old ones.
+func TestStreamRecreated(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	store := stores[0].open(t, "")
+	w := e.start(cfg, store)
+	run := func(n int) {
+		e.publish([][]byte{fmt.Appendf(nil, `{"source":"s","title":"run %d"}`, n), []byte(`not json`)})
+		e.settle(cfg, w)
+		if got := applied(w); got != n {
+			t.Fatalf("run %d: %d events applied, want %d", n, got, n)
+		}
+		e.waitFor(fmt.Sprintf("run %d: %d dead letters", n, n), 10*time.Second, func() bool { return len(e.dlq(cfg)) == n })
+	}
+	run(1)
+	if err := e.js.DeleteStream(context.Background(), cfg.Consumer.Stream); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("stream and consumer set up again", 30*time.Second, func() bool {
+		_, err := e.js.Consumer(context.Background(), cfg.Consumer.Stream, cfg.Consumer.Durable)
+		return err == nil && w.c.Ready() == nil
+	})
+	run(2)
+	if n, err := store.Count(context.Background(), storage.Filter{}); err != nil || n != 2 {
+		t.Fatalf("%d incidents (%v), want 2", n, err)
+	}
+}

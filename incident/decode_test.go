@@ -59,12 +59,18 @@ func TestDecodeDefaultsAndAliases(t *testing.T) {
 			}
 		}},
 		{"stream position when no id at all", `{"source":"s","title":"t"}`, testMeta, func(t *testing.T, ev Event) {
-			if ev.ID != "INCIDENTS:42" {
+			// testMeta's timestamp, 2026-03-01T12:00:00.123456789Z, in unix ns.
+			if ev.ID != "INCIDENTS:42:1772366400123456789" {
 				t.Errorf("id = %q", ev.ID)
+			}
+			other := testMeta
+			other.Timestamp = other.Timestamp.Add(time.Nanosecond) // the stream created again
+			if ev2, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t"}`), other); err != nil || ev2.ID == ev.ID {
+				t.Errorf("same sequence of another stream incarnation: id %q (%v), want another than %q", ev2.ID, err, ev.ID)
 			}
 		}},
 		{"nulls are absent", `{"id":null,"source":"s","title":"t","labels":null,"severity":null,"value":null}`, testMeta, func(t *testing.T, ev Event) {
-			if ev.ID != "INCIDENTS:42" || ev.Labels != nil || ev.Severity != DefaultSeverity || ev.Value != nil {
+			if ev.ID != "INCIDENTS:42:1772366400123456789" || ev.Labels != nil || ev.Severity != DefaultSeverity || ev.Value != nil {
 				t.Errorf("got %+v", ev)
 			}
 		}},

@@ -49,14 +49,28 @@ type Meta struct {
 	Timestamp time.Time // JetStream timestamp
 }
 
-// FallbackID is the event id used when neither the payload nor the
-// Nats-Msg-Id header has one: "<stream>:<sequence>".
+// FallbackID is the event id used when the payload has none: the
+// Nats-Msg-Id header, else Position.
 func (m Meta) FallbackID() string {
 	if m.MsgID != "" {
 		return m.MsgID
 	}
+	return m.Position()
+}
+
+// Position names the message's place in its stream:
+// "<stream>:<sequence>:<timestamp>", the timestamp in unix nanoseconds (left
+// out when unknown). It is the same on every delivery of one message, and
+// differs between two messages that got one sequence number from two
+// incarnations of the stream (deleted and created again, or its directory
+// wiped), which "<stream>:<sequence>" alone would take for one event.
+func (m Meta) Position() string {
 	if m.Stream == "" && m.Sequence == 0 {
 		return ""
 	}
-	return m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+	p := m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+	if !m.Timestamp.IsZero() {
+		p += ":" + strconv.FormatInt(m.Timestamp.UnixNano(), 10)
+	}
+	return p
 }
