@@ -3,6 +3,7 @@ package ctl
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -48,13 +49,14 @@ how fast it drains the stream: events/s, batches/s, flush p50/p99. Then it publi
 worker's incidentd_end_to_end_latency_seconds histogram. Worker RSS is the process's
 VmHWM (in process: it includes the publisher, and the nats-server when embedded).
 
-NATS: embedded in this process unless --nats-url names a server (the issue's targets are
+NATS: --nats-url, else $NATS_URL, else the [nats] url of --config (whose credentials are
+used in any case), else embedded in this process (the issue's targets are
 stated for an external nats-server: nats-server -js -sd DIR -a 127.0.0.1 -p 4222). The
 in-process worker uses its own streams (INCIDENTS_BENCH, INCIDENTS_BENCH_DLQ, consumer
 incidentd-bench), deleted before and after the run.
 
 --worker-url benchmarks a worker that is already running instead: events go to its
-subjects (--subject) on --nats-url, the drain is measured from the first publish (the
+subjects (--subject) on that NATS, the drain is measured from the first publish (the
 worker consumes while the load is published) and figures come from its /metrics.`,
 		Example: `  incidentctl bench
   nats-server -js -sd /tmp/nats -a 127.0.0.1 -p 4222 &
@@ -62,8 +64,9 @@ worker consumes while the load is published) and figures come from its /metrics.
   incidentctl bench --nats-url nats://127.0.0.1:4222 --worker-url http://127.0.0.1:8080 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.output != "" && f.output != "table" && f.output != "json" {
-				return fmt.Errorf("%w: --output %q: want table or json", errUsage, f.output)
+			asJSON, err := jsonOutput(f.output, o.Out)
+			if err != nil {
+				return err
 			}
 			if f.cpuprofile != "" {
 				pf, err := os.Create(f.cpuprofile)
@@ -80,7 +83,7 @@ worker consumes while the load is published) and figures come from its /metrics.
 			if res == nil {
 				return err
 			}
-			if f.output == "json" {
+			if asJSON {
 				if werr := writeJSON(o.Out, res); werr != nil {
 					return werr
 				}
@@ -97,9 +100,9 @@ worker consumes while the load is published) and figures come from its /metrics.
 	fs.IntVar(&f.events, "events", 200_000, "events loaded before the worker starts")
 	fs.Float64Var(&f.duplicates, "duplicates", 0.3, "share of events repeating an identity (half with the same event id)")
 	fs.Uint64Var(&f.seed, "seed", 1, "loadgen seed")
-	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS server (default: an embedded one in this process)")
-	fs.StringVar(&f.workerURL, "worker-url", "", "benchmark the running worker at this URL instead of starting one (requires --nats-url)")
-	fs.StringVar(&f.configPath, "config", "", "worker config `file` for the in-process worker ([state], [consumer] batching, [dedupe])")
+	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS server (default $NATS_URL, else the [nats] url of --config, else an embedded one in this process)")
+	fs.StringVar(&f.workerURL, "worker-url", "", "benchmark the running worker at this URL instead of starting one (needs its NATS: --nats-url, $NATS_URL or --config)")
+	fs.StringVar(&f.configPath, "config", "", "config `file`: [nats] url and credentials to connect with; for the in-process worker also [state], [consumer] batching, [dedupe]")
 	fs.StringVar(&f.backend, "state-backend", "", "in-process worker's backend (default pebble, or the --config one)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "in-process worker's Pebble `directory` (default a temporary one, removed after)")
 	fs.IntVar(&f.rate, "rate", 20_000, "events/s offered in the latency phase (0 skips it)")
@@ -107,7 +110,7 @@ worker consumes while the load is published) and figures come from its /metrics.
 	fs.StringVar(&f.subject, "subject", DefaultSubject, "with --worker-url: the subject template its stream listens on")
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up when the worker has not drained the stream by then")
-	fs.StringVarP(&f.output, "output", "o", "table", "summary format: table or json")
+	fs.StringVarP(&f.output, "output", "o", "", "summary format: table or json (default table on a terminal, json otherwise)")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run (publisher and in-process worker) to `file`")
 	fs.BoolVar(&f.keep, "keep", false, "keep the bench streams (and a temporary state directory) after the run")
 	return cmd
@@ -165,6 +168,24 @@ type benchResult struct {
 		Incidents        int64    `json:"incidents_in_store"`
 		Problems         []string `json:"problems"`
 	} `json:"check"`
+}
+
+// newBenchResult is an empty summary: its problems are an empty list, so the
+// JSON says "problems": [] when there are none.
+func newBenchResult() *benchResult {
+	r := &benchResult{Machine: machine()}
+	r.Check.Problems = []string{}
+	return r
+}
+
+// redactURL masks the password of a URL (the worker's), as
+// url.URL.Redacted does; a string that does not parse is kept.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 func (r *benchResult) print(w io.Writer) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llm-im/incidentd/ctl"
@@ -75,10 +76,22 @@ func TestBench(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
-	r := runCtl(t, nil, "", "bench", "--worker-url", "http://127.0.0.1:1")
-	mustCode(t, r, ctl.ExitUsage)
-	r = runCtl(t, nil, "", "bench", "-o", "yaml")
-	mustCode(t, r, ctl.ExitUsage)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--worker-url", "http://127.0.0.1:1"}, "--worker-url needs the NATS its worker consumes from"},
+		{[]string{"-o", "yaml"}, `--output "yaml"`},
+		{[]string{"--duplicates", "1.5"}, "--duplicates 1.5"},
+		{[]string{"--events", "0"}, "--events must be at least 1"},
+	}
+	for _, c := range cases {
+		r := runCtl(t, nil, "", append([]string{"bench"}, c.args...)...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, c.want) {
+			t.Errorf("bench %v: stderr %q, want %q", c.args, r.err, c.want)
+		}
+	}
 }
 
 // TestBenchWorkerURL benchmarks a worker that is already running: only
@@ -112,6 +125,10 @@ func TestBenchWorkerURL(t *testing.T) {
 			"--events", "300", "--seed", seed, "--rate", "0", "-o", "json")
 		mustCode(t, r, ctl.ExitOK)
 	}
+	// The worker's NATS from NATS_URL, as for every command.
+	r = runCtl(t, map[string]string{"NATS_URL": a.NATSURL()}, "", "bench", "--worker-url", a.HTTPURL(),
+		"--events", "300", "--seed", "78", "--rate", "0", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
 }
 
 // TestBenchNeverUsesTheConfigsStore: with a deployment's --config, the

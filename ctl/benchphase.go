@@ -230,7 +230,7 @@ func (b *bench) watchRSS() {
 	done := make(chan struct{})
 	every := 100 * time.Millisecond
 	b.res.RSSSource = "max VmRSS of this process while the worker ran (includes the publisher"
-	if b.f.natsURL == "" {
+	if b.target.url == "" {
 		b.res.RSSSource += " and the embedded nats-server"
 	}
 	b.res.RSSSource += ")"

@@ -58,14 +58,28 @@ type bench struct {
 	drainCPU0 float64
 	// startWorkerNow releases the in-process worker (nil with --worker-url).
 	startWorkerNow func()
+	// target is the NATS server given (--nats-url, NATS_URL or the [nats]
+	// url of --config); its url is empty when the bench embeds one.
+	target natsTarget
 }
 
 func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchResult, error) {
 	if f.events < 1 {
 		return nil, fmt.Errorf("%w: --events must be at least 1", errUsage)
 	}
-	if f.workerURL != "" && f.natsURL == "" {
-		return nil, fmt.Errorf("%w: --worker-url needs the --nats-url its worker consumes from", errUsage)
+	if !(f.duplicates >= 0 && f.duplicates <= 1) {
+		return nil, fmt.Errorf("%w: --duplicates %v: a share of the events, from 0 to 1", errUsage, f.duplicates)
+	}
+	// Only the STATE_* variables reach the in-process worker: the bench picks
+	// its own NATS server, streams and HTTP port. NATS_URL is read by
+	// resolveNATS, for the bench's connection.
+	cfg, err := loadConfig(f.configPath, stateEnv(o.Env))
+	if err != nil {
+		return nil, err
+	}
+	target := resolveNATS(f.natsURL, o, cfg.NATS, "")
+	if f.workerURL != "" && target.url == "" {
+		return nil, fmt.Errorf("%w: --worker-url needs the NATS its worker consumes from: --nats-url, NATS_URL or the [nats] url of --config", errUsage)
 	}
 	gcfg := loadgen.DefaultConfig()
 	// Seed-1: eventSource increments it before the first generator.
@@ -73,12 +87,12 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 	// Live event times: incidents stay inside their quiet period for the
 	// whole run, so the worker's quiet-period sweep has nothing to do.
 	gcfg.Start = time.Now().UTC()
-	b := &bench{o: o, f: f, log: log, res: &benchResult{Machine: machine()}, events: newEventSource(gcfg)}
+	b := &bench{o: o, f: f, log: log, res: newBenchResult(), events: newEventSource(gcfg), target: target}
 	defer b.cleanup()
 	if err := b.connect(); err != nil {
 		return nil, err
 	}
-	if err := b.prepare(ctx); err != nil {
+	if err := b.prepare(ctx, cfg); err != nil {
 		return nil, err
 	}
 	before, err := b.scr.scrape(ctx)
@@ -105,9 +119,9 @@ func (b *bench) cleanup() {
 
 // connect starts the embedded nats-server when no URL is given, and dials.
 func (b *bench) connect() error {
-	url := b.f.natsURL
-	b.res.NATS = url
-	if url == "" {
+	t := b.target
+	b.res.NATS = t.redacted()
+	if t.url == "" {
 		dir, err := os.MkdirTemp("", "incidentctl-bench-nats-")
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
@@ -118,10 +132,10 @@ func (b *bench) connect() error {
 			return err
 		}
 		b.stop = append(b.stop, s.Shutdown)
-		url = s.ClientURL()
+		t.url, t.from = s.ClientURL(), "embedded"
 		b.res.NATS = "embedded"
 	}
-	nc, err := connect(url)
+	nc, err := connect(t)
 	if err != nil {
 		return err
 	}
@@ -136,17 +150,11 @@ func (b *bench) connect() error {
 
 // prepare makes the worker config and, in process, fresh bench streams and
 // the worker; with --worker-url it only points the scraper at it.
-func (b *bench) prepare(ctx context.Context) error {
-	// Only the STATE_* variables reach the in-process worker: the bench picks
-	// its own NATS server, streams and HTTP port.
-	cfg, err := loadConfig(b.f.configPath, stateEnv(b.o.Env))
-	if err != nil {
-		return err
-	}
+func (b *bench) prepare(ctx context.Context, cfg config.Config) error {
 	if b.f.workerURL != "" {
 		b.cfg = cfg
 		b.subj = b.f.subject
-		b.res.Worker, b.res.Store = b.f.workerURL, "(see the worker)"
+		b.res.Worker, b.res.Store = redactURL(b.f.workerURL), "(see the worker)"
 		b.scr = httpScraper{url: b.f.workerURL}
 		client := api.NewClient(b.f.workerURL, nil)
 		b.count = func(ctx context.Context) (int64, error) { return client.Count(ctx, storage.Filter{}) }
@@ -178,10 +186,11 @@ func (b *bench) prepare(ctx context.Context) error {
 	return b.startWorker(cfg, reg)
 }
 
-// workerConfig points the in-process worker at the bench NATS, streams,
-// store directory and a free HTTP port.
+// workerConfig points the in-process worker at the bench NATS (with the
+// [nats] credentials of --config), streams, store directory and a free HTTP
+// port.
 func (b *bench) workerConfig(cfg *config.Config) error {
-	cfg.NATS.URL = b.nc.ConnectedUrl()
+	cfg.NATS.URL, cfg.NATS.URLFrom = b.nc.ConnectedUrl(), "bench"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	c := &cfg.Consumer
 	c.Stream, c.DLQStream, c.Durable = benchStream, benchDLQStream, benchDurable

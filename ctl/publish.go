@@ -14,12 +14,14 @@ import (
 	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
 
+	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 )
 
 type publishFlags struct {
 	natsURL    string
+	configPath string
 	file       string
 	generate   int
 	duplicates float64
@@ -40,12 +42,14 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 		Short: "Publish incident events (NDJSON from a file or stdin, or synthetic) to JetStream",
 		Example: `  incidentctl publish -f events.ndjson
   cat events.ndjson | incidentctl publish
-  incidentctl publish --generate 100000 --duplicates 0.3 --seed 7`,
+  incidentctl publish --generate 100000 --duplicates 0.3 --seed 7
+  incidentctl publish --config incidentd.toml -f events.ndjson`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPublish(cmd.Context(), o, f) },
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.natsURL, "nats-url", "", "NATS server (default $NATS_URL, else "+DefaultNATSURL+")")
+	fs.StringVar(&f.natsURL, "nats-url", "", natsURLHelp)
+	fs.StringVar(&f.configPath, "config", "", "TOML config `file` whose [nats] url and credentials to connect with")
 	fs.StringVarP(&f.file, "file", "f", "", "NDJSON `file` of events, one per line (default stdin)")
 	fs.IntVar(&f.generate, "generate", 0, "publish `N` synthetic LLM-platform events instead of reading NDJSON")
 	fs.Float64Var(&f.duplicates, "duplicates", 0.3, "with --generate: share of events repeating an identity (half same id, half new events)")
@@ -67,7 +71,15 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	if err := checkSubjectTemplate(f.subject); err != nil {
 		return err
 	}
-	nc, err := connect(natsURL(f.natsURL, o))
+	var auth config.NATSConfig
+	if f.configPath != "" {
+		cfg, err := loadConfig(f.configPath, o.Env)
+		if err != nil {
+			return err
+		}
+		auth = cfg.NATS
+	}
+	nc, err := connect(resolveNATS(f.natsURL, o, auth, DefaultNATSURL))
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/config"
 )
 
-// DefaultNATSURL is used when neither --nats-url nor NATS_URL is set.
+// DefaultNATSURL is used when neither --nats-url, NATS_URL nor the [nats]
+// url of --config is set.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
 // DefaultSubject is the publish subject template; {source} is replaced by
@@ -190,21 +194,50 @@ func subjectToken(s string) string {
 	}, s)
 }
 
-// natsURL picks --nats-url, then NATS_URL, then the default.
-func natsURL(flag string, o IO) string {
-	if flag != "" {
-		return flag
-	}
-	if v := o.env("NATS_URL"); v != "" {
-		return v
-	}
-	return DefaultNATSURL
+// natsTarget is the NATS server a command connects to, where its URL came
+// from (for messages) and the [nats] credentials it logs in with.
+type natsTarget struct {
+	url  string
+	from string
+	auth config.NATSConfig
 }
 
-func connect(url string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("incidentctl"), nats.Timeout(5*time.Second))
+// resolveNATS applies the rule of every command that connects to NATS:
+// --nats-url, else NATS_URL, else the [nats] url of n (from --config),
+// else fallback (an empty fallback leaves url empty: bench then embeds a
+// server). The credentials are always n's.
+func resolveNATS(flag string, o IO, n config.NATSConfig, fallback string) natsTarget {
+	t := natsTarget{auth: n}
+	env := strings.TrimSpace(o.env("NATS_URL"))
+	switch {
+	case flag != "":
+		t.url, t.from = flag, "--nats-url"
+	case env != "":
+		t.url, t.from = env, "NATS_URL"
+	case n.URL != "":
+		t.url, t.from = n.URL, n.URLFrom
+		if t.from == "" {
+			t.from = "nats.url"
+		}
+	case fallback != "":
+		t.url, t.from = fallback, "default"
+	}
+	return t
+}
+
+// redacted is the target's URL with its secrets masked.
+func (t natsTarget) redacted() string { return config.RedactNATSURL(t.url) }
+
+// connect dials t with the worker's [nats] options (app.NATSOptions) under
+// the name incidentctl. The error names the URL with its secrets masked.
+func connect(t natsTarget) (*nats.Conn, error) {
+	opts := append(app.NATSOptions(t.auth), nats.Name("incidentctl"), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(t.url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", url, err)
+		return nil, app.NATSConnectError(t.url, t.from, err)
 	}
 	return nc, nil
 }
+
+// natsURLHelp is the --nats-url help of setup and publish.
+const natsURLHelp = "NATS server (default $NATS_URL, else the [nats] url of --config, else " + DefaultNATSURL + ")"

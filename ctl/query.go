@@ -39,8 +39,12 @@ func (q *queryFlags) register(cmd *cobra.Command, o IO) {
 	fs.StringVar(&q.store.config, "config", "", "TOML config `file`: read the store of its [state] table instead of the API")
 }
 
-func (q *queryFlags) json(w io.Writer) (bool, error) {
-	switch q.output {
+func (q *queryFlags) json(w io.Writer) (bool, error) { return jsonOutput(q.output, w) }
+
+// jsonOutput reads an -o value: "json", "table", or empty for a table on
+// a terminal and JSON otherwise.
+func jsonOutput(mode string, w io.Writer) (bool, error) {
+	switch mode {
 	case "json":
 		return true, nil
 	case "table":
@@ -48,7 +52,7 @@ func (q *queryFlags) json(w io.Writer) (bool, error) {
 	case "":
 		return !terminal(w), nil
 	}
-	return false, fmt.Errorf("%w: --output %q: want table or json", errUsage, q.output)
+	return false, fmt.Errorf("%w: --output %q: want table or json", errUsage, mode)
 }
 
 // filterFlags are the API's list filters, and with paging its page.

@@ -51,7 +51,7 @@ func (s httpScraper) scrape(ctx context.Context) (sample, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: %s", s.url, resp.Status)
+		return nil, fmt.Errorf("scrape %s: %s", redactURL(s.url), resp.Status)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(resp.Body)

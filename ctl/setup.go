@@ -27,10 +27,7 @@ name) is an error naming the field, the existing value and the wanted one.`,
 			if err != nil {
 				return err
 			}
-			if url == "" {
-				url = cfg.NATS.URL
-			}
-			nc, err := connect(natsURL(url, o))
+			nc, err := connect(resolveNATS(url, o, cfg.NATS, DefaultNATSURL))
 			if err != nil {
 				return err
 			}
@@ -49,7 +46,7 @@ name) is an error naming the field, the existing value and the wanted one.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&cfgPath, "config", "", "TOML config `file` ([consumer] and [nats]); defaults and environment apply without it")
-	cmd.Flags().StringVar(&url, "nats-url", "", "NATS server (default [nats] url, $NATS_URL, else "+DefaultNATSURL+")")
+	cmd.Flags().StringVar(&cfgPath, "config", "", "TOML config `file` ([consumer], and [nats] url and credentials); defaults and environment apply without it")
+	cmd.Flags().StringVar(&url, "nats-url", "", natsURLHelp)
 	return cmd
 }

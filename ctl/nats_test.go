@@ -1,0 +1,151 @@
+package ctl_test
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/llm-im/incidentd/ctl"
+)
+
+// authNATS starts a nats-server with JetStream on a free loopback port
+// that lets in only the user or token of opts, and returns its URL
+// (without credentials).
+func authNATS(t *testing.T, opts server.Options) string {
+	t.Helper()
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true
+	s, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10e9) {
+		t.Fatal("nats-server not ready")
+	}
+	return s.ClientURL()
+}
+
+// withPassword puts user:password into a nats:// URL.
+func withPassword(url, user, password string) string {
+	return strings.Replace(url, "nats://", "nats://"+user+":"+password+"@", 1)
+}
+
+// TestNATSCredentialsFromConfig: setup, publish and bench log in with the
+// [nats] credentials of --config, as the worker does with the same file;
+// without them the server refuses. The URL comes from the file, or from
+// --nats-url or NATS_URL over it.
+func TestNATSCredentialsFromConfig(t *testing.T) {
+	userURL := authNATS(t, server.Options{Username: "alice", Password: "s3cretpw"})
+	tokenURL := authNATS(t, server.Options{Authorization: "t0kensecret"})
+	dir := t.TempDir()
+	userCfg := filepath.Join(dir, "user.toml")
+	writeFile(t, userCfg, "[nats]\nurl = \""+userURL+"\"\nuser = \"alice\"\npassword = \"s3cretpw\"\n")
+	tokenCfg := filepath.Join(dir, "token.toml")
+	writeFile(t, tokenCfg, "[nats]\ntoken = \"t0kensecret\"\n") // the URL from --nats-url or NATS_URL
+
+	commands := [][]string{
+		{"setup"},
+		{"publish", "--generate", "50"},
+		{"bench", "--events", "200", "--rate", "0", "-o", "json"},
+	}
+	auths := []struct {
+		name string
+		cfg  string
+		env  map[string]string
+		args []string
+	}{
+		{"user and password, URL from the file", userCfg, nil, nil},
+		{"token, URL from --nats-url", tokenCfg, nil, []string{"--nats-url", tokenURL}},
+		{"token, URL from NATS_URL", tokenCfg, map[string]string{"NATS_URL": tokenURL}, nil},
+	}
+	for _, a := range auths {
+		for _, cmd := range commands {
+			t.Run(a.name+"/"+cmd[0], func(t *testing.T) {
+				args := append(append(append([]string{}, cmd...), a.args...), "--config", a.cfg)
+				r := runCtl(t, a.env, "", args...)
+				mustCode(t, r, ctl.ExitOK)
+				if cmd[0] == "publish" && !strings.Contains(r.out, "published 50 events: 50 acked") {
+					t.Errorf("publish: %s", r.out)
+				}
+				// The same command without the file's credentials is refused.
+				url := userURL
+				if a.cfg == tokenCfg {
+					url = tokenURL
+				}
+				r = runCtl(t, nil, "", append(append([]string{}, cmd...), "--nats-url", url)...)
+				mustCode(t, r, ctl.ExitError)
+				if !strings.Contains(r.err, "Authorization Violation") {
+					t.Errorf("stderr %q: want Authorization Violation", r.err)
+				}
+			})
+		}
+	}
+}
+
+// TestNATSPasswordNeverPrinted: a password in the NATS URL is masked in
+// everything incidentctl prints (errors, summaries, bench JSON), when the
+// server is unreachable, refuses the password, or accepts it.
+func TestNATSPasswordNeverPrinted(t *testing.T) {
+	url := authNATS(t, server.Options{Username: "alice", Password: "s3cretpw"})
+	cases := []struct {
+		name string
+		url  string
+		args []string
+		code int
+		want string // in stderr, or stdout when the command succeeds
+	}{
+		{"publish unreachable", "nats://alice:s3cretpw@127.0.0.1:1", []string{"publish", "--generate", "1"}, ctl.ExitError,
+			"incidentctl: nats connect nats://alice:xxxxx@127.0.0.1:1 (NATS_URL): nats: no servers available for connection"},
+		{"setup unreachable", "nats://alice:s3cretpw@127.0.0.1:1", []string{"setup"}, ctl.ExitError, "nats://alice:xxxxx@127.0.0.1:1 (NATS_URL)"},
+		{"bench unreachable", "nats://alice:s3cretpw@127.0.0.1:1", []string{"bench", "--events", "10"}, ctl.ExitError, "nats://alice:xxxxx@127.0.0.1:1 (NATS_URL)"},
+		{"publish unparsable", "nats://alice:s3cretpw%@127.0.0.1:1", []string{"publish", "--generate", "1"}, ctl.ExitError, "nats connect nats://alice:xxxxx@127.0.0.1:1"},
+		{"publish wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"publish", "--generate", "1"}, ctl.ExitError, "Authorization Violation"},
+		{"setup wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"setup"}, ctl.ExitError, "Authorization Violation"},
+		{"bench wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"bench", "--events", "10"}, ctl.ExitError, "Authorization Violation"},
+		{"setup", withPassword(url, "alice", "s3cretpw"), []string{"setup"}, ctl.ExitOK, "stream INCIDENTS"},
+		{"publish", withPassword(url, "alice", "s3cretpw"), []string{"publish", "--generate", "10"}, ctl.ExitOK, "published 10 events"},
+		{"bench", withPassword(url, "alice", "s3cretpw"), []string{"bench", "--events", "200", "--rate", "0", "-o", "json"}, ctl.ExitOK, `"nats": "nats://alice:xxxxx@`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCtl(t, map[string]string{"NATS_URL": c.url}, "", c.args...)
+			mustCode(t, r, c.code)
+			if strings.Contains(r.out+r.err, "s3cretpw") {
+				t.Fatalf("the password was printed:\nstdout: %s\nstderr: %s", r.out, r.err)
+			}
+			got := r.err
+			if c.code == ctl.ExitOK {
+				got = r.out
+			}
+			if !strings.Contains(got, c.want) {
+				t.Errorf("output %q: want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestBenchJSONProblemsEmpty: off a terminal bench prints JSON by default,
+// and a run without problems lists none as [] (not null).
+func TestBenchJSONProblemsEmpty(t *testing.T) {
+	r := runCtl(t, map[string]string{"NATS_URL": embeddedNATS(t)}, "", "bench", "--events", "200", "--rate", "0")
+	mustCode(t, r, ctl.ExitOK)
+	var res struct {
+		NATS  string `json:"nats"`
+		Check struct {
+			Problems *[]string `json:"problems"`
+		} `json:"check"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatalf("not JSON off a terminal: %v\n%s", err, r.out)
+	}
+	if res.Check.Problems == nil || len(*res.Check.Problems) != 0 {
+		t.Errorf("problems %v, want []", res.Check.Problems)
+	}
+	if res.NATS == "embedded" || res.NATS == "" {
+		t.Errorf("nats %q: NATS_URL was not used", res.NATS)
+	}
+}
