@@ -45,7 +45,12 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
   incidentctl publish --generate 100000 --duplicates 0.3 --seed 7
   incidentctl publish --config incidentd.toml -f events.ndjson`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPublish(cmd.Context(), o, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(cmd.Flags().Changed("generate")); err != nil {
+				return err
+			}
+			return runPublish(cmd.Context(), o, f)
+		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.natsURL, "nats-url", "", natsURLHelp)
@@ -64,13 +69,34 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	return cmd
 }
 
-func runPublish(ctx context.Context, o IO, f publishFlags) error {
+// check refuses flag values that cannot be meant: a --generate count
+// below 1 (when given), -f with --generate, and shares of the generated
+// events outside 0..1 or adding up to more than 1.
+func (f publishFlags) check(generateSet bool) error {
 	if f.maxPending < 1 {
 		return fmt.Errorf("%w: --max-pending must be at least 1", errUsage)
 	}
-	if err := checkSubjectTemplate(f.subject); err != nil {
-		return err
+	if generateSet && f.generate < 1 {
+		return fmt.Errorf("%w: --generate %d: must be at least 1", errUsage, f.generate)
 	}
+	if generateSet && f.file != "" {
+		return fmt.Errorf("%w: -f %s and --generate: publish either a file's events or generated ones", errUsage, f.file)
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--duplicates", f.duplicates}, {"--ack-ratio", f.ackRatio}, {"--resolve-ratio", f.resolve}} {
+		if !(r.v >= 0 && r.v <= 1) {
+			return fmt.Errorf("%w: %s %v: a share of the generated events, from 0 to 1", errUsage, r.flag, r.v)
+		}
+	}
+	if sum := f.ackRatio + f.resolve + f.duplicates; sum > 1+1e-9 {
+		return fmt.Errorf("%w: --ack-ratio %v + --resolve-ratio %v + --duplicates %v is %.3g: they are shares of the same generated events and add up to 1 at most", errUsage, f.ackRatio, f.resolve, f.duplicates, sum)
+	}
+	return checkSubjectTemplate(f.subject)
+}
+
+func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	var auth config.NATSConfig
 	if f.configPath != "" {
 		cfg, err := loadConfig(f.configPath, o.Env)
@@ -78,6 +104,17 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 			return err
 		}
 		auth = cfg.NATS
+	}
+	// The input is opened first: when it cannot be read, nothing was
+	// published and there is no summary to print.
+	in := o.In
+	if f.generate == 0 && f.file != "" && f.file != "-" {
+		file, err := os.Open(f.file)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		defer file.Close()
+		in = file
 	}
 	nc, err := connect(resolveNATS(f.natsURL, o, auth, DefaultNATSURL))
 	if err != nil {
@@ -96,7 +133,7 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	if f.generate > 0 {
 		err = publishGenerated(ctx, p, f)
 	} else {
-		invalid, err = publishNDJSON(ctx, o, p, f)
+		invalid, err = publishNDJSON(ctx, o, in, p, f)
 	}
 	st := p.wait()
 	prog.done()
@@ -135,18 +172,10 @@ func publishGenerated(ctx context.Context, p *publisher, f publishFlags) error {
 }
 
 // publishNDJSON publishes each non-blank line as is, with Nats-Msg-Id from
-// its id (or external_id) and the subject from its source. It returns the
+// its id (or external_id) and the subject from its source; in is the
+// opened -f file or stdin. It returns the
 // number of lines skipped by --validate.
-func publishNDJSON(ctx context.Context, o IO, p *publisher, f publishFlags) (int, error) {
-	in := o.In
-	if f.file != "" && f.file != "-" {
-		file, err := os.Open(f.file)
-		if err != nil {
-			return 0, fmt.Errorf("publish: %w", err)
-		}
-		defer file.Close()
-		in = file
-	}
+func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publishFlags) (int, error) {
 	r := bufio.NewReaderSize(in, 1<<20)
 	dec := incident.NewDecoder(f.maxBytes).LimitClockSkew(f.maxSkew)
 	var parser fastjson.Parser

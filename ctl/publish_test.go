@@ -180,3 +180,48 @@ func TestPublishSubjectTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishBadFlags: values publish cannot mean are usage errors (exit
+// 2), found before connecting; an input that cannot be read fails without
+// a summary.
+func TestPublishBadFlags(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--generate", "-3"}, "--generate -3: must be at least 1"},
+		{[]string{"--generate", "0"}, "--generate 0: must be at least 1"},
+		{[]string{"--generate", "5", "--duplicates", "2"}, "--duplicates 2: a share"},
+		{[]string{"--generate", "5", "--duplicates", "-0.1"}, "--duplicates -0.1: a share"},
+		{[]string{"--generate", "5", "--ack-ratio", "-0.5"}, "--ack-ratio -0.5: a share"},
+		{[]string{"--generate", "5", "--resolve-ratio", "1.5"}, "--resolve-ratio 1.5: a share"},
+		{[]string{"--generate", "5", "--ack-ratio", "0.6", "--resolve-ratio", "0.6"}, "add up to 1 at most"},
+		{[]string{"--generate", "5", "--ack-ratio", "0.4", "--resolve-ratio", "0.4"}, "--duplicates 0.3 is 1.1"},
+		{[]string{"--generate", "5", "-f", "events.ndjson"}, "-f events.ndjson and --generate"},
+		{[]string{"--max-pending", "0"}, "--max-pending must be at least 1"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			r := runCtl(t, nil, "", append([]string{"publish", "--nats-url", "nats://127.0.0.1:1"}, c.args...)...)
+			mustCode(t, r, ctl.ExitUsage)
+			if !strings.Contains(r.err, "incidentctl: usage: ") || !strings.Contains(r.err, c.want) {
+				t.Errorf("stderr %q: want %q", r.err, c.want)
+			}
+			if r.out != "" {
+				t.Errorf("stdout %q, want nothing", r.out)
+			}
+		})
+	}
+	// The shares may add up to 1 exactly.
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	mustCode(t, runCtl(t, env, "", "publish", "--generate", "20", "--ack-ratio", "0.3", "--resolve-ratio", "0.4", "--duplicates", "0.3"), ctl.ExitOK)
+
+	// A file that cannot be opened: exit 1, no summary, nothing connected.
+	r := runCtl(t, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "", "publish", "-f", t.TempDir()+"/missing.ndjson")
+	mustCode(t, r, ctl.ExitError)
+	if r.out != "" || !strings.Contains(r.err, "missing.ndjson: no such file") || strings.Contains(r.err, "nats") {
+		t.Errorf("stdout %q, stderr %q: want only the open error", r.out, r.err)
+	}
+}
