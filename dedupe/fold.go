@@ -288,13 +288,20 @@ func takeChanging(inc *incident.Incident, ev *incident.Event) {
 	inc.LatestEventID = ev.ID
 }
 
+// union merges add into have (both sorted and unique), keeping the first
+// incident.MaxIncidentResources in sorted order.
 func union(have, add []string) []string {
 	if slices.Equal(have, add) { // the common case: decoded resources are sorted and unique
 		return have
 	}
 	for _, r := range add {
-		if i, found := slices.BinarySearch(have, r); !found {
-			have = slices.Insert(slices.Clip(have), i, r) // never writes the shared array
+		i, found := slices.BinarySearch(have, r)
+		if found || i >= incident.MaxIncidentResources {
+			continue
+		}
+		have = slices.Insert(slices.Clip(have), i, r) // never writes the shared array
+		if len(have) > incident.MaxIncidentResources {
+			have = have[:incident.MaxIncidentResources:incident.MaxIncidentResources]
 		}
 	}
 	return have

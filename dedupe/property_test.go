@@ -165,3 +165,40 @@ func TestPropertyDuplicatesChangeNothing(t *testing.T) {
 		t.Fatalf("rules not exercised: %+v", seen)
 	}
 }
+
+// An incident's resources stop growing at incident.MaxIncidentResources:
+// it keeps the first ones in sorted order, the same whatever order and
+// batching the events came in, and every event still counts.
+func TestResourcesCapped(t *testing.T) {
+	const n = incident.MaxIncidentResources + 300
+	var log []Keyed
+	for i := range n {
+		k := trig(fmt.Sprintf("e%05d", i), "fp", time.Duration(i)*time.Millisecond, incident.P2)
+		k.Event.Resources = []string{fmt.Sprintf("pod-%05d", (i*7919)%n), fmt.Sprintf("pod-%05d", (i*104729+1)%n)}
+		slices.Sort(k.Event.Resources)
+		log = append(log, k)
+	}
+	var want []string
+	for i := range incident.MaxIncidentResources {
+		want = append(want, fmt.Sprintf("pod-%05d", i))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for p := range 4 {
+		perm := slices.Clone(log)
+		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		s := newSim()
+		splitBatches(rng, NewFolder(time.Hour, counterIDs()), s, perm)
+		if len(s.byID) != 1 {
+			t.Fatalf("permutation %d: %d incidents, want 1", p, len(s.byID))
+		}
+		for _, in := range s.byID {
+			if !slices.Equal(in.Resources, want) {
+				t.Fatalf("permutation %d: %d resources %v ... %v, want the first %d in order", p, len(in.Resources),
+					in.Resources[:3], in.Resources[len(in.Resources)-3:], incident.MaxIncidentResources)
+			}
+			if in.OccurrenceCount != n {
+				t.Fatalf("permutation %d: occurrence_count %d, want %d", p, in.OccurrenceCount, n)
+			}
+		}
+	}
+}

@@ -13,11 +13,15 @@ const (
 	MaxTitleBytes       = 1024
 	MaxDescriptionBytes = 16 * 1024
 	MaxResources        = 256
-	MaxResourceBytes    = 512
-	MaxLabels           = 64
-	MaxLabelKeyBytes    = 128
-	MaxLabelValueBytes  = 1024
-	MaxUnitBytes        = 64
+	// MaxIncidentResources bounds the union of resources an incident
+	// accumulates over its events: past it, the first ones in sorted
+	// order are kept (the same whatever order the events came in).
+	MaxIncidentResources = 1024
+	MaxResourceBytes     = 512
+	MaxLabels            = 64
+	MaxLabelKeyBytes     = 128
+	MaxLabelValueBytes   = 1024
+	MaxUnitBytes         = 64
 	// DefaultMaxEventBytes is the default limit on one encoded event.
 	DefaultMaxEventBytes = 64 * 1024
 )
