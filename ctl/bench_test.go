@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -166,4 +169,58 @@ func TestBenchNeverUsesTheConfigsStore(t *testing.T) {
 			t.Fatalf("run %d: the config's store %s was touched (%v)", run, store, err)
 		}
 	}
+}
+
+// TestBenchWorkerCPU: with --worker-url the drain's worker CPU covers the
+// whole drain, which starts at the first publish: it is at least what the
+// worker process (a process of its own) used from before the bench to
+// after it, less the little it spends outside the drain (answering the
+// bench's scrapes, idle ticks).
+func TestBenchWorkerCPU(t *testing.T) {
+	natsURL := embeddedNATS(t)
+	worker := startWorkerProcess(t, natsURL)
+	before := processCPU(t, worker)
+	r := runCtl(t, nil, "", "bench", "--nats-url", natsURL, "--worker-url", worker, "--events", "20000", "--rate", "0", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
+	used := processCPU(t, worker) - before
+	var res struct {
+		Drain struct {
+			CPUSeconds float64 `json:"cpu_seconds"`
+		} `json:"drain"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, r.out)
+	}
+	t.Logf("worker CPU: %.2fs reported for the drain, %.2fs used around the bench", res.Drain.CPUSeconds, used)
+	if used < 0.1 {
+		t.Fatalf("the worker used %.2fs of CPU for 20000 events: too little to compare", used)
+	}
+	if res.Drain.CPUSeconds < 0.8*used-0.05 {
+		t.Errorf("drain reports %.2fs of worker CPU, the worker used %.2fs", res.Drain.CPUSeconds, used)
+	}
+}
+
+// processCPU reads process_cpu_seconds_total from a worker's /metrics.
+func processCPU(t *testing.T, worker string) float64 {
+	t.Helper()
+	resp, err := http.Get(worker + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "process_cpu_seconds_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no process_cpu_seconds_total in %s/metrics", worker)
+	return 0
 }

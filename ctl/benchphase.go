@@ -33,7 +33,9 @@ func (b *bench) load(ctx context.Context) error {
 		return err
 	}
 	if b.startWorkerNow == nil { // an external worker drains while we load
-		b.t0 = time.Now()
+		if err := b.startDrainClock(ctx); err != nil {
+			return err
+		}
 	}
 	prog := startProgress(b.o.Err, func(d time.Duration) string {
 		s := p.stats()
@@ -99,6 +101,20 @@ func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
 	}
 }
 
+// startDrainClock starts the drain's time and its worker CPU together:
+// right before the first publish with --worker-url (that worker consumes
+// while the load is published), right before the in-process worker starts
+// otherwise.
+func (b *bench) startDrainClock(ctx context.Context) error {
+	s, err := b.scr.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	b.drainCPU0 = s.value(mCPU)
+	b.t0 = time.Now()
+	return nil
+}
+
 // drain starts the worker and measures until the stream is acked.
 func (b *bench) drain(ctx context.Context, before sample) error {
 	seq, err := b.lastSeq(ctx)
@@ -110,11 +126,10 @@ func (b *bench) drain(ctx context.Context, before sample) error {
 	b.events.release(latencyChunk)
 	runtime.GC()
 	debug.FreeOSMemory()
-	if s, err := b.scr.scrape(ctx); err == nil {
-		b.drainCPU0 = s.value(mCPU)
-	}
 	if b.startWorkerNow != nil {
-		b.t0 = time.Now()
+		if err := b.startDrainClock(ctx); err != nil {
+			return err
+		}
 		b.startWorkerNow()
 	}
 	b.watchRSS()
