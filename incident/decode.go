@@ -1,6 +1,8 @@
 package incident
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -232,8 +234,20 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 	}
 	if ev.ID == "" {
 		ev.ID = meta.FallbackID()
+		if len(ev.ID) > MaxIDBytes && ev.ID == meta.MsgID {
+			ev.ID = HeaderIDDigest(meta.MsgID)
+		}
 	}
 	return nil
+}
+
+// HeaderIDDigest is the event id of an event whose only id is a Nats-Msg-Id
+// header longer than MaxIDBytes (which JetStream accepts):
+// "nats-msg-id-sha256:" and the header's SHA-256 in hex. The same header
+// gives the same id, so its copies still count once.
+func HeaderIDDigest(msgID string) string {
+	sum := sha256.Sum256([]byte(msgID))
+	return "nats-msg-id-sha256:" + hex.EncodeToString(sum[:])
 }
 
 func stringList(name string, v *fastjson.Value, a *arena) ([]string, *DecodeError) {

@@ -342,3 +342,51 @@ func TestDecodeClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeLenientForms: white space around action and occurred_at is
+// ignored, as it is around severity and type; a leap second reads as the
+// next instant.
+func TestDecodeLenientForms(t *testing.T) {
+	ev, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","action":" Resolve ","occurred_at":" 2026-03-01T10:00:00Z "}`), testMeta)
+	if err != nil || ev.Action != Resolve || !ev.OccurredAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("padded action and time: %+v, %v", ev, err)
+	}
+	for in, want := range map[string]time.Time{
+		"2016-12-31T23:59:60Z":      time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2016-12-31T23:59:60.5Z":    time.Date(2017, 1, 1, 0, 0, 0, 5e8, time.UTC),
+		"2016-12-31t18:59:60-05:00": time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		got, err := ParseTime(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseTime("2016-12-31T23:59:61Z"); err == nil {
+		t.Error("second 61 accepted")
+	}
+}
+
+// TestDecodeLongHeaderID: a Nats-Msg-Id longer than an id may be, with no
+// id in the payload, gives a digest id (the same for the same header)
+// instead of dead-lettering a valid event; a payload id that long is still
+// invalid.
+func TestDecodeLongHeaderID(t *testing.T) {
+	long := strings.Repeat("h", 300)
+	meta := testMeta
+	meta.MsgID = long
+	ev, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t"}`), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != HeaderIDDigest(long) || !strings.HasPrefix(ev.ID, "nats-msg-id-sha256:") || len(ev.ID) > MaxIDBytes {
+		t.Fatalf("id %q", ev.ID)
+	}
+	if HeaderIDDigest(long) == HeaderIDDigest(long+"x") {
+		t.Fatal("two headers, one digest")
+	}
+	_, err = NewDecoder(0).Decode([]byte(`{"id":"`+long+`","source":"s","title":"t"}`), testMeta)
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Field != "id" {
+		t.Fatalf("a 300-byte payload id: %v, want invalid id", err)
+	}
+}

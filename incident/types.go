@@ -219,6 +219,7 @@ func (a Action) String() string {
 
 // ParseAction accepts the three action names in any case.
 func ParseAction(v string) (Action, bool) {
+	v = strings.TrimSpace(v)
 	for i, n := range actionNames {
 		if strings.EqualFold(n, v) {
 			return Action(i), true
