@@ -72,6 +72,9 @@ problems, and the target is left untouched.`,
 		Example: `  incidentctl import -f incidents.jsonl --to-backend pebble --to-path ./data/pebble`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := to.checkTarget(); err != nil {
+				return err
+			}
 			r := o.In
 			if in != "" && in != "-" {
 				f, err := os.Open(in)
@@ -120,6 +123,10 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 			r, _, closeR, err := openReader(&from, apiURL, logger())
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
+			}
+			if err := to.checkTarget(); err != nil {
+				closeR()
+				return err
 			}
 			all, err := readAll(cmd.Context(), r, o.Err)
 			closeR()

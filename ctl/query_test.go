@@ -334,3 +334,22 @@ func TestMemoryStoreIsNotRead(t *testing.T) {
 		t.Errorf("migrate from memory: %q", r.err)
 	}
 }
+
+// TestMemoryStoreIsNotWritten: import or migrate into a memory store would
+// vanish with incidentctl; it is a usage error before anything is read.
+func TestMemoryStoreIsNotWritten(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "in.jsonl")
+	writeFile(t, file, "")
+	memConfig := filepath.Join("..", "examples", "config-memory.toml")
+	for _, args := range [][]string{
+		{"import", "-f", file, "--to-backend", "memory"},
+		{"import", "-f", file, "--to-config", memConfig},
+		{"migrate", "--from-api-url", "http://127.0.0.1:1", "--to-backend", "memory"},
+	} {
+		r := runCtl(t, nil, "", args...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, "would be gone when incidentctl exits") {
+			t.Errorf("%v: %q", args, r.err)
+		}
+	}
+}

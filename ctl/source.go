@@ -94,7 +94,10 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 	if err != nil {
 		return nil, st, err
 	}
-	if f.prefix != "to" && st.Backend == config.BackendMemory {
+	if f.prefix == "to" && st.Backend == config.BackendMemory {
+		return nil, st, errMemoryTarget
+	}
+	if st.Backend == config.BackendMemory {
 		// A new memory store is empty: every id would be "not found".
 		return nil, st, fmt.Errorf("%w: the memory backend lives inside its worker, and a new one is empty: reach that worker with %s", errUsage, f.memoryHint())
 	}
@@ -113,6 +116,26 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 		return nil, st, err
 	}
 	return s, st, nil
+}
+
+// errMemoryTarget refuses writing into a memory store: it would live only
+// as long as incidentctl, and vanish with everything written.
+var errMemoryTarget = fmt.Errorf("%w: a memory store lives only inside the process that opens it: what import or migrate wrote into one would be gone when incidentctl exits; write to pebble, redis or redis_cluster", errUsage)
+
+// checkTarget refuses a target store that cannot keep what is written into
+// it, before any input is read.
+func (f *storeFlags) checkTarget() error {
+	if !f.given() {
+		return nil // copyInto asks for a target
+	}
+	st, err := f.stateConfig()
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if st.Backend == config.BackendMemory {
+		return errMemoryTarget
+	}
+	return nil
 }
 
 // errNoStore is a store to read that does not exist.
