@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -19,6 +20,13 @@ import (
 // ErrNotReady is returned by New when the server does not accept connections
 // in time.
 var ErrNotReady = errors.New("natsembed: server not ready for connections")
+
+// ErrStoreDirLocked is returned by New when another process (another
+// embedded server) holds the store directory.
+var ErrStoreDirLocked = errors.New("natsembed: store directory in use")
+
+// lockFile is the file in the store directory that New locks.
+const lockFile = "incidentd.lock"
 
 // Config says where the embedded server listens and keeps its JetStream data.
 type Config struct {
@@ -33,8 +41,9 @@ type Config struct {
 
 // Server is a running embedded nats-server.
 type Server struct {
-	srv *server.Server
-	log *zap.Logger
+	srv  *server.Server
+	log  *zap.Logger
+	lock *os.File // holds the store directory's lock until Shutdown
 }
 
 // New starts the server and waits until it accepts connections.
@@ -50,6 +59,22 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	lock, err := lockStoreDir(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := start(cfg, host, port, log)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// start runs the server on host:port and waits for it to accept
+// connections.
+func start(cfg Config, host string, port int, log *zap.Logger) (*Server, error) {
 	opts := &server.Options{
 		ServerName:            "incidentd-embedded",
 		Host:                  host,
@@ -87,10 +112,14 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 // bound).
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
 
-// Shutdown stops the server and waits for it to finish.
+// Shutdown stops the server, waits for it to finish and releases the store
+// directory.
 func (s *Server) Shutdown() {
 	s.srv.Shutdown()
 	s.srv.WaitForShutdown()
+	if s.lock != nil {
+		s.lock.Close()
+	}
 }
 
 // logger adapts zap to the nats-server logger interface.

@@ -64,3 +64,24 @@ func TestBusyPortFailsAtOnce(t *testing.T) {
 		t.Fatalf("took %v to fail, want well under the 20 s start timeout", took)
 	}
 }
+
+// TestStoreDirLocked: a second embedded server on the same store directory
+// fails to start, naming it, instead of sharing (and corrupting) its
+// streams; once the first shuts down, the directory is free again.
+func TestStoreDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	first, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: dir}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: dir}, zaptest.NewLogger(t))
+	if !errors.Is(err, natsembed.ErrStoreDirLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second server on %s: %v, want ErrStoreDirLocked naming it", dir, err)
+	}
+	first.Shutdown()
+	again, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: dir}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatalf("after the first shut down: %v", err)
+	}
+	again.Shutdown()
+}
