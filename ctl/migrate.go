@@ -25,7 +25,7 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl export --api-url http://127.0.0.1:8080 --array --out incidents.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			r, _, closeR, err := q.reader(logger())
 			if err != nil {
 				return err
 			}
@@ -116,6 +116,9 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !from.given() && apiURL == "" {
 				return fmt.Errorf("%w: name the source with --from-backend/--from-config or --from-api-url", errUsage)
+			}
+			if from.given() && apiURL != "" {
+				return fmt.Errorf("%w: --from-api-url and a source store (--from-config or --from-*) name two sources; give one", errUsage)
 			}
 			if from.given() && from.backend == string(config.BackendMemory) {
 				return fmt.Errorf("%w: a memory store lives only inside its process: migrate from its worker with --from-api-url", errUsage)

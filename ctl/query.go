@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/api"
@@ -24,10 +25,30 @@ type queryFlags struct {
 	apiURL string
 	output string
 	store  storeFlags
+	flags  *pflag.FlagSet
+}
+
+// source checks that the flags name one source: a store (--config or a
+// --state-* flag) and an explicit --api-url together are a usage error,
+// not the store silently winning.
+func (q *queryFlags) source() error {
+	if q.store.given() && q.flags != nil && q.flags.Changed("api-url") {
+		return fmt.Errorf("%w: --api-url and a store (--config or --state-*) name two sources; give one", errUsage)
+	}
+	return nil
+}
+
+// reader opens the source the flags name (see source).
+func (q *queryFlags) reader(log *zap.Logger) (r api.Reader, store storage.Store, closeR func(), err error) {
+	if err := q.source(); err != nil {
+		return nil, nil, nil, err
+	}
+	return openReader(&q.store, q.apiURL, log)
 }
 
 func (q *queryFlags) register(cmd *cobra.Command, o IO) {
 	fs := cmd.Flags()
+	q.flags = fs
 	def := o.env("INCIDENTD_API_URL")
 	if def == "" {
 		def = DefaultAPIURL
@@ -152,7 +173,7 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, _, closeR, err := openReader(&q.store, q.apiURL, logger())
+			r, _, closeR, err := q.reader(logger())
 			if err != nil {
 				return err
 			}
@@ -336,6 +357,6 @@ func (q *queryFlags) open(o IO, f *filterFlags, log *zap.Logger) (asJSON bool, q
 	if qu, err = f.query(time.Now(), q.store.given()); err != nil {
 		return
 	}
-	r, _, closeR, err = openReader(&q.store, q.apiURL, log)
+	r, _, closeR, err = q.reader(log)
 	return
 }

@@ -353,3 +353,23 @@ func TestMemoryStoreIsNotWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestOneSource: an explicit --api-url together with a store (--state-*,
+// --config) is a usage error, not the store silently winning; so is
+// --from-api-url with a source store.
+func TestOneSource(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"count", "--api-url", "http://127.0.0.1:1", "--state-path", dir},
+		{"list", "--api-url", "http://127.0.0.1:1", "--state-backend", "pebble", "--state-path", dir},
+		{"export", "--api-url", "http://127.0.0.1:1", "--config", filepath.Join("..", "examples", "config-pebble.toml")},
+		{"set-state", "x", "Closed", "--api-url", "http://127.0.0.1:1", "--state-path", dir},
+		{"migrate", "--from-api-url", "http://127.0.0.1:1", "--from-backend", "pebble", "--from-path", dir, "--to-backend", "pebble", "--to-path", t.TempDir()},
+	} {
+		r := runCtl(t, nil, "", args...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, "name two sources; give one") {
+			t.Errorf("%v: %q", args, r.err)
+		}
+	}
+}

@@ -81,6 +81,9 @@ directory can only be opened while no worker holds it.`,
 // setState changes the state through the API, or in the store the flags
 // name.
 func setState(cmd *cobra.Command, q *queryFlags, log *zap.Logger, id string, to incident.State) (*incident.Incident, bool, error) {
+	if err := q.source(); err != nil {
+		return nil, false, err
+	}
 	if !q.store.given() {
 		return api.NewClient(q.apiURL, nil).SetState(cmd.Context(), id, to)
 	}
