@@ -37,17 +37,20 @@ func MemoryLimit(cfg config.Config, cgo bool) int64 {
 }
 
 // TuneRuntime applies DefaultGCPercent and MemoryLimit(cfg) for whichever
-// of GOGC and GOMEMLIMIT the environment leaves unset. It returns what it
-// set (-1 for what it left alone), for the start-up log.
+// of GOGC and GOMEMLIMIT the environment leaves unset, each on its own (a
+// set GOMEMLIMIT still gets GOGC=400 when GOGC is unset). It returns the
+// values in force afterwards, whoever set them (-1: GOGC=off; math.MaxInt64:
+// no memory limit), for the start-up log.
 func TuneRuntime(cfg config.Config, lookup func(string) (string, bool)) (gcPercent int, memLimit int64) {
-	gcPercent, memLimit = -1, -1
 	if _, ok := lookup("GOGC"); !ok {
 		debug.SetGCPercent(DefaultGCPercent)
-		gcPercent = DefaultGCPercent
 	}
 	if _, ok := lookup("GOMEMLIMIT"); !ok {
-		memLimit = MemoryLimit(cfg, cgoEnabled)
-		debug.SetMemoryLimit(memLimit)
+		debug.SetMemoryLimit(MemoryLimit(cfg, cgoEnabled))
 	}
-	return gcPercent, memLimit
+	// SetGCPercent has no read-only form: read by setting and restoring,
+	// at start-up, before any other goroutine allocates much.
+	gcPercent = debug.SetGCPercent(DefaultGCPercent)
+	debug.SetGCPercent(gcPercent)
+	return gcPercent, debug.SetMemoryLimit(-1)
 }

@@ -48,8 +48,8 @@ func TestTuneRuntimeLeavesOperatorSettingsAlone(t *testing.T) {
 	env := map[string]string{"GOGC": "50"}
 	gc, limit := app.TuneRuntime(config.Default(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	want := app.MemoryLimit(config.Default(), runtimeCgo())
-	if gc != -1 || limit != want {
-		t.Fatalf("set gc %d, limit %d", gc, limit)
+	if gc != 100 || limit != want { // what is in force: the operator's GOGC (100 here), our limit
+		t.Fatalf("in force: gc %d, limit %d", gc, limit)
 	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC from the environment overridden: %d", got)
@@ -60,5 +60,14 @@ func TestTuneRuntimeLeavesOperatorSettingsAlone(t *testing.T) {
 	gc, _ = app.TuneRuntime(config.Default(), func(string) (string, bool) { return "", false })
 	if gc != app.DefaultGCPercent || debug.SetGCPercent(100) != app.DefaultGCPercent {
 		t.Fatalf("default GOGC not applied: %d", gc)
+	}
+
+	// GOMEMLIMIT alone: the operator's limit is reported as in force (not
+	// -1), and GOGC still gets its default.
+	debug.SetMemoryLimit(100 << 20)
+	env = map[string]string{"GOMEMLIMIT": "100MiB"}
+	gc, limit = app.TuneRuntime(config.Default(), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if gc != app.DefaultGCPercent || limit != 100<<20 {
+		t.Fatalf("GOMEMLIMIT set: gc %d, limit %d, want %d and %d", gc, limit, app.DefaultGCPercent, 100<<20)
 	}
 }
