@@ -281,6 +281,9 @@ func (s *Store) Count(ctx context.Context, f storage.Filter) (int64, error) {
 	if f.IsZero() {
 		return int64(len(s.byID)), nil
 	}
+	if n, ok := s.idx.count(f); ok {
+		return n, nil
+	}
 	return int64(len(s.match(f))), nil
 }
 
