@@ -173,7 +173,8 @@ func TestEndToEnd(t *testing.T) {
 			e.waitFor("lag and store gauges polled", 10*time.Second, func() bool {
 				return testutil.ToFloat64(w.m.StoreIncidents) == float64(len(ex.incidents)) &&
 					testutil.ToFloat64(w.m.ConsumerPending) == 0 && testutil.ToFloat64(w.m.ConsumerAckPending) == 0 &&
-					(st.name != "pebble" || testutil.ToFloat64(w.m.StoreSize) > 0) // Redis reports no size on disk
+					(st.name != "pebble" || testutil.ToFloat64(w.m.StoreSize) > 0) && // Redis reports no size on disk
+					byStateIs(w.m, countByState(ex.incidents)) == nil
 			})
 			if h := metrics.Snapshot(w.m.EndToEndLatency); h.GetSampleCount() != uint64(ex.valid) {
 				t.Errorf("end-to-end latency samples %d, want one per valid event (%d)", h.GetSampleCount(), ex.valid)

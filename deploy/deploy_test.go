@@ -9,14 +9,17 @@ package deploy
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 )
 
@@ -103,5 +106,98 @@ func TestDashboardIsValidJSON(t *testing.T) {
 		if len(p.Targets) == 0 || p.Targets[0].Expr == "" {
 			t.Errorf("panel %q has no query", p.Title)
 		}
+	}
+}
+
+// dashboard reads the Grafana dashboard's panels.
+func dashboard(t *testing.T) []dashboardPanel {
+	t.Helper()
+	b, err := os.ReadFile("grafana/incidentd-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []dashboardPanel `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Panels
+}
+
+type dashboardPanel struct {
+	Title   string `json:"title"`
+	GridPos struct {
+		X, Y, W, H int
+	} `json:"gridPos"`
+	Targets []struct {
+		Expr string `json:"expr"`
+	} `json:"targets"`
+}
+
+// grafanaVars replaces the dashboard's variables with what Grafana would
+// put there, so promtool can read the queries.
+var grafanaVars = strings.NewReplacer(`$job`, `.*`, `$__rate_interval`, `5m`)
+
+// TestDashboardPanelsDoNotOverlap: every panel fits the 24-column grid and
+// no two share a cell.
+func TestDashboardPanelsDoNotOverlap(t *testing.T) {
+	ps := dashboard(t)
+	for i, a := range ps {
+		if a.GridPos.W <= 0 || a.GridPos.H <= 0 || a.GridPos.X < 0 || a.GridPos.X+a.GridPos.W > 24 {
+			t.Errorf("panel %q: gridPos %+v off the 24-column grid", a.Title, a.GridPos)
+		}
+		for _, b := range ps[i+1:] {
+			if a.GridPos.X < b.GridPos.X+b.GridPos.W && b.GridPos.X < a.GridPos.X+a.GridPos.W &&
+				a.GridPos.Y < b.GridPos.Y+b.GridPos.H && b.GridPos.Y < a.GridPos.Y+a.GridPos.H {
+				t.Errorf("panels %q and %q overlap", a.Title, b.Title)
+			}
+		}
+	}
+}
+
+// TestDashboardOpenIncidents evaluates the "Open incidents" query with
+// promtool on two pods reporting one shared store: the four active states,
+// summed once (not once per pod), Resolved and Closed left out.
+func TestDashboardOpenIncidents(t *testing.T) {
+	bin := promtool(t)
+	var expr string
+	for _, p := range dashboard(t) {
+		if p.Title == "Open incidents" && len(p.Targets) == 1 {
+			expr = grafanaVars.Replace(p.Targets[0].Expr)
+		}
+	}
+	if expr == "" {
+		t.Fatal(`no "Open incidents" panel with one query`)
+	}
+	var series strings.Builder
+	want := 0
+	for i, st := range incident.States {
+		n := 10 * (i + 1) // 10, 20, ... 60
+		if st.Active() {
+			want += n
+		}
+		for _, pod := range []string{"w1", "w2"} {
+			fmt.Fprintf(&series, "      - series: 'incidentd_store_incidents_by_state{instance=%q, job=\"incidentd\", state=%q}'\n        values: '%dx5'\n", pod, st, n)
+		}
+	}
+	test := fmt.Sprintf(`rule_files: []
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+%s    promql_expr_test:
+      - expr: %q
+        eval_time: 2m
+        exp_samples:
+          - labels: '{}'
+            value: %d
+`, series.String(), expr, want)
+	path := filepath.Join(t.TempDir(), "open_test.yml")
+	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "test", "rules", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, test)
 	}
 }

@@ -1,8 +1,8 @@
 // Package metrics is the worker's observability surface: the Prometheus
 // collectors every pipeline stage updates (events received, decoded, invalid,
 // dead-lettered, applied, duplicates, incident transitions, batches, flush
-// duration, lag, store size), the readiness checks, and the /metrics,
-// /healthz and /readyz endpoints. Every series exists from the start, so a
+// duration, lag, store size, incidents by state), the readiness checks, and
+// the /metrics, /healthz and /readyz endpoints. Every series exists from the start, so a
 // fresh worker reads zero rather than "no data".
 package metrics
 
@@ -101,6 +101,10 @@ type Metrics struct {
 	ConsumerRedelivered prometheus.Gauge
 	StoreSize           prometheus.Gauge
 	StoreIncidents      prometheus.Gauge
+	// StoreIncidentsByState holds the store's incidents per state (label
+	// state: the six of incident.States), sampled with StoreIncidents; the
+	// four active states summed are the open incidents.
+	StoreIncidentsByState *prometheus.GaugeVec
 
 	// NATSErrors counts the NATS client's asynchronous errors by kind
 	// (NATSErrorKinds); a slow consumer means the client dropped messages,
@@ -160,6 +164,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		ConsumerRedelivered: gauge("consumer_redelivered_messages", "JetStream's num_redelivered: messages delivered more than once and not acked or terminated, including those past max_deliver until they leave the stream."),
 		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
+		StoreIncidentsByState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "store_incidents_by_state",
+			Help: "Incidents in the store by state; Detected, Triaged, Investigating and Remediating are the open ones."}, []string{"state"}),
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
 			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent)."}, []string{"kind"}),
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
@@ -182,6 +188,9 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	for _, to := range incident.OperatorTargets {
 		m.IncidentsOperatorTransitions.WithLabelValues(to.String())
 	}
+	for _, st := range incident.States {
+		m.StoreIncidentsByState.WithLabelValues(st.String())
+	}
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "ready",
 		Help: "1 when the worker is ready (NATS connected, consumer bound, store writable), else 0."},
 		func() float64 {
@@ -199,7 +208,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		m.NATSErrors, m.AcksFailed, ready, info}
+		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)

@@ -55,6 +55,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"incidentd_end_to_end_latency_seconds": 1,
 		"incidentd_consumer_pending_messages":  1,
 		"incidentd_store_size_bytes":           1,
+		"incidentd_store_incidents_by_state":   len(incident.States),
 		"incidentd_ready":                      1,
 		"incidentd_build_info":                 1,
 		"incidentd_nats_errors_total":          len(metrics.NATSErrorKinds),
@@ -225,6 +226,40 @@ func TestNATSErrorKind(t *testing.T) {
 	} {
 		if got := metrics.NATSErrorKind(tc.err); got != tc.want {
 			t.Errorf("NATSErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestStoreIncidentsByStateStartsAtZero: one series per state, named as the
+// API names states, each reading zero before the first sample.
+func TestStoreIncidentsByStateStartsAtZero(t *testing.T) {
+	m, reg := newMetrics(t)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "incidentd_store_incidents_by_state" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "state" {
+					got[l.GetValue()] = s.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if len(got) != len(incident.States) {
+		t.Fatalf("states %v, want the %d of incident.States", got, len(incident.States))
+	}
+	for _, st := range incident.States {
+		if v, ok := got[st.String()]; !ok || v != 0 {
+			t.Errorf("state %s: %v (present %v), want 0", st, v, ok)
+		}
+		if v := testutil.ToFloat64(m.StoreIncidentsByState.WithLabelValues(st.String())); v != 0 {
+			t.Errorf("state %s reads %v", st, v)
 		}
 	}
 }
