@@ -102,7 +102,8 @@ func TestNATSPasswordNeverPrinted(t *testing.T) {
 			"incidentctl: nats connect nats://alice:xxxxx@127.0.0.1:1 (NATS_URL): nats: no servers available for connection"},
 		{"setup unreachable", "nats://alice:s3cretpw@127.0.0.1:1", []string{"setup"}, ctl.ExitError, "nats://alice:xxxxx@127.0.0.1:1 (NATS_URL)"},
 		{"bench unreachable", "nats://alice:s3cretpw@127.0.0.1:1", []string{"bench", "--events", "10"}, ctl.ExitError, "nats://alice:xxxxx@127.0.0.1:1 (NATS_URL)"},
-		{"publish unparsable", "nats://alice:s3cretpw%@127.0.0.1:1", []string{"publish", "--generate", "1"}, ctl.ExitError, "nats connect nats://alice:xxxxx@127.0.0.1:1"},
+		// NATS_URL is configuration (as for setup and the worker): checked, masked, exit 2.
+		{"publish unparsable", "nats://alice:s3cretpw%@127.0.0.1:1", []string{"publish", "--generate", "1"}, ctl.ExitUsage, `NATS_URL (nats.url): not a valid server URL: "nats://alice:xxxxx@127.0.0.1:1"`},
 		{"publish wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"publish", "--generate", "1"}, ctl.ExitError, "Authorization Violation"},
 		{"setup wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"setup"}, ctl.ExitError, "Authorization Violation"},
 		{"bench wrong password", withPassword(url, "alice", "s3cretpwX"), []string{"bench", "--events", "10"}, ctl.ExitError, "Authorization Violation"},
@@ -147,5 +148,19 @@ func TestBenchJSONProblemsEmpty(t *testing.T) {
 	}
 	if res.NATS == "embedded" || res.NATS == "" {
 		t.Errorf("nats %q: NATS_URL was not used", res.NATS)
+	}
+}
+
+// TestEmbeddedListenFollowed: with no URL anywhere, setup and publish go to
+// the embedded server the configuration describes (NATS_EMBEDDED_LISTEN,
+// nats.embedded_listen), where a worker on that configuration listens, not
+// to the default port.
+func TestEmbeddedListenFollowed(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_EMBEDDED_LISTEN": strings.TrimPrefix(url, "nats://")}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	mustCode(t, runCtl(t, env, "", "publish", "--generate", "10", "--duplicates", "0"), ctl.ExitOK)
+	if n := streamMsgs(t, jsFor(t, url), "INCIDENTS"); n != 10 {
+		t.Fatalf("stream holds %d, want 10", n)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
 
-	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 )
@@ -97,14 +96,11 @@ func (f publishFlags) check(generateSet bool) error {
 }
 
 func runPublish(ctx context.Context, o IO, f publishFlags) error {
-	var auth config.NATSConfig
-	if f.configPath != "" {
-		cfg, err := loadConfig(f.configPath, o.Env)
-		if err != nil {
-			return err
-		}
-		auth = cfg.NATS
+	cfg, err := loadConfig(f.configPath, o.Env)
+	if err != nil {
+		return err
 	}
+	auth := cfg.NATS
 	// The input is opened first: when it cannot be read, nothing was
 	// published and there is no summary to print.
 	in := o.In

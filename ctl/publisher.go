@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -204,7 +205,8 @@ type natsTarget struct {
 
 // resolveNATS applies the rule of every command that connects to NATS:
 // --nats-url, else NATS_URL, else the [nats] url of n (from --config),
-// else fallback (an empty fallback leaves url empty: bench then embeds a
+// else, when fallback is set, the embedded server n configures
+// (nats.embedded_listen, NATS_EMBEDDED_LISTEN), else fallback (an empty fallback leaves url empty: bench then embeds a
 // server). The credentials are always n's.
 func resolveNATS(flag string, o IO, n config.NATSConfig, fallback string) natsTarget {
 	t := natsTarget{auth: n}
@@ -219,10 +221,26 @@ func resolveNATS(flag string, o IO, n config.NATSConfig, fallback string) natsTa
 		if t.from == "" {
 			t.from = "nats.url"
 		}
+	case fallback != "" && embeddedURL(n.EmbeddedListen) != "":
+		// What a worker on this configuration embeds and listens on.
+		t.url, t.from = embeddedURL(n.EmbeddedListen), "nats.embedded_listen"
 	case fallback != "":
 		t.url, t.from = fallback, "default"
 	}
 	return t
+}
+
+// embeddedURL is the client URL of an embedded server listening on listen
+// (a wildcard host reached on loopback), or "" when it has no fixed port.
+func embeddedURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "nats://" + net.JoinHostPort(host, port)
 }
 
 // redacted is the target's URL with its secrets masked.
