@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/incident"
-	"github.com/llm-im/incidentd/storage"
 )
 
 // Headers of a dead-lettered message. The payload is the original one.
@@ -187,70 +186,4 @@ func (c *Consumer) deadLetterMaxDeliver(ctx context.Context, stream jetstream.St
 		c.log.Warn("message dead-lettered after max deliveries", zap.Uint64("stream_seq", a.StreamSeq), zap.Uint64("deliveries", a.Deliveries))
 	}
 	return nil
-}
-
-// pollLag samples the consumer info into the lag gauges, and the store
-// into the size and by-state gauges, every lag_poll_interval; when caught
-// up, it also resolves incidents whose quiet period ended (sweep).
-func (c *Consumer) pollLag(ctx context.Context, cons jetstream.Consumer) {
-	t := time.NewTicker(c.cfg.Consumer.LagPollInterval.Duration)
-	defer t.Stop()
-	for {
-		c.sample(ctx, cons)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (c *Consumer) sample(ctx context.Context, cons jetstream.Consumer) {
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if info, err := cons.Info(ictx); err == nil {
-		c.m.ConsumerPending.Set(float64(info.NumPending))
-		c.m.ConsumerAckPending.Set(float64(info.NumAckPending))
-		c.m.ConsumerRedelivered.Set(float64(info.NumRedelivered))
-		if every := c.cfg.Dedupe.SweepInterval.Duration; every > 0 && time.Since(c.lastSweep) >= every {
-			c.lastSweep = time.Now()
-			c.sweep(ictx, info.NumPending)
-		}
-	} else if ictx.Err() == nil {
-		c.log.Debug("consumer info", zap.Error(err))
-	}
-	c.sampleStore(ctx)
-}
-
-// sampleStore reads the store's size and its incidents per state into their
-// gauges, within a time limit of its own, so that a slow consumer info or
-// sweep does not starve it. The states are counted one Count each, every
-// one answered from a counter (Pebble), one SCARD (Redis) or the sizes of
-// an index set (memory): six cheap calls, not a scan. The six gauges are
-// set together, once every Count succeeded; a failing one (the store is
-// down) leaves them at the last values read, and the size gauges and the
-// lag are sampled all the same.
-func (c *Consumer) sampleStore(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if st, err := c.store.Stats(ctx); err == nil {
-		c.m.StoreSize.Set(float64(st.SizeOnDisk))
-		c.m.StoreIncidents.Set(float64(st.Incidents))
-	} else if ctx.Err() == nil {
-		c.log.Debug("store stats", zap.Error(err))
-	}
-	counts := make([]int64, len(incident.States))
-	for i, st := range incident.States {
-		n, err := c.store.Count(ctx, storage.Filter{States: []incident.State{st}})
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Debug("store count by state", zap.Stringer("state", st), zap.Error(err))
-			}
-			return
-		}
-		counts[i] = n
-	}
-	for i, st := range incident.States {
-		c.m.StoreIncidentsByState.WithLabelValues(st.String()).Set(float64(counts[i]))
-	}
 }
