@@ -82,6 +82,8 @@ type Consumer struct {
 	committed atomic.Uint64
 	succeeded chan struct{}
 	dlq       *deadLetters
+	// dlqSetup is set while the dead-letter stream is being set up again.
+	dlqSetup atomic.Bool
 
 	lastSweep time.Time // only touched by the lag poller
 }

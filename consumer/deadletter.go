@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,7 +33,21 @@ const (
 	// dead-lettered twice (redelivery, several workers) is stored once, and
 	// one of a stream created again is not taken for it.
 	HeaderMsgID = "Incidentd-Msg-Id"
+	// HeaderTruncated is set when the dead letter carries only the start
+	// of the payload: the original's size in bytes. A payload that fitted
+	// the stream can exceed the server's max_payload once the headers are
+	// added; cut, it still lands (with its reason) instead of being lost.
+	HeaderTruncated = "Incidentd-Truncated"
 )
+
+// maxErrorHeader bounds HeaderError: a decoder message quoting a deeply
+// nested member once made a 14 KB header.
+const maxErrorHeader = 1024
+
+// maxDeadLetterAttempts is how often the worker tries to publish the dead
+// letter of a message that reached max_deliver (backoff 1 s, doubling)
+// before it gives up on it.
+const maxDeadLetterAttempts = 5
 
 // letter is a bad message waiting for its dead-letter publish to be acked.
 type letter struct {
@@ -60,14 +75,52 @@ func (d *deadLetters) message(data []byte, meta incident.Meta, subject string, d
 	out := nats.NewMsg(Subject(cc.DLQSubjectPrefix, de.Reason))
 	out.Data = data
 	out.Header.Set(HeaderReason, string(de.Reason))
-	out.Header.Set(HeaderError, de.Error())
+	out.Header.Set(HeaderError, clip(de.Error(), maxErrorHeader))
 	out.Header.Set(HeaderSubject, subject)
 	out.Header.Set(HeaderStreamSeq, strconv.FormatUint(meta.Sequence, 10))
 	if meta.MsgID != "" {
 		out.Header.Set(HeaderMsgID, meta.MsgID)
 	}
 	out.Header.Set(jetstream.MsgIDHeader, meta.Position())
+	fit(out, d.c.nc.MaxPayload())
 	return out
+}
+
+// fit cuts m's payload so that m, headers included, stays within limit
+// bytes (the server's max_payload; <= 0: no limit known), noting the
+// original size in HeaderTruncated.
+func fit(m *nats.Msg, limit int64) {
+	if limit <= 0 || int64(len(m.Data)+headerBytes(m.Header)) <= limit {
+		return
+	}
+	size := len(m.Data)
+	m.Header.Set(HeaderTruncated, strconv.Itoa(size))
+	room := limit - int64(headerBytes(m.Header)) - 64 // the protocol line's share
+	m.Data = m.Data[:min(int64(size), max(room, 0))]
+}
+
+// headerBytes is the encoded size of h: "NATS/1.0\r\n", a line per value,
+// and the blank line.
+func headerBytes(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
+}
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // send publishes m's dead letter; run terminates m when it is stored.
@@ -81,8 +134,33 @@ func (d *deadLetters) send(m jetstream.Msg, meta incident.Meta, subject string, 
 }
 
 func (d *deadLetters) retryLater(m jetstream.Msg, r incident.Reason, err error) {
+	d.c.deadLetterFailed(r, err)
 	d.c.log.Error("dead-letter publish failed; message will be redelivered", zap.String("reason", string(r)), zap.Error(err))
 	_ = m.NakWithDelay(d.c.cfg.Consumer.RetryMax.Duration)
+}
+
+// deadLetterFailed counts a failed dead-letter publish and, when no stream
+// answered (the dead-letter stream was deleted), sets that stream up again
+// in the background, unless SkipSetup.
+func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
+	c.m.DeadLetterFailures.WithLabelValues(string(r)).Inc()
+	if c.cfg.SkipSetup || !(errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
+		return
+	}
+	if !c.dlqSetup.CompareAndSwap(false, true) {
+		return // one at a time
+	}
+	go func() {
+		defer c.dlqSetup.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		act, err := setupStream(ctx, c.js, DLQStreamConfig(c.cfg.Consumer))
+		if err != nil {
+			c.log.Error("dead-letter stream missing and not set up again", zap.Error(err))
+			return
+		}
+		c.log.Warn("dead-letter stream was missing", zap.String("action", act))
+	}()
 }
 
 func (d *deadLetters) run() {
@@ -147,43 +225,79 @@ func (c *Consumer) watchMaxDeliveries(ctx context.Context) (func(), error) {
 			case <-hctx.Done():
 				return
 			case a := <-seqs:
-				if err := c.deadLetterMaxDeliver(hctx, stream, a); err != nil {
-					c.log.Error("dead-letter after max deliveries", zap.Uint64("stream_seq", a.StreamSeq), zap.Error(err))
-				}
+				c.deadLetterRetrying(hctx, stream, a)
 			}
 		}
 	}()
 	return func() { _ = sub.Unsubscribe(); cancel(); <-finished }, nil
 }
 
-func (c *Consumer) deadLetterMaxDeliver(ctx context.Context, stream jetstream.Stream, a advisory) error {
+// deadLetterRetrying dead-letters a message that reached max_deliver,
+// trying maxDeadLetterAttempts times with backoff; then it gives the
+// message up, counted and logged with where it still is.
+func (c *Consumer) deadLetterRetrying(ctx context.Context, stream jetstream.Stream, a advisory) {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		r, err := c.deadLetterMaxDeliver(ctx, stream, a)
+		if err == nil {
+			return
+		}
+		c.deadLetterFailed(r, err)
+		if attempt == maxDeadLetterAttempts || ctx.Err() != nil {
+			c.m.DeadLettersAbandoned.WithLabelValues(string(r)).Inc()
+			c.log.Error("message given up without a dead letter: it stays in the stream until consumer.max_age",
+				zap.String("stream", c.cfg.Consumer.Stream), zap.Uint64("stream_seq", a.StreamSeq),
+				zap.String("reason", string(r)), zap.Int("attempts", attempt), zap.Error(err))
+			return
+		}
+		c.log.Warn("dead-letter after max deliveries failed; retrying", zap.Uint64("stream_seq", a.StreamSeq),
+			zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+// deadLetterMaxDeliver reads the message a max-deliveries advisory names
+// and publishes its dead letter, unless its event was applied; the reason
+// is its decode failure when it has one (its dead letter could not be
+// published before), else max_deliver.
+func (c *Consumer) deadLetterMaxDeliver(ctx context.Context, stream jetstream.Stream, a advisory) (incident.Reason, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	reason := incident.ReasonMaxDeliver
 	raw, err := stream.GetMsg(ctx, a.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil // expired or removed meanwhile
+		return reason, nil // expired or removed meanwhile
 	}
 	if err != nil {
-		return fmt.Errorf("get message: %w", err)
+		return reason, fmt.Errorf("get message: %w", err)
 	}
 	meta := incident.Meta{MsgID: raw.Header.Get(jetstream.MsgIDHeader), Stream: c.cfg.Consumer.Stream, Sequence: raw.Sequence, Timestamp: raw.Time}
-	if ev, err := c.dec.Decode(raw.Data, meta); err == nil {
+	de := &incident.DecodeError{Reason: reason,
+		Msg: fmt.Sprintf("delivered %d times without a commit (consumer.max_deliver)", a.Deliveries)}
+	ev, err := c.dec.Decode(raw.Data, meta)
+	switch {
+	case err == nil:
 		snap, err := c.store.Lookup(ctx, nil, []string{ev.ID})
 		if err == nil && snap.Applied[ev.ID] {
 			c.log.Info("message reached max deliveries but its event is applied; not dead-lettered",
 				zap.Uint64("stream_seq", a.StreamSeq), zap.String("event_id", ev.ID))
-			return nil
+			return reason, nil
 		}
+	case errors.As(err, &de):
+		reason = de.Reason
 	}
-	de := &incident.DecodeError{Reason: incident.ReasonMaxDeliver,
-		Msg: fmt.Sprintf("delivered %d times without a commit (consumer.max_deliver)", a.Deliveries)}
 	ack, err := c.js.PublishMsg(ctx, c.dlq.message(raw.Data, meta, raw.Subject, de))
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return reason, fmt.Errorf("publish: %w", err)
 	}
 	if !ack.Duplicate {
-		c.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonMaxDeliver)).Inc()
-		c.log.Warn("message dead-lettered after max deliveries", zap.Uint64("stream_seq", a.StreamSeq), zap.Uint64("deliveries", a.Deliveries))
+		c.m.EventsDeadLettered.WithLabelValues(string(reason)).Inc()
+		c.log.Warn("message dead-lettered after max deliveries", zap.Uint64("stream_seq", a.StreamSeq),
+			zap.String("reason", string(reason)), zap.Uint64("deliveries", a.Deliveries))
 	}
-	return nil
+	return reason, nil
 }

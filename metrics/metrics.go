@@ -73,10 +73,18 @@ type Metrics struct {
 	EventsDecoded      prometheus.Counter
 	EventsInvalid      *prometheus.CounterVec
 	EventsDeadLettered *prometheus.CounterVec
-	EventsApplied      prometheus.Counter
-	EventsDuplicate    *prometheus.CounterVec
-	EventsLate         prometheus.Counter
-	EventsOrphaned     prometheus.Counter
+	// DeadLetterFailures counts dead-letter publishes that failed, by
+	// reason; the message is tried again (redelivered, or for max_deliver
+	// retried by the worker).
+	DeadLetterFailures *prometheus.CounterVec
+	// DeadLettersAbandoned counts messages given up without a dead letter
+	// after retries, by reason; each stays in the stream, at the sequence
+	// the error log names, until consumer.max_age.
+	DeadLettersAbandoned *prometheus.CounterVec
+	EventsApplied        prometheus.Counter
+	EventsDuplicate      *prometheus.CounterVec
+	EventsLate           prometheus.Counter
+	EventsOrphaned       prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -134,6 +142,10 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			Help: "Messages rejected by decoding or validation, by reason."}, []string{"reason"}),
 		EventsDeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_dead_lettered_total",
 			Help: "Messages published to the dead-letter stream and terminated, by reason."}, []string{"reason"}),
+		DeadLetterFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letter_failures_total",
+			Help: "Dead-letter publishes that failed, by reason; the message is tried again."}, []string{"reason"}),
+		DeadLettersAbandoned: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_abandoned_total",
+			Help: "Messages given up without a dead letter after max_deliver and retries, by reason; each stays in the stream until consumer.max_age (the error log names its sequence)."}, []string{"reason"}),
 		EventsApplied: counter("events_applied_total", "Events applied to the store (each event id once)."),
 		EventsDuplicate: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_duplicate_total",
 			Help: "Duplicates absorbed: kind=event_id for already-applied event ids, kind=merged for triggers merged into an open incident."}, []string{"kind"}),
@@ -179,6 +191,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	}
 	for _, r := range incident.Reasons {
 		m.EventsDeadLettered.WithLabelValues(string(r))
+		m.DeadLetterFailures.WithLabelValues(string(r))
+		m.DeadLettersAbandoned.WithLabelValues(string(r))
 	}
 	m.EventsDuplicate.WithLabelValues(DuplicateEventID)
 	m.EventsDuplicate.WithLabelValues(DuplicateMerged)
@@ -203,7 +217,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		Help: "Always 1; labels carry the version and the Go version."}, []string{"version", "goversion"})
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
-	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered,
+	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
 		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,

@@ -1,0 +1,62 @@
+package consumer_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
+)
+
+// TestDeadLetterStreamRecreated: with the dead-letter stream deleted under
+// a running worker, a bad message's dead letter fails, is counted, the
+// worker sets the stream up again, and the redelivered message lands.
+func TestDeadLetterStreamRecreated(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("worker ready", 10*time.Second, func() bool { return w.c.Ready() == nil })
+	if err := e.js.DeleteStream(context.Background(), cfg.Consumer.DLQStream); err != nil {
+		t.Fatal(err)
+	}
+	e.publish([][]byte{[]byte(`not json`)})
+	e.waitFor("the dead letter in a stream set up again", 30*time.Second, func() bool {
+		_, err := e.js.Stream(context.Background(), cfg.Consumer.DLQStream)
+		return err == nil && len(e.dlq(cfg)) == 1
+	})
+	if n := testutil.ToFloat64(w.m.DeadLetterFailures.WithLabelValues(string(incident.ReasonInvalidJSON))); n < 1 {
+		t.Fatalf("dead_letter_failures_total{reason=invalid_json} = %v, want at least 1", n)
+	}
+	e.waitFor("counted as dead-lettered", 10*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonInvalidJSON))) == 1
+	})
+}
+
+// TestDeadLetterTruncated: a payload that fits the server's max_payload but
+// not with the dead letter's headers is dead-lettered with its start and
+// the original size, instead of failing until max_deliver and being lost.
+func TestDeadLetterTruncated(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	w := e.start(cfg, stores[0].open(t, ""))
+	size := int(e.nc.MaxPayload()) - 64 // fits alone, not with the dead letter's headers
+	payload := []byte(`{"source":"s","title":"t","description":"` + strings.Repeat("x", size-50) + `"}`)
+	payload = append(payload, []byte(strings.Repeat(" ", size-len(payload)))...)
+	e.publish([][]byte{payload})
+	e.waitFor("the dead letter", 30*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	m := e.dlq(cfg)[0]
+	if m.Header.Get(consumer.HeaderReason) != string(incident.ReasonTooLarge) || m.Header.Get(consumer.HeaderTruncated) != strconv.Itoa(size) {
+		t.Fatalf("headers %v", m.Header)
+	}
+	if len(m.Data) == 0 || len(m.Data) >= size || string(m.Data) != string(payload[:len(m.Data)]) {
+		t.Fatalf("payload %d bytes, want the start of the %d-byte original", len(m.Data), size)
+	}
+	if n := testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonTooLarge))); n != 1 {
+		t.Fatalf("dead-lettered %v", n)
+	}
+}
