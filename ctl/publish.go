@@ -19,19 +19,22 @@ import (
 )
 
 type publishFlags struct {
-	natsURL    string
-	configPath string
-	file       string
-	generate   int
-	duplicates float64
-	seed       uint64
-	ackRatio   float64
-	resolve    float64
-	subject    string
-	maxPending int
-	validate   bool
-	maxBytes   int
-	maxSkew    time.Duration
+	// bytesSet and skewSet: --max-event-bytes, --max-clock-skew was
+	// given, so --config's [consumer] value does not replace it.
+	bytesSet, skewSet bool
+	natsURL           string
+	configPath        string
+	file              string
+	generate          int
+	duplicates        float64
+	seed              uint64
+	ackRatio          float64
+	resolve           float64
+	subject           string
+	maxPending        int
+	validate          bool
+	maxBytes          int
+	maxSkew           time.Duration
 }
 
 func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
@@ -48,6 +51,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 			if err := f.check(cmd.Flags().Changed("generate")); err != nil {
 				return err
 			}
+			f.bytesSet, f.skewSet = cmd.Flags().Changed("max-event-bytes"), cmd.Flags().Changed("max-clock-skew")
 			return runPublish(cmd.Context(), o, f)
 		},
 	}
@@ -63,8 +67,8 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.StringVar(&f.subject, "subject", DefaultSubject, "subject `template`; {source} is the event's source")
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
 	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
-	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes")
-	fs.DurationVar(&f.maxSkew, "max-clock-skew", time.Hour, "with --validate: the worker's consumer.max_clock_skew (0: no bound)")
+	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes (default: --config's, else 65536)")
+	fs.DurationVar(&f.maxSkew, "max-clock-skew", time.Hour, "with --validate: the worker's consumer.max_clock_skew, 0 for no bound (default: --config's, else 1h)")
 	return cmd
 }
 
@@ -101,6 +105,13 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 		return err
 	}
 	auth := cfg.NATS
+	// --validate checks what the worker on this configuration checks.
+	if f.configPath != "" && !f.bytesSet {
+		f.maxBytes = cfg.Consumer.MaxEventBytes
+	}
+	if f.configPath != "" && !f.skewSet {
+		f.maxSkew = cfg.Consumer.MaxClockSkew.Duration
+	}
 	// The input is opened first: when it cannot be read, nothing was
 	// published and there is no summary to print.
 	in := o.In

@@ -225,3 +225,21 @@ func TestPublishBadFlags(t *testing.T) {
 		t.Errorf("stdout %q, stderr %q: want only the open error", r.out, r.err)
 	}
 }
+
+// TestPublishValidateTakesConfigLimits: with --config, --validate checks
+// the worker's [consumer] limits of that file unless a flag overrides one.
+func TestPublishValidateTakesConfigLimits(t *testing.T) {
+	url := embeddedNATS(t)
+	mustCode(t, runCtl(t, map[string]string{"NATS_URL": url}, "", "setup"), ctl.ExitOK)
+	dir := t.TempDir()
+	cfgFile := dir + "/incidentd.toml"
+	writeFile(t, cfgFile, "[nats]\nurl = \""+url+"\"\n[consumer]\nmax_event_bytes = 300\n")
+	file := dir + "/events.ndjson"
+	writeFile(t, file, `{"id":"big-1","source":"s","title":"`+strings.Repeat("t", 400)+`"}`+"\n")
+	r := runCtl(t, nil, "", "publish", "--validate", "--config", cfgFile, "-f", file)
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "line 1: incident: too_large") {
+		t.Errorf("the file's max_event_bytes not applied: %s", r.err)
+	}
+	mustCode(t, runCtl(t, nil, "", "publish", "--validate", "--config", cfgFile, "--max-event-bytes", "1000", "-f", file), ctl.ExitOK)
+}
