@@ -246,7 +246,8 @@ type ConsumerConfig struct {
 	MaxEventBytes int `toml:"max_event_bytes" json:"max_event_bytes"`
 	// MaxClockSkew is consumer.max_clock_skew: an event whose occurred_at
 	// is further than this after the message's JetStream timestamp is
-	// dead-lettered as invalid_field (0 disables; else 1s..8760h).
+	// dead-lettered as invalid_field (0, the default, disables it; else
+	// 1s..8760h).
 	MaxClockSkew Duration `toml:"max_clock_skew" json:"max_clock_skew"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics (100ms..10m).
@@ -362,7 +363,7 @@ func Default() Config {
 			DuplicateWindow:  Duration{2 * time.Minute},
 			Replicas:         1,
 			MaxEventBytes:    65536,
-			MaxClockSkew:     Duration{time.Hour},
+			MaxClockSkew:     Duration{}, // no bound: the event format has none; examples set 1h
 			LagPollInterval:  Duration{5 * time.Second},
 			RetryInitial:     Duration{100 * time.Millisecond},
 			RetryMax:         Duration{10 * time.Second},

@@ -83,6 +83,9 @@ func testConfig() consumer.Config {
 	cc.LagPollInterval = config.Duration{Duration: 100 * time.Millisecond}
 	cc.RetryInitial = config.Duration{Duration: 20 * time.Millisecond}
 	cc.RetryMax = config.Duration{Duration: 200 * time.Millisecond}
+	// As the example configurations recommend (the default is no bound):
+	// the bad input of the logs includes an event time in 9999.
+	cc.MaxClockSkew = config.Duration{Duration: time.Hour}
 	// The synthetic logs carry fixed 2026 event times: the quiet-period
 	// sweep would resolve their incidents, which the expectations (folds of
 	// the log alone) do not model. TestSweep turns it on.

@@ -68,7 +68,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
 	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
 	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes (default: --config's, else 65536)")
-	fs.DurationVar(&f.maxSkew, "max-clock-skew", time.Hour, "with --validate: the worker's consumer.max_clock_skew, 0 for no bound (default: --config's, else 1h)")
+	fs.DurationVar(&f.maxSkew, "max-clock-skew", 0, "with --validate: the worker's consumer.max_clock_skew, 0 for no bound (default: --config's, else 0)")
 	return cmd
 }
 

@@ -132,11 +132,11 @@ func TestPublishNDJSON(t *testing.T) {
 		t.Fatalf("stream holds %d, want 6 (v1 and v2 added)", n)
 	}
 
-	// An event time two hours ahead is beyond the default clock skew, not
-	// beyond a wider one.
+	// An event time two hours ahead is beyond a clock skew of 1h, not
+	// beyond a wider one (nor the default: no bound).
 	ahead := `{"id":"w1","source":"s","title":"t","occurred_at":"` + time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339) + `"}` + "\n"
 	writeFile(t, file, ahead)
-	r = runCtl(t, env, "", "publish", "--validate", "-f", file)
+	r = runCtl(t, env, "", "publish", "--validate", "--max-clock-skew", "1h", "-f", file)
 	mustCode(t, r, ctl.ExitError)
 	if !strings.Contains(r.err, "line 1: incident: invalid_field") || !strings.Contains(r.err, "clock skew") {
 		t.Errorf("future event time not reported: %s", r.err)
