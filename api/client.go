@@ -59,14 +59,23 @@ func (c *Client) Get(ctx context.Context, id string) (*incident.Incident, error)
 	return &in, nil
 }
 
-func (c *Client) get(ctx context.Context, path string, into any) error {
+// open sends GET path; the caller closes the body.
+func (c *Client) open(ctx context.Context, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return fmt.Errorf("api request: %w", err)
+		return nil, fmt.Errorf("api request: %w", err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return resp, nil
+}
+
+func (c *Client) get(ctx context.Context, path string, into any) error {
+	resp, err := c.open(ctx, path)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -88,13 +88,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // the body ends with the worker's count trailer and that many incidents
 // came; a worker without the endpoint gives ErrExportUnsupported.
 func (c *Client) Scan(ctx context.Context, fn func(*incident.Incident) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+ExportPath, nil)
+	resp, err := c.open(ctx, ExportPath)
 	if err != nil {
-		return fmt.Errorf("api request: %w", err)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
 	switch {

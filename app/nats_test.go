@@ -12,24 +12,12 @@ import (
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
-// authNATS starts a nats-server with JetStream on a free loopback port
-// that lets in only the user or token of opts, and returns its URL.
-func authNATS(t *testing.T, opts server.Options) string {
-	t.Helper()
-	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10e9) {
-		t.Fatal("nats-server not ready")
-	}
-	return s.ClientURL()
-}
+// authNATS starts a nats-server that lets in only the user or token of
+// opts, and returns its URL (without credentials).
+func authNATS(t *testing.T, opts server.Options) string { return natstest.Start(t, opts) }
 
 // TestWorkerNATSCredentials: the worker logs in with [nats] user and
 // password, or token; a wrong secret fails naming the server without the

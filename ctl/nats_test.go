@@ -9,25 +9,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/llm-im/incidentd/ctl"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
-// authNATS starts a nats-server with JetStream on a free loopback port
-// that lets in only the user or token of opts, and returns its URL
-// (without credentials).
-func authNATS(t *testing.T, opts server.Options) string {
-	t.Helper()
-	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10e9) {
-		t.Fatal("nats-server not ready")
-	}
-	return s.ClientURL()
-}
+// authNATS starts a nats-server that lets in only the user or token of
+// opts, and returns its URL (without credentials).
+func authNATS(t *testing.T, opts server.Options) string { return natstest.Start(t, opts) }
 
 // withPassword puts user:password into a nats:// URL.
 func withPassword(url, user, password string) string {
