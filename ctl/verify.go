@@ -24,7 +24,9 @@ state, severity and type, newest-first order, no duplicate id, Get returns the s
 record), then, for every value of every indexed field (state, severity, source, type,
 active), that Count and a List walk through the index both find exactly the incidents
 whose records have that value; on a store it also checks that each identity has at most
-one active incident and that FindOpen names it. Run it on a stopped worker's store, or
+one active incident and that FindOpen names it, and on Redis that the sets of every
+id (llm-im:incidents) and of each fingerprint (llm-im:fingerprint:{fp}) hold exactly
+the ids of the records. Run it on a stopped worker's store, or
 through --api-url on a quiet one (concurrent writes show up as differences).`,
 		Example: `  incidentctl verify --state-backend pebble --state-path ./data/pebble
   incidentctl verify --api-url http://127.0.0.1:8080`,
@@ -78,6 +80,9 @@ func (v *verifier) run(ctx context.Context) error {
 	}
 	if v.store != nil {
 		if err := v.identities(ctx, all); err != nil {
+			return err
+		}
+		if err := v.backendIndexes(ctx, all); err != nil {
 			return err
 		}
 	}
@@ -233,6 +238,30 @@ func (v *verifier) identities(ctx context.Context, all []*incident.Incident) err
 			v.fail("identity %s: FindOpen answers %s, the active record is %s", fp, got.ID, want)
 		}
 	}
+	return nil
+}
+
+// indexChecker is a store whose backend keeps indexes of its own that no
+// storage.Store method reads in full (the Redis store's set of every id and
+// its per-fingerprint sets). CheckIndexes compares them with records (every
+// incident, as verify read them), calls fail once per disagreement, and
+// returns what it checked; its error means it could not check.
+type indexChecker interface {
+	CheckIndexes(ctx context.Context, records []*incident.Incident, fail func(problem string)) (string, error)
+}
+
+// backendIndexes lets a store that is an indexChecker check its own
+// indexes.
+func (v *verifier) backendIndexes(ctx context.Context, all []*incident.Incident) error {
+	c, ok := v.store.(indexChecker)
+	if !ok {
+		return nil
+	}
+	checked, err := c.CheckIndexes(ctx, all, func(p string) { v.fail("%s", p) })
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	fmt.Fprintln(v.out, checked)
 	return nil
 }
 
