@@ -1,6 +1,9 @@
 package app
 
 import (
+	"errors"
+	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +33,8 @@ func NATSOptions(n config.NATSConfig) []nats.Option {
 // NATSConnectError describes a failed connection to url without its
 // secrets: "nats connect URL (FROM): ERR", with the URL's passwords and
 // tokens masked as in the logged configuration, also where ERR quotes the
-// URL (a URL that does not parse). from says where the URL came from
+// URL; when the URL does not parse, ERR is net/url's reason without the
+// pieces of the URL it quotes. from says where the URL came from
 // (NATS_URL, nats.url in FILE, --nats-url) and may be empty.
 func NATSConnectError(url, from string, err error) error {
 	return &natsConnectError{url: url, from: from, err: err}
@@ -46,6 +50,17 @@ func (e *natsConnectError) Error() string {
 	if e.from != "" {
 		s += " (" + e.from + ")"
 	}
+	var ue *url.Error
+	if errors.As(e.err, &ue) {
+		// net/url quotes the string it could not parse, or a piece of it
+		// ("invalid port \":s3cret\" after host"), which may be any
+		// part of a password: keep its reason, drop what it quotes.
+		reason := quotedRE.ReplaceAllString(ue.Err.Error(), "")
+		if strings.Contains(e.url, "@") || strings.Contains(reason, "port") {
+			reason += " (percent-encode '@', ':', '/', '?', '#' and '%' in a user name or password)"
+		}
+		return s + ": not a valid URL: " + reason
+	}
 	msg := e.err.Error()
 	for _, u := range strings.Split(e.url, ",") {
 		u = strings.TrimSpace(u)
@@ -57,3 +72,6 @@ func (e *natsConnectError) Error() string {
 }
 
 func (e *natsConnectError) Unwrap() error { return e.err }
+
+// quotedRE matches a quoted piece of an error text and the space before it.
+var quotedRE = regexp.MustCompile(` ?"(?:[^"\\]|\\.)*"`)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/app"
@@ -93,6 +94,38 @@ func TestNATSConnectErrorNamesURL(t *testing.T) {
 			}
 			if err.Error() != c.want {
 				t.Fatalf("error %q\nwant  %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestNATSConnectErrorHidesUnparsablePasswords: nats.Connect's error for a
+// URL net/url cannot parse quotes the URL, or a piece of it that may lie
+// inside the password; NATSConnectError shows neither, only the reason.
+func TestNATSConnectErrorHidesUnparsablePasswords(t *testing.T) {
+	for _, c := range []struct{ url, want string }{
+		{"nats://alice:K3Y#Z9Q@127.0.0.1:1", "nats connect nats://alice:xxxxx@127.0.0.1:1 (--nats-url): not a valid URL: invalid port after host (percent-encode"},
+		{"nats://alice:K3YZ9Q", "nats connect nats://alice:xxxxx (--nats-url): not a valid URL: invalid port after host"},
+		{"nats://alice:K3Y/Z9Q@127.0.0.1:1", "not a valid URL: invalid port after host"},
+		{"nats://alice:K3Y%zzZ9Q@127.0.0.1:1", "not a valid URL: invalid URL escape"},
+		{"nats://alice:K3Y Z9Q@127.0.0.1:1", "not a valid URL: net/url: invalid userinfo"},
+		{"nats://127.0.0.1:1,nats://bob:K3Y#Z9Q@127.0.0.1:2", "nats connect nats://127.0.0.1:1,nats://bob:xxxxx@127.0.0.1:2 (--nats-url): not a valid URL: invalid port after host"},
+	} {
+		t.Run(c.url, func(t *testing.T) {
+			nc, err := nats.Connect(c.url)
+			if err == nil {
+				nc.Close()
+				t.Fatal("connected")
+			}
+			msg := app.NATSConnectError(c.url, "--nats-url", err).Error()
+			t.Logf("nats.Connect: %v\nshown: %s", err, msg)
+			if !strings.Contains(msg, c.want) {
+				t.Errorf("error %q, want %q in it", msg, c.want)
+			}
+			for _, m := range []string{"K3Y", "Z9Q"} {
+				if strings.Contains(msg, m) {
+					t.Errorf("error shows %q: %s", m, msg)
+				}
 			}
 		})
 	}

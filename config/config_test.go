@@ -684,6 +684,13 @@ func TestRedactNATSURL(t *testing.T) {
 		{"nats://tok@n:4222", "nats://xxxxx@n:4222"},
 		{"nats://u:pw@n:4222", "nats://u:xxxxx@n:4222"},
 		{"nats://u:p@ss/w@n:4222", "nats://u:xxxxx@n:4222"},
+		// No '@', a port that is no number: a password whose '@' and host
+		// are missing; all from it on is hidden.
+		{"nats://alice:s3cret", "nats://alice:xxxxx"},
+		{"nats://alice:s3/cret?x", "nats://alice:xxxxx"},
+		{"alice:s3cret", "alice:xxxxx"},
+		{"nats://[::1]:4222", "nats://[::1]:4222"},
+		{"nats://n", "nats://n"},
 	}
 	for _, tt := range tests {
 		if got := redactNATSURL(tt.in); got != tt.want {
@@ -706,6 +713,43 @@ func TestProblemsDoNotLeakSecrets(t *testing.T) {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("problem text leaks %q:\n%v", s, err)
 		}
+	}
+}
+
+// TestURLProblemsHideMisspeltSecrets: a secret in a query parameter the
+// parser does not know, or a password whose '@' and host are missing, or
+// one net/url cannot parse, shows in no problem, from the file or from the
+// environment.
+func TestURLProblemsHideMisspeltSecrets(t *testing.T) {
+	for _, c := range []struct{ key, value, want string }{
+		{"state.redis_url", "redis+sentinel://s1:26379,s2:26379/mymaster/0?sentinel_pasword=K3YZ9Q", `unknown query parameter "sentinel_pasword"`},
+		{"state.redis_url", "redis://h:6379/0?pasword=K3YZ9Q", `unknown query parameter "pasword"`},
+		{"state.redis_url", "redis://default:K3YZ9Q", "the port must be a number"},
+		{"state.redis_cluster_nodes", "redis://h:7000?pwd=K3YZ9Q", `unknown query parameter "pwd"`},
+		{"nats.url", "nats://alice:K3YZ9Q", "not a valid server URL"},
+		{"nats.url", "nats://alice:K3Y#Z9Q@n:4222", "not a valid server URL"},
+		{"nats.url", "nats://n:4222,nats://bob:K3Y/Z9Q@m:4222", "not a valid server URL"},
+	} {
+		t.Run(c.value, func(t *testing.T) {
+			cfg := Default()
+			switch c.key {
+			case "state.redis_url":
+				cfg.State.Backend, cfg.State.RedisURL = BackendRedis, c.value
+			case "state.redis_cluster_nodes":
+				cfg.State.Backend, cfg.State.RedisClusterNodes = BackendRedisCluster, []string{c.value}
+			default:
+				cfg.NATS.URL = c.value
+			}
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate: %v, want a problem with %q", err, c.want)
+			}
+			for _, m := range []string{"K3Y", "Z9Q"} {
+				if strings.Contains(err.Error(), m) || strings.Contains(fmt.Sprint(cfg.Redacted()), m) {
+					t.Errorf("%q shows in the problem or the redacted configuration:\n%v", m, err)
+				}
+			}
+		})
 	}
 }
 

@@ -49,10 +49,12 @@ func (c Config) Redacted() Config {
 
 // RedactNATSURL masks the secrets of a nats.url value, one or more
 // comma-separated URLs: each password becomes "xxxxx", and so does a user
-// without a password (a NATS token). Anything else is kept, so the result
-// still says which servers are meant.
+// without a password (a NATS token) and, in a URL with no '@', a port that
+// is not a number and all after it (where "nats://alice:s3cret", its '@'
+// and host missing, holds the password). Anything else is kept, so the result still says
+// which servers are meant.
 func RedactNATSURL(s string) string {
-	if !strings.Contains(s, "@") {
+	if !strings.Contains(s, "@") && !strings.Contains(s, ":") {
 		return s
 	}
 	urls := strings.Split(s, ",")
@@ -81,7 +83,7 @@ var userinfoRE = regexp.MustCompile(`^((?:[A-Za-z][A-Za-z0-9+.\-]*://)?)(.*)@`)
 // it falls back to masking the userinfo by pattern.
 func redactNATSURL(s string) string {
 	if !strings.Contains(s, "@") {
-		return s
+		return maskBadPort(s)
 	}
 	if u, err := url.Parse(s); err == nil && u.User != nil && !strings.Contains(u.Host+u.Path+u.RawQuery+u.Fragment, "@") {
 		if _, has := u.User.Password(); has {
@@ -105,4 +107,24 @@ func redactNATSURL(s string) string {
 		return prefix + redactedSecret + rest
 	}
 	return s
+}
+
+// maskBadPort masks the port of a URL without userinfo, and all after it,
+// when it is not a number: a password whose '@' and host are missing reads
+// as one, and may run on past it.
+func maskBadPort(s string) string {
+	rest := s
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest = s[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	host := rest[:end]
+	c := strings.LastIndexByte(host, ':')
+	if c < 0 || strings.LastIndexByte(host, ']') > c || strings.Trim(host[c+1:], "0123456789") == "" {
+		return s
+	}
+	return s[:len(s)-len(rest)+c+1] + redactedSecret
 }

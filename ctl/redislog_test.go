@@ -44,3 +44,43 @@ func TestRedisURLCheckedBeforeConnecting(t *testing.T) {
 		}
 	}
 }
+
+// TestMisspeltSecretsNeverPrinted: a secret in a misspelt query parameter
+// of a Redis URL (the store flags, STATE_REDIS_URL), a password whose '@'
+// and host are missing, and a --nats-url net/url cannot parse are refused
+// without the secret, or any piece of it, on stdout or stderr.
+func TestMisspeltSecretsNeverPrinted(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"sentinel_pasword flag", nil, []string{"count", "--state-backend", "redis", "--state-redis-url", "redis+sentinel://127.0.0.1:1/mymaster/0?sentinel_pasword=K3YZ9Q"},
+			ctl.ExitUsage, `unknown query parameter "sentinel_pasword" (known: sentinel_username, sentinel_password), got "redis+sentinel://127.0.0.1:1/mymaster/0?sentinel_pasword=xxxxx"`},
+		{"pasword in STATE_REDIS_URL", map[string]string{"STATE_REDIS_URL": "redis://127.0.0.1:1/0?pasword=K3YZ9Q"}, []string{"count", "--state-backend", "redis"},
+			ctl.ExitUsage, `STATE_REDIS_URL (state.redis_url): unknown query parameter "pasword"`},
+		{"no @ and host", nil, []string{"count", "--state-backend", "redis", "--state-redis-url", "redis://default:K3YZ9Q"},
+			ctl.ExitUsage, `got "redis://default:xxxxx"`},
+		{"cluster node", nil, []string{"count", "--state-backend", "redis_cluster", "--state-redis-cluster-nodes", "redis://127.0.0.1:7000?pwd=K3YZ9Q"},
+			ctl.ExitUsage, `unknown query parameter "pwd"`},
+		{"unparsable --nats-url", nil, []string{"setup", "--nats-url", "nats://alice:K3Y#Z9Q@127.0.0.1:1"},
+			ctl.ExitError, "nats connect nats://alice:xxxxx@127.0.0.1:1 (--nats-url): not a valid URL: invalid port after host"},
+		{"--nats-url without @ and host", nil, []string{"publish", "--generate", "1", "--nats-url", "nats://alice:K3YZ9Q"},
+			ctl.ExitError, "nats connect nats://alice:xxxxx (--nats-url): not a valid URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCtl(t, c.env, "", c.args...)
+			mustCode(t, r, c.code)
+			if !strings.Contains(r.err, c.want) {
+				t.Errorf("stderr %q, want %q", r.err, c.want)
+			}
+			for _, m := range []string{"K3Y", "Z9Q"} {
+				if strings.Contains(r.out+r.err, m) {
+					t.Errorf("%q printed:\nstdout: %s\nstderr: %s", m, r.out, r.err)
+				}
+			}
+		})
+	}
+}

@@ -2,24 +2,30 @@ package redisurl
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // Masked replaces every secret Redact hides, as url.URL.Redacted does.
 const Masked = "xxxxx"
 
-// secretWords are the query parameter name fragments whose values Redact
-// masks (case-insensitive, after percent-decoding the name).
-var secretWords = []string{"pass", "secret", "token"}
+// plainParams are the query parameters whose values Redact shows: the
+// known ones that are no secret. The value of any other parameter, known
+// or not (a misspelt sentinel_pasword is still a password), is hidden.
+var plainParams = []string{"sentinel_username"}
 
 // Redact returns raw with its secrets replaced by "xxxxx", whether raw
 // parses or not. It hides the password of the userinfo (from the first ':'
 // after the scheme to the LAST '@', as Parse reads it, so a password
 // holding an unencoded '@', ':', '/', '?' or '#' is hidden whole; the user
-// name stays) and the value, up to the next '&', of every query parameter
-// whose name contains "pass", "secret" or "token". Where the two readings
-// disagree (an unencoded '@' in a query value), everything either one takes
-// for a secret is hidden. Strings without secrets come back unchanged.
+// name stays), the value, up to the next '&', of every query parameter but
+// sentinel_username (unknown ones included: their names stay), and, in a
+// string with no '@', everything from a port that is not a number on
+// ("redis://user:s3cret", whose '@' and host are missing, holds a password
+// there). Where the
+// readings disagree (an unencoded '@' in a query value), everything either
+// one takes for a secret is hidden. Strings without secrets come back
+// unchanged.
 func Redact(raw string) string {
 	scheme, rest := splitScheme(raw)
 	if !hidePassword(rest, make([]bool, len(rest))) && !knownScheme(scheme) {
@@ -29,7 +35,8 @@ func Redact(raw string) string {
 	}
 	hide := make([]bool, len(rest))
 	hidePassword(rest, hide)
-	hideSecretParams(rest, hide)
+	hideParamValues(rest, hide)
+	hideBadPorts(rest, hide)
 	var b strings.Builder
 	b.WriteString(scheme)
 	for i := 0; i < len(rest); i++ {
@@ -72,17 +79,17 @@ func knownScheme(scheme string) bool {
 	return false
 }
 
-// hideSecretParams marks the value of every "name=value" that follows a
-// '?' or an '&' when the name is a secret's. The value runs to the next
-// '&' (or the end), so an unencoded '?', '#', '=' or '@' inside it is
-// hidden too.
-func hideSecretParams(s string, hide []bool) {
+// hideParamValues marks the value of every "name=value" that follows a
+// '?' or an '&', unless the name is one of plainParams. The value runs to
+// the next '&' (or the end), so an unencoded '?', '#', '=' or '@' inside it
+// is hidden too.
+func hideParamValues(s string, hide []bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] != '?' && s[i] != '&' {
 			continue
 		}
 		eq := strings.IndexAny(s[i+1:], "=&?")
-		if eq < 0 || s[i+1+eq] != '=' || !secretName(s[i+1:i+1+eq]) {
+		if eq < 0 || s[i+1+eq] != '=' || plainName(s[i+1:i+1+eq]) {
 			continue
 		}
 		for j := i + 2 + eq; j < len(s) && s[j] != '&'; j++ {
@@ -91,19 +98,38 @@ func hideSecretParams(s string, hide []bool) {
 	}
 }
 
-// secretName reports whether a query parameter name (percent-encoded or
-// not) names a secret.
-func secretName(name string) bool {
-	n := strings.ToLower(name)
+// plainName reports whether a query parameter name (percent-encoded or
+// not) is one of plainParams.
+func plainName(name string) bool {
+	n := name
 	if dec, err := url.QueryUnescape(name); err == nil {
-		n = strings.ToLower(dec)
+		n = dec
 	}
-	for _, w := range secretWords {
-		if strings.Contains(n, w) {
-			return true
+	return slices.Contains(plainParams, n)
+}
+
+// hideBadPorts marks, in a string with no '@', everything after the first
+// port of the authority (up to the first '/', '?' or '#') that is not a
+// number: with the '@' and the host missing, "user:s3cret" reads as host
+// and port, and the password may run on past the authority.
+func hideBadPorts(s string, hide []bool) {
+	if strings.Contains(s, "@") {
+		return
+	}
+	end := strings.IndexAny(s, "/?#")
+	if end < 0 {
+		end = len(s)
+	}
+	start := 0
+	for _, h := range strings.Split(s[:end], ",") {
+		if c := strings.LastIndexByte(h, ':'); c >= 0 && strings.LastIndexByte(h, ']') < c && strings.Trim(h[c+1:], "0123456789") != "" {
+			for j := start + c + 1; j < len(s); j++ {
+				hide[j] = true
+			}
+			return
 		}
+		start += len(h) + 1
 	}
-	return false
 }
 
 // splitScheme splits "scheme://rest" when raw starts with a well-formed

@@ -104,10 +104,15 @@ func parse(raw string) (URL, string) {
 	default:
 		return u, fmt.Sprintf("unsupported scheme %q: want redis://, rediss://, redis+sentinel:// or rediss+sentinel://", scheme)
 	}
+	// A '?' before the last '@' leaves two readings: a password holding
+	// a '?', or a query value holding an '@'. The parameter names read
+	// after the '@' may then be a piece of a secret, and are not quoted.
+	quoteNames := true
 	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 		if reason := u.setUserinfo(rest[:at]); reason != "" {
 			return u, reason
 		}
+		quoteNames = !strings.Contains(rest[:at], "?")
 		rest = rest[at+1:]
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
@@ -133,7 +138,7 @@ func parse(raw string) (URL, string) {
 	if reason := u.setPath(path); reason != "" {
 		return u, reason
 	}
-	return u, u.setQuery(rawQuery)
+	return u, u.setQuery(rawQuery, quoteNames)
 }
 
 // knownParams are the query parameters a URL may carry.
@@ -222,7 +227,10 @@ func (u *URL) setPath(path string) string {
 	return ""
 }
 
-func (u *URL) setQuery(rawQuery string) string {
+// setQuery reads the query parameters. An unknown one is an error that
+// names it (never its value, which may be a misspelt secret's), unless
+// quoteNames is false.
+func (u *URL) setQuery(rawQuery string, quoteNames bool) string {
 	if rawQuery == "" {
 		return ""
 	}
@@ -235,6 +243,8 @@ func (u *URL) setQuery(rawQuery string) string {
 			continue
 		case err1 != nil || err2 != nil:
 			return "bad percent-encoding in the query string (write '%' as %25)"
+		case !isKnownParam(key) && !quoteNames:
+			return fmt.Sprintf("unknown query parameter (known: %s; percent-encode an '@' in a query value as %%40)", strings.Join(knownParams, ", "))
 		case !isKnownParam(key):
 			return fmt.Sprintf("unknown query parameter %q (known: %s)", key, strings.Join(knownParams, ", "))
 		case !u.Sentinel:

@@ -76,7 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"redis://:hunter2@/0", "empty host"},
 		{"redis://:hunter2%zz@localhost/0", "percent-encoding in the password"},
 		{"redis://u:hunter2@localhost/0?password=hunter2", `unknown query parameter "password"`},
-		{"redis://u:hunter2@localhost/0?foo=bar", `unknown query parameter "foo"`},
+		{"redis://u:hunter2@localhost/0?foo=hunter2", `unknown query parameter "foo"`},
 		{"redis://u:hunter2@localhost/0?sentinel_password=hunter2", "only for redis+sentinel://"},
 		{"redis+sentinel://:hunter2@s1:26379", "needs the master name"},
 		{"redis+sentinel://s1:26379/m?sentinel_password=hunter2&x=1", `unknown query parameter "x"`},
@@ -157,10 +157,23 @@ func TestRedact(t *testing.T) {
 		{"redis://:a://b@h", "redis://:xxxxx@h"},
 		{"u:a://b@h:1", "u:xxxxx@h:1"},
 		{"user://pw@h:1", "user:xxxxx@h:1"},
-		// Secret query parameters, whatever their case or encoding.
-		{"redis://h/0?Password=a&b=c", "redis://h/0?Password=xxxxx&b=c"},
-		{"redis://h/0?x=1&api_token=t?k=v#f&secret=s", "redis://h/0?x=1&api_token=xxxxx&secret=xxxxx"},
+		// Query parameters: every value but sentinel_username's, whatever
+		// the name's case or encoding, known or not.
+		{"redis://h/0?Password=a&b=c", "redis://h/0?Password=xxxxx&b=xxxxx"},
+		{"redis://h/0?x=1&api_token=t?k=v#f&secret=s", "redis://h/0?x=xxxxx&api_token=xxxxx&secret=xxxxx"},
 		{"redis://h/0?sentinel%5Fpassword=s", "redis://h/0?sentinel%5Fpassword=xxxxx"},
+		{"redis+sentinel://s1/m?sentinel%5Fusername=sen&Sentinel_Username=x", "redis+sentinel://s1/m?sentinel%5Fusername=sen&Sentinel_Username=xxxxx"},
+		{"redis+sentinel://s1:26379/m/0?sentinel_pasword=s3cret", "redis+sentinel://s1:26379/m/0?sentinel_pasword=xxxxx"},
+		{"redis://h:6379/0?pasword=x", "redis://h:6379/0?pasword=xxxxx"},
+		{"redis://h:6379/0?pwd=x&flag", "redis://h:6379/0?pwd=xxxxx&flag"},
+		// No '@' and a port that is no number: a password whose '@' and
+		// host are missing; all from it on is hidden.
+		{"redis://user:s3cret", "redis://user:xxxxx"},
+		{"redis://:s3cret/0", "redis://:xxxxx"},
+		{"redis://user:s3/cret/0", "redis://user:xxxxx"},
+		{"redis+sentinel://s1:26379,user:s3cret/m", "redis+sentinel://s1:26379,user:xxxxx"},
+		{"user:s3cret", "user:xxxxx"},
+		{"redis://[::1]:6379/0", "redis://[::1]:6379/0"},
 		// An unencoded '@' in a query value: both readings are hidden.
 		{"redis+sentinel://s1/m?sentinel_password=a@b", "redis+sentinel://s1/m?sentinel_password=xxxxx"},
 		{"redis+sentinel://u:m@s1:26379/m?sentinel_password=a@b", "redis+sentinel://u:xxxxx"},
@@ -172,6 +185,36 @@ func TestRedact(t *testing.T) {
 		if got := redisurl.Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestMisspeltSecretsNeverShow: the values of query parameters the parser
+// does not know (a misspelt sentinel_password is still a password), and a
+// password whose '@' and host are missing, never show in an error or a
+// redacted string; an unknown parameter's error names it.
+func TestMisspeltSecretsNeverShow(t *testing.T) {
+	tests := []struct{ url, reason string }{
+		{"redis+sentinel://s1:26379,s2:26379/mymaster/0?sentinel_pasword=K3YZ9Q", `unknown query parameter "sentinel_pasword"`},
+		{"redis+sentinel://:K3YZ9Q@s1:26379/mymaster/0?sentinel_username=u&sentinel_passwd=K3YZ9Q", `unknown query parameter "sentinel_passwd"`},
+		{"redis://h:6379/0?pasword=K3YZ9Q", `unknown query parameter "pasword"`},
+		{"redis://h:6379/0?pwd=K3YZ9Q", `unknown query parameter "pwd"`},
+		{"rediss://u:K3YZ9Q@h:6379/0?auth=K3YZ9Q", `unknown query parameter "auth"`},
+		{"redis://h:6379/0?sentinel_password=K3YZ9Q", "only for redis+sentinel://"},
+		{"redis://user:K3YZ9Q", "port must be a number"},
+		{"redis://user:K3YZ9Q/0", "port must be a number"},
+		{"redis://:K3Y/Z9Q", "empty host before the port"},
+		{"redis://:K3Y?Z9Q=1", "empty host before the port"},
+		{"redis://h:6379/0?x=1&pwd=c@cK3Y?Z9Q&y=2", "unknown query parameter (known: "},
+		{"redis+sentinel://s1:26379,admin:K3YZ9Q/mymaster", "host 2 of 2: the port must be a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := redisurl.Parse(tt.url)
+			if err == nil || !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("Parse error %v, want one with %q", err, tt.reason)
+			}
+			checkNoLeak(t, tt.url, "K3Y", "Z9Q")
+		})
 	}
 }
 
@@ -199,6 +242,11 @@ var forms = []struct {
 	{"rediss+sentinel://:PW@s1:26379/mymaster", false},
 	{"user:PW@127.0.0.1:7000", false},
 	{"redis://:PW@127.0.0.1:7000", false},
+	// Passwords in parameters the parser does not know.
+	{"redis+sentinel://s1:26379/mymaster/0?sentinel_pasword=PW", true},
+	{"redis+sentinel://s1:26379/mymaster/0?sentinel_username=u&Sentinel_Password=PW", true},
+	{"redis://u:m@h:6379/0?pasword=PW", true},
+	{"redis://h:6379/0?x=1&pwd=PW&y=2", true},
 }
 
 // checkNoLeak parses raw as a URL and as a cluster node and fails when an
