@@ -190,9 +190,16 @@ func normaliseBackend(cfg *Config, from string) {
 		return
 	}
 	cfg.State.Backend = BackendPebble
-	cfg.Warnings = append(cfg.Warnings, fmt.Sprintf(
+	cfg.Warnings = append(cfg.Warnings, SledAliasWarning(from))
+}
+
+// SledAliasWarning is the warning for the "sled" backend alias read from
+// from (state.backend in FILE, STATE_BACKEND, or a command-line flag): the
+// one Load records, for callers that accept the alias elsewhere too.
+func SledAliasWarning(from string) string {
+	return fmt.Sprintf(
 		"%s: %q is the old system's name for the embedded store; using %q. Pebble cannot read sled files: give state.path a new directory and import exported data instead of reusing a sled one",
-		from, BackendSledAlias, BackendPebble))
+		from, BackendSledAlias, BackendPebble)
 }
 
 // addWarnings records settings that are valid but weaken a promise.

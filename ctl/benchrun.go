@@ -196,8 +196,9 @@ func (b *bench) workerConfig(cfg *config.Config) error {
 	c.Stream, c.DLQStream, c.Durable = benchStream, benchDLQStream, benchDurable
 	c.Subjects, c.DLQSubjectPrefix = []string{benchSubjects + ".>"}, "bench.incidents.dlq"
 	if b.f.backend != "" {
-		cfg.State.Backend = config.Backend(b.f.backend)
+		cfg.State.Backend, cfg.Warnings = backendFlag(b.f.backend, "--state-backend", cfg.State.Backend, cfg.Warnings)
 	}
+	logWarnings(b.log, cfg.Warnings)
 	// A Pebble store is always the bench's own: a --config file's path may
 	// name a real deployment's directory, which a bench must not fill.
 	switch {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,18 +57,17 @@ func (f *storeFlags) given() bool {
 }
 
 // stateConfig assembles the [state] table: defaults, the config file, the
-// environment (for --state-*), then the flags.
-func (f *storeFlags) stateConfig() (config.StateConfig, error) {
+// environment (for --state-*), then the flags. It returns the
+// configuration's warnings for the store (see backendFlag), for open to
+// log.
+func (f *storeFlags) stateConfig() (config.StateConfig, []string, error) {
 	cfg, err := loadConfig(f.config, f.env)
 	if err != nil {
-		return cfg.State, err
+		return cfg.State, nil, err
 	}
 	st := cfg.State
 	if f.backend != "" {
-		st.Backend = config.Backend(strings.ToLower(f.backend))
-		if st.Backend == config.BackendSledAlias {
-			st.Backend = config.BackendPebble
-		}
+		st.Backend, cfg.Warnings = backendFlag(f.backend, "--"+f.prefix+"-backend", st.Backend, cfg.Warnings)
 	}
 	if f.path != "" {
 		st.Path = f.path
@@ -83,17 +83,45 @@ func (f *storeFlags) stateConfig() (config.StateConfig, error) {
 	}
 	cfg.State = st
 	if err := cfg.Validate(); err != nil {
-		return st, fmt.Errorf("--%s-*: %w", f.prefix, err)
+		return st, nil, fmt.Errorf("--%s-*: %w", f.prefix, err)
 	}
-	return st, nil
+	return st, cfg.Warnings, nil
 }
 
-// open opens the named store with its collectors on a private registry.
+// backendFlag applies a --*-backend flag (named flag) over the backend
+// loaded, which came with the configuration's warnings. It reads the value
+// as config.Load reads state.backend: any case, and the old name "sled" as
+// pebble, with Load's warning naming the flag. The warnings of a
+// configuration whose backend the flag replaces are dropped: they were
+// about that backend.
+func backendFlag(value, flag string, loaded config.Backend, warnings []string) (config.Backend, []string) {
+	b := config.Backend(strings.ToLower(value))
+	var sled []string
+	if b == config.BackendSledAlias {
+		b, sled = config.BackendPebble, []string{config.SledAliasWarning(flag)}
+	}
+	if b != loaded {
+		warnings = nil
+	}
+	return b, append(slices.Clone(warnings), sled...)
+}
+
+// logWarnings logs the configuration's warnings as incidentd does: one
+// "config" line each, at warn.
+func logWarnings(log *zap.Logger, warnings []string) {
+	for _, w := range warnings {
+		log.Warn("config", zap.String("warning", w))
+	}
+}
+
+// open opens the named store with its collectors on a private registry,
+// after logging the warnings of its configuration.
 func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, error) {
-	st, err := f.stateConfig()
+	st, warnings, err := f.stateConfig()
 	if err != nil {
 		return nil, st, err
 	}
+	logWarnings(log, warnings)
 	if f.prefix == "to" && st.Backend == config.BackendMemory {
 		return nil, st, errMemoryTarget
 	}
@@ -128,7 +156,7 @@ func (f *storeFlags) checkTarget() error {
 	if !f.given() {
 		return nil // copyInto asks for a target
 	}
-	st, err := f.stateConfig()
+	st, _, err := f.stateConfig()
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
