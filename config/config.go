@@ -249,6 +249,15 @@ type ConsumerConfig struct {
 	// dead-lettered as invalid_field (0, the default, disables it; else
 	// 1s..8760h).
 	MaxClockSkew Duration `toml:"max_clock_skew" json:"max_clock_skew"`
+	// OrphanRetries is consumer.orphan_retries: how many times an
+	// acknowledge or resolve that finds no incident to act on is
+	// redelivered before it counts as an orphan (0..100; at most
+	// MaxDeliver-1 of them are used). Another worker may be committing the
+	// trigger that preceded it in the stream.
+	OrphanRetries int `toml:"orphan_retries" json:"orphan_retries"`
+	// OrphanRetryDelay is consumer.orphan_retry_delay, how long such an
+	// event waits before its redelivery (10ms..1m).
+	OrphanRetryDelay Duration `toml:"orphan_retry_delay" json:"orphan_retry_delay"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics (100ms..10m).
 	LagPollInterval Duration `toml:"lag_poll_interval" json:"lag_poll_interval"`
@@ -364,6 +373,8 @@ func Default() Config {
 			Replicas:         1,
 			MaxEventBytes:    65536,
 			MaxClockSkew:     Duration{}, // no bound: the event format has none; examples set 1h
+			OrphanRetries:    2,
+			OrphanRetryDelay: Duration{time.Second},
 			LagPollInterval:  Duration{5 * time.Second},
 			RetryInitial:     Duration{100 * time.Millisecond},
 			RetryMax:         Duration{10 * time.Second},

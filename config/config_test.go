@@ -153,6 +153,8 @@ func TestBounds(t *testing.T) {
 		{"replicas embedded", func(c *Config) { c.Consumer.Replicas = 3 }, "consumer.replicas", "embedded"},
 		{"max event bytes", func(c *Config) { c.Consumer.MaxEventBytes = 100 }, "consumer.max_event_bytes", "between 256 and 8388608"},
 		{"max clock skew negative", func(c *Config) { c.Consumer.MaxClockSkew = dur(-time.Second) }, "consumer.max_clock_skew", "0 (no bound) or between 1s and 8760h"},
+		{"orphan retries negative", func(c *Config) { c.Consumer.OrphanRetries = -1 }, "consumer.orphan_retries", "between 0 and 100"},
+		{"orphan retry delay", func(c *Config) { c.Consumer.OrphanRetryDelay = dur(2 * time.Minute) }, "consumer.orphan_retry_delay", "1m"},
 		{"max clock skew high", func(c *Config) { c.Consumer.MaxClockSkew = dur(8761 * time.Hour) }, "consumer.max_clock_skew", "8760h"},
 		{"lag poll", func(c *Config) { c.Consumer.LagPollInterval = dur(time.Millisecond) }, "consumer.lag_poll_interval", "between 100ms and 10m"},
 		{"retry initial", func(c *Config) { c.Consumer.RetryInitial = dur(0) }, "consumer.retry_initial", "between 1ms and 1m"},

@@ -322,6 +322,8 @@ func (c Config) validateConsumer(p *problems) {
 	if d := k.MaxClockSkew.Duration; d != 0 && (d < time.Second || d > 8760*time.Hour) {
 		p.add("consumer.max_clock_skew", "must be 0 (no bound) or between 1s and 8760h, got %s", k.MaxClockSkew)
 	}
+	p.intRange("consumer.orphan_retries", k.OrphanRetries, 0, 100)
+	p.durRange("consumer.orphan_retry_delay", k.OrphanRetryDelay, 10*time.Millisecond, time.Minute)
 	p.durRange("consumer.lag_poll_interval", k.LagPollInterval, 100*time.Millisecond, 10*time.Minute)
 	p.durRange("consumer.retry_initial", k.RetryInitial, time.Millisecond, time.Minute)
 	if k.RetryMax.Duration < k.RetryInitial.Duration {

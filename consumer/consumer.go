@@ -62,14 +62,17 @@ type Config struct {
 type Consumer struct {
 	cfg     Config
 	ipEvery time.Duration
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	store   storage.Store
-	m       *metrics.Metrics
-	log     *zap.Logger
-	dec     *incident.Decoder
-	fp      *dedupe.Fingerprinter
-	folder  *dedupe.Folder
+	// orphanRetries is how many deliveries of an acknowledge or resolve
+	// may be deferred: consumer.orphan_retries, at most max_deliver-1.
+	orphanRetries int
+	nc            *nats.Conn
+	js            jetstream.JetStream
+	store         storage.Store
+	m             *metrics.Metrics
+	log           *zap.Logger
+	dec           *incident.Decoder
+	fp            *dedupe.Fingerprinter
+	folder        *dedupe.Folder
 
 	bound atomic.Bool
 	// lastReceived is the stream sequence of the last message received,
@@ -112,7 +115,7 @@ func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log
 	}
 	log = log.Named("consumer")
 	c := &Consumer{
-		cfg: cfg, ipEvery: ip, nc: nc, js: js, store: store, m: m, log: log,
+		cfg: cfg, ipEvery: ip, orphanRetries: min(cfg.Consumer.OrphanRetries, cfg.Consumer.MaxDeliver-1), nc: nc, js: js, store: store, m: m, log: log,
 		dec:       incident.NewDecoder(cfg.Consumer.MaxEventBytes).LimitClockSkew(cfg.Consumer.MaxClockSkew.Duration),
 		fp:        fp,
 		folder:    dedupe.NewFolder(cfg.Dedupe.Window.Duration, newID),

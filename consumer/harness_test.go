@@ -86,6 +86,7 @@ func testConfig() consumer.Config {
 	// As the example configurations recommend (the default is no bound):
 	// the bad input of the logs includes an event time in 9999.
 	cc.MaxClockSkew = config.Duration{Duration: time.Hour}
+	cc.OrphanRetryDelay = config.Duration{Duration: 50 * time.Millisecond}
 	// The synthetic logs carry fixed 2026 event times: the quiet-period
 	// sweep would resolve their incidents, which the expectations (folds of
 	// the log alone) do not model. TestSweep turns it on.
@@ -208,15 +209,16 @@ func (e *env) drained(cfg consumer.Config) bool {
 }
 
 // settle waits until every message is acked and every decoded event was
-// committed (a redelivered copy may still be in hand after the original's
-// ack emptied the consumer).
+// committed or deferred (a redelivered copy may still be in hand after the
+// original's ack emptied the consumer).
 func (e *env) settle(cfg consumer.Config, ws ...*worker) {
 	e.t.Helper()
 	e.waitFor("all messages acked", 60*time.Second, func() bool { return e.drained(cfg) })
 	e.waitFor("every decoded event committed", 30*time.Second, func() bool {
 		for _, w := range ws {
 			decoded := testutil.ToFloat64(w.m.EventsDecoded)
-			committed := testutil.ToFloat64(w.m.EventsApplied) + testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID))
+			committed := testutil.ToFloat64(w.m.EventsApplied) + testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)) +
+				testutil.ToFloat64(w.m.EventsDeferred)
 			if decoded != committed {
 				return false
 			}

@@ -314,7 +314,8 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		return
 	}
 	c.m.EventsDecoded.Inc()
-	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev)}, md.Timestamp)
+	retry := md.NumDelivered <= uint64(c.orphanRetries)
+	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry}, md.Timestamp)
 }
 
 // commit writes one batch durably, retrying with backoff while the store
@@ -373,9 +374,18 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 	c.m.StoreConflicts.Add(float64(conflicts))
 	c.m.ObserveFold(res.Stats)
 	failed, first := 0, error(nil)
+	deferred := res.Deferred
 	for i, m := range b.msgs {
-		c.m.ObserveLatency(b.stamps[i], now)
-		if err := m.Ack(); err != nil {
+		var err error
+		if len(deferred) > 0 && deferred[0] == i {
+			// Not consumed: JetStream redelivers it after the delay.
+			deferred = deferred[1:]
+			err = m.NakWithDelay(c.cfg.Consumer.OrphanRetryDelay.Duration)
+		} else {
+			c.m.ObserveLatency(b.stamps[i], now)
+			err = m.Ack()
+		}
+		if err != nil {
 			failed++
 			first = cmp.Or(first, err)
 		}

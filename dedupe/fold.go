@@ -11,10 +11,21 @@ import (
 // itself (the old system's 900 seconds).
 const DefaultWindow = 15 * time.Minute
 
-// Keyed is a decoded event with its fingerprint.
+// Keyed is a decoded event with its fingerprint and what the transport
+// knows about it.
 type Keyed struct {
 	Event       incident.Event
 	Fingerprint string
+	// Received is when the stream stored the event (zero when unknown). A
+	// trigger's becomes the incident's FirstReceivedAt (the earliest wins);
+	// an acknowledge or resolve acts only on an incident with an earlier
+	// one, or none: see Fold.
+	Received time.Time
+	// Retry lets the fold defer an acknowledge or resolve that finds no
+	// incident to act on (Result.Deferred) instead of ignoring it: the
+	// worker redelivers it a moment later, by when another worker may have
+	// committed the trigger it follows.
+	Retry bool
 }
 
 // Stats counts what a fold did, event by event.
@@ -30,6 +41,7 @@ type Stats struct {
 	TimedOut     int // resolved by the quiet period
 	Orphans      int // acknowledges and resolves with no open incident
 	Noops        int // acknowledges of an incident already past Detected
+	Deferred     int // acknowledges and resolves with no open incident, left for a retry
 }
 
 // Add accumulates o into s.
@@ -45,14 +57,18 @@ func (s *Stats) Add(o Stats) {
 	s.TimedOut += o.TimedOut
 	s.Orphans += o.Orphans
 	s.Noops += o.Noops
+	s.Deferred += o.Deferred
 }
 
 // Result is what a fold yields: the incidents to write (each with its
-// version bumped once), the ids of the events consumed, and the counts.
+// version bumped once), the ids of the events consumed, the counts, and
+// the positions (in the folded events) of those deferred, which are not
+// consumed: their ids are not in EventIDs.
 type Result struct {
 	Incidents []*incident.Incident
 	EventIDs  []string
 	Stats     Stats
+	Deferred  []int
 }
 
 // Folder folds batches of events into incidents.
@@ -104,6 +120,14 @@ func (f *Folder) timeout(inc *incident.Incident) {
 // fingerprint, as the store returned it; it is not modified) skipping the
 // event ids in applied and ids repeated within the batch. now stamps
 // created_at and updated_at.
+//
+// An acknowledge or resolve acts on its identity's open incident unless
+// that incident's FirstReceivedAt is not before the event's Received: its
+// triggers all reached the stream after the acknowledge or resolve, which
+// was therefore, in stream order, about no incident (several workers share
+// the stream, and one may commit a trigger before another commits the
+// resolve that preceded it). With no incident to act on, the event is
+// deferred when Retry is set, and counted as an orphan otherwise.
 func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]bool, events []Keyed, now time.Time) Result {
 	st := foldState{
 		f:    f,
@@ -126,12 +150,17 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 			st.res.Stats.Duplicates++
 			continue
 		}
-		st.res.EventIDs = append(st.res.EventIDs, id)
-		st.res.Stats.Applied++
 		sl := slot{fp: k.Fingerprint}
 		if sl.inc, sl.owned = st.cur[sl.fp]; !sl.owned {
 			sl.inc = latest[sl.fp]
 		}
+		if st.deferred(k, &sl) {
+			st.res.Deferred = append(st.res.Deferred, i)
+			st.res.Stats.Deferred++
+			continue
+		}
+		st.res.EventIDs = append(st.res.EventIDs, id)
+		st.res.Stats.Applied++
 		st.apply(k, &sl)
 	}
 	return st.res
@@ -182,8 +211,8 @@ func (st *foldState) apply(k *Keyed, sl *slot) {
 	case incident.Trigger:
 		st.trigger(k, sl)
 	case incident.Acknowledge:
-		if sl.inc == nil || !sl.inc.Active() {
-			st.res.Stats.Orphans++
+		if !target(sl.inc, k) {
+			st.ackResolved(k, sl)
 			return
 		}
 		if sl.inc.State != incident.Detected {
@@ -195,13 +224,14 @@ func (st *foldState) apply(k *Keyed, sl *slot) {
 		inc.State, inc.AcknowledgedAt = incident.Triaged, &at
 		st.res.Stats.Acknowledged++
 	case incident.Resolve:
-		if sl.inc == nil || !sl.inc.Active() {
+		if !target(sl.inc, k) {
 			st.res.Stats.Orphans++
 			return
 		}
 		inc := st.own(sl)
 		at := ev.OccurredAt
 		inc.State, inc.ResolvedAt, inc.ResolvedBy = incident.Resolved, &at, incident.ResolvedByEvent
+		inc.ResolvedReceivedAt = k.Received
 		st.res.Stats.Resolved++
 	}
 }
@@ -210,12 +240,12 @@ func (st *foldState) trigger(k *Keyed, sl *slot) {
 	ev := &k.Event
 	inc := sl.inc
 	switch {
-	case inc != nil && inc.Active():
-		merge(st.own(sl), ev)
+	case inc != nil && (inc.Active() || resolvedAfter(inc, k)):
+		merge(st.own(sl), k)
 		st.res.Stats.Merged++
 	case inc != nil && inc.ResolvedAt != nil && !ev.OccurredAt.After(*inc.ResolvedAt):
 		inc = st.own(sl)
-		merge(inc, ev)
+		merge(inc, k)
 		inc.LateCount++
 		st.res.Stats.Late++
 	default:
@@ -243,6 +273,7 @@ func (st *foldState) open(k *Keyed) *incident.Incident {
 		CreatedAt:       st.now,
 		UpdatedAt:       st.now,
 		OccurrenceCount: 1,
+		FirstReceivedAt: k.Received,
 		Version:         1,
 	}
 	takeChanging(n, ev)
@@ -253,8 +284,12 @@ func (st *foldState) open(k *Keyed) *incident.Incident {
 
 // merge folds a trigger into inc; every step is commutative so triggers fold
 // in any order to the same incident.
-func merge(inc *incident.Incident, ev *incident.Event) {
+func merge(inc *incident.Incident, k *Keyed) {
+	ev := &k.Event
 	inc.OccurrenceCount++
+	if k.Received.Before(inc.FirstReceivedAt) { // an unknown (zero) time counts as the earliest
+		inc.FirstReceivedAt = k.Received
+	}
 	if ev.OccurredAt.Before(inc.FirstSeen) {
 		inc.FirstSeen = ev.OccurredAt
 	}

@@ -126,3 +126,91 @@ func TestFoldOrphans(t *testing.T) {
 		t.Fatalf("default window %v", f.Window())
 	}
 }
+
+// recv sets when the stream received k, as seconds after t0.
+func recv(k Keyed, s int) Keyed {
+	k.Received = t0.Add(time.Duration(s) * time.Second)
+	return k
+}
+
+// retry marks k as one the fold may defer.
+func retry(k Keyed) Keyed {
+	k.Retry = true
+	return k
+}
+
+// TestFoldStreamOrder: an acknowledge or resolve acts only on an incident
+// with a trigger the stream received before it; otherwise it is deferred
+// (Retry) or an orphan, as it would have been had the workers applied the
+// stream in order.
+func TestFoldStreamOrder(t *testing.T) {
+	f := NewFolder(15*time.Minute, counterIDs())
+	now := t0.Add(time.Hour)
+	opened := func(t *testing.T, events ...Keyed) *incident.Incident {
+		t.Helper()
+		r := f.Fold(nil, nil, events, now)
+		if len(r.Incidents) != 1 {
+			t.Fatalf("%d incidents", len(r.Incidents))
+		}
+		return r.Incidents[0]
+	}
+	t.Run("first received is the earliest trigger's", func(t *testing.T) {
+		in := opened(t, recv(trig("b", "fp", time.Minute, incident.P2), 20), recv(trig("a", "fp", 0, incident.P2), 10),
+			recv(trig("c", "fp", 2*time.Minute, incident.P2), 30))
+		if !in.FirstReceivedAt.Equal(t0.Add(10 * time.Second)) {
+			t.Fatalf("first_received_at %v", in.FirstReceivedAt)
+		}
+		if in2 := opened(t, trig("a", "fp", 0, incident.P2), recv(trig("b", "fp", 0, incident.P2), 10)); !in2.FirstReceivedAt.IsZero() {
+			t.Fatalf("an unknown receipt time must count as the earliest, got %v", in2.FirstReceivedAt)
+		}
+	})
+	in := opened(t, recv(trig("a", "fp", 0, incident.P2), 10))
+	latest := map[string]*incident.Incident{"fp": in}
+	cases := []struct {
+		name                               string
+		ev                                 Keyed
+		state                              incident.State
+		orphans, deferred, applied, writes int
+	}{
+		{"resolve received after the trigger", recv(ctl("r", "fp", incident.Resolve, time.Minute), 11), incident.Resolved, 0, 0, 1, 1},
+		{"resolve received before the trigger", recv(ctl("r", "fp", incident.Resolve, time.Minute), 9), incident.Detected, 1, 0, 1, 0},
+		{"resolve received before, retry", retry(recv(ctl("r", "fp", incident.Resolve, time.Minute), 9)), incident.Detected, 0, 1, 0, 0},
+		{"ack received before, retry", retry(recv(ctl("k", "fp", incident.Acknowledge, time.Minute), 9)), incident.Detected, 0, 1, 0, 0},
+		{"ack received after, retry", retry(recv(ctl("k", "fp", incident.Acknowledge, time.Minute), 11)), incident.Triaged, 0, 0, 1, 1},
+		{"unknown receipt time acts", ctl("r", "fp", incident.Resolve, time.Minute), incident.Resolved, 0, 0, 1, 1},
+		{"after the quiet period, retry", retry(recv(ctl("r", "fp", incident.Resolve, time.Hour), 11)), incident.Detected, 0, 1, 0, 0},
+		{"after the quiet period", recv(ctl("r", "fp", incident.Resolve, time.Hour), 11), incident.Resolved, 1, 0, 1, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.Fold(latest, nil, []Keyed{c.ev}, now)
+			st := in.State
+			if len(r.Incidents) > 0 {
+				st = r.Incidents[0].State
+			}
+			if st != c.state || r.Stats.Orphans != c.orphans || r.Stats.Deferred != c.deferred ||
+				r.Stats.Applied != c.applied || len(r.EventIDs) != c.applied || len(r.Incidents) != c.writes {
+				t.Fatalf("state %s, stats %+v, %d writes, ids %v", st, r.Stats, len(r.Incidents), r.EventIDs)
+			}
+			if c.deferred > 0 && (len(r.Deferred) != 1 || r.Deferred[0] != 0) {
+				t.Fatalf("deferred %v, want [0]", r.Deferred)
+			}
+		})
+	}
+	t.Run("no incident, retry, then the trigger in the same batch", func(t *testing.T) {
+		r := f.Fold(nil, nil, []Keyed{
+			retry(recv(ctl("r", "fp", incident.Resolve, time.Minute), 12)),
+			recv(trig("a", "fp", 0, incident.P2), 10), // reached the stream first, folded second
+			retry(recv(ctl("r2", "fp2", incident.Resolve, time.Minute), 12)),
+		}, now)
+		if fmt.Sprint(r.Deferred) != "[0 2]" || r.Stats.Deferred != 2 || r.Stats.Opened != 1 || fmt.Sprint(r.EventIDs) != "[a]" {
+			t.Fatalf("deferred %v, stats %+v, ids %v", r.Deferred, r.Stats, r.EventIDs)
+		}
+		// The redelivery finds the incident and resolves it.
+		r = f.Fold(map[string]*incident.Incident{"fp": r.Incidents[0]}, map[string]bool{"a": true},
+			[]Keyed{retry(recv(ctl("r", "fp", incident.Resolve, time.Minute), 12))}, now)
+		if r.Stats.Resolved != 1 || len(r.Deferred) != 0 || r.Incidents[0].State != incident.Resolved {
+			t.Fatalf("redelivered resolve: %+v", r.Stats)
+		}
+	})
+}

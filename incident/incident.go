@@ -37,6 +37,17 @@ type Incident struct {
 	// the trigger with the latest event time, the event id breaking ties.
 	LatestEventAt time.Time `json:"latest_event_at"`
 	LatestEventID string    `json:"latest_event_id"`
+	// FirstReceivedAt is when JetStream stored the earliest trigger folded
+	// into the incident (zero when unknown: imported, or written before it
+	// was kept). Acknowledges and resolves received before it are not about
+	// this incident: with several workers, a control event can be applied
+	// after a trigger that followed it in the stream.
+	FirstReceivedAt time.Time `json:"first_received_at,omitzero"`
+	// ResolvedReceivedAt is when JetStream stored the resolve event that
+	// resolved the incident (zero when it was not a resolve event, or is
+	// unknown). A trigger received before it merges as into an open
+	// incident, whichever worker commits first.
+	ResolvedReceivedAt time.Time `json:"resolved_received_at,omitzero"`
 	// Version starts at 1 and grows by one on every write; stores use it for
 	// optimistic concurrency.
 	Version int64 `json:"version"`

@@ -182,6 +182,8 @@ func (in *Incident) Validate() error {
 	v.text("unit", in.Unit, MaxUnitBytes, false)
 	v.time("latest_event_at", in.LatestEventAt, false)
 	v.text("latest_event_id", in.LatestEventID, MaxIDBytes, false)
+	v.time("first_received_at", in.FirstReceivedAt, false)
+	v.time("resolved_received_at", in.ResolvedReceivedAt, false)
 	if in.Version < 1 {
 		v.add("version", "%d, must be at least 1", in.Version)
 	}

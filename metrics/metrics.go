@@ -85,6 +85,7 @@ type Metrics struct {
 	EventsDuplicate      *prometheus.CounterVec
 	EventsLate           prometheus.Counter
 	EventsOrphaned       prometheus.Counter
+	EventsDeferred       prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -149,8 +150,10 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		EventsApplied: counter("events_applied_total", "Events applied to the store (each event id once)."),
 		EventsDuplicate: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_duplicate_total",
 			Help: "Duplicates absorbed: kind=event_id for already-applied event ids, kind=merged for triggers merged into an open incident."}, []string{"kind"}),
-		EventsLate:            counter("events_late_total", "Triggers older than the resolution of their incident, merged into it as late."),
-		EventsOrphaned:        counter("events_orphaned_total", "Acknowledge and resolve events with no open incident of their identity."),
+		EventsLate:     counter("events_late_total", "Triggers older than the resolution of their incident, merged into it as late."),
+		EventsOrphaned: counter("events_orphaned_total", "Acknowledge and resolve events with no open incident of their identity."),
+		EventsDeferred: counter("events_deferred_total",
+			"Acknowledge and resolve events with no incident to act on yet, redelivered after consumer.orphan_retry_delay (another pod may hold the trigger they follow)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
 		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
 		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
@@ -218,7 +221,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
-		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.IncidentsOpened,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
@@ -238,6 +241,7 @@ func (m *Metrics) ObserveFold(st dedupe.Stats) {
 	m.EventsDuplicate.WithLabelValues(DuplicateMerged).Add(float64(st.Merged))
 	m.EventsLate.Add(float64(st.Late))
 	m.EventsOrphaned.Add(float64(st.Orphans))
+	m.EventsDeferred.Add(float64(st.Deferred))
 	m.IncidentsOpened.Add(float64(st.Opened))
 	m.IncidentsReopened.Add(float64(st.Reopened))
 	m.IncidentsAcknowledged.Add(float64(st.Acknowledged))

@@ -18,8 +18,12 @@ const (
 	codecJSON byte = 1
 	// codecBinary is a compact field-by-field encoding (uvarint-prefixed
 	// strings, 12-byte times, varints), about 10x faster than JSON both
-	// ways; see appendBinary for the field order.
+	// ways; see appendBinary for the field order. Read, not written any
+	// more.
 	codecBinary byte = 2
+	// codecBinary3 is codecBinary followed by first_received_at and
+	// resolved_received_at (each a presence byte, then the time when set).
+	codecBinary3 byte = 3
 )
 
 // errBadRecord is returned for a record that does not decode.
@@ -36,9 +40,16 @@ func decodeRecord(b []byte) (*incident.Incident, error) {
 		return nil, errBadRecord
 	}
 	switch b[0] {
-	case codecBinary:
+	case codecBinary, codecBinary3:
 		d := decoder{b: b[1:]}
 		in := d.incident()
+		if b[0] == codecBinary3 {
+			for _, p := range []*time.Time{&in.FirstReceivedAt, &in.ResolvedReceivedAt} {
+				if t := d.optTime(); t != nil {
+					*p = *t
+				}
+			}
+		}
 		if d.bad || len(d.b) != 0 {
 			return nil, errBadRecord
 		}
@@ -53,9 +64,9 @@ func decodeRecord(b []byte) (*incident.Incident, error) {
 	return nil, fmt.Errorf("%w: encoding %d", errBadRecord, b[0])
 }
 
-// appendBinary appends codecBinary and the fields in declaration order.
+// appendBinary appends codecBinary3 and the fields in declaration order.
 func appendBinary(b []byte, in *incident.Incident) []byte {
-	b = append(b, codecBinary)
+	b = append(b, codecBinary3)
 	for _, s := range []string{in.ID, in.Fingerprint, in.DedupKey, in.Title, in.Description, in.Source} {
 		b = appendString(b, s)
 	}
@@ -89,7 +100,15 @@ func appendBinary(b []byte, in *incident.Incident) []byte {
 	b = appendString(b, in.Unit)
 	b = appendTime(b, in.LatestEventAt)
 	b = appendString(b, in.LatestEventID)
-	return binary.AppendVarint(b, in.Version)
+	b = binary.AppendVarint(b, in.Version)
+	for _, t := range []time.Time{in.FirstReceivedAt, in.ResolvedReceivedAt} {
+		if t.IsZero() {
+			b = append(b, 0)
+		} else {
+			b = appendTime(append(b, 1), t)
+		}
+	}
+	return b
 }
 
 func appendString(b []byte, s string) []byte {

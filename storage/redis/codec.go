@@ -150,6 +150,12 @@ func appendIncident(b []byte, in *incident.Incident) ([]byte, bool) {
 	}
 	tm(`,"latest_event_at":`, in.LatestEventAt)
 	str(`,"latest_event_id":`, in.LatestEventID)
+	if !in.FirstReceivedAt.IsZero() {
+		tm(`,"first_received_at":`, in.FirstReceivedAt)
+	}
+	if !in.ResolvedReceivedAt.IsZero() {
+		tm(`,"resolved_received_at":`, in.ResolvedReceivedAt)
+	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, in.Version, 10)
 	b = append(b, '}')
@@ -457,6 +463,10 @@ func decodeFast(raw string) (*incident.Incident, bool) {
 			in.LatestEventAt = r.time()
 		case "latest_event_id":
 			in.LatestEventID = r.str()
+		case "first_received_at":
+			in.FirstReceivedAt = r.time()
+		case "resolved_received_at":
+			in.ResolvedReceivedAt = r.time()
 		case "version":
 			in.Version = r.int()
 		}
@@ -529,6 +539,10 @@ func field(key string) int {
 		return 25
 	case "version":
 		return 26
+	case "first_received_at":
+		return 27
+	case "resolved_received_at":
+		return 28
 	}
 	return -1
 }

@@ -1,0 +1,88 @@
+package dedupe
+
+import (
+	"time"
+
+	"github.com/llm-im/incidentd/incident"
+)
+
+// Several workers share one stream, and each commits its own batches: a
+// worker may commit an event before another commits one the stream
+// received earlier. Triggers fold in any order; acknowledges and resolves
+// do not, so the fold compares when the stream received them (Keyed.
+// Received) with what an incident records of its triggers
+// (FirstReceivedAt) and of its resolve (ResolvedReceivedAt), and acts as
+// if the stream had been applied in order:
+//
+//   - an acknowledge or resolve received before every trigger of the open
+//     incident is not about it;
+//   - a trigger received before the resolve that closed its incident
+//     merges into it as into an open incident (not as a late trigger);
+//   - an acknowledge received between the incident's first trigger and its
+//     resolve records acknowledged_at on the resolved incident;
+//   - an acknowledge or resolve with nothing to act on is deferred when
+//     Keyed.Retry is set: the worker redelivers it a moment later, by when
+//     the trigger it follows may be committed.
+//
+// An unknown (zero) receipt time, of an event or of an incident written
+// before these times were kept, counts as the earliest.
+
+// receivedBefore reports whether a was received before b, zero first.
+func receivedBefore(a, b time.Time) bool {
+	return a.IsZero() || (!b.IsZero() && a.Before(b))
+}
+
+// openedBefore reports whether inc has a trigger received before k.
+func openedBefore(inc *incident.Incident, k *Keyed) bool {
+	return k.Received.IsZero() || receivedBefore(inc.FirstReceivedAt, k.Received)
+}
+
+// target reports whether inc is the incident an acknowledge or resolve k
+// acts on: open, and with a trigger received before k.
+func target(inc *incident.Incident, k *Keyed) bool {
+	return inc != nil && inc.Active() && openedBefore(inc, k)
+}
+
+// resolvedAfter reports whether inc was resolved by a resolve event that
+// the stream received after k.
+func resolvedAfter(inc *incident.Incident, k *Keyed) bool {
+	return !inc.Active() && inc.ResolvedBy == incident.ResolvedByEvent &&
+		!inc.ResolvedReceivedAt.IsZero() && !k.Received.IsZero() && k.Received.Before(inc.ResolvedReceivedAt)
+}
+
+// ackResolved applies an acknowledge that found no open incident: one
+// received while the resolved incident was still open records
+// acknowledged_at (once); any other is an orphan.
+func (st *foldState) ackResolved(k *Keyed, sl *slot) {
+	inc := sl.inc
+	switch {
+	case inc == nil || !resolvedAfter(inc, k) || !openedBefore(inc, k):
+		st.res.Stats.Orphans++
+	case inc.AcknowledgedAt != nil:
+		st.res.Stats.Noops++
+	default:
+		at := k.Event.OccurredAt
+		st.own(sl).AcknowledgedAt = &at
+		st.res.Stats.Acknowledged++
+	}
+}
+
+// deferred reports whether k is an acknowledge or resolve to retry later:
+// Retry is set and it would find nothing to act on.
+func (st *foldState) deferred(k *Keyed, sl *slot) bool {
+	if !k.Retry || k.Event.Action == incident.Trigger {
+		return false
+	}
+	inc := sl.inc
+	switch {
+	case inc == nil:
+		return true
+	case st.f.Quiet(inc, k.Event.OccurredAt):
+		return true // it would time the incident out and find nothing open
+	case target(inc, k):
+		return false
+	case k.Event.Action == incident.Acknowledge:
+		return !resolvedAfter(inc, k) || !openedBefore(inc, k)
+	}
+	return true
+}
