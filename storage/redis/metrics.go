@@ -11,13 +11,23 @@ import (
 // PoolStats at scrape time.
 type metrics struct {
 	conflicts prometheus.Counter
+	refusals  *prometheus.CounterVec
 }
 
 func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics, error) {
-	m := metrics{conflicts: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "incidentd_redis_apply_conflicts_total",
-		Help: "Batch applies refused because another writer changed an incident or applied an event first.",
-	})}
+	m := metrics{
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "incidentd_redis_apply_conflicts_total",
+			Help: "Batch applies refused because another writer changed an incident or applied an event first.",
+		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "incidentd_redis_query_write_refusals_total",
+			Help: "List and Count scripts whose scratch keys Redis refused, by reason (readonly: a replica, noperm: an ACL user that may not write, oom: maxmemory reached with noeviction); each was answered again without them, as are the queries of the next minute.",
+		}, []string{"reason"}),
+	}
+	for _, r := range refusalReasons {
+		m.refusals.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -26,6 +36,7 @@ func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics
 	}
 	cs := []prometheus.Collector{
 		m.conflicts,
+		m.refusals,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "incidentd_redis_pool_hits_total", Help: "Times a free connection was found in the pool.",
 		}, stat(func(p *goredis.PoolStats) uint32 { return p.Hits })),

@@ -35,6 +35,10 @@ func TestMetrics(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != len(names) {
 		t.Fatalf("gathered %d of %d series: %v", n, len(names), err)
 	}
+	// One series per reason: readonly, noperm, oom.
+	if n, err := testutil.GatherAndCount(reg, "incidentd_redis_query_write_refusals_total"); err != nil || n != 3 {
+		t.Fatalf("gathered %d refusal series, want 3: %v", n, err)
+	}
 	conflicts := func() float64 {
 		mfs, _ := reg.Gather()
 		for _, mf := range mfs {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -78,14 +80,14 @@ func bounds(f storage.Filter) (lo, hi string) {
 	return lo, hi
 }
 
-func (s *Store) queryArgs(mode string, f storage.Filter, p storage.Page) []any {
+func (s *Store) queryArgs(mode string, f storage.Filter, p storage.Page, readOnly bool) []any {
 	lo, hi := bounds(f)
 	gs := groups(f)
 	limit := p.Limit
 	if limit <= 0 || limit > math.MaxInt32 {
 		limit = 0
 	}
-	args := []any{s.prefix, mode, lo, hi, max(p.Offset, 0), limit, s.budget, len(gs), flag(s.feat.sintercard)}
+	args := []any{s.prefix, mode, lo, hi, max(p.Offset, 0), limit, s.budget, len(gs), flag(s.feat.sintercard), flag(readOnly)}
 	for _, g := range gs {
 		args = append(args, g.field, len(g.values))
 		for _, v := range g.values {
@@ -95,13 +97,30 @@ func (s *Store) queryArgs(mode string, f storage.Filter, p storage.Page) []any {
 	return args
 }
 
+// query runs queryScript. Where Redis refuses its scratch keys (a
+// read-only replica, an ACL user that may only read, a full server with
+// noeviction) it runs it again in read-only mode, which answers the same
+// without them, and keeps to that mode for a while (readOnlyQueries).
+func (s *Store) query(ctx context.Context, mode string, f storage.Filter, p storage.Page) *goredis.Cmd {
+	if s.readOnly.active(time.Now()) {
+		return queryScript.Run(ctx, s.rdb, s.route(), s.queryArgs(mode, f, p, true)...)
+	}
+	cmd := queryScript.Run(ctx, s.rdb, s.route(), s.queryArgs(mode, f, p, false)...)
+	reason := refusal(cmd.Err())
+	if reason == "" {
+		return cmd
+	}
+	s.readOnly.refused(reason, cmd.Err(), time.Now())
+	return queryScript.Run(ctx, s.rdb, s.route(), s.queryArgs(mode, f, p, true)...)
+}
+
 // List returns the incidents matching f, newest last_seen first, id
 // descending on ties (the sorted sets' own order), paged on the server.
 func (s *Store) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	res, err := queryScript.Run(ctx, s.rdb, s.route(), s.queryArgs("list", f, p)...).Slice()
+	res, err := s.query(ctx, "list", f, p).Slice()
 	if err != nil {
 		return nil, s.wrap("list", err)
 	}
@@ -125,7 +144,7 @@ func (s *Store) Count(ctx context.Context, f storage.Filter) (int64, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := queryScript.Run(ctx, s.rdb, s.route(), s.queryArgs("count", f, storage.Page{})...).Int64()
+	n, err := s.query(ctx, "count", f, storage.Page{}).Int64()
 	if err != nil {
 		return 0, s.wrap("count", err)
 	}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,9 @@ import (
 
 // TestQueryPaths runs every filter of the conformance suite with walk
 // budgets that force each query path: the newest-first walk, the walk
-// giving up part way, and the ZINTERSTORE fallback; on a standalone server
+// giving up part way, and the ZINTERSTORE fallback; each also in read-only
+// mode (no scratch keys: the fallback and the counts that store an
+// intersection build it in the script's memory); on a standalone server
 // and a Cluster, each with the commands of the server and with those of
 // Redis 5.0 (asIfVersion, on a server without the newer commands: Count
 // with SINTERSTORE instead of SINTERCARD).
@@ -53,18 +56,27 @@ func queryPaths(t *testing.T, cfg Config) {
 			storetest.Put(t, s, all...)
 		}
 		s.budget = budget
-		storetest.CheckFilters(t, s, all)
-		for _, nf := range storetest.Filters(all) {
-			want := storetest.Expect(all, nf.Filter)
-			for _, p := range []storage.Page{{Limit: 7}, {Offset: 7, Limit: 7}, {Offset: 20, Limit: 50}, {Offset: 1000, Limit: 5}} {
-				got, err := s.List(context.Background(), nf.Filter, p)
-				if err != nil {
-					t.Fatal(err)
+		for _, ro := range []bool{false, true} {
+			if ro {
+				forceReadOnly(s)
+			}
+			storetest.CheckFilters(t, s, all)
+			for _, nf := range storetest.Filters(all) {
+				want := storetest.Expect(all, nf.Filter)
+				for _, p := range []storage.Page{{Limit: 7}, {Offset: 7, Limit: 7}, {Offset: 20, Limit: 50}, {Offset: 1000, Limit: 5}} {
+					got, err := s.List(context.Background(), nf.Filter, p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					lo, hi := p.Window(len(want))
+					storetest.RequireSame(t, fmt.Sprintf("budget %d, read-only %v, %s, page %+v", budget, ro, nf.Name, p), want[lo:hi], got)
 				}
-				lo, hi := p.Window(len(want))
-				storetest.RequireSame(t, fmt.Sprintf("budget %d, %s, page %+v", budget, nf.Name, p), want[lo:hi], got)
 			}
 		}
 		s.Close()
 	}
 }
+
+// forceReadOnly puts s in read-only query mode, as a refusal would, for
+// the rest of the test.
+func forceReadOnly(s *Store) { s.readOnly.until.Store(math.MaxInt64) }

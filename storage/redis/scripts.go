@@ -348,7 +348,8 @@ const queryBudget = 20000
 // queryScript answers List and Count. ARGV = prefix, mode ("list" or
 // "count"), min score, max score (unix µs or -inf/+inf), offset, limit
 // (<= 0: all), walk budget, n groups, "1" when the server has SINTERCARD
-// (7.0), then per group: field, k, k values.
+// (7.0), "1" for read-only mode (no scratch keys), then per group: field,
+// k, k values.
 // A group is one filter field: OR within it, AND across groups.
 //
 // Newest-first order comes from one sorted set, prefix:z:incidents (score =
@@ -365,6 +366,19 @@ const queryBudget = 20000
 // the page with one ZREVRANGEBYSCORE. Returns the JSON records of the page,
 // newest first. Temporary keys live under prefix:tmp and are deleted before
 // the script returns.
+//
+// Read-only mode writes nothing, for where Redis refuses the temporary keys
+// (a read-only replica, an ACL user that may only read, maxmemory reached
+// with noeviction): every intersection that would be stored is built in the
+// script's memory instead (collect: the ids of the smallest group, or one
+// SINTER of the groups of one set when the smallest is one of them, each
+// checked with SISMEMBER against the other groups and, where the stored
+// intersection includes the sorted set, with ZSCORE against the score
+// range), counted, or ordered newest first with ties by id descending byte
+// by byte (the order of ZREVRANGEBYSCORE; a heap keeps the offset+limit
+// newest) and paged. Same results, at the cost of Lua memory and time in
+// proportion to the smallest group. SINTERCARD of groups of one set each,
+// and the walk, write nothing and stay as they are.
 var queryScript = goredis.NewScript(`
 local p = ARGV[1]
 local mode = ARGV[2]
@@ -374,11 +388,12 @@ local limit = tonumber(ARGV[6])
 local budget = tonumber(ARGV[7])
 local ng = tonumber(ARGV[8])
 local sic = ARGV[9] == '1'
+local ro = ARGV[10] == '1'
 local zall = p .. ':z:incidents'
 local tmp = p .. ':tmp'
 local total = redis.call('ZCARD', zall)
 local groups = {}
-local a = 10
+local a = 11
 for g = 1, ng do
   local f = ARGV[a]
   local k = tonumber(ARGV[a + 1])
@@ -415,6 +430,117 @@ end
 local function cleanup()
   if #temps > 0 then redis.call('DEL', unpack(temps)) end
 end
+local function member(g, id)
+  for _, s in ipairs(groups[g].s) do
+    if redis.call('SISMEMBER', s, id) == 1 then return true end
+  end
+  return false
+end
+-- collect is the read-only intersection: {id, score} of every id in all
+-- groups and, with zs, in the sorted set with a score from min to max
+-- (score nil without zs); with only, how many there are. When the smallest
+-- group is one set, one SINTER intersects the groups of one set; otherwise
+-- the smallest group's members are taken, each once (as SUNIONSTORE would:
+-- a group's sets are disjoint only while the indexes are exact). The other
+-- groups are checked with SISMEMBER.
+local function collect(zs, only)
+  local lo, hi = -math.huge, math.huge
+  if min ~= '-inf' then lo = tonumber(min) end
+  if max ~= '+inf' then hi = tonumber(max) end
+  local cands, check = {}, {}
+  if #groups[1].s == 1 then
+    local args = {'SINTER'}
+    for g = 1, ng do
+      if #groups[g].s == 1 then args[#args + 1] = groups[g].s[1] else check[#check + 1] = g end
+    end
+    cands = redis.call(unpack(args))
+  else
+    local seen = {}
+    for _, s in ipairs(groups[1].s) do
+      for _, id in ipairs(redis.call('SMEMBERS', s)) do
+        if not seen[id] then
+          seen[id] = true
+          cands[#cands + 1] = id
+        end
+      end
+    end
+    for g = 2, ng do check[#check + 1] = g end
+  end
+  local out, n = {}, 0
+  for _, id in ipairs(cands) do
+    local ok = true
+    for _, g in ipairs(check) do
+      if not member(g, id) then
+        ok = false
+        break
+      end
+    end
+    local sc = nil
+    if ok and zs then
+      sc = redis.call('ZSCORE', zall, id)
+      if sc then sc = tonumber(sc) end
+      ok = sc and sc >= lo and sc <= hi
+    end
+    if ok and only then
+      n = n + 1
+    elseif ok then
+      out[#out + 1] = {id, sc}
+    end
+  end
+  if only then return n end
+  return out
+end
+-- newer is ZREVRANGEBYSCORE's order: score descending, then the member
+-- descending byte by byte (Lua's < on strings follows the locale).
+local function newer(x, y)
+  if x[2] ~= y[2] then return x[2] > y[2] end
+  local a, b = x[1], y[1]
+  for i = 1, math.min(#a, #b) do
+    local c, d = string.byte(a, i), string.byte(b, i)
+    if c ~= d then return c > d end
+  end
+  return #a > #b
+end
+-- newest sorts collect's entries newest first and keeps the first want
+-- of them (all when want <= 0). With fewer kept than found, a heap of the
+-- want newest so far (its root the oldest of them) spares most of the
+-- sorting: one comparison for most entries.
+local function newest(all, want)
+  if want > 0 and want < #all then
+    local h = {}
+    for _, e in ipairs(all) do
+      local n = #h
+      if n < want then
+        h[n + 1] = e
+        local i = n + 1
+        while i > 1 do
+          local up = math.floor(i / 2)
+          if not newer(h[up], h[i]) then break end
+          h[up], h[i] = h[i], h[up]
+          i = up
+        end
+      elseif newer(e, h[1]) then
+        h[1] = e
+        local i = 1
+        while true do
+          local l, m = 2 * i, i
+          if l <= n and newer(h[m], h[l]) then m = l end
+          if l + 1 <= n and newer(h[m], h[l + 1]) then m = l + 1 end
+          if m == i then break end
+          h[m], h[i] = h[i], h[m]
+          i = m
+        end
+      end
+    end
+    all = h
+  end
+  table.sort(all, newer)
+  return all
+end
+local plain = true
+for g = 1, ng do
+  if #groups[g].s > 1 then plain = false end
+end
 local bounded = min ~= '-inf' or max ~= '+inf'
 if mode == 'count' then
   local c
@@ -424,6 +550,8 @@ if mode == 'count' then
     c = redis.call('ZCOUNT', zall, min, max)
   elseif ng == 1 and not bounded then
     c = groups[1].size
+  elseif ro and not (not bounded and sic and plain) then
+    c = collect(bounded, true)
   elseif not bounded and sic then
     local args = {'SINTERCARD', ng}
     for g = 1, ng do args[#args + 1] = skey(g) end
@@ -478,7 +606,11 @@ else
     end
     if not done and pos - first >= budget then walk = false end
   end
-  if not done and not walk then
+  if not done and not walk and ro then
+    local all = newest(collect(true), want)
+    ids = {}
+    for i = offset + 1, #all do ids[#ids + 1] = all[i][1] end
+  elseif not done and not walk then
     local lim = limit
     if lim <= 0 then lim = -1 end
     ids = redis.call('ZREVRANGEBYSCORE', intersect(), max, min, 'LIMIT', offset, lim)

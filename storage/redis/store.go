@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +39,7 @@ type Store struct {
 	feat      features
 	log       *zap.Logger
 	conflicts prometheus.Counter
+	readOnly  readOnlyQueries // List and Count without scratch keys, after Redis refused them
 	closed    atomic.Bool
 }
 
@@ -99,6 +99,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		return nil, err
 	}
 	s.conflicts = m.conflicts
+	s.readOnly.refusals, s.readOnly.log = m.refusals, s.log
 	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
 		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN),
@@ -167,18 +168,6 @@ func (s *Store) upgrade(ctx context.Context) error {
 			zap.Int64("active_incidents", n), zap.Int("layout_version", layoutVersion))
 	}
 	return nil
-}
-
-// readOnly reports a Redis refusal to write: a replica (READONLY) or an
-// ACL user without the permission (NOPERM, or inside a script on 7.x
-// "The user executing the script can't run this command").
-func readOnly(err error) bool {
-	var re goredis.Error
-	if !errors.As(err, &re) {
-		return false
-	}
-	msg := re.Error()
-	return strings.Contains(msg, "READONLY") || strings.Contains(msg, "NOPERM") || strings.Contains(msg, "can't run this command")
 }
 
 func connectTimeout(cfg Config) time.Duration {
