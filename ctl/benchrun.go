@@ -77,7 +77,10 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 	if err != nil {
 		return nil, err
 	}
-	target := resolveNATS(f.natsURL, o, cfg.NATS, "")
+	target, err := resolveNATS(f.natsURL, o, cfg.NATS, f.configPath, "")
+	if err != nil {
+		return nil, err
+	}
 	if f.workerURL != "" && target.url == "" {
 		return nil, fmt.Errorf("%w: --worker-url needs the NATS its worker consumes from: --nats-url, NATS_URL or the [nats] url of --config", errUsage)
 	}

@@ -151,3 +151,55 @@ func TestEmbeddedListenFollowed(t *testing.T) {
 		t.Fatalf("stream holds %d, want 10", n)
 	}
 }
+
+// TestNATSCredentialsConflict: a URL carrying credentials (--nats-url, or
+// NATS_URL) beside a --config whose [nats] table sets credentials too is a
+// usage error naming both, for every command that connects, before any
+// connection and without the secrets, as incidentd refuses the same
+// (NATS_URL against the file: an invalid configuration, exit 2).
+func TestNATSCredentialsConflict(t *testing.T) {
+	dir := t.TempDir()
+	userCfg := filepath.Join(dir, "user.toml")
+	writeFile(t, userCfg, "[nats]\nuser = \"alice\"\npassword = \"f1lepw\"\n")
+	tokenCfg := filepath.Join(dir, "token.toml")
+	writeFile(t, tokenCfg, "[nats]\ntoken = \"f1letok\"\n")
+	creds := filepath.Join(dir, "alice.creds")
+	writeFile(t, creds, "")
+	credsCfg := filepath.Join(dir, "creds.toml")
+	writeFile(t, credsCfg, "[nats]\ncredentials_file = \""+creds+"\"\n")
+	commands := [][]string{{"setup"}, {"publish", "--generate", "1"}, {"bench", "--events", "10"}}
+	for _, c := range []struct {
+		name, cfg, url, shown, keys string
+	}{
+		{"user and password", userCfg, "nats://bob:ur1pw@127.0.0.1:1", "nats://bob:xxxxx@127.0.0.1:1", "nats.user and nats.password"},
+		{"token", tokenCfg, "nats://ur1tok@127.0.0.1:1", "nats://xxxxx@127.0.0.1:1", "nats.token"},
+		{"credentials file", credsCfg, "nats://127.0.0.1:2,nats://bob:ur1pw@127.0.0.1:1", "nats://bob:xxxxx@127.0.0.1:1", "nats.credentials_file"},
+	} {
+		for _, cmd := range commands {
+			t.Run(c.name+"/"+cmd[0], func(t *testing.T) {
+				r := runCtl(t, nil, "", append(append([]string{}, cmd...), "--config", c.cfg, "--nats-url", c.url)...)
+				mustCode(t, r, ctl.ExitUsage)
+				want := `--nats-url "` + c.shown + `" carries credentials, and so does the [nats] table of ` + c.cfg + " (" + c.keys + "): choose one authentication method"
+				if !strings.Contains(r.err, want) {
+					t.Errorf("stderr %q, want %q", r.err, want)
+				}
+				if strings.Contains(r.err+r.out, "ur1") || strings.Contains(r.err+r.out, "f1le") || strings.Contains(r.err, "nats connect") {
+					t.Errorf("a secret printed, or a connection tried:\n%s", r.err)
+				}
+				// From NATS_URL: setup and publish load it into the
+				// configuration, whose check (incidentd's) refuses it;
+				// bench, which reads it for its own connection only, the
+				// same way as --nats-url.
+				r = runCtl(t, map[string]string{"NATS_URL": c.url}, "", append(append([]string{}, cmd...), "--config", c.cfg)...)
+				mustCode(t, r, ctl.ExitUsage)
+				want = `NATS_URL (nats.url): "` + c.shown + `" carries credentials and nats.user, nats.token or nats.credentials_file is set too`
+				if cmd[0] == "bench" {
+					want = `NATS_URL "` + c.shown + `" carries credentials, and so does the [nats] table of ` + c.cfg
+				}
+				if !strings.Contains(r.err, want) || strings.Contains(r.err+r.out, "ur1") {
+					t.Errorf("stderr %q, want %q", r.err, want)
+				}
+			})
+		}
+	}
+}

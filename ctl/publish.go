@@ -123,7 +123,11 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 		defer file.Close()
 		in = file
 	}
-	nc, err := connect(resolveNATS(f.natsURL, o, auth, DefaultNATSURL))
+	target, err := resolveNATS(f.natsURL, o, auth, f.configPath, DefaultNATSURL)
+	if err != nil {
+		return err
+	}
+	nc, err := connect(target)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -204,12 +205,21 @@ type natsTarget struct {
 }
 
 // resolveNATS applies the rule of every command that connects to NATS:
-// --nats-url, else NATS_URL, else the [nats] url of n (from --config),
-// else, when fallback is set, the embedded server n configures
-// (nats.embedded_listen, NATS_EMBEDDED_LISTEN), else fallback (an empty fallback leaves url empty: bench then embeds a
-// server). The credentials are always n's.
-func resolveNATS(flag string, o IO, n config.NATSConfig, fallback string) natsTarget {
+// --nats-url, else NATS_URL, else the [nats] url of n (from the --config
+// file cfgPath), else, when fallback is set, the embedded server n
+// configures (nats.embedded_listen, NATS_EMBEDDED_LISTEN), else fallback
+// (an empty fallback leaves url empty: bench then embeds a server). The
+// credentials are always n's, so a URL that carries credentials too is a
+// usage error (checkAuth).
+func resolveNATS(flag string, o IO, n config.NATSConfig, cfgPath, fallback string) (natsTarget, error) {
 	t := natsTarget{auth: n}
+	t.resolveURL(flag, o, fallback)
+	return t, t.checkAuth(cfgPath)
+}
+
+// resolveURL picks the URL and where it came from (see resolveNATS).
+func (t *natsTarget) resolveURL(flag string, o IO, fallback string) {
+	n := t.auth
 	env := strings.TrimSpace(o.env("NATS_URL"))
 	switch {
 	case flag != "":
@@ -227,7 +237,55 @@ func resolveNATS(flag string, o IO, n config.NATSConfig, fallback string) natsTa
 	case fallback != "":
 		t.url, t.from = fallback, "default"
 	}
-	return t
+}
+
+// checkAuth refuses a URL whose userinfo carries credentials (a user and
+// password, or a token) when the [nats] table of the --config file sets
+// credentials too: which would log in is nobody's guess. incidentd refuses
+// the same (nats.url with credentials beside nats.user, nats.token or
+// nats.credentials_file is an invalid configuration); a URL from the file
+// or, for setup and publish, from NATS_URL is already checked by loading
+// the configuration, this catches --nats-url and bench's NATS_URL.
+func (t natsTarget) checkAuth(cfgPath string) error {
+	var keys string // the one method config validation lets the file set
+	switch a := t.auth; {
+	case a.CredentialsFile != "":
+		keys = "nats.credentials_file"
+	case a.User != "" && a.Password != "":
+		keys = "nats.user and nats.password"
+	case a.User != "":
+		keys = "nats.user"
+	case a.Token != "":
+		keys = "nats.token"
+	}
+	u := credentialedURL(t.url)
+	if keys == "" || u == "" {
+		return nil
+	}
+	table := "the [nats] table"
+	if cfgPath != "" {
+		table += " of " + cfgPath
+	}
+	return fmt.Errorf("%w: %s %q carries credentials, and so does %s (%s): choose one authentication method, the URL's userinfo or the file's credentials",
+		errUsage, t.from, config.RedactNATSURL(u), table, keys)
+}
+
+// credentialedURL returns the first of the comma-separated NATS URLs that
+// carries a userinfo (as config validation reads them; one that does not
+// parse, when it holds an '@'), or "".
+func credentialedURL(s string) string {
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		full := u
+		if !strings.Contains(u, "://") {
+			full = "nats://" + u
+		}
+		parsed, err := url.Parse(full)
+		if err != nil && strings.Contains(u, "@") || err == nil && parsed.User != nil {
+			return u
+		}
+	}
+	return ""
 }
 
 // embeddedURL is the client URL of an embedded server listening on listen

@@ -27,7 +27,11 @@ name) is an error naming the field, the existing value and the wanted one.`,
 			if err != nil {
 				return err
 			}
-			nc, err := connect(resolveNATS(url, o, cfg.NATS, DefaultNATSURL))
+			target, err := resolveNATS(url, o, cfg.NATS, cfgPath, DefaultNATSURL)
+			if err != nil {
+				return err
+			}
+			nc, err := connect(target)
 			if err != nil {
 				return err
 			}
