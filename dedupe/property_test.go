@@ -25,6 +25,14 @@ func newSim() *simStore {
 }
 
 func (s *simStore) ingest(f *Folder, batch []Keyed) {
+	if d := s.ingestDeferred(f, batch); len(d) > 0 {
+		panic("events deferred without Retry")
+	}
+}
+
+// ingestDeferred is ingest, returning the positions of the events the fold
+// deferred.
+func (s *simStore) ingestDeferred(f *Folder, batch []Keyed) []int {
 	latest := map[string]*incident.Incident{}
 	for _, k := range batch {
 		if id, ok := s.latest[k.Fingerprint]; ok {
@@ -47,6 +55,7 @@ func (s *simStore) ingest(f *Folder, batch []Keyed) {
 	for _, id := range r.EventIDs {
 		s.applied[id] = true
 	}
+	return r.Deferred
 }
 
 // normalized renders the incidents without what legitimately depends on
