@@ -68,6 +68,10 @@ func TestRulesAndDashboardUseRealMetricNames(t *testing.T) {
 	for _, n := range backendMetricNames(t) {
 		known[n] = true
 	}
+	redisNames, haveRedis := redisMetricNames(t)
+	for _, n := range redisNames {
+		known[n] = true
+	}
 	for _, file := range []string{"prometheus/alerts.yml", "grafana/incidentd-dashboard.json"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -75,6 +79,10 @@ func TestRulesAndDashboardUseRealMetricNames(t *testing.T) {
 		}
 		for _, name := range metricName.FindAllString(string(b), -1) {
 			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+			if !haveRedis && strings.HasPrefix(name, "incidentd_redis_") {
+				t.Logf("%s: %s not checked (no redis-server)", file, name)
+				continue
+			}
 			if !known[name] && !known[base] {
 				t.Errorf("%s queries %s, which the worker does not export", file, name)
 			}

@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	conflicts prometheus.Counter
 	refusals  *prometheus.CounterVec
+	unsafe    prometheus.Gauge
 }
 
 func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics, error) {
@@ -24,6 +25,10 @@ func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics
 			Name: "incidentd_redis_query_write_refusals_total",
 			Help: "List and Count scripts whose scratch keys Redis refused, by reason (readonly: a replica, noperm: an ACL user that may not write, oom: maxmemory reached with noeviction); each was answered again without them, as are the queries of the next minute.",
 		}, []string{"reason"}),
+		unsafe: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "incidentd_redis_eviction_policy_unsafe",
+			Help: "1 when a Redis server of the deployment had a maxmemory-policy that evicts any key (allkeys-*) as the store opened, which silently loses incidents and index entries at maxmemory; 0 otherwise, or when CONFIG GET was refused.",
+		}),
 	}
 	for _, r := range refusalReasons {
 		m.refusals.WithLabelValues(r)
@@ -37,6 +42,7 @@ func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics
 	cs := []prometheus.Collector{
 		m.conflicts,
 		m.refusals,
+		m.unsafe,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "incidentd_redis_pool_hits_total", Help: "Times a free connection was found in the pool.",
 		}, stat(func(p *goredis.PoolStats) uint32 { return p.Hits })),

@@ -31,6 +31,7 @@ func TestMetrics(t *testing.T) {
 		"incidentd_redis_apply_conflicts_total", "incidentd_redis_pool_hits_total", "incidentd_redis_pool_misses_total",
 		"incidentd_redis_pool_timeouts_total", "incidentd_redis_pool_stale_connections_total",
 		"incidentd_redis_pool_connections", "incidentd_redis_pool_idle_connections",
+		"incidentd_redis_eviction_policy_unsafe",
 	}
 	if n, err := testutil.GatherAndCount(reg, names...); err != nil || n != len(names) {
 		t.Fatalf("gathered %d of %d series: %v", n, len(names), err)

@@ -45,7 +45,8 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
-// New connects to Redis as cfg says, checks the connection with a PING and
+// New connects to Redis as cfg says, checks the connection with a PING,
+// warns when the server's maxmemory-policy can evict the store's keys, and
 // registers the incidentd_redis_* metrics on reg (when not nil).
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
 	if log == nil {
@@ -93,17 +94,21 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		_ = rdb.Close()
 		return nil, err
 	}
+	unsafe, policy := s.checkEviction(ctx)
 	m, err := newMetrics(rdb, reg)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err
+	}
+	if unsafe {
+		m.unsafe.Set(1)
 	}
 	s.conflicts = m.conflicts
 	s.readOnly.refusals, s.readOnly.log = m.refusals, s.log
 	s.log.Info("redis store opened", zap.String("mode", mode), zap.Strings("addrs", t.Addrs),
 		zap.String("master", t.MasterName), zap.Int("db", t.DB), zap.Bool("tls", t.TLS),
 		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN),
-		zap.String("redis_version", v), zap.Stringer("commands", s.feat))
+		zap.String("redis_version", v), zap.Stringer("commands", s.feat), zap.String("maxmemory_policy", policy))
 	return s, nil
 }
 
