@@ -49,6 +49,23 @@ func clientLogLines(level zapcore.Level) uint64 {
 	return c.lines(level)
 }
 
+// clientEvent logs a line of the store's own about the client's state (a
+// Cluster slot map that changed) through the logger RouteClientLogs
+// installed, as a go-redis line of that level: named go-redis and counted
+// in incidentd_redis_client_log_lines_total. Such lines are rare and each
+// says something the one before did not, so none is held back by the rate
+// limit. Without RouteClientLogs they go nowhere.
+func clientEvent(level zapcore.Level, msg string, fields ...zap.Field) {
+	c := routed.Load()
+	if c == nil {
+		return
+	}
+	c.count(level)
+	if ce := c.l.Check(level, msg); ce != nil {
+		ce.Write(fields...)
+	}
+}
+
 // clientLogger adapts zap to go-redis's logging interface.
 type clientLogger struct {
 	l   *zap.Logger

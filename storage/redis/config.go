@@ -157,7 +157,8 @@ func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 // HELLO, answers with an error on which go-redis falls back to RESP2 and
 // AUTH password (AUTH user password with a user name, which such a server
 // refuses: New turns that into an error naming the version). CLIENT
-// SETINFO (7.2) is never sent (DisableIdentity).
+// SETINFO (7.2) is never sent (DisableIdentity). A Cluster client logs
+// the changes of its slot map (watchTopology).
 func (c Config) clientFor(t redisurl.URL) (goredis.UniversalClient, error) {
 	tc, err := c.tlsConfig(t.TLS)
 	if err != nil {
@@ -165,11 +166,13 @@ func (c Config) clientFor(t redisurl.URL) (goredis.UniversalClient, error) {
 	}
 	switch {
 	case c.Cluster:
-		return goredis.NewClusterClient(&goredis.ClusterOptions{
+		cc := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: t.Addrs, Username: t.Username, Password: t.Password,
 			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
-		}), nil
+		})
+		watchTopology(cc, "{"+c.KeyPrefix+"}")
+		return cc, nil
 	case t.Sentinel:
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName: t.MasterName, SentinelAddrs: t.Addrs,

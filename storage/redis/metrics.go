@@ -69,6 +69,7 @@ func newMetrics(rdb goredis.UniversalClient, reg prometheus.Registerer) (metrics
 			ConstLabels: prometheus.Labels{"level": level.String()},
 		}, func() float64 { return float64(clientLogLines(level)) }))
 	}
+	cs = append(cs, clusterCollectors(rdb)...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return metrics{}, fmt.Errorf("redis metrics: %w", err)
