@@ -81,6 +81,11 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 	if err != nil {
 		return nil, err
 	}
+	if f.workerURL != "" {
+		if err := checkHTTPURL("--worker-url", f.workerURL); err != nil {
+			return nil, err
+		}
+	}
 	if f.workerURL != "" && target.url == "" {
 		return nil, fmt.Errorf("%w: --worker-url needs the NATS its worker consumes from: --nats-url, NATS_URL or the [nats] url of --config", errUsage)
 	}

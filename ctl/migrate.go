@@ -123,7 +123,7 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 			if from.given() && from.backend == string(config.BackendMemory) {
 				return fmt.Errorf("%w: a memory store lives only inside its process: migrate from its worker with --from-api-url", errUsage)
 			}
-			r, _, closeR, err := openReader(&from, apiURL, logger())
+			r, _, closeR, err := openReader(&from, apiURL, "--from-api-url", logger())
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
 			}

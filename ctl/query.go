@@ -43,7 +43,7 @@ func (q *queryFlags) reader(log *zap.Logger) (r api.Reader, store storage.Store,
 	if err := q.source(); err != nil {
 		return nil, nil, nil, err
 	}
-	return openReader(&q.store, q.apiURL, log)
+	return openReader(&q.store, q.apiURL, "--api-url", log)
 }
 
 func (q *queryFlags) register(cmd *cobra.Command, o IO) {

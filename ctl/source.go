@@ -215,14 +215,17 @@ func (f *storeFlags) lockedHint() string {
 }
 
 // openReader opens the store when one is named, else a client of the
-// worker at apiURL. close releases it.
-func openReader(sf *storeFlags, apiURL string, log *zap.Logger) (r api.Reader, store storage.Store, close func(), err error) {
+// worker at apiURL (given by the flag urlFlag). close releases it.
+func openReader(sf *storeFlags, apiURL, urlFlag string, log *zap.Logger) (r api.Reader, store storage.Store, close func(), err error) {
 	if sf.given() {
 		s, _, err := sf.open(log)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return s, s, func() { _ = s.Close() }, nil
+	}
+	if err := checkHTTPURL(urlFlag, apiURL); err != nil {
+		return nil, nil, nil, err
 	}
 	return api.NewClient(apiURL, nil), nil, func() {}, nil
 }

@@ -85,6 +85,9 @@ func setState(cmd *cobra.Command, q *queryFlags, log *zap.Logger, id string, to 
 		return nil, false, err
 	}
 	if !q.store.given() {
+		if err := checkHTTPURL("--api-url", q.apiURL); err != nil {
+			return nil, false, err
+		}
 		return api.NewClient(q.apiURL, nil).SetState(cmd.Context(), id, to)
 	}
 	s, _, err := q.store.open(log)

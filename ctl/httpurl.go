@@ -1,0 +1,28 @@
+package ctl
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/llm-im/incidentd/config"
+)
+
+// checkHTTPURL returns a usage error naming flag when raw is not an
+// http(s) URL with a host. The error shows raw with its userinfo masked and
+// says what is wrong in its own words: net/url's errors quote the pieces
+// they could not parse, which can be part of a password.
+func checkHTTPURL(flag, raw string) error {
+	u, err := url.Parse(raw)
+	why := ""
+	switch {
+	case err != nil:
+		why = "it does not parse as a URL (unescaped characters in the user or password must be %-escaped)"
+	case u.Scheme != "http" && u.Scheme != "https":
+		why = "the scheme must be http or https"
+	case u.Host == "":
+		why = "it names no host"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s: %s", errUsage, flag, config.RedactNATSURL(raw), why)
+}
