@@ -57,6 +57,10 @@ const (
 	pullHeartbeat = 5 * time.Second
 )
 
+// rebindDelay is how long the worker waits before it sets up a consumer (and
+// stream) that disappeared.
+const rebindDelay = time.Second
+
 func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Consumer.BatchSize), jetstream.PullThresholdMessages(3*c.cfg.Consumer.BatchSize/2),
 		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
@@ -251,6 +255,18 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 // until ctx ends, when it returns a nil source.
 func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (*source, jetstream.Consumer, error) {
 	backoff := c.cfg.Consumer.RetryInitial.Duration
+	if !c.bound.Load() {
+		// The consumer is gone, often because its stream is being deleted:
+		// nats-server tells consumers before it has moved the stream's
+		// directory away, and a stream created at once in that directory
+		// lost its files with it (seen in TestStreamRecreated: every later
+		// publish failed with a "critical write error").
+		select {
+		case <-ctx.Done():
+			return nil, cons, nil
+		case <-time.After(rebindDelay):
+		}
+	}
 	for {
 		var err error
 		if !c.bound.Load() {
