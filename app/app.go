@@ -133,7 +133,7 @@ func (a *App) connect() error {
 				a.log.Warn("nats disconnected", zap.Error(err))
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("nats reconnected", zap.String("url", connectedURL(c))) }),
 		nats.ErrorHandler(a.natsError),
 	)
 	if a.cfg.Embedded() {
@@ -149,9 +149,15 @@ func (a *App) connect() error {
 		return NATSConnectError(url, from, err)
 	}
 	a.nc = nc
-	a.log.Info("nats connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.Bool("embedded", a.embed != nil))
+	a.log.Info("nats connected", zap.String("url", connectedURL(nc)), zap.Bool("embedded", a.embed != nil))
 	return nil
 }
+
+// connectedURL is the URL of the server c is connected to, with its secrets
+// masked as in the logged configuration (config.RedactNATSURL): the
+// password and a token (a user without a password), which the client's
+// ConnectedUrlRedacted would show.
+func connectedURL(c *nats.Conn) string { return config.RedactNATSURL(c.ConnectedUrl()) }
 
 // natsError counts and logs the NATS client's asynchronous errors. A slow
 // consumer is the one that matters: the client dropped messages, and
@@ -219,7 +225,9 @@ func (a *App) HTTPURL() string {
 }
 
 // NATSURL is the URL of the NATS server the worker uses: the embedded
-// server's client URL (with its bound port), or the configured one.
+// server's client URL (with its bound port), or the configured one, with
+// the credentials it holds (to connect with it): log it only through
+// config.RedactNATSURL.
 func (a *App) NATSURL() string {
 	if a.embed != nil {
 		return a.embed.ClientURL()

@@ -2,14 +2,22 @@ package app_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
@@ -140,4 +148,73 @@ func release(t *testing.T, a *app.App) {
 	if err := a.Run(ctx); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestNATSURLSecretsNotLogged: a token or a password in nats.url appears in
+// neither the "nats connected" line nor the "nats reconnected" one (after
+// the server restarted on its port), nor anywhere else in the log; the
+// lines name the server with the secret masked.
+func TestNATSURLSecretsNotLogged(t *testing.T) {
+	for _, c := range []struct {
+		name, userinfo, secret, shown string
+		opts                          server.Options
+	}{
+		{"token", "tok3n", "tok3n", "nats://xxxxx@127.0.0.1:", server.Options{Authorization: "tok3n"}},
+		{"password", "alice:s3cretpw", "s3cretpw", "nats://alice:xxxxx@127.0.0.1:", server.Options{Username: "alice", Password: "s3cretpw"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := c.opts
+			opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true
+			srv := startNATS(t, opts)
+			opts.Port = srv.Addr().(*net.TCPAddr).Port
+			core, logs := observer.New(zapcore.DebugLevel)
+			cfg := testConfig(t, config.BackendMemory)
+			cfg.NATS.URL = fmt.Sprintf("nats://%s@127.0.0.1:%d", c.userinfo, opts.Port)
+			a, err := app.New(cfg, zap.New(core), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			waitFor(t, "ready", func() bool { return httpGet(t, a.HTTPURL()+"/readyz", nil) == http.StatusOK })
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			startNATS(t, opts)
+			waitFor(t, "nats reconnected", func() bool { return logs.FilterMessage("nats reconnected").Len() > 0 })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			for _, msg := range []string{"nats connected", "nats reconnected"} {
+				l := logs.FilterMessage(msg).All()
+				if len(l) == 0 {
+					t.Fatalf("no %q line", msg)
+				}
+				if u, _ := l[0].ContextMap()["url"].(string); !strings.HasPrefix(u, c.shown) {
+					t.Errorf("%s: url %q, want it to start with %q", msg, u, c.shown)
+				}
+			}
+			for _, e := range logs.All() {
+				if line := fmt.Sprint(e.Message, e.ContextMap()); strings.Contains(line, c.secret) {
+					t.Errorf("the secret is logged: %s", line)
+				}
+			}
+		})
+	}
+}
+
+// startNATS runs a nats-server with opts until the test ends.
+func startNATS(t *testing.T, opts server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return s
 }
