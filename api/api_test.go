@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -346,6 +347,34 @@ func TestMethodsAndUnknownPaths(t *testing.T) {
 		}
 		if tc.code == http.StatusMethodNotAllowed && rec.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s %s: Allow %q", tc.method, tc.path, rec.Header().Get("Allow"))
+		}
+	}
+}
+
+// TestClientErrorsMaskUserinfo: a worker that cannot be reached is named in
+// the client's errors with a token or password in its URL masked (net/http
+// masks only the password).
+func TestClientErrorsMaskUserinfo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	ctx := context.Background()
+	for _, c := range []struct{ userinfo, secret, shown string }{
+		{"tok3n", "tok3n", "http://xxxxx@" + addr + "/"},
+		{"bob:s3cretpw", "s3cretpw", "http://bob:xxxxx@" + addr + "/"},
+	} {
+		cl := api.NewClient("http://"+c.userinfo+"@"+addr, nil)
+		_, getErr := cl.Get(ctx, "inc-a")
+		_, listErr := cl.List(ctx, storage.Filter{}, storage.Page{})
+		_, _, setErr := cl.SetState(ctx, "inc-a", incident.Closed)
+		scanErr := cl.Scan(ctx, func(*incident.Incident) error { return nil })
+		for _, err := range []error{getErr, listErr, setErr, scanErr} {
+			if err == nil || strings.Contains(err.Error(), c.secret) || !strings.Contains(err.Error(), c.shown) {
+				t.Errorf("error %v: want %q in it and no %q", err, c.shown, c.secret)
+			}
 		}
 	}
 }

@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -65,11 +67,28 @@ func (c *Client) open(ctx context.Context, path string) (*http.Response, error) 
 	if err != nil {
 		return nil, fmt.Errorf("api request: %w", err)
 	}
+	return c.do(req)
+}
+
+// do sends req. Its error names the URL with the userinfo masked as
+// config.RedactNATSURL masks it (net/http masks a password, not a user
+// without one, which is a token).
+func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, fmt.Errorf("api: %w", RedactURLError(err))
 	}
 	return resp, nil
+}
+
+// RedactURLError masks the userinfo in the URL of err's *url.Error (the
+// error of an http.Client), as config.RedactNATSURL does, and returns err.
+func RedactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = config.RedactNATSURL(ue.URL)
+	}
+	return err
 }
 
 func (c *Client) get(ctx context.Context, path string, into any) error {

@@ -217,9 +217,9 @@ func (c *Client) SetState(ctx context.Context, id string, to incident.State) (*i
 		return nil, false, fmt.Errorf("api request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
-		return nil, false, fmt.Errorf("api: %w", err)
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -3,7 +3,6 @@ package ctl
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/config"
 )
 
 // benchFlags configure `incidentctl bench`.
@@ -178,15 +179,9 @@ func newBenchResult() *benchResult {
 	return r
 }
 
-// redactURL masks the password of a URL (the worker's), as
-// url.URL.Redacted does; a string that does not parse is kept.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redactURL masks the userinfo of a URL (the worker's) as every URL
+// incidentctl shows: the password, and a user without one (a token).
+func redactURL(s string) string { return config.RedactNATSURL(s) }
 
 func (r *benchResult) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

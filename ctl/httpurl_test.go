@@ -34,3 +34,26 @@ func TestWorkerURLsNeverShowTheirPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreachableWorkerURLsMaskTheirUserinfo: a valid worker URL nothing
+// answers at is named in the error (exit 1) with a token (a user without a
+// password) or a password masked.
+func TestUnreachableWorkerURLsMaskTheirUserinfo(t *testing.T) {
+	for u, shown := range map[string]string{
+		"http://tok3n@127.0.0.1:1":     "http://xxxxx@127.0.0.1:1/",
+		"http://bob:tok3n@127.0.0.1:1": "http://bob:xxxxx@127.0.0.1:1/",
+	} {
+		for _, args := range [][]string{
+			{"list", "--api-url", u},
+			{"get", "inc-a", "--api-url", u},
+			{"set-state", "x", "Closed", "--api-url", u},
+			{"export", "--api-url", u},
+		} {
+			r := runCtl(t, nil, "", args...)
+			mustCode(t, r, 1)
+			if !strings.Contains(r.err, shown) || strings.Contains(r.err, "tok3n") {
+				t.Errorf("%v: stderr %q: want %q and no token", args, r.err, shown)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/metrics"
 )
 
@@ -47,7 +48,7 @@ func (s httpScraper) scrape(ctx context.Context) (sample, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("scrape: %w", err)
+		return nil, fmt.Errorf("scrape: %w", api.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
