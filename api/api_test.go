@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,5 +377,44 @@ func TestClientErrorsMaskUserinfo(t *testing.T) {
 				t.Errorf("error %v: want %q in it and no %q", err, c.shown, c.secret)
 			}
 		}
+	}
+}
+
+// TestClientUserAgent: every request says Client.UserAgent; without one,
+// net/http's default.
+func TestClientUserAgent(t *testing.T) {
+	s, all := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	h.EnableWrites(s, nil)
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.UserAgent())
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c := api.NewClient(srv.URL, nil)
+	c.UserAgent = "incidentctl/v9.9.9"
+	if _, err := c.Get(ctx, all[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Count(ctx, storage.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Scan(ctx, func(*incident.Incident) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.SetState(ctx, all[0].ID, incident.Closed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(srv.URL, nil).Count(ctx, storage.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GET incidentctl/v9.9.9", "GET incidentctl/v9.9.9", "GET incidentctl/v9.9.9", "POST incidentctl/v9.9.9", "GET Go-http-client/1.1"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("requests %q, want %q", seen, want)
 	}
 }

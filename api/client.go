@@ -19,6 +19,11 @@ import (
 // It implements Reader, so code written against a store works against a
 // worker too.
 type Client struct {
+	// UserAgent is sent as every request's User-Agent header (the worker
+	// logs it with an operator's state change); empty sends net/http's
+	// default. incidentctl sets "incidentctl/<version>".
+	UserAgent string
+
 	base string
 	http *http.Client
 }
@@ -70,10 +75,13 @@ func (c *Client) open(ctx context.Context, path string) (*http.Response, error) 
 	return c.do(req)
 }
 
-// do sends req. Its error names the URL with the userinfo masked as
+// do sends req with the client's User-Agent. Its error names the URL with the userinfo masked as
 // config.RedactNATSURL masks it (net/http masks a password, not a user
 // without one, which is a token).
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", RedactURLError(err))

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
-	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/consumer"
@@ -164,7 +163,7 @@ func (b *bench) prepare(ctx context.Context, cfg config.Config) error {
 		b.subj = b.f.subject
 		b.res.Worker, b.res.Store = redactURL(b.f.workerURL), "(see the worker)"
 		b.scr = httpScraper{url: b.f.workerURL}
-		client := api.NewClient(b.f.workerURL, nil)
+		client := newAPIClient(b.f.workerURL)
 		b.count = func(ctx context.Context) (int64, error) { return client.Count(ctx, storage.Filter{}) }
 		return nil
 	}

@@ -4,8 +4,23 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/llm-im/incidentd/api"
+	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 )
+
+// userAgent is the User-Agent of incidentctl's requests to a worker
+// ("incidentctl/v1.2.3"), which the worker logs with an operator's state
+// change.
+func userAgent() string { return "incidentctl/" + app.Version }
+
+// newAPIClient is a client of the worker's API at base that says it is
+// incidentctl.
+func newAPIClient(base string) *api.Client {
+	c := api.NewClient(base, nil)
+	c.UserAgent = userAgent()
+	return c
+}
 
 // checkHTTPURL returns a usage error naming flag when raw is not an
 // http(s) URL with a host. The error shows raw with its userinfo masked and

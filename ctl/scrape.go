@@ -46,6 +46,7 @@ func (s httpScraper) scrape(ctx context.Context) (sample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scrape: %w", err)
 	}
+	req.Header.Set("User-Agent", userAgent())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape: %w", api.RedactURLError(err))

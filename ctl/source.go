@@ -227,5 +227,5 @@ func openReader(sf *storeFlags, apiURL, urlFlag string, log *zap.Logger) (r api.
 	if err := checkHTTPURL(urlFlag, apiURL); err != nil {
 		return nil, nil, nil, err
 	}
-	return api.NewClient(apiURL, nil), nil, func() {}, nil
+	return newAPIClient(apiURL), nil, func() {}, nil
 }

@@ -88,7 +88,7 @@ func setState(cmd *cobra.Command, q *queryFlags, log *zap.Logger, id string, to 
 		if err := checkHTTPURL("--api-url", q.apiURL); err != nil {
 			return nil, false, err
 		}
-		return api.NewClient(q.apiURL, nil).SetState(cmd.Context(), id, to)
+		return newAPIClient(q.apiURL).SetState(cmd.Context(), id, to)
 	}
 	s, _, err := q.store.open(log)
 	if err != nil {

@@ -9,7 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
@@ -107,7 +110,9 @@ func TestSetStateThroughAPI(t *testing.T) {
 	cfg.NATS.EmbeddedStoreDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.HTTP.AllowWrites = true
-	a, err := app.New(cfg, zaptest.NewLogger(t), prometheus.NewRegistry())
+	obs, logs := observer.New(zapcore.InfoLevel)
+	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
+	a, err := app.New(cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +144,16 @@ func TestSetStateThroughAPI(t *testing.T) {
 	snap, err := s.Lookup(ctx, []string{reopened.Fingerprint}, nil)
 	if err != nil || snap.Latest[reopened.Fingerprint].ReopenOf == "" || snap.Latest[reopened.Fingerprint].ID == reopened.ID {
 		t.Fatalf("identity after closing an older incident: %+v, %v", snap.Latest[reopened.Fingerprint], err)
+	}
+	// The worker's audit line tells incidentctl from other clients.
+	changes := logs.FilterMessage("operator state change").All()
+	if len(changes) == 0 {
+		t.Fatal("no operator state change logged")
+	}
+	for _, e := range changes {
+		if ua := e.ContextMap()["user_agent"]; ua != "incidentctl/"+app.Version {
+			t.Errorf("operator state change logged with user_agent %q, want %q", ua, "incidentctl/"+app.Version)
+		}
 	}
 	m := a.Metrics()
 	if got := testutil.ToFloat64(m.IncidentsOperatorTransitions.WithLabelValues("Closed")); got != 1 {
