@@ -65,14 +65,16 @@ type Consumer struct {
 	// orphanRetries is how many deliveries of an acknowledge or resolve
 	// may be deferred: consumer.orphan_retries, at most max_deliver-1.
 	orphanRetries int
-	nc            *nats.Conn
-	js            jetstream.JetStream
-	store         storage.Store
-	m             *metrics.Metrics
-	log           *zap.Logger
-	dec           *incident.Decoder
-	fp            *dedupe.Fingerprinter
-	folder        *dedupe.Folder
+	// recentAcks holds the sequences this worker acked above the ack floor.
+	recentAcks ackedSeqs
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	store      storage.Store
+	m          *metrics.Metrics
+	log        *zap.Logger
+	dec        *incident.Decoder
+	fp         *dedupe.Fingerprinter
+	folder     *dedupe.Folder
 
 	bound atomic.Bool
 	// lastReceived is the stream sequence of the last message received,

@@ -181,12 +181,10 @@ func TestEndToEnd(t *testing.T) {
 			if h := metrics.Snapshot(w.m.EndToEndLatency); h.GetSampleCount() != uint64(ex.valid) {
 				t.Errorf("end-to-end latency samples %d, want one per valid event (%d)", h.GetSampleCount(), ex.valid)
 			}
-			// One worker applies the stream in order: an orphan is one
-			// still after its retries (consumer.orphan_retries, 2 here).
+			// One worker settles orphans at once, but for those behind a
+			// dead letter whose termination the server had not yet
+			// processed: those are redelivered once or twice.
 			deferred := int(testutil.ToFloat64(w.m.EventsDeferred))
-			if deferred < 2*ex.stats.Orphans {
-				t.Errorf("events_deferred_total = %d, want at least 2 per orphan (%d)", deferred, ex.stats.Orphans)
-			}
 			if got := testutil.ToFloat64(w.m.EventsReceived); int(got) != len(log)+deferred {
 				t.Errorf("events_received_total = %v, want %d + %d deferred (no other redelivery expected)", got, len(log), deferred)
 			}

@@ -23,11 +23,12 @@ type batch struct {
 	msgs    []jetstream.Msg
 	events  []dedupe.Keyed
 	stamps  []time.Time
+	seqs    []uint64  // stream sequences
 	started time.Time // first message added
 	touched time.Time // last InProgress (or first add)
 }
 
-func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time) {
+func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time, seq uint64) {
 	if len(b.msgs) == 0 {
 		b.started = time.Now()
 		b.touched = b.started
@@ -35,6 +36,7 @@ func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time) {
 	b.msgs = append(b.msgs, m)
 	b.events = append(b.events, k)
 	b.stamps = append(b.stamps, ts)
+	b.seqs = append(b.seqs, seq)
 }
 
 // source pumps one Messages() iterator into a channel the loop can select on.
@@ -331,7 +333,7 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 	}
 	c.m.EventsDecoded.Inc()
 	retry := md.NumDelivered <= uint64(c.orphanRetries)
-	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry}, md.Timestamp)
+	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry}, md.Timestamp, md.Sequence.Stream)
 }
 
 // commit writes one batch durably, retrying with backoff while the store
@@ -405,6 +407,9 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 			failed++
 			first = cmp.Or(first, err)
 		}
+	}
+	if c.orphanRetries > 0 {
+		c.recentAcks.add(b.seqs, res.Deferred)
 	}
 	if failed > 0 { // one line per batch, not per message
 		c.m.AcksFailed.Add(float64(failed))

@@ -13,6 +13,30 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
+// reopenLog makes, for n identities, a trigger, a resolve and a trigger
+// again (event times in that order), published interleaved as controlLog's.
+func reopenLog(n int) []entry {
+	t0 := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
+	ev := func(i int, kind, action string, ms int) entry {
+		at := t0.Add(time.Duration(i)*time.Second + time.Duration(ms)*time.Millisecond)
+		return entry{payload: fmt.Appendf(nil, `{"id":"re-%d-%s","source":"gateway","title":"errors %d","action":%q,"occurred_at":%q}`,
+			i, kind, i, action, at.Format(time.RFC3339Nano))}
+	}
+	var log []entry
+	for k := range n + 4 {
+		if i := k; i < n {
+			log = append(log, ev(i, "a", "trigger", 0))
+		}
+		if i := k - 2; i >= 0 && i < n {
+			log = append(log, ev(i, "res", "resolve", 300))
+		}
+		if i := k - 4; i >= 0 && i < n {
+			log = append(log, ev(i, "c", "trigger", 600))
+		}
+	}
+	return log
+}
+
 // controlLog makes, for n identities, two triggers, an acknowledge and a
 // resolve each (event times in that order), published interleaved so that
 // every identity's events are a few messages apart: two workers with small
@@ -99,6 +123,82 @@ func TestTwoWorkersControlEvents(t *testing.T) {
 					t.Fatalf("incident %s: state %s, received %v, resolve received %v", in.ID, in.State, in.FirstReceivedAt, in.ResolvedReceivedAt)
 				}
 			}
+		})
+	}
+}
+
+// TestOneWorkerSettlesOrphansAtOnce: alone on the consumer, a worker holds
+// or has committed every message before an acknowledge or resolve that
+// finds nothing to act on, so it counts it as an orphan at once instead of
+// redelivering it: a burst of stale resolves neither waits nor fills
+// max_ack_pending. A trigger after a resolve of its identity opens an
+// incident, as the stream order says.
+func TestOneWorkerSettlesOrphansAtOnce(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 16
+	cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 30 * time.Second} // a deferral would show
+	var log []entry
+	for i := range 300 {
+		log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"stale-%d","source":"s","title":"t %d","action":"resolve"}`, i, i)})
+	}
+	for i := range 300 {
+		log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"new-%d","source":"s","title":"t %d"}`, i, i)})
+	}
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.publish(payloads(log))
+	e.settle(cfg, w)
+	if d, o := testutil.ToFloat64(w.m.EventsDeferred), testutil.ToFloat64(w.m.EventsOrphaned); d != 0 || o != 300 {
+		t.Fatalf("deferred %v, orphaned %v; want 0 and 300", d, o)
+	}
+	if n := testutil.ToFloat64(w.m.IncidentsOpened); n != 300 {
+		t.Fatalf("opened %v, want 300", n)
+	}
+}
+
+// TestTwoWorkersTriggerAfterResolve: a trigger that follows a resolve in
+// the stream may be committed (merged into the open incident) before the
+// resolve: the resolve then finds itself overtaken and leaves the incident
+// open. The incidents differ from the stream applied in order (one open
+// incident holding both triggers, instead of a resolved one and a reopen),
+// but every identity has an open incident, as in order, and only one.
+func TestTwoWorkersTriggerAfterResolve(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 8
+			cfg.Consumer.AckWait.Duration = 30 * time.Second
+			cfg.Consumer.MaxDeliver = 20
+			cfg.Consumer.OrphanRetries = 15
+			cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 100 * time.Millisecond}
+			log := reopenLog(300)
+			dir := t.TempDir()
+			store := st.open(t, dir)
+			store2 := store
+			if st.shared {
+				store2 = st.open(t, dir)
+			}
+			w1, w2 := e.start(cfg, store), e.start(cfg, store2)
+			e.publish(payloads(log))
+			e.settle(cfg, w1, w2)
+			all, err := store.List(context.Background(), storage.Filter{}, storage.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			open := map[string]int{}
+			for _, in := range all {
+				if in.Active() {
+					open[in.Title]++
+				}
+			}
+			for i := range 300 {
+				if n := open[fmt.Sprintf("errors %d", i)]; n != 1 {
+					t.Fatalf("identity %d: %d open incidents, want 1", i, n)
+				}
+			}
+			overtaken := testutil.ToFloat64(w1.m.EventsOrphaned) + testutil.ToFloat64(w2.m.EventsOrphaned)
+			t.Logf("%d incidents for 300 identities; %v resolves overtaken", len(all), overtaken)
 		})
 	}
 }

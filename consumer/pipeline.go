@@ -11,6 +11,7 @@ import (
 
 // flight is one batch from its fold to its ack.
 type flight struct {
+	b        *batch
 	res      dedupe.Result
 	prepared bool          // res is the fold that Apply is writing
 	refolded bool          // res was discarded: the batch was folded again
@@ -34,7 +35,7 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 	for b := range in {
 		start := time.Now()
 		stop := c.heartbeat(b.msgs)
-		f := &flight{done: make(chan struct{})}
+		f := &flight{b: b, done: make(chan struct{})}
 		at, err := c.prepare(ctx, b, prev, f)
 		if prev != nil {
 			<-prev.done
@@ -82,6 +83,9 @@ func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *fligh
 	}
 	at := time.Now()
 	f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
+	if len(f.res.Deferred) > 0 && c.settleOrphans(ctx, b, prev, f.res.Deferred) {
+		f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
+	}
 	f.prepared = true
 	return at, nil
 }

@@ -224,7 +224,7 @@ func (st *foldState) apply(k *Keyed, sl *slot) {
 		inc.State, inc.AcknowledgedAt = incident.Triaged, &at
 		st.res.Stats.Acknowledged++
 	case incident.Resolve:
-		if !target(sl.inc, k) {
+		if !target(sl.inc, k) || overtaken(sl.inc, k) {
 			st.res.Stats.Orphans++
 			return
 		}
@@ -274,6 +274,7 @@ func (st *foldState) open(k *Keyed) *incident.Incident {
 		UpdatedAt:       st.now,
 		OccurrenceCount: 1,
 		FirstReceivedAt: k.Received,
+		LastReceivedAt:  k.Received,
 		Version:         1,
 	}
 	takeChanging(n, ev)
@@ -289,6 +290,9 @@ func merge(inc *incident.Incident, k *Keyed) {
 	inc.OccurrenceCount++
 	if k.Received.Before(inc.FirstReceivedAt) { // an unknown (zero) time counts as the earliest
 		inc.FirstReceivedAt = k.Received
+	}
+	if k.Received.After(inc.LastReceivedAt) {
+		inc.LastReceivedAt = k.Received
 	}
 	if ev.OccurredAt.Before(inc.FirstSeen) {
 		inc.FirstSeen = ev.OccurredAt

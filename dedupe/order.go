@@ -20,6 +20,11 @@ import (
 //     merges into it as into an open incident (not as a late trigger);
 //   - an acknowledge received between the incident's first trigger and its
 //     resolve records acknowledged_at on the resolved incident;
+//   - a resolve received before the incident's latest trigger
+//     (LastReceivedAt) and older than its last_seen was overtaken: applied
+//     in order, it would have closed the incident and that trigger opened a
+//     new one; instead of closing an incident whose alert fired again, it
+//     counts as an orphan and the incident stays open;
 //   - an acknowledge or resolve with nothing to act on is deferred when
 //     Keyed.Retry is set: the worker redelivers it a moment later, by when
 //     the trigger it follows may be committed.
@@ -41,6 +46,12 @@ func openedBefore(inc *incident.Incident, k *Keyed) bool {
 // acts on: open, and with a trigger received before k.
 func target(inc *incident.Incident, k *Keyed) bool {
 	return inc != nil && inc.Active() && openedBefore(inc, k)
+}
+
+// overtaken reports whether the resolve k came before, in the stream and
+// in event time, a trigger already folded into inc.
+func overtaken(inc *incident.Incident, k *Keyed) bool {
+	return !k.Received.IsZero() && k.Received.Before(inc.LastReceivedAt) && k.Event.OccurredAt.Before(inc.LastSeen)
 }
 
 // resolvedAfter reports whether inc was resolved by a resolve event that

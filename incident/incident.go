@@ -48,6 +48,11 @@ type Incident struct {
 	// unknown). A trigger received before it merges as into an open
 	// incident, whichever worker commits first.
 	ResolvedReceivedAt time.Time `json:"resolved_received_at,omitzero"`
+	// LastReceivedAt is when JetStream stored the latest trigger folded into
+	// the incident (zero when unknown). A resolve received before it, and
+	// older than last_seen, was overtaken by a trigger another worker
+	// committed first, and does not close the incident.
+	LastReceivedAt time.Time `json:"last_received_at,omitzero"`
 	// Version starts at 1 and grows by one on every write; stores use it for
 	// optimistic concurrency.
 	Version int64 `json:"version"`

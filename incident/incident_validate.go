@@ -184,6 +184,7 @@ func (in *Incident) Validate() error {
 	v.text("latest_event_id", in.LatestEventID, MaxIDBytes, false)
 	v.time("first_received_at", in.FirstReceivedAt, false)
 	v.time("resolved_received_at", in.ResolvedReceivedAt, false)
+	v.time("last_received_at", in.LastReceivedAt, false)
 	if in.Version < 1 {
 		v.add("version", "%d, must be at least 1", in.Version)
 	}

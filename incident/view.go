@@ -6,7 +6,7 @@ import "time"
 // incident's JSON with every field present, so a reader never meets a
 // missing key. What is unset is null (dedup_key, description, reopen_of,
 // resolved_at, resolved_by, acknowledged_at, last_value, unit,
-// first_received_at, resolved_received_at), resources is [] and labels {} when there are none,
+// first_received_at, resolved_received_at, last_received_at), resources is [] and labels {} when there are none,
 // late_count 0. Decoding a View's
 // JSON into an Incident gives the incident back.
 type View struct {
@@ -38,6 +38,7 @@ type View struct {
 	LatestEventID      string            `json:"latest_event_id"`
 	FirstReceivedAt    *time.Time        `json:"first_received_at"`
 	ResolvedReceivedAt *time.Time        `json:"resolved_received_at"`
+	LastReceivedAt     *time.Time        `json:"last_received_at"`
 	Version            int64             `json:"version"`
 }
 
@@ -54,6 +55,7 @@ func NewView(in *Incident) View {
 		Unit: orNull(in.Unit), LatestEventAt: in.LatestEventAt, LatestEventID: in.LatestEventID, Version: in.Version,
 	}
 	v.FirstReceivedAt, v.ResolvedReceivedAt = orNullTime(in.FirstReceivedAt), orNullTime(in.ResolvedReceivedAt)
+	v.LastReceivedAt = orNullTime(in.LastReceivedAt)
 	if v.Resources == nil {
 		v.Resources = []string{}
 	}

@@ -21,8 +21,9 @@ const (
 	// ways; see appendBinary for the field order. Read, not written any
 	// more.
 	codecBinary byte = 2
-	// codecBinary3 is codecBinary followed by first_received_at and
-	// resolved_received_at (each a presence byte, then the time when set).
+	// codecBinary3 is codecBinary followed by first_received_at,
+	// resolved_received_at and last_received_at (each a presence byte, then
+	// the time when set).
 	codecBinary3 byte = 3
 )
 
@@ -44,7 +45,7 @@ func decodeRecord(b []byte) (*incident.Incident, error) {
 		d := decoder{b: b[1:]}
 		in := d.incident()
 		if b[0] == codecBinary3 {
-			for _, p := range []*time.Time{&in.FirstReceivedAt, &in.ResolvedReceivedAt} {
+			for _, p := range []*time.Time{&in.FirstReceivedAt, &in.ResolvedReceivedAt, &in.LastReceivedAt} {
 				if t := d.optTime(); t != nil {
 					*p = *t
 				}
@@ -101,7 +102,7 @@ func appendBinary(b []byte, in *incident.Incident) []byte {
 	b = appendTime(b, in.LatestEventAt)
 	b = appendString(b, in.LatestEventID)
 	b = binary.AppendVarint(b, in.Version)
-	for _, t := range []time.Time{in.FirstReceivedAt, in.ResolvedReceivedAt} {
+	for _, t := range []time.Time{in.FirstReceivedAt, in.ResolvedReceivedAt, in.LastReceivedAt} {
 		if t.IsZero() {
 			b = append(b, 0)
 		} else {

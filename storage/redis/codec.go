@@ -156,6 +156,9 @@ func appendIncident(b []byte, in *incident.Incident) ([]byte, bool) {
 	if !in.ResolvedReceivedAt.IsZero() {
 		tm(`,"resolved_received_at":`, in.ResolvedReceivedAt)
 	}
+	if !in.LastReceivedAt.IsZero() {
+		tm(`,"last_received_at":`, in.LastReceivedAt)
+	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, in.Version, 10)
 	b = append(b, '}')
@@ -467,6 +470,8 @@ func decodeFast(raw string) (*incident.Incident, bool) {
 			in.FirstReceivedAt = r.time()
 		case "resolved_received_at":
 			in.ResolvedReceivedAt = r.time()
+		case "last_received_at":
+			in.LastReceivedAt = r.time()
 		case "version":
 			in.Version = r.int()
 		}
@@ -543,6 +548,8 @@ func field(key string) int {
 		return 27
 	case "resolved_received_at":
 		return 28
+	case "last_received_at":
+		return 29
 	}
 	return -1
 }

@@ -20,7 +20,7 @@ import (
 // may return either form; they must keep everything else exactly.
 func Normalize(in *incident.Incident) *incident.Incident {
 	c := in.Clone()
-	for _, p := range []*time.Time{&c.FirstSeen, &c.LastSeen, &c.CreatedAt, &c.UpdatedAt, &c.LatestEventAt, &c.FirstReceivedAt, &c.ResolvedReceivedAt, c.ResolvedAt, c.AcknowledgedAt} {
+	for _, p := range []*time.Time{&c.FirstSeen, &c.LastSeen, &c.CreatedAt, &c.UpdatedAt, &c.LatestEventAt, &c.FirstReceivedAt, &c.ResolvedReceivedAt, &c.LastReceivedAt, c.ResolvedAt, c.AcknowledgedAt} {
 		if p != nil {
 			*p = p.UTC()
 		}

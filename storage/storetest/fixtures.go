@@ -62,6 +62,7 @@ func FullIncident(id, fingerprint string) *incident.Incident {
 		LatestEventID:      "ev-latest-0017",
 		FirstReceivedAt:    At(1_000_017),
 		ResolvedReceivedAt: At(4_600_001),
+		LastReceivedAt:     At(4_000_019),
 		Version:            1,
 	}
 }

@@ -1,0 +1,99 @@
+package consumer
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxAcked bounds ackedSeqs: past it, the oldest half is forgotten (a
+// forgotten sequence can only make an event wait for a retry).
+const maxAcked = 1 << 16
+
+// ackedSeqs remembers the stream sequences this worker acked, until the
+// consumer's ack floor passes them: acks are asynchronous, so the floor a
+// moment after a commit may not show them yet.
+type ackedSeqs struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+// add remembers seqs but for the positions in skip (sorted).
+func (a *ackedSeqs) add(seqs []uint64, skip []int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.seqs)+len(seqs) > maxAcked {
+		a.seqs = append(a.seqs[:0], a.seqs[len(a.seqs)/2:]...)
+	}
+	for i, s := range seqs {
+		if len(skip) > 0 && skip[0] == i {
+			skip = skip[1:]
+			continue
+		}
+		a.seqs = append(a.seqs, s)
+	}
+}
+
+// above drops the sequences at or below floor and appends the others to dst.
+func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seqs = slices.DeleteFunc(a.seqs, func(s uint64) bool { return s <= floor })
+	return append(dst, a.seqs...)
+}
+
+// settleOrphans clears Retry on the deferred events of b (positions in
+// deferred) that no other worker can be holding a predecessor of: every
+// message the stream received before one is committed (at or below the
+// consumer's ack floor, or acked by this worker), in prev (the batch in
+// flight before b), or earlier in b. A retry could not change their outcome, so they count as orphans
+// now instead of being redelivered: one worker alone never defers. It
+// reports whether it cleared any. It asks the server for the ack floor
+// once; when that fails, the events stay deferred.
+func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, deferred []int) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cons, err := c.js.Consumer(ictx, c.cfg.Consumer.Stream, c.cfg.Consumer.Durable)
+	if err != nil {
+		c.log.Debug("consumer info for deferred events", zap.Error(err))
+		return false
+	}
+	floor := cons.CachedInfo().AckFloor.Stream
+	held := c.recentAcks.above(floor, nil)
+	if prev != nil {
+		held = append(held, prev.b.seqs...)
+	}
+	cleared, next := false, 0
+	for _, i := range deferred {
+		held = append(held, b.seqs[next:i]...)
+		next = i
+		if covered(floor, b.seqs[i], held) {
+			b.events[i].Retry = false
+			cleared = true
+		}
+	}
+	return cleared
+}
+
+// covered reports whether every sequence after floor and before seq is in
+// held (which may hold others too, and repeats).
+func covered(floor, seq uint64, held []uint64) bool {
+	if seq <= floor+1 {
+		return true
+	}
+	need := seq - floor - 1
+	if uint64(len(held)) < need {
+		return false
+	}
+	in := make([]uint64, 0, len(held))
+	for _, s := range held {
+		if s > floor && s < seq {
+			in = append(in, s)
+		}
+	}
+	slices.Sort(in)
+	return uint64(len(slices.Compact(in))) == need
+}
