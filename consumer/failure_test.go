@@ -545,7 +545,8 @@ func TestShutdownAbandonsAFailingCommit(t *testing.T) {
 	store := memory.New()
 	down := &flaky{Store: store}
 	down.down.Store(true)
-	w1 := e.start(cfg, down)
+	core, logs := observer.New(zap.InfoLevel)
+	w1 := e.startLogged(cfg, down, zap.New(zapcore.NewTee(e.log.Core(), core)))
 	log := logicalLog(20, 0, false, 5)
 	ex := expect(t, log, cfg.Dedupe)
 	e.publish(payloads(log))
@@ -560,6 +561,9 @@ func TestShutdownAbandonsAFailingCommit(t *testing.T) {
 		t.Fatal("the worker did not stop")
 	}
 	w1.once.Do(func() {}) // stopped here; the cleanup must not wait again
+	if n := logs.FilterMessageSnippet("shutdown: gave up the commit in hand").Len(); n != 1 {
+		t.Errorf("%d shutdown step lines for the abandoned commit, want 1", n)
+	}
 	w2 := e.start(cfg, store)
 	e.settle(cfg, w2)
 	requireIncidents(t, store, ex)

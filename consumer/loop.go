@@ -465,6 +465,10 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, com
 	}
 	closeBatches()
 	if err := <-exited; err != nil {
+		// The step line, in its place in the shutdown sequence; Run
+		// returns the error, which incidentd reports once it has stopped.
+		c.log.Warn("shutdown: gave up the commit in hand after ack_wait; its messages stay un-acked for redelivery",
+			zap.Duration("took", time.Since(t)))
 		return fmt.Errorf("%w (after %v): %w", ErrCommitAbandoned, time.Since(t).Round(time.Millisecond), err)
 	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
