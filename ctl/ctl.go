@@ -47,8 +47,9 @@ const (
 )
 
 // ErrInconsistent is returned by verify when the store disagrees with
-// itself.
-var ErrInconsistent = errors.New("ctl: store is inconsistent")
+// itself. Run prints it after "incidentctl: ", so it carries no package
+// prefix of its own.
+var ErrInconsistent = errors.New("store is inconsistent")
 
 // errUsage marks command-line mistakes.
 var errUsage = errors.New("usage")

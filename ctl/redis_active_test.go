@@ -1,6 +1,7 @@
 package ctl_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -48,10 +49,20 @@ func TestMigrateToRedisKeepsActiveSet(t *testing.T) {
 	if !strings.Contains(r.out, "index active=true") {
 		t.Errorf("verify of a stale active set:\n%s", r.out)
 	}
+	if !inconsistentRE.MatchString(r.err) {
+		t.Errorf("verify of a stale active set: stderr %q, want it to match %s", r.err, inconsistentRE)
+	}
 	c.SRem(t.Context(), "llm-im:state:Active", inactive[0], active[0])
 	r = runCtl(t, nil, "", append([]string{"verify"}, to...)...)
 	mustCode(t, r, ctl.ExitInconsistent)
 	if !strings.Contains(r.out, "index active=true") {
 		t.Errorf("verify of an active set missing an incident:\n%s", r.out)
 	}
+	if !inconsistentRE.MatchString(r.err) {
+		t.Errorf("verify of an active set missing an incident: stderr %q, want it to match %s", r.err, inconsistentRE)
+	}
 }
+
+// inconsistentRE is verify's whole stderr when it finds problems: no
+// package prefix ("ctl: ") in the message, the count with its noun.
+var inconsistentRE = regexp.MustCompile(`^incidentctl: store is inconsistent: (1 problem|([2-9]|[1-9][0-9]+) problems)\n$`)

@@ -109,6 +109,9 @@ func checkVerifySets(t *testing.T, st config.StateConfig, c goredis.UniversalCli
 			redisDo(ctx, t, c, tc.undo)
 			t.Logf("verify output:\n%s", r.out)
 			mustCode(t, r, ctl.ExitInconsistent)
+			if !inconsistentRE.MatchString(r.err) {
+				t.Errorf("stderr %q, want it to match %s", r.err, inconsistentRE)
+			}
 			if !strings.Contains(r.out, "FAIL "+tc.want) {
 				t.Fatalf("verify output lacks %q:\n%s", "FAIL "+tc.want, r.out)
 			}

@@ -87,7 +87,11 @@ func (v *verifier) run(ctx context.Context) error {
 		}
 	}
 	if v.problems > 0 {
-		return fmt.Errorf("%w: %d problems", ErrInconsistent, v.problems)
+		noun := "problems"
+		if v.problems == 1 {
+			noun = "problem"
+		}
+		return fmt.Errorf("%w: %d %s", ErrInconsistent, v.problems, noun)
 	}
 	fmt.Fprintln(v.out, "ok: records and indexes agree")
 	return nil
