@@ -13,8 +13,9 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
-// reopenLog makes, for n identities, a trigger, a resolve and a trigger
-// again (event times in that order), published interleaved as controlLog's.
+// reopenLog makes, for n identities, a trigger, an acknowledge, a resolve
+// and a trigger again (event times in that order), published interleaved
+// as controlLog's.
 func reopenLog(n int) []entry {
 	t0 := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
 	ev := func(i int, kind, action string, ms int) entry {
@@ -26,6 +27,9 @@ func reopenLog(n int) []entry {
 	for k := range n + 4 {
 		if i := k; i < n {
 			log = append(log, ev(i, "a", "trigger", 0))
+		}
+		if i := k - 1; i >= 0 && i < n {
+			log = append(log, ev(i, "ack", "acknowledge", 150))
 		}
 		if i := k - 2; i >= 0 && i < n {
 			log = append(log, ev(i, "res", "resolve", 300))
@@ -161,7 +165,9 @@ func TestOneWorkerSettlesOrphansAtOnce(t *testing.T) {
 // resolve: the resolve then finds itself overtaken and leaves the incident
 // open. The incidents differ from the stream applied in order (one open
 // incident holding both triggers, instead of a resolved one and a reopen),
-// but every identity has an open incident, as in order, and only one.
+// but every identity has an open incident, as in order, and only one; and
+// an acknowledge committed after the reopen still lands on the incident it
+// came before the resolve of.
 func TestTwoWorkersTriggerAfterResolve(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
@@ -190,6 +196,12 @@ func TestTwoWorkersTriggerAfterResolve(t *testing.T) {
 			for _, in := range all {
 				if in.Active() {
 					open[in.Title]++
+				}
+				// The acknowledge came between the first trigger and the
+				// resolve: whatever the commit order, the incident the
+				// resolve closed carries it.
+				if in.State == incident.Resolved && in.AcknowledgedAt == nil {
+					t.Errorf("incident %s (%s) resolved without the acknowledge received before its resolve", in.ID, in.Title)
 				}
 			}
 			for i := range 300 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -78,13 +79,19 @@ func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *fligh
 	if err != nil {
 		return time.Time{}, err
 	}
+	var pending []*incident.Incident
 	if prev != nil && prev.prepared {
 		storage.Overlay(&snap, prev.res, want, ids)
+		pending = prev.res.Incidents
+	}
+	earlier, err := storage.Earlier(ctx, c.store, snap.Latest, b.events, pending)
+	if err != nil {
+		return time.Time{}, err
 	}
 	at := time.Now()
-	f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
+	f.res = c.folder.FoldEarlier(snap.Latest, earlier, snap.Applied, b.events, at)
 	if len(f.res.Deferred) > 0 && c.settleOrphans(ctx, b, prev, f.res.Deferred) {
-		f.res = c.folder.Fold(snap.Latest, snap.Applied, b.events, at)
+		f.res = c.folder.FoldEarlier(snap.Latest, earlier, snap.Applied, b.events, at)
 	}
 	f.prepared = true
 	return at, nil

@@ -129,13 +129,22 @@ func (f *Folder) timeout(inc *incident.Incident) {
 // resolve that preceded it). With no incident to act on, the event is
 // deferred when Retry is set, and counted as an orphan otherwise.
 func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]bool, events []Keyed, now time.Time) Result {
+	return f.FoldEarlier(latest, nil, applied, events, now)
+}
+
+// FoldEarlier is Fold, given also earlier: incidents by id that the latest
+// ones reopened, as NeedsEarlier names them (see Fold). An event the
+// stream received before its identity's latest incident, and before the
+// resolve of the incident that one reopened, acts on that earlier incident.
+func (f *Folder) FoldEarlier(latest, earlier map[string]*incident.Incident, applied map[string]bool, events []Keyed, now time.Time) Result {
 	st := foldState{
-		f:    f,
-		now:  now,
-		cur:  make(map[string]*incident.Incident, len(events)),
-		slab: make([]incident.Incident, 0, len(events)),
-		seen: make(map[string]struct{}, len(events)),
-		res:  Result{EventIDs: make([]string, 0, len(events))},
+		earlier: earlier,
+		f:       f,
+		now:     now,
+		cur:     make(map[string]*incident.Incident, len(events)),
+		slab:    make([]incident.Incident, 0, len(events)),
+		seen:    make(map[string]struct{}, len(events)),
+		res:     Result{EventIDs: make([]string, 0, len(events))},
 	}
 	for i := range events {
 		k := &events[i]
@@ -154,6 +163,7 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 		if sl.inc, sl.owned = st.cur[sl.fp]; !sl.owned {
 			sl.inc = latest[sl.fp]
 		}
+		st.pickEarlier(k, &sl)
 		if st.deferred(k, &sl) {
 			st.res.Deferred = append(st.res.Deferred, i)
 			st.res.Stats.Deferred++
@@ -167,12 +177,14 @@ func (f *Folder) Fold(latest map[string]*incident.Incident, applied map[string]b
 }
 
 type foldState struct {
-	f    *Folder
-	now  time.Time
-	cur  map[string]*incident.Incident // fingerprint -> newest incident owned (copied) by this batch
-	slab []incident.Incident           // backing store of the batch's copies: one allocation
-	seen map[string]struct{}
-	res  Result
+	f       *Folder
+	earlier map[string]*incident.Incident // by id: incidents the latest reopened, as read
+	early   map[string]*incident.Incident // by id: this batch's copies of earlier incidents
+	now     time.Time
+	cur     map[string]*incident.Incident // fingerprint -> newest incident owned (copied) by this batch
+	slab    []incident.Incident           // backing store of the batch's copies: one allocation
+	seen    map[string]struct{}
+	res     Result
 }
 
 // slot is what one event acts on: the newest incident of its identity (nil
@@ -181,6 +193,7 @@ type slot struct {
 	fp    string
 	inc   *incident.Incident
 	owned bool
+	early bool // inc is not the identity's latest incident but one it reopened
 }
 
 // own returns the batch's copy of the slot's incident, copying it and
@@ -195,7 +208,14 @@ func (st *foldState) own(sl *slot) *incident.Incident {
 	*c = *sl.inc
 	c.Version++
 	c.UpdatedAt = st.now
-	st.cur[sl.fp] = c
+	if sl.early {
+		if st.early == nil {
+			st.early = map[string]*incident.Incident{}
+		}
+		st.early[c.ID] = c
+	} else {
+		st.cur[sl.fp] = c
+	}
 	st.res.Incidents = append(st.res.Incidents, c)
 	sl.inc, sl.owned = c, true
 	return c
@@ -278,6 +298,12 @@ func (st *foldState) open(k *Keyed) *incident.Incident {
 		Version:         1,
 	}
 	takeChanging(n, ev)
+	if prev, ok := st.cur[k.Fingerprint]; ok { // this batch's copy of the incident n reopens
+		if st.early == nil {
+			st.early = map[string]*incident.Incident{}
+		}
+		st.early[prev.ID] = prev
+	}
 	st.cur[k.Fingerprint] = n
 	st.res.Incidents = append(st.res.Incidents, n)
 	return n

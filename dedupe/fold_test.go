@@ -214,3 +214,54 @@ func TestFoldStreamOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestFoldEarlierIncident: after another worker committed a reopen, an
+// event the stream received before the resolve of the reopened incident
+// acts on that earlier incident, as it would have in stream order.
+func TestFoldEarlierIncident(t *testing.T) {
+	f := NewFolder(15*time.Minute, counterIDs())
+	now := t0.Add(time.Hour)
+	rs := t0.Add(15 * time.Second)
+	old := &incident.Incident{ID: "old", Fingerprint: "fp", Source: "src", Title: "t", State: incident.Resolved,
+		ResolvedAt: &rs, ResolvedBy: incident.ResolvedByEvent, FirstSeen: t0, LastSeen: t0, OccurrenceCount: 1,
+		FirstReceivedAt: t0.Add(5 * time.Second), LastReceivedAt: t0.Add(5 * time.Second),
+		ResolvedReceivedAt: t0.Add(15 * time.Second), Version: 2}
+	latest := &incident.Incident{ID: "new", Fingerprint: "fp", Source: "src", Title: "t", State: incident.Detected,
+		FirstSeen: t0.Add(time.Minute), LastSeen: t0.Add(time.Minute), OccurrenceCount: 1, ReopenOf: "old",
+		FirstReceivedAt: t0.Add(20 * time.Second), LastReceivedAt: t0.Add(20 * time.Second), Version: 1}
+	events := []Keyed{
+		recv(ctl("ack", "fp", incident.Acknowledge, 8*time.Second), 10),     // between old's trigger and its resolve
+		recv(trig("late", "fp", 9*time.Second, incident.P2), 12),            // likewise
+		recv(ctl("res2", "fp", incident.Resolve, 10*time.Second), 11),       // old is resolved already
+		recv(trig("after", "fp", 2*time.Minute, incident.P2), 30),           // after the reopen: the latest's
+		recv(ctl("ack-new", "fp", incident.Acknowledge, 2*time.Minute), 31), // likewise
+	}
+	latestMap := map[string]*incident.Incident{"fp": latest}
+	if ids := NeedsEarlier(latestMap, events); fmt.Sprint(ids) != "[old]" {
+		t.Fatalf("NeedsEarlier = %v, want [old]", ids)
+	}
+	r := f.FoldEarlier(latestMap, map[string]*incident.Incident{"old": old}, nil, events, now)
+	byID := map[string]*incident.Incident{}
+	for _, in := range r.Incidents {
+		byID[in.ID] = in
+	}
+	o, n := byID["old"], byID["new"]
+	if o == nil || n == nil {
+		t.Fatalf("wrote %v", r.Incidents)
+	}
+	if o.AcknowledgedAt == nil || !o.AcknowledgedAt.Equal(t0.Add(8*time.Second)) || o.OccurrenceCount != 2 || o.LateCount != 0 ||
+		o.State != incident.Resolved || o.Version != 3 {
+		t.Fatalf("earlier incident: ack %v, count %d, late %d, %s v%d", o.AcknowledgedAt, o.OccurrenceCount, o.LateCount, o.State, o.Version)
+	}
+	if n.OccurrenceCount != 2 || n.State != incident.Triaged || !n.FirstReceivedAt.Equal(t0.Add(20*time.Second)) || n.Version != 2 {
+		t.Fatalf("latest incident: count %d, %s, first received %v, v%d", n.OccurrenceCount, n.State, n.FirstReceivedAt, n.Version)
+	}
+	if r.Stats.Orphans != 1 || r.Stats.Acknowledged != 2 || r.Stats.Merged != 2 {
+		t.Fatalf("stats %+v", r.Stats)
+	}
+	// Without the earlier incident (not read), the latest takes them, as before.
+	r = f.Fold(latestMap, nil, events, now)
+	if len(r.Incidents) != 1 || r.Incidents[0].ID != "new" {
+		t.Fatalf("without earlier: wrote %v", r.Incidents)
+	}
+}

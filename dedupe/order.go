@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"slices"
 	"time"
 
 	"github.com/llm-im/incidentd/incident"
@@ -28,6 +29,11 @@ import (
 //   - an acknowledge or resolve with nothing to act on is deferred when
 //     Keyed.Retry is set: the worker redelivers it a moment later, by when
 //     the trigger it follows may be committed.
+//
+// An event received before its identity's latest incident, which reopened
+// an earlier one that a resolve received after the event closed, acts on
+// that earlier incident (FoldEarlier; the caller reads it, NeedsEarlier
+// names it): applied in order, it came while the earlier one was open.
 //
 // An unknown (zero) receipt time, of an event or of an incident written
 // before these times were kept, counts as the earliest.
@@ -96,4 +102,43 @@ func (st *foldState) deferred(k *Keyed, sl *slot) bool {
 		return !resolvedAfter(inc, k) || !openedBefore(inc, k)
 	}
 	return true
+}
+
+// NeedsEarlier returns the ids of the incidents FoldEarlier may act on
+// besides latest: for each event received before its identity's latest
+// incident, the incident that one reopened. Each id once; none when every
+// event is received after its latest incident, as with one worker.
+func NeedsEarlier(latest map[string]*incident.Incident, events []Keyed) []string {
+	var ids []string
+	for i := range events {
+		k := &events[i]
+		inc := latest[k.Fingerprint]
+		if inc == nil || inc.ReopenOf == "" || k.Received.IsZero() || !k.Received.Before(inc.FirstReceivedAt) {
+			continue
+		}
+		if !slices.Contains(ids, inc.ReopenOf) {
+			ids = append(ids, inc.ReopenOf)
+		}
+	}
+	return ids
+}
+
+// pickEarlier points sl at the earlier incident k belongs to, if any: the
+// one the latest reopened, when k was received before the latest's first
+// trigger and before the resolve that closed the earlier one.
+func (st *foldState) pickEarlier(k *Keyed, sl *slot) {
+	inc := sl.inc
+	if inc == nil || inc.ReopenOf == "" || k.Received.IsZero() || !k.Received.Before(inc.FirstReceivedAt) {
+		return
+	}
+	e, owned := st.early[inc.ReopenOf]
+	if !owned {
+		if e = st.earlier[inc.ReopenOf]; e == nil {
+			return
+		}
+	}
+	if !resolvedAfter(e, k) {
+		return
+	}
+	sl.inc, sl.owned, sl.early = e, owned, true
 }

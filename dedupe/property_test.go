@@ -39,7 +39,13 @@ func (s *simStore) ingestDeferred(f *Folder, batch []Keyed) []int {
 			latest[k.Fingerprint] = s.byID[id]
 		}
 	}
-	r := f.Fold(latest, s.applied, batch, t0)
+	earlier := map[string]*incident.Incident{}
+	for _, id := range NeedsEarlier(latest, batch) {
+		if in, ok := s.byID[id]; ok {
+			earlier[id] = in
+		}
+	}
+	r := f.FoldEarlier(latest, earlier, s.applied, batch, t0)
 	s.stats.Add(r.Stats)
 	for _, in := range r.Incidents {
 		if prev, ok := s.byID[in.ID]; ok && prev.Version != in.Version-1 {
@@ -50,7 +56,9 @@ func (s *simStore) ingestDeferred(f *Folder, batch []Keyed) []int {
 			panic(fmt.Sprintf("the fold wrote an invalid incident %s v%d: %v", in.ID, in.Version, err))
 		}
 		s.byID[in.ID] = in
-		s.latest[in.Fingerprint] = in.ID
+		if _, ok := s.latest[in.Fingerprint]; !ok || in.Version == 1 { // as Apply: an update never moves the pointer
+			s.latest[in.Fingerprint] = in.ID
+		}
 	}
 	for _, id := range r.EventIDs {
 		s.applied[id] = true

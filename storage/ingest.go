@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
 )
 
 // MaxConflictRetries bounds how often Ingest re-reads and re-folds a batch
@@ -25,8 +27,12 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		if err != nil {
 			return dedupe.Result{}, attempt, fmt.Errorf("lookup: %w", err)
 		}
+		earlier, err := Earlier(ctx, s, snap.Latest, events, nil)
+		if err != nil {
+			return dedupe.Result{}, attempt, err
+		}
 		at := now()
-		res := f.Fold(snap.Latest, snap.Applied, events, at)
+		res := f.FoldEarlier(snap.Latest, earlier, snap.Applied, events, at)
 		if len(res.EventIDs) == 0 {
 			return res, attempt, nil // every event was a duplicate: nothing to write
 		}
@@ -58,4 +64,31 @@ func LookupKeys(events []dedupe.Keyed) (fps, ids []string, set map[string]struct
 		ids = append(ids, events[i].Event.ID)
 	}
 	return fps, ids, set
+}
+
+// Earlier reads the incidents dedupe.NeedsEarlier names for events, nil
+// when there are none (the common case: one worker never needs them).
+// pending, when not nil, holds results not yet written (a pipelined
+// writer's batch in flight): an incident it holds is taken from there.
+func Earlier(ctx context.Context, s Store, latest map[string]*incident.Incident, events []dedupe.Keyed, pending []*incident.Incident) (map[string]*incident.Incident, error) {
+	ids := dedupe.NeedsEarlier(latest, events)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]*incident.Incident, len(ids))
+	for _, id := range ids {
+		if i := slices.IndexFunc(pending, func(in *incident.Incident) bool { return in.ID == id }); i >= 0 {
+			out[id] = pending[i]
+			continue
+		}
+		in, err := s.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound): // deleted by an operator: the latest takes the event
+		case err != nil:
+			return nil, fmt.Errorf("read earlier incident: %w", err)
+		default:
+			out[id] = in
+		}
+	}
+	return out, nil
 }
