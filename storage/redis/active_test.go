@@ -94,6 +94,7 @@ func TestActiveSet(t *testing.T) {
 	for name, ac := range activeCases(t) {
 		t.Run(name+"/transitions", func(t *testing.T) { activeTransitions(t, ac) })
 		t.Run(name+"/upgrade", func(t *testing.T) { activeUpgrade(t, ac) })
+		t.Run(name+"/new keyspace", func(t *testing.T) { activeNewKeyspace(t, ac) })
 	}
 }
 
@@ -314,4 +315,57 @@ func activeUpgrade(t *testing.T, ac activeCase) {
 	}
 	open(t, cfg)
 	requireActiveSet(t, ac.c, p, all)
+}
+
+// activeNewKeyspace: a store opening on a keyspace that holds no incident
+// (a new deployment) writes the layout marker without announcing an
+// upgrade (a debug line only); one whose incidents are all resolved still
+// announces the upgrade it made, with 0 active incidents.
+func activeNewKeyspace(t *testing.T, ac activeCase) {
+	cfg := ac.cfg
+	cfg.KeyPrefix = uniquePrefix(t)
+	p := ac.prefix(cfg)
+	openLogged := func() *observer.ObservedLogs {
+		t.Helper()
+		core, logs := observer.New(zapcore.DebugLevel)
+		s, err := redis.New(cfg, zap.New(core), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return logs
+	}
+	logs := openLogged()
+	if n := logs.FilterMessageSnippet("layout upgraded").Len(); n != 0 {
+		t.Fatalf("a new keyspace logged %d layout upgrades, want none", n)
+	}
+	if l := logs.FilterMessage("redis key layout marker written on an empty keyspace").All(); len(l) != 1 || l[0].Level != zapcore.DebugLevel {
+		t.Fatalf("marker lines on a new keyspace: %v, want one at debug", l)
+	}
+	if got := ac.c.Get(ctx, p+":schema").Val(); got != "2" {
+		t.Fatalf("layout marker = %q on a new keyspace, want 2", got)
+	}
+	// Resolved incidents only, in the layout of before: an upgrade, logged.
+	s := open(t, cfg)
+	var all []*incident.Incident
+	for _, in := range storetest.Population(20, 5) {
+		if !in.Active() {
+			all = append(all, in)
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("the population has no resolved incident")
+	}
+	storetest.Put(t, s, all...)
+	if err := ac.c.Del(ctx, p+":state:Active", p+":schema").Err(); err != nil {
+		t.Fatal(err)
+	}
+	logs = openLogged()
+	l := logs.FilterMessage("redis key layout upgraded: active set built from the state sets").All()
+	if len(l) != 1 || l[0].Level != zapcore.InfoLevel || l[0].ContextMap()["active_incidents"] != int64(0) {
+		t.Fatalf("upgrade lines on a keyspace of resolved incidents: %v, want one at info with 0 active incidents", l)
+	}
+	if logs.FilterMessageSnippet("empty keyspace").Len() != 0 {
+		t.Fatal("a keyspace holding incidents was called empty")
+	}
 }

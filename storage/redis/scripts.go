@@ -324,20 +324,23 @@ return 1
 `)
 
 // upgradeScript: ARGV = the layout marker key (prefix:schema), the
-// layout version this build writes, the active set's key, then the keys
-// of the active states' sets (Go's incident.State.Active). When the marker
-// is missing or older, it builds the active set as the union of those
-// sets (SUNIONSTORE, which replaces whatever the key held) and sets the
-// marker; otherwise it does nothing. One script: several stores opening at
-// once run it one after the other, the first builds, the others find the
-// marker. Returns the size of the set it built, or -1 when the marker was
-// current.
+// layout version this build writes, the active set's key, the set of all
+// incidents' ids (prefix:incidents), then the keys of the active states'
+// sets (Go's incident.State.Active). When the marker is missing or older,
+// it builds the active set as the union of those sets (SUNIONSTORE, which
+// replaces whatever the key held) and sets the marker; otherwise it does
+// nothing. One script: several stores opening at once run it one after
+// the other, the first builds, the others find the marker. Returns the
+// size of the set it built, -1 when the marker was current, or -2 when it
+// set the marker on a keyspace holding no incident (a new deployment:
+// nothing was upgraded).
 var upgradeScript = goredis.NewScript(`
 local have = tonumber(redis.call('GET', ARGV[1]) or '0') or 0
 local want = tonumber(ARGV[2])
 if have >= want then return -1 end
-local n = redis.call('SUNIONSTORE', ARGV[3], unpack(ARGV, 4, #ARGV))
+local n = redis.call('SUNIONSTORE', ARGV[3], unpack(ARGV, 5, #ARGV))
 redis.call('SET', ARGV[1], ARGV[2])
+if n == 0 and redis.call('SCARD', ARGV[4]) == 0 then return -2 end
 return n
 `)
 

@@ -149,9 +149,11 @@ const layoutVersion = 2
 
 // upgrade brings a keyspace written by an earlier build to layoutVersion,
 // once (upgradeScript): it builds prefix:state:Active from the per-state
-// sets of the active states. Any number of stores may open at once.
+// sets of the active states. On a keyspace holding no incident (a new
+// deployment) it only writes the layout marker, logged at debug. Any
+// number of stores may open at once.
 func (s *Store) upgrade(ctx context.Context) error {
-	args := []any{s.key("schema"), layoutVersion, s.activeKey()}
+	args := []any{s.key("schema"), layoutVersion, s.activeKey(), s.key("incidents")}
 	for _, st := range incident.States {
 		if st.Active() {
 			args = append(args, s.key("state", st.String()))
@@ -168,9 +170,13 @@ func (s *Store) upgrade(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis upgrade of the key layout to version %d: %w", layoutVersion, err)
 	}
-	if n >= 0 {
+	switch {
+	case n >= 0:
 		s.log.Info("redis key layout upgraded: active set built from the state sets", zap.String("key", s.activeKey()),
 			zap.Int64("active_incidents", n), zap.Int("layout_version", layoutVersion))
+	case n == -2:
+		s.log.Debug("redis key layout marker written on an empty keyspace", zap.String("key", s.key("schema")),
+			zap.Int("layout_version", layoutVersion))
 	}
 	return nil
 }
