@@ -13,62 +13,45 @@ import (
 	"github.com/llm-im/incidentd/storage"
 )
 
-// reopenLog makes, for n identities, a trigger, an acknowledge, a resolve
-// and a trigger again (event times in that order), published interleaved
-// as controlLog's.
-func reopenLog(n int) []entry {
-	t0 := time.Date(2026, 4, 2, 9, 0, 0, 0, time.UTC)
-	ev := func(i int, kind, action string, ms int) entry {
-		at := t0.Add(time.Duration(i)*time.Second + time.Duration(ms)*time.Millisecond)
-		return entry{payload: fmt.Appendf(nil, `{"id":"re-%d-%s","source":"gateway","title":"errors %d","action":%q,"occurred_at":%q}`,
-			i, kind, i, action, at.Format(time.RFC3339Nano))}
-	}
+// step is one event of every identity in an interleaved log: its id
+// suffix, action, lag (how many identities later it is published) and its
+// event time after the identity's first trigger.
+type step struct {
+	kind, action string
+	lag, ms      int
+}
+
+// interleaved makes, for n identities, the steps of each (event times in
+// step order), published interleaved: identity i's step s goes out with
+// identity i+s.lag's first step, so that every identity's events are a few
+// messages apart and two workers with small batches commit them out of
+// stream order all the time.
+func interleaved(n int, prefix, title string, steps ...step) []entry {
+	t0 := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
 	var log []entry
-	for k := range n + 4 {
-		if i := k; i < n {
-			log = append(log, ev(i, "a", "trigger", 0))
-		}
-		if i := k - 1; i >= 0 && i < n {
-			log = append(log, ev(i, "ack", "acknowledge", 150))
-		}
-		if i := k - 2; i >= 0 && i < n {
-			log = append(log, ev(i, "res", "resolve", 300))
-		}
-		if i := k - 4; i >= 0 && i < n {
-			log = append(log, ev(i, "c", "trigger", 600))
+	for k := range n + steps[len(steps)-1].lag {
+		for _, s := range steps {
+			if i := k - s.lag; i >= 0 && i < n {
+				at := t0.Add(time.Duration(i)*time.Second + time.Duration(s.ms)*time.Millisecond)
+				log = append(log, entry{payload: fmt.Appendf(nil,
+					`{"id":"%s-%d-%s","source":"gateway","title":"%s %d","action":%q,"severity":"P2","occurred_at":%q}`,
+					prefix, i, s.kind, title, i, s.action, at.Format(time.RFC3339Nano))})
+			}
 		}
 	}
 	return log
 }
 
-// controlLog makes, for n identities, two triggers, an acknowledge and a
-// resolve each (event times in that order), published interleaved so that
-// every identity's events are a few messages apart: two workers with small
-// batches commit them out of stream order all the time.
+// controlLog: two triggers, an acknowledge and a resolve per identity.
 func controlLog(n int) []entry {
-	t0 := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
-	ev := func(i int, kind, action string, ms int) entry {
-		at := t0.Add(time.Duration(i)*time.Second + time.Duration(ms)*time.Millisecond)
-		return entry{payload: fmt.Appendf(nil,
-			`{"id":"ord-%d-%s","source":"gateway","title":"latency %d","action":%q,"severity":"P2","occurred_at":%q}`,
-			i, kind, i, action, at.Format(time.RFC3339Nano))}
-	}
-	var log []entry
-	for k := range n + 6 {
-		if i := k; i < n {
-			log = append(log, ev(i, "a", "trigger", 0))
-		}
-		if i := k - 1; i >= 0 && i < n {
-			log = append(log, ev(i, "b", "trigger", 100))
-		}
-		if i := k - 3; i >= 0 && i < n {
-			log = append(log, ev(i, "ack", "acknowledge", 200))
-		}
-		if i := k - 6; i >= 0 && i < n {
-			log = append(log, ev(i, "res", "resolve", 300))
-		}
-	}
-	return log
+	return interleaved(n, "ord", "latency",
+		step{"a", "trigger", 0, 0}, step{"b", "trigger", 1, 100}, step{"ack", "acknowledge", 3, 200}, step{"res", "resolve", 6, 300})
+}
+
+// reopenLog: a trigger, an acknowledge, a resolve and a trigger again.
+func reopenLog(n int) []entry {
+	return interleaved(n, "re", "errors",
+		step{"a", "trigger", 0, 0}, step{"ack", "acknowledge", 1, 150}, step{"res", "resolve", 2, 300}, step{"c", "trigger", 4, 600})
 }
 
 // TestTwoWorkersControlEvents: two workers share the consumer and apply
