@@ -55,6 +55,9 @@ type App struct {
 	mln  net.Listener
 	msrv *http.Server
 	api  *api.Handler
+	// probe pings a store that is a Pinger (Redis) for /readyz; nil
+	// otherwise.
+	probe *storeProbe
 
 	// ConsumerConfig lets tests and the benchmark adjust knobs that are not
 	// in the TOML file; set it between New and Run.
@@ -118,6 +121,10 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 		}
 		return a.cons.Ready()
 	})
+	if p, ok := a.store.(Pinger); ok {
+		a.probe = newStoreProbe(p, log, a.m)
+		a.m.Health.Add("store", a.probe.check)
+	}
 	return a, nil
 }
 
@@ -276,6 +283,17 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The store probe runs until the shutdown begins, so that closing the
+	// store is not taken for an outage.
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		if a.probe != nil {
+			a.probe.run(probeCtx, a.ConsumerConfig.Consumer.LagPollInterval.Duration)
+		}
+	}()
 	consErr := make(chan error, 1)
 	go func() { consErr <- cons.Run(runCtx) }()
 	var runErr error
@@ -292,6 +310,8 @@ func (a *App) Run(ctx context.Context) error {
 		cancel()
 		<-consErr
 	}
+	stopProbe()
+	<-probed
 	if err := a.shutdown(); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -259,7 +259,8 @@ type ConsumerConfig struct {
 	// event waits before its redelivery (10ms..1m).
 	OrphanRetryDelay Duration `toml:"orphan_retry_delay" json:"orphan_retry_delay"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
-	// is sampled for metrics (100ms..10m).
+	// is sampled for metrics, and how often the worker pings a Redis store
+	// for its readiness (100ms..10m).
 	LagPollInterval Duration `toml:"lag_poll_interval" json:"lag_poll_interval"`
 	// RetryInitial is consumer.retry_initial, the first backoff after a
 	// transient store error.

@@ -122,6 +122,10 @@ type Metrics struct {
 	// AcksFailed counts acks the client could not send after a commit; the
 	// message is redelivered after ack_wait and absorbed as a duplicate.
 	AcksFailed prometheus.Counter
+	// StoreUnreachable counts the times the store stopped answering the
+	// worker's readiness probe (a Redis PING each lag poll): one per outage,
+	// not one per failed probe.
+	StoreUnreachable prometheus.Counter
 
 	// Health backs incidentd_ready and /readyz.
 	Health *Health
@@ -184,7 +188,9 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
 			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent)."}, []string{"kind"}),
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
-		Health:     NewHealth(),
+		StoreUnreachable: counter("store_unreachable_total",
+			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
+		Health: NewHealth(),
 	}
 	for _, k := range NATSErrorKinds {
 		m.NATSErrors.WithLabelValues(k)
@@ -225,7 +231,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, ready, info}
+		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)

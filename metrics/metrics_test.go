@@ -60,6 +60,7 @@ func TestSeriesExistAtStart(t *testing.T) {
 		"incidentd_build_info":                 1,
 		"incidentd_nats_errors_total":          len(metrics.NATSErrorKinds),
 		"incidentd_acks_failed_total":          1,
+		"incidentd_store_unreachable_total":    1,
 	}
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -617,6 +617,24 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
+// Ping asks the server holding the store's keys (in Cluster mode the master
+// of the deployment's slot, with Sentinel the current master) whether it
+// answers, with one PING: the worker's readiness probe, which sees a Redis
+// gone away while no batch is being written.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	c, err := s.master(ctx)
+	if err != nil {
+		return s.wrap("ping", err)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
 // Stats reports the incident count (SCARD of the all-incidents set);
 // SizeOnDisk is 0, the server's files are not the client's to measure.
 func (s *Store) Stats(ctx context.Context) (storage.Stats, error) {

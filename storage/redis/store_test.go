@@ -412,3 +412,29 @@ func TestOpenedLogLine(t *testing.T) {
 		t.Errorf("applied_retention = %#v, want 36h", got)
 	}
 }
+
+// TestPing: Ping answers while redis-server runs, fails while it is
+// killed, answers again once it is back on its port (the client redials),
+// and is storage.ErrClosed after Close.
+func TestPing(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	s := open(t, redis.Config{URL: srv.URL(), DialTimeout: 200 * time.Millisecond})
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	srv.Kill()
+	redistest.Eventually(t, 10*time.Second, "Ping to fail", func() error {
+		if err := s.Ping(ctx); err == nil {
+			return errors.New("Ping answered with the server killed")
+		}
+		return nil
+	})
+	srv.Restart(t)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
+	_ = s.Close()
+	if err := s.Ping(ctx); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("Ping after Close: %v, want storage.ErrClosed", err)
+	}
+}

@@ -36,6 +36,7 @@ type Server struct {
 	Certs *Certs
 	opts  Options
 	proc  *process
+	conf  []string // the config lines beyond start's, for Restart
 }
 
 // StartStandalone starts a redis-server as opts says and waits until it
@@ -67,9 +68,21 @@ func StartStandalone(t testing.TB, opts Options) *Server {
 			"tls-key-file "+s.Certs.ServerKey, "tls-ca-cert-file "+s.Certs.CA, "tls-auth-clients "+auth)
 		listen = 0
 	}
+	s.conf = conf
 	s.proc = start(t, "redis-server", dir, listen, conf)
 	waitPing(t, s.Options())
 	return s
+}
+
+// Restart stops the server if it still runs (SIGKILL), starts it again on
+// its port with its configuration and directory, and waits until it
+// answers PING. What it held survives only with AppendOnly.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.proc.Kill()
+	_ = s.proc.cmd.Wait() // the port is free once the process is gone
+	s.proc = start(t, "redis-server", s.proc.dir, s.proc.port, s.conf)
+	waitPing(t, s.Options())
 }
 
 // Options returns go-redis options that reach the server with its
