@@ -244,8 +244,12 @@ func (st *foldState) apply(k *Keyed, sl *slot) {
 		inc.State, inc.AcknowledgedAt = incident.Triaged, &at
 		st.res.Stats.Acknowledged++
 	case incident.Resolve:
-		if !target(sl.inc, k) || overtaken(sl.inc, k) {
+		if !target(sl.inc, k) {
 			st.res.Stats.Orphans++
+			return
+		}
+		if overtaken(sl.inc, k) {
+			st.overtaken(k, sl)
 			return
 		}
 		inc := st.own(sl)

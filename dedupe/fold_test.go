@@ -265,3 +265,42 @@ func TestFoldEarlierIncident(t *testing.T) {
 		t.Fatalf("without earlier: wrote %v", r.Incidents)
 	}
 }
+
+// TestFoldOvertakenResolve: a resolve received before a trigger already
+// merged (and older than it) leaves the incident open; an acknowledgement
+// from before the resolve is dropped, as the re-fired alert is not
+// acknowledged in stream order, and a later one is kept.
+func TestFoldOvertakenResolve(t *testing.T) {
+	f := NewFolder(15*time.Minute, counterIDs())
+	now := t0.Add(time.Hour)
+	for _, c := range []struct {
+		name  string
+		ackAt time.Duration
+		state incident.State
+	}{
+		{"ack before the resolve", 10 * time.Second, incident.Detected},
+		{"ack after the resolve", 40 * time.Second, incident.Triaged},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.Fold(nil, nil, []Keyed{
+				recv(trig("a", "fp", 0, incident.P2), 1),
+				recv(trig("c", "fp", 30*time.Second, incident.P2), 5), // after the resolve, committed first
+				recv(ctl("k", "fp", incident.Acknowledge, c.ackAt), 2),
+			}, now)
+			in := r.Incidents[0]
+			r = f.Fold(map[string]*incident.Incident{"fp": in}, nil, []Keyed{
+				recv(ctl("r", "fp", incident.Resolve, 20*time.Second), 3),
+			}, now)
+			if r.Stats.Orphans != 1 || r.Stats.Resolved != 0 {
+				t.Fatalf("stats %+v", r.Stats)
+			}
+			st, ack := in.State, in.AcknowledgedAt
+			if len(r.Incidents) > 0 {
+				st, ack = r.Incidents[0].State, r.Incidents[0].AcknowledgedAt
+			}
+			if st != c.state || (st == incident.Detected) != (ack == nil) {
+				t.Fatalf("state %s, acknowledged_at %v; want %s", st, ack, c.state)
+			}
+		})
+	}
+}

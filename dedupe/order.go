@@ -24,8 +24,10 @@ import (
 //   - a resolve received before the incident's latest trigger
 //     (LastReceivedAt) and older than its last_seen was overtaken: applied
 //     in order, it would have closed the incident and that trigger opened a
-//     new one; instead of closing an incident whose alert fired again, it
-//     counts as an orphan and the incident stays open;
+//     new one, Detected. Instead of closing an incident whose alert fired
+//     again, it counts as an orphan and the incident stays open; an
+//     acknowledgement no later than the resolve belonged to the closed
+//     period, so a Triaged incident is Detected again, without it;
 //   - an acknowledge or resolve with nothing to act on is deferred when
 //     Keyed.Retry is set: the worker redelivers it a moment later, by when
 //     the trigger it follows may be committed.
@@ -58,6 +60,17 @@ func target(inc *incident.Incident, k *Keyed) bool {
 // in event time, a trigger already folded into inc.
 func overtaken(inc *incident.Incident, k *Keyed) bool {
 	return !k.Received.IsZero() && k.Received.Before(inc.LastReceivedAt) && k.Event.OccurredAt.Before(inc.LastSeen)
+}
+
+// overtaken applies an overtaken resolve (see above) to sl's open incident.
+func (st *foldState) overtaken(k *Keyed, sl *slot) {
+	st.res.Stats.Orphans++
+	inc := sl.inc
+	if inc.State != incident.Triaged || inc.AcknowledgedAt == nil || inc.AcknowledgedAt.After(k.Event.OccurredAt) {
+		return
+	}
+	inc = st.own(sl)
+	inc.State, inc.AcknowledgedAt = incident.Detected, nil
 }
 
 // resolvedAfter reports whether inc was resolved by a resolve event that
