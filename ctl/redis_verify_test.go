@@ -99,6 +99,10 @@ func checkVerifySets(t *testing.T, st config.StateConfig, c goredis.UniversalCli
 			"set " + fpA + ": misses " + a.ID},
 		{"set of a fingerprint no incident has", [][]any{{"SADD", stale, a.ID}}, [][]any{{"DEL", stale}},
 			"set " + stale + ": no listed incident has fingerprint v1:00000000000000000000000000000000 (a stale set)"},
+		{"stale fingerprint key that is not a set", [][]any{{"SET", stale, "x"}}, [][]any{{"DEL", stale}},
+			"set " + stale + ": no listed incident has fingerprint v1:00000000000000000000000000000000, and the key is not a set (a string)"},
+		{"stale fingerprint key that is a hash", [][]any{{"HSET", stale, "f", "v"}}, [][]any{{"DEL", stale}},
+			"set " + stale + ": no listed incident has fingerprint v1:00000000000000000000000000000000, and the key is not a set (a hash)"},
 		{"fingerprint key that is not a set", [][]any{{"RENAME", fpB, fpB + "-saved"}, {"SET", fpB, "x"}},
 			[][]any{{"DEL", fpB}, {"RENAME", fpB + "-saved", fpB}},
 			"set " + fpB + ": cannot be read as a set: WRONGTYPE"},
@@ -114,6 +118,9 @@ func checkVerifySets(t *testing.T, st config.StateConfig, c goredis.UniversalCli
 			}
 			if !strings.Contains(r.out, "FAIL "+tc.want) {
 				t.Fatalf("verify output lacks %q:\n%s", "FAIL "+tc.want, r.out)
+			}
+			if strings.Contains(tc.want, "not a set") && strings.Contains(r.out, "(a stale set)") {
+				t.Fatalf("verify calls a key that is not a set a stale set:\n%s", r.out)
 			}
 			mustCode(t, verify(), ctl.ExitOK)
 		})

@@ -140,8 +140,9 @@ func (s *Store) checkFingerprintSets(ctx context.Context, fps []string, byFP map
 }
 
 // checkStaleFingerprintSets looks for prefix:fingerprint:* keys of a
-// fingerprint no record has (SCAN MATCH on the deployment's master), and
-// returns how many fingerprint keys it saw.
+// fingerprint no record has (SCAN MATCH on the deployment's master),
+// reports each as a stale set or, by its TYPE, as a key that is not a set,
+// and returns how many fingerprint keys it saw.
 func (s *Store) checkStaleFingerprintSets(ctx context.Context, byFP map[string][]string, fail func(string)) (int, error) {
 	c, err := s.master(ctx)
 	if err != nil {
@@ -165,7 +166,19 @@ func (s *Store) checkStaleFingerprintSets(ctx context.Context, byFP map[string][
 				continue
 			}
 			seen[k] = true
-			if _, known := byFP[fp]; !known {
+			if _, known := byFP[fp]; known {
+				continue
+			}
+			// A stale key is rare: its TYPE costs one round trip.
+			typ, err := c.Type(ctx, k).Result()
+			switch {
+			case err != nil:
+				return 0, s.wrap("type", err)
+			case typ == "none":
+				// deleted since SCAN returned it
+			case typ != "set":
+				fail(fmt.Sprintf("set %s: no listed incident has fingerprint %s, and the key is not a set (a %s)", k, fp, typ))
+			default:
 				fail(fmt.Sprintf("set %s: no listed incident has fingerprint %s (a stale set)", k, fp))
 			}
 		}
