@@ -138,12 +138,12 @@ func (c Config) tlsConfig(on bool) (*tls.Config, error) {
 
 // newClient opens the go-redis client for the configuration. It does not
 // dial: the first command does.
-func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
+func newClient(c Config, d *dialLog) (goredis.UniversalClient, redisurl.URL, error) {
 	t, err := c.resolve()
 	if err != nil {
 		return nil, redisurl.URL{}, err
 	}
-	rdb, err := c.clientFor(t)
+	rdb, err := c.clientFor(t, d)
 	if err != nil {
 		return nil, redisurl.URL{}, err
 	}
@@ -158,17 +158,19 @@ func newClient(c Config) (goredis.UniversalClient, redisurl.URL, error) {
 // AUTH password (AUTH user password with a user name, which such a server
 // refuses: New turns that into an error naming the version). CLIENT
 // SETINFO (7.2) is never sent (DisableIdentity). A Cluster client logs
-// the changes of its slot map (watchTopology).
-func (c Config) clientFor(t redisurl.URL) (goredis.UniversalClient, error) {
+// the changes of its slot map (watchTopology). Every client dials with
+// dialer, which records its failures in d (nil: not recorded).
+func (c Config) clientFor(t redisurl.URL, d *dialLog) (goredis.UniversalClient, error) {
 	tc, err := c.tlsConfig(t.TLS)
 	if err != nil {
 		return nil, err
 	}
+	dial := dialer(c.DialTimeout, tc, d)
 	switch {
 	case c.Cluster:
 		cc := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: t.Addrs, Username: t.Username, Password: t.Password,
-			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
+			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		})
 		watchTopology(cc, "{"+c.KeyPrefix+"}")
@@ -178,13 +180,13 @@ func (c Config) clientFor(t redisurl.URL) (goredis.UniversalClient, error) {
 			MasterName: t.MasterName, SentinelAddrs: t.Addrs,
 			SentinelUsername: t.SentinelUsername, SentinelPassword: t.SentinelPassword,
 			Username: t.Username, Password: t.Password, DB: t.DB,
-			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
+			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		}), nil
 	default:
 		return goredis.NewClient(&goredis.Options{
 			Addr: t.Addrs[0], Username: t.Username, Password: t.Password, DB: t.DB,
-			PoolSize: c.PoolSize, TLSConfig: tc, DisableIdentity: true,
+			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		}), nil
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,15 @@ var _ storage.Store = (*Store)(nil)
 // warns when the server's maxmemory-policy can evict the store's keys, and
 // registers the incidentd_redis_* metrics on reg (when not nil).
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
+	return NewContext(context.Background(), cfg, log, reg)
+}
+
+// NewContext is New, given up as soon as ctx ends (a stop asked for while
+// the worker starts): the error then wraps ctx's. The connection check
+// gives up after three dial timeouts on its own; when it does, the error
+// names the last dial failure (a refused connection, a TLS handshake with
+// a server that does not speak TLS), which go-redis keeps to itself.
+func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -58,7 +68,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	if cfg.AppliedRetention <= 0 {
 		cfg.AppliedRetention = DefaultAppliedRetention
 	}
-	rdb, t, err := newClient(cfg)
+	dials := &dialLog{}
+	rdb, t, err := newClient(cfg, dials)
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +85,23 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	case t.Sentinel:
 		mode = "sentinel"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout(cfg))
+	ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
 	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	if err := ping(ctx, parent, rdb); err != nil {
+		if perr := parent.Err(); perr != nil {
+			// Close waits for the Sentinel client's lookup of the
+			// master, which the PING left running: not the caller.
+			go func() { _ = rdb.Close() }()
+			return nil, fmt.Errorf("redis connect (%s %v): given up: %w", mode, t.Addrs, perr)
+		}
 		_ = rdb.Close()
 		if t.Username != "" {
 			if err := aclTooOld(ctx, cfg, t, err); err != nil {
 				return nil, err
 			}
+		}
+		if last := dials.lastErr(); last != nil && !strings.Contains(err.Error(), last.Error()) {
+			return nil, fmt.Errorf("redis connect (%s %v): %w (last dial error: %w)", mode, t.Addrs, err, last)
 		}
 		return nil, fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
 	}
@@ -110,6 +130,21 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		zap.String("key_prefix", s.prefix), zap.Duration("applied_retention", s.retention), zap.Int("wait_replicas", s.waitN),
 		zap.String("redis_version", v), zap.Stringer("commands", s.feat), zap.String("maxmemory_policy", policy))
 	return s, nil
+}
+
+// ping PINGs through rdb within ctx, and returns parent's error as soon as
+// parent ends: go-redis's Sentinel client goes on asking the next sentinel
+// and retrying its dials for a while after its context ended. The PING
+// left behind ends with ctx.
+func ping(ctx, parent context.Context, rdb goredis.UniversalClient) error {
+	done := make(chan error, 1)
+	go func() { done <- rdb.Ping(ctx).Err() }()
+	select {
+	case err := <-done:
+		return err
+	case <-parent.Done():
+		return parent.Err()
+	}
 }
 
 // version reads the server's version (serverVersion), refuses one older

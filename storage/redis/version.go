@@ -198,7 +198,7 @@ func aclError(user, found string) error {
 func aclTooOld(ctx context.Context, c Config, t redisurl.URL, connErr error) error {
 	probe := t
 	probe.Username = ""
-	if rdb, err := c.clientFor(probe); err == nil {
+	if rdb, err := c.clientFor(probe, nil); err == nil {
 		v, err := serverVersion(ctx, rdb, "")
 		_ = rdb.Close()
 		if err == nil && !v.atLeast(aclVersion) {

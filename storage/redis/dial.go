@@ -1,0 +1,125 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// defaultDialTimeout is go-redis's, for a zero Config.DialTimeout.
+const defaultDialTimeout = 5 * time.Second
+
+// keepAlive is go-redis's default dialer's.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// dialLog keeps the last error of a client's dials, so that New can say
+// why it could not connect when the PING only reports its deadline (go-redis
+// retries failed dials until the context ends). A nil *dialLog records
+// nothing.
+type dialLog struct {
+	mu   sync.Mutex
+	last error
+}
+
+func (d *dialLog) record(err error) {
+	if d == nil || err == nil {
+		return
+	}
+	d.mu.Lock()
+	d.last = err
+	d.mu.Unlock()
+}
+
+// lastErr is the last dial error, nil when every dial succeeded.
+func (d *dialLog) lastErr() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+// dialer is the clients' dialer: go-redis's default one (TCP with its
+// keep-alive, then TLS when tc is set, all within timeout), except that
+// the TLS handshake ends with ctx too (go-redis's runs for the whole dial
+// timeout after a stop was asked for) and that each failure is recorded in
+// d. A failed handshake is a *handshakeError.
+func dialer(timeout time.Duration, tc *tls.Config, d *dialLog) func(context.Context, string, string) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = defaultDialTimeout
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		nd := &net.Dialer{KeepAliveConfig: keepAlive}
+		conn, err := nd.DialContext(ctx, network, addr)
+		if err != nil {
+			d.record(err)
+			return nil, err
+		}
+		if tc == nil {
+			return conn, nil
+		}
+		cfg := tc
+		if cfg.ServerName == "" { // as tls.DialWithDialer does
+			host, _, herr := net.SplitHostPort(addr)
+			if herr != nil {
+				host = addr
+			}
+			cfg = tc.Clone()
+			cfg.ServerName = host
+		}
+		tconn := tls.Client(conn, cfg)
+		if err := tconn.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			herr := &handshakeError{addr: addr, err: err}
+			d.record(herr)
+			return nil, herr
+		}
+		return tconn, nil
+	}
+}
+
+// handshakeError is a failed TLS handshake with addr.
+type handshakeError struct {
+	addr string
+	err  error
+}
+
+func (e *handshakeError) Error() string {
+	msg := fmt.Sprintf("tls handshake with %s: %v", e.addr, e.err)
+	if e.notTLS() {
+		msg += " (is the server speaking TLS? rediss:// and the tls_* settings need a Redis with TLS enabled on that port; a plain port takes redis://)"
+	}
+	return msg
+}
+
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// notTLS reports whether the handshake failed as it does against a server
+// that does not speak TLS: a reply that is no TLS record (a plain Redis
+// answering the ClientHello with an error), the connection closed or reset,
+// or no answer at all before the timeout (a plain Redis waiting for the
+// end of an inline command). A certificate or protocol alert means the
+// server does speak TLS.
+func (e *handshakeError) notTLS() bool {
+	var rh tls.RecordHeaderError
+	var ne net.Error
+	switch {
+	case errors.As(e.err, &rh),
+		errors.Is(e.err, io.EOF), errors.Is(e.err, io.ErrUnexpectedEOF),
+		errors.Is(e.err, syscall.ECONNRESET),
+		errors.Is(e.err, os.ErrDeadlineExceeded), errors.Is(e.err, context.DeadlineExceeded),
+		errors.As(e.err, &ne) && ne.Timeout():
+		return true
+	}
+	return false
+}
