@@ -69,7 +69,20 @@ type App struct {
 // consumer. reg receives every collector and, when it is also a
 // prometheus.Gatherer (a *prometheus.Registry), is what /metrics serves; nil
 // means a fresh registry with the Go and process collectors.
-func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App, err error) {
+func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (*App, error) {
+	return NewContext(context.Background(), cfg, log, reg)
+}
+
+// ErrStartStopped is wrapped by NewContext's error when ctx ended before the
+// worker was started (a SIGINT or SIGTERM during start-up), with ctx's own
+// error.
+var ErrStartStopped = errors.New("stop requested during start-up")
+
+// NewContext is New, given up as soon as ctx ends: a stop asked for while
+// the store is being reached (a Redis that does not answer may take three
+// dial timeouts to fail) or between two steps releases what was started
+// and returns an error wrapping ErrStartStopped and ctx's error.
+func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,6 +99,9 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 	defer func() { // a is not the named result: "return nil, err" must not nil it
 		if err != nil {
 			a.abort()
+			if ctx.Err() != nil && !errors.Is(err, ErrStartStopped) {
+				err = fmt.Errorf("%w: %w", ErrStartStopped, err)
+			}
 		}
 	}()
 	if a.m, err = metrics.New(reg, metrics.Build{Version: Version}); err != nil {
@@ -94,8 +110,14 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 	if err = a.connect(); err != nil {
 		return nil, err
 	}
-	if a.store, err = backend.Open(cfg.State, log, reg); err != nil {
+	if err = stopped(ctx, "connecting to NATS"); err != nil {
+		return nil, err
+	}
+	if a.store, err = backend.OpenContext(ctx, cfg.State, log, reg); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err = stopped(ctx, "opening the store"); err != nil {
+		return nil, err
 	}
 	cc := consumer.Config{Consumer: cfg.Consumer, Dedupe: cfg.Dedupe}
 	a.ConsumerConfig = &cc
@@ -126,6 +148,15 @@ func New(cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App,
 		a.m.Health.Add("store", a.probe.check)
 	}
 	return a, nil
+}
+
+// stopped is the error of a start given up after step, nil while ctx
+// has not ended.
+func stopped(ctx context.Context, step string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w (after %s): %w", ErrStartStopped, step, err)
+	}
+	return nil
 }
 
 // connect starts the embedded server when configured, then dials NATS.

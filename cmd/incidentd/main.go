@@ -79,7 +79,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(cfg, log, nil)
+	a, err := app.NewContext(ctx, cfg, log, nil)
+	if errors.Is(err, app.ErrStartStopped) {
+		// Nothing was started: exit 1, as for a start that failed.
+		log.Warn("stopped during start-up: the worker did not start", zap.Error(err))
+		return exitRuntime
+	}
 	if err != nil {
 		log.Error("start failed", zap.Error(err))
 		return exitRuntime

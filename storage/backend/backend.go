@@ -4,6 +4,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -24,6 +25,14 @@ var ErrUnknownBackend = errors.New("backend: unknown state.backend")
 // name of pebble (config.Load normally rewrites it already). reg receives
 // the backend's own collectors, when it has any.
 func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
+	return OpenContext(context.Background(), cfg, log, reg)
+}
+
+// OpenContext is Open, given up when ctx ends while the store is being
+// reached (a stop asked for while the worker starts; Redis, which may take
+// three dial timeouts to fail): the error then wraps ctx's. A local store
+// (memory, Pebble) opens whatever ctx says.
+func OpenContext(ctx context.Context, cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
 	log = log.Named("store")
 	switch cfg.Backend {
 	case config.BackendMemory:
@@ -31,7 +40,7 @@ func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (s
 	case config.BackendPebble, config.BackendSledAlias:
 		return openPebble(cfg, log, reg)
 	case config.BackendRedis, config.BackendRedisCluster:
-		return openRedis(cfg, log, reg)
+		return openRedis(ctx, cfg, log, reg)
 	}
 	return nil, fmt.Errorf("%w: %q (want memory, pebble, redis or redis_cluster)", ErrUnknownBackend, cfg.Backend)
 }
@@ -47,9 +56,9 @@ func openPebble(cfg config.StateConfig, log *zap.Logger, reg prometheus.Register
 }
 
 // openRedis maps [state] and [state.redis] onto the Redis backend's Config.
-func openRedis(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
+func openRedis(ctx context.Context, cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
 	r := cfg.Redis
-	s, err := redis.New(redis.Config{
+	s, err := redis.NewContext(ctx, redis.Config{
 		URL:                   cfg.RedisURL,
 		ClusterNodes:          cfg.RedisClusterNodes,
 		Cluster:               cfg.Backend == config.BackendRedisCluster,
