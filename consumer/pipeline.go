@@ -72,8 +72,20 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 }
 
 // prepare reads what batch b needs, overlays the result of prev (which may
-// still be in flight), and folds b into f.res.
+// still be in flight), and folds b into f.res. When the fold defers events
+// that settleOrphans then settles, it reads and folds again: the ack floor
+// was read after the first read, and every message it counts as committed
+// must be in the snapshot the orphans are judged on.
 func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
+	at, err := c.fold(ctx, b, prev, f)
+	if err != nil || len(f.res.Deferred) == 0 || !c.settleOrphans(ctx, b, prev, f.res.Deferred) {
+		return at, err
+	}
+	return c.fold(ctx, b, prev, f)
+}
+
+// fold is one read and fold of prepare.
+func (c *Consumer) fold(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
 	fps, ids, want := storage.LookupKeys(b.events)
 	snap, err := c.store.Lookup(ctx, fps, ids)
 	if err != nil {
@@ -90,9 +102,6 @@ func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *fligh
 	}
 	at := time.Now()
 	f.res = c.folder.FoldEarlier(snap.Latest, earlier, snap.Applied, b.events, at)
-	if len(f.res.Deferred) > 0 && c.settleOrphans(ctx, b, prev, f.res.Deferred) {
-		f.res = c.folder.FoldEarlier(snap.Latest, earlier, snap.Applied, b.events, at)
-	}
 	f.prepared = true
 	return at, nil
 }
