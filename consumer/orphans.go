@@ -49,10 +49,13 @@ func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 // deferred) that no other worker can be holding a predecessor of: every
 // message the stream received before one is committed (at or below the
 // consumer's ack floor, or acked by this worker), in prev (the batch in
-// flight before b), or earlier in b. A retry could not change their outcome, so they count as orphans
-// now instead of being redelivered: one worker alone never defers. It
-// reports whether it cleared any. It asks the server for the ack floor
-// once; when that fails, the events stay deferred.
+// flight before b), or earlier in b. A retry could not change their
+// outcome, so they count as orphans now instead of being redelivered: one
+// worker alone never defers. (Deferred messages of prev and b count as
+// held: they are acknowledges and resolves, which no later orphan
+// depends on.) It reports whether it cleared any; the caller reads and
+// folds again. It asks the server for the ack floor once; when that
+// fails, the events stay deferred.
 func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, deferred []int) bool {
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
