@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -54,6 +55,18 @@ func reopenLog(n int) []entry {
 		step{"a", "trigger", 0, 0}, step{"ack", "acknowledge", 1, 150}, step{"res", "resolve", 2, 300}, step{"c", "trigger", 4, 600})
 }
 
+// raceConfig makes two workers race: batches of 8, and room for many
+// retries of deferred acknowledges and resolves.
+func raceConfig() consumer.Config {
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 8
+	cfg.Consumer.AckWait.Duration = 30 * time.Second
+	cfg.Consumer.MaxDeliver = 20
+	cfg.Consumer.OrphanRetries = 15
+	cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 100 * time.Millisecond}
+	return cfg
+}
+
 // TestTwoWorkersControlEvents: two workers share the consumer and apply
 // acknowledges and resolves a few messages behind their triggers. Whatever
 // order their batches commit in, the result is the stream applied in
@@ -63,12 +76,7 @@ func TestTwoWorkersControlEvents(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
 			e := newEnv(t)
-			cfg := testConfig()
-			cfg.Consumer.BatchSize = 8
-			cfg.Consumer.AckWait.Duration = 30 * time.Second
-			cfg.Consumer.MaxDeliver = 20
-			cfg.Consumer.OrphanRetries = 15
-			cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 100 * time.Millisecond}
+			cfg := raceConfig()
 			log := controlLog(300)
 			ex := expect(t, log, cfg.Dedupe)
 			if ex.stats.Resolved != 300 || ex.stats.Acknowledged != 300 || ex.stats.Orphans != 0 || ex.stats.Merged != 300 {
@@ -155,12 +163,7 @@ func TestTwoWorkersTriggerAfterResolve(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
 			e := newEnv(t)
-			cfg := testConfig()
-			cfg.Consumer.BatchSize = 8
-			cfg.Consumer.AckWait.Duration = 30 * time.Second
-			cfg.Consumer.MaxDeliver = 20
-			cfg.Consumer.OrphanRetries = 15
-			cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 100 * time.Millisecond}
+			cfg := raceConfig()
 			log := reopenLog(300)
 			dir := t.TempDir()
 			store := st.open(t, dir)
