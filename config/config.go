@@ -269,6 +269,11 @@ type ConsumerConfig struct {
 	RetryMax Duration `toml:"retry_max" json:"retry_max"`
 }
 
+// MaxDeliveriesStream is the name of the stream that keeps the
+// max-deliveries advisories of the consumers of Stream:
+// "<stream>_MAX_DELIVERIES".
+func (k ConsumerConfig) MaxDeliveriesStream() string { return k.Stream + "_MAX_DELIVERIES" }
+
 // DedupeConfig is the [dedupe] table: which event fields make an incident's
 // identity, and the quiet period after which an incident resolves.
 type DedupeConfig struct {

@@ -131,6 +131,8 @@ func TestBounds(t *testing.T) {
 		{"stream name", func(c *Config) { c.Consumer.Stream = "IN.CIDENTS" }, "consumer.stream", "."},
 		{"durable empty", func(c *Config) { c.Consumer.Durable = "" }, "consumer.durable", "empty"},
 		{"dlq stream same", func(c *Config) { c.Consumer.DLQStream = "INCIDENTS" }, "consumer.dlq_stream", "consumer.stream"},
+		{"dlq stream is the advisory stream", func(c *Config) { c.Consumer.DLQStream = "INCIDENTS_MAX_DELIVERIES" }, "consumer.dlq_stream", "max-deliveries"},
+		{"stream name too long for its advisory stream", func(c *Config) { c.Consumer.Stream = strings.Repeat("S", 250) }, "consumer.stream", "at most 240 characters"},
 		{"subjects empty", func(c *Config) { c.Consumer.Subjects = nil }, "consumer.subjects", "at least one"},
 		{"subject bad", func(c *Config) { c.Consumer.Subjects = []string{"a.>.b"} }, "consumer.subjects[0]", "last token"},
 		{"dlq prefix wildcard", func(c *Config) { c.Consumer.DLQSubjectPrefix = "dlq.*" }, "consumer.dlq_subject_prefix", "wildcards"},

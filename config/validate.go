@@ -278,6 +278,13 @@ func (c Config) validateConsumer(p *problems) {
 	if k.DLQStream != "" && k.DLQStream == k.Stream {
 		p.add("consumer.dlq_stream", "must differ from consumer.stream (%q)", k.Stream)
 	}
+	if k.DLQStream != "" && k.DLQStream == k.MaxDeliveriesStream() {
+		p.add("consumer.dlq_stream", "must differ from %q, the stream of max-deliveries advisories", k.DLQStream)
+	}
+	if n := len(k.MaxDeliveriesStream()); n > 255 && len(k.Stream) <= 255 {
+		p.add("consumer.stream", "must be at most %d characters (its max-deliveries stream adds %q), got %d",
+			255-(n-len(k.Stream)), "_MAX_DELIVERIES", len(k.Stream))
+	}
 
 	if len(k.Subjects) == 0 {
 		p.add("consumer.subjects", "must list at least one subject")

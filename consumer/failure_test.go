@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/consumer"
-	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
@@ -348,42 +347,6 @@ func TestFailedReadDuringSlowCommit(t *testing.T) {
 	}
 }
 
-// TestMaxDeliver lets a message exhaust MaxDeliver outside the worker: the
-// max-deliveries advisory makes the worker dead-letter it.
-func TestMaxDeliver(t *testing.T) {
-	e := newEnv(t)
-	cfg := testConfig()
-	cfg.Consumer.MaxDeliver = 1
-	ctx := context.Background()
-	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
-		t.Fatal(err)
-	}
-	e.publish([][]byte{[]byte(`{"id":"lost-1","source":"s","title":"never acked"}`)})
-	// A thief takes the only delivery and never acks it.
-	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range b.Messages() {
-	}
-	w := e.start(cfg, stores[0].open(t, ""))
-	e.waitFor("dead letter", 20*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
-	m := e.dlq(cfg)[0]
-	if got := m.Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
-		t.Fatalf("reason %q, want max_deliver", got)
-	}
-	if m.Header.Get(consumer.HeaderStreamSeq) != "1" || m.Header.Get(consumer.HeaderSubject) == "" {
-		t.Fatalf("headers %v", m.Header)
-	}
-	e.waitFor("counter", 5*time.Second, func() bool {
-		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonMaxDeliver))) == 1
-	})
-}
-
 // TestSetupMismatch reports what JetStream cannot update in place.
 func TestSetupMismatch(t *testing.T) {
 	e := newEnv(t)
@@ -408,7 +371,7 @@ func TestSetupMismatch(t *testing.T) {
 	cfg.Consumer.MaxAge.Duration = time.Hour
 	cfg.Consumer.MaxDeliver = 9
 	rep, err = consumer.Setup(ctx, e.js, cfg.Consumer)
-	if err != nil || len(rep.Actions) != 3 {
+	if err != nil || len(rep.Actions) != 5 {
 		t.Fatalf("update: %v %v", rep.Actions, err)
 	}
 	t.Log(rep.Actions)

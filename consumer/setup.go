@@ -68,8 +68,9 @@ func ConsumerConfig(cfg config.ConsumerConfig) jetstream.ConsumerConfig {
 	}
 }
 
-// Setup creates or updates the incident stream, the dead-letter stream and
-// the durable consumer. A difference JetStream cannot apply in place (storage
+// Setup creates or updates the incident stream, the dead-letter stream, the
+// durable consumer, and the stream and consumer of the max-deliveries
+// advisories (see MaxDeliveriesStreamConfig). A difference JetStream cannot apply in place (storage
 // type, retention, ack or deliver policy) is an ErrMismatch naming the field,
 // the existing value and the wanted one. It is what the worker runs at start
 // and what `incidentctl setup` runs as a deploy step.
@@ -87,6 +88,11 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfi
 		return rep, err
 	}
 	rep.Actions = append(rep.Actions, act)
+	acts, err := setupMaxDeliveries(ctx, js, cfg)
+	if err != nil {
+		return rep, err
+	}
+	rep.Actions = append(rep.Actions, acts...)
 	return rep, nil
 }
 

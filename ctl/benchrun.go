@@ -33,6 +33,10 @@ const (
 	benchSubjects  = "bench.incidents.events"
 )
 
+// benchStreams are the streams a bench deletes before and after it runs.
+var benchStreams = []string{benchStream, benchDLQStream,
+	config.ConsumerConfig{Stream: benchStream}.MaxDeliveriesStream()}
+
 // bench is one run's state.
 type bench struct {
 	o      IO
@@ -172,14 +176,14 @@ func (b *bench) prepare(ctx context.Context, cfg config.Config) error {
 	}
 	b.cfg = cfg
 	b.subj = benchSubjects + ".{source}"
-	for _, s := range []string{benchStream, benchDLQStream} {
+	for _, s := range benchStreams {
 		if err := b.js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("bench: delete stream %s: %w", s, err)
 		}
 	}
 	if !b.f.keep {
 		b.stop = append(b.stop, func() {
-			for _, s := range []string{benchStream, benchDLQStream} {
+			for _, s := range benchStreams {
 				_ = b.js.DeleteStream(context.Background(), s)
 			}
 		})

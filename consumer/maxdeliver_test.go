@@ -1,0 +1,109 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
+)
+
+// TestMaxDeliver lets a message exhaust MaxDeliver outside the worker: the
+// max-deliveries advisory makes the worker dead-letter it.
+func TestMaxDeliver(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	ctx := context.Background()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	e.publish([][]byte{[]byte(`{"id":"lost-1","source":"s","title":"never acked"}`)})
+	// A thief takes the only delivery and never acks it.
+	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.Messages() {
+	}
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("dead letter", 20*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	m := e.dlq(cfg)[0]
+	if got := m.Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
+		t.Fatalf("reason %q, want max_deliver", got)
+	}
+	if m.Header.Get(consumer.HeaderStreamSeq) != "1" || m.Header.Get(consumer.HeaderSubject) == "" {
+		t.Fatalf("headers %v", m.Header)
+	}
+	e.waitFor("counter", 5*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonMaxDeliver))) == 1
+	})
+}
+
+// TestMaxDeliverWhileNoWorkerRuns lets a burst of messages exhaust
+// MaxDeliver while no worker runs, as in a crash loop: the advisories wait
+// in the advisory stream, and the worker started afterwards dead-letters
+// every message, far more than one fetch of advisories holds.
+func TestMaxDeliverWhileNoWorkerRuns(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	ctx := context.Background()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		payloads[i] = fmt.Appendf(nil, `{"id":"burst-%d","source":"s","title":"never acked %d"}`, i, i%7)
+	}
+	e.publish(payloads)
+	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for taken := 0; taken < n; {
+		b, err := cons.Fetch(n-taken, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range b.Messages() {
+			taken++
+		}
+	}
+	adv, err := e.js.Stream(ctx, cfg.Consumer.MaxDeliveriesStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("every advisory kept", 30*time.Second, func() bool {
+		info, err := adv.Info(ctx)
+		return err == nil && info.State.Msgs == n
+	})
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("every message dead-lettered", 60*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonMaxDeliver))) == n
+	})
+	if got := len(e.dlq(cfg)); got != n {
+		t.Fatalf("%d dead letters, want %d", got, n)
+	}
+	ac, err := e.js.Consumer(ctx, cfg.Consumer.MaxDeliveriesStream(), cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("every advisory acked", 10*time.Second, func() bool {
+		info, err := ac.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if got := testutil.ToFloat64(w.m.DeadLettersAbandoned.WithLabelValues(string(incident.ReasonMaxDeliver))); got != 0 {
+		t.Fatalf("%v messages given up", got)
+	}
+}
