@@ -50,7 +50,7 @@ func externalEnv(t testing.TB, url string, cfg consumer.Config) *env {
 	t.Helper()
 	nc, js := connect(t, url)
 	ctx := context.Background()
-	for _, s := range []string{cfg.Consumer.Stream, cfg.Consumer.DLQStream} {
+	for _, s := range []string{cfg.Consumer.Stream, cfg.Consumer.DLQStream, cfg.Consumer.MaxDeliveriesStream()} {
 		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Fatal(err)
 		}

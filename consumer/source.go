@@ -63,11 +63,22 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 			case err != nil: // missed heartbeats (NATS away, a lost pull request): the iterator recovers
 				c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
 				failures++
+				state, gone := consumerState(cons)
+				if gone {
+					// A server restarted without its JetStream state, or the
+					// stream deleted while NATS was away: no pull request can
+					// ever be answered, so set everything up again.
+					c.log.Error("the durable consumer is gone (its stream, or the server's JetStream state, was lost); setting it up again",
+						append(state, zap.Error(err))...)
+					c.bound.Store(false)
+					it.Stop()
+					return
+				}
 				if failures == 1 {
 					// Delivered beyond what the client received: lost on the
 					// way or in the client; equal, with no waiting pull: the
 					// request was lost.
-					c.log.Warn("pull error; the iterator issues a new pull request", append(consumerState(cons),
+					c.log.Warn("pull error; the iterator issues a new pull request", append(state,
 						zap.Uint64("client_received_stream_seq", c.lastReceived.Load()), zap.Error(err))...)
 				} else {
 					c.log.Debug("pull error; the iterator issues a new pull request", zap.Error(err))
@@ -92,16 +103,19 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 // consumerState describes the durable consumer as the server sees it, for
 // the warning of a pull that went silent: whether the server still held
 // pull requests (waiting) and what it had delivered and not seen acked.
-func consumerState(cons jetstream.Consumer) []zap.Field {
+// gone reports that JetStream answered that the consumer or its stream does
+// not exist.
+func consumerState(cons jetstream.Consumer) (state []zap.Field, gone bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return []zap.Field{zap.NamedError("consumer_info_error", err)}
+		gone = errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+		return []zap.Field{zap.NamedError("consumer_info_error", err)}, gone
 	}
 	return []zap.Field{zap.Int("server_waiting_pulls", info.NumWaiting), zap.Uint64("server_pending", info.NumPending),
 		zap.Int("server_ack_pending", info.NumAckPending), zap.Uint64("server_delivered_stream_seq", info.Delivered.Stream),
-		zap.Uint64("server_ack_floor_stream_seq", info.AckFloor.Stream)}
+		zap.Uint64("server_ack_floor_stream_seq", info.AckFloor.Stream)}, false
 }
 
 // restartSource starts pulling again, first binding the consumer anew (and
