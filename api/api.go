@@ -53,9 +53,21 @@ func (r ListResponse) MarshalJSON() ([]byte, error) {
 	}{incident.NewViews(r.Incidents), r.Total})
 }
 
+// Error codes: ErrorResponse.Code of the answers a client must tell apart.
+const (
+	// CodeIncidentNotFound is the 404 of GetPath and StatePath for an id
+	// no incident has.
+	CodeIncidentNotFound = "incident_not_found"
+	// CodeNoSuchEndpoint is the 404 for a path the worker does not serve.
+	CodeNoSuchEndpoint = "no_such_endpoint"
+)
+
 // ErrorResponse is the body of every 4xx and 5xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Code is set on the answers a client tells apart by more than the
+	// status: CodeIncidentNotFound, CodeNoSuchEndpoint.
+	Code string `json:"code,omitempty"`
 	// Parameter names the query parameter at fault (400 only).
 	Parameter string `json:"parameter,omitempty"`
 	// Field names the request body's member at fault (400 only).
@@ -107,7 +119,7 @@ func New(store Reader, log *zap.Logger) *Handler {
 // does not serve.
 func NotFoundHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNoSuchEndpoint})
 	})
 }
 
@@ -124,7 +136,12 @@ func (h *Handler) Register(mux *http.ServeMux) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	q, err := ParseQuery(r.URL.Query())
+	v, err := ParseRawQuery(r.URL.RawQuery)
+	if err != nil {
+		h.badRequest(w, err)
+		return
+	}
+	q, err := ParseQuery(v)
 	if err != nil {
 		h.badRequest(w, err)
 		return
@@ -146,10 +163,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	if err := noParameters(r.URL.RawQuery, GetPath); err != nil {
+		h.badRequest(w, err)
+		return
+	}
 	id := r.PathValue("id")
-	in, err := h.store.Get(r.Context(), id)
+	in, err := GetAnyCase(r.Context(), h.store, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFoundMessage(id)})
+		writeNotFound(w, id)
 		return
 	}
 	if err != nil {
@@ -175,6 +196,25 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	}
 	h.log.Warn("query failed", zap.Error(err))
 	writeJSON(w, code, ErrorResponse{Error: "store: " + err.Error()})
+}
+
+// writeNotFound answers the 404 of an id no incident has.
+func writeNotFound(w http.ResponseWriter, id string) {
+	writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFoundMessage(id), Code: CodeIncidentNotFound})
+}
+
+// ReadOnly serves GET and HEAD requests with h and answers any other
+// method 405 with "Allow: GET, HEAD", as the query paths do: the worker
+// wraps /healthz, /readyz and the metrics endpoint in it.
+func ReadOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: "method " + r.Method + " not allowed on " + r.URL.Path + ": it is read (GET)"})
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -53,14 +53,17 @@ func (c *Client) Count(ctx context.Context, f storage.Filter) (int64, error) {
 // page (50).
 func (c *Client) Query(ctx context.Context, q Query) (ListResponse, error) {
 	var r ListResponse
-	err := c.get(ctx, ListPath+"?"+q.Values().Encode(), &r)
+	if err := checkSources(q.Filter.Sources); err != nil {
+		return r, err
+	}
+	err := c.get(ctx, ListPath+"?"+q.Values().Encode(), "", &r)
 	return r, err
 }
 
 // Get answers one incident, or an error wrapping storage.ErrNotFound.
 func (c *Client) Get(ctx context.Context, id string) (*incident.Incident, error) {
 	var in incident.Incident
-	if err := c.get(ctx, ListPath+"/"+url.PathEscape(id), &in); err != nil {
+	if err := c.get(ctx, ListPath+"/"+url.PathEscape(id), id, &in); err != nil {
 		return nil, err
 	}
 	return &in, nil
@@ -99,7 +102,10 @@ func RedactURLError(err error) error {
 	return err
 }
 
-func (c *Client) get(ctx context.Context, path string, into any) error {
+// get sends GET path and decodes a 200's body into into. id is the
+// incident a GetPath request asks for ("" for other paths): only its 404
+// means that the incident does not exist.
+func (c *Client) get(ctx context.Context, path, id string, into any) error {
 	resp, err := c.open(ctx, path)
 	if err != nil {
 		return err
@@ -110,21 +116,73 @@ func (c *Client) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("api read: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
-		_ = json.Unmarshal(body, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(body))
-		}
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			return &notFoundError{msg: e.Error}
-		case e.Parameter != "":
-			return &ParamError{Param: e.Parameter, Msg: strings.TrimPrefix(e.Error, "parameter "+e.Parameter+": ")}
-		}
-		return fmt.Errorf("api: %s: %s", resp.Status, e.Error)
+		return answerError(resp, body, id)
 	}
 	if err := json.Unmarshal(body, into); err != nil {
 		return fmt.Errorf("api decode: %w", err)
+	}
+	return nil
+}
+
+// ErrNotAPI is the error (wrapped) of a 404 that is not the API's answer
+// for an unknown incident: the URL is wrong (a path before /api/v1, another
+// server), so it must not be taken for "no such incident".
+var ErrNotAPI = errors.New("the URL does not look like an incidentd API")
+
+// decodeError reads an error body: the API's JSON, or the text of another
+// server (clipped).
+func decodeError(body []byte) ErrorResponse {
+	var e ErrorResponse
+	_ = json.Unmarshal(body, &e)
+	if e.Error == "" {
+		e.Error = strings.Join(strings.Fields(string(body)), " ")
+		if r := []rune(e.Error); len(r) > 200 {
+			e.Error = string(r[:200]) + "…"
+		}
+	}
+	return e
+}
+
+// answerError is the client's error for a non-200 answer to a request for
+// incident id ("" when the request is not about one incident).
+func answerError(resp *http.Response, body []byte, id string) error {
+	e := decodeError(body)
+	switch {
+	case resp.StatusCode == http.StatusNotFound && id != "" && incidentNotFound(e, id):
+		return &notFoundError{msg: e.Error}
+	case resp.StatusCode == http.StatusNotFound:
+		return notAPIError(resp, e)
+	case e.Parameter != "":
+		return &ParamError{Param: e.Parameter, Msg: strings.TrimPrefix(e.Error, "parameter "+e.Parameter+": ")}
+	}
+	return fmt.Errorf("api: %s: %s", resp.Status, e.Error)
+}
+
+// incidentNotFound reports whether a 404's body is the API's answer for an
+// unknown incident id: its code, or (a worker from before the code) its
+// exact message.
+func incidentNotFound(e ErrorResponse, id string) bool {
+	return e.Code == CodeIncidentNotFound || (e.Code == "" && e.Error == notFoundMessage(id))
+}
+
+// notAPIError is the error of a 404 that is not about an incident: it
+// names the URL asked (userinfo masked) and what the server said.
+func notAPIError(resp *http.Response, e ErrorResponse) error {
+	u := ""
+	if resp.Request != nil && resp.Request.URL != nil {
+		u = " " + resp.Request.Method + " " + config.RedactNATSURL(resp.Request.URL.String())
+	}
+	return fmt.Errorf("api:%s: %s (%s): %w", u, resp.Status, e.Error, ErrNotAPI)
+}
+
+// checkSources refuses a source filter the API cannot express: its
+// parameter separates values with commas, so "guard,rails" would be sent
+// as the two sources "guard" and "rails".
+func checkSources(sources []string) error {
+	for _, s := range sources {
+		if strings.Contains(s, ",") {
+			return &ParamError{Param: "source", Msg: fmt.Sprintf("%q holds a comma: the API reads it as several sources, so it cannot filter on it", s)}
+		}
 	}
 	return nil
 }

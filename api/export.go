@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
 )
 
 // ExportPath streams every incident (see Handler.export).
@@ -35,13 +35,8 @@ var ErrExportUnsupported = errors.New("api: the worker does not serve " + Export
 // out, the connection is aborted so the client cannot take the truncated
 // body for a whole one.
 func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
-	if q := r.URL.Query(); len(q) > 0 {
-		names := make([]string, 0, len(q))
-		for name := range q {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		h.badRequest(w, perr(names[0], "unknown parameter: %s takes none", ExportPath))
+	if err := noParameters(r.URL.RawQuery, ExportPath); err != nil {
+		h.badRequest(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -95,14 +90,10 @@ func (c *Client) Scan(ctx context.Context, fn func(*incident.Incident) error) er
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return ErrExportUnsupported
+		return c.exportMissing(ctx)
 	case resp.StatusCode != http.StatusOK:
-		var e ErrorResponse
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			e.Error = string(body)
-		}
-		return fmt.Errorf("api export: %s: %s", resp.Status, e.Error)
+		return fmt.Errorf("api export: %s: %s", resp.Status, decodeError(body).Error)
 	}
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
 	n := 0
@@ -125,4 +116,14 @@ func (c *Client) Scan(ctx context.Context, fn func(*incident.Incident) error) er
 		return fmt.Errorf("api export: incomplete: %d incidents received, the worker's count is %q", n, want)
 	}
 	return nil
+}
+
+// exportMissing tells a worker from before ExportPath (whose list answers:
+// ErrExportUnsupported) from a URL that is no incidentd API at all (the
+// list's error, wrapping ErrNotAPI).
+func (c *Client) exportMissing(ctx context.Context) error {
+	if _, err := c.Count(ctx, storage.Filter{}); err != nil {
+		return err
+	}
+	return ErrExportUnsupported
 }

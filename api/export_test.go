@@ -116,13 +116,30 @@ func TestExportFailure(t *testing.T) {
 	}
 }
 
-// TestExportOldWorker: a worker without the endpoint gives
-// ErrExportUnsupported, so incidentctl can fall back to paging.
+// TestExportOldWorker: a worker without the endpoint (whose list answers)
+// gives ErrExportUnsupported, so incidentctl can fall back to paging; a
+// server whose every path is a 404 is no incidentd API (ErrNotAPI).
 func TestExportOldWorker(t *testing.T) {
-	srv := httptest.NewServer(api.NotFoundHandler())
-	defer srv.Close()
-	err := api.NewClient(srv.URL, nil).Scan(context.Background(), func(*incident.Incident) error { return nil })
-	if !errors.Is(err, api.ErrExportUnsupported) {
-		t.Fatalf("scan of a worker without the endpoint = %v, want ErrExportUnsupported", err)
+	s, _ := fixture(t)
+	old := http.NewServeMux()
+	old.Handle(api.ListPath, api.New(s, zaptest.NewLogger(t)))
+	old.Handle("/", api.NotFoundHandler())
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		want error
+	}{
+		{"old worker", old, api.ErrExportUnsupported},
+		{"no API", api.NotFoundHandler(), api.ErrNotAPI},
+		{"another server", http.NotFoundHandler(), api.ErrNotAPI},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.h)
+			defer srv.Close()
+			err := api.NewClient(srv.URL, nil).Scan(context.Background(), func(*incident.Incident) error { return nil })
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("scan = %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

@@ -53,56 +53,13 @@ func ParseQuery(v url.Values) (Query, error) {
 			return q, perr(k, "unknown parameter (known: %s)", strings.Join(params, ", "))
 		}
 	}
-	// A list parameter given with nothing in it ("?fingerprint=", an unset
-	// shell variable) is an error, not a filter that matches everything.
-	for _, name := range []string{"state", "severity", "source", "type", "fingerprint"} {
-		if _, given := v[name]; given && len(values(v, name)) == 0 {
-			return q, perr(name, "empty value (leave the parameter out to match every value)")
-		}
-	}
-	for _, s := range values(v, "state") {
-		st, err := incident.ParseState(s)
-		if err != nil {
-			return q, perr("state", "unknown state %q (want Detected, Triaged, Investigating, Remediating, Resolved or Closed)", s)
-		}
-		q.Filter.States = append(q.Filter.States, st)
-	}
-	for _, s := range values(v, "severity") {
-		sev, err := incident.ParseSeverity(s)
-		if err != nil {
-			return q, perr("severity", "unknown severity %q (want P0..P4 or critical, high, medium, low, info)", s)
-		}
-		q.Filter.Severities = append(q.Filter.Severities, sev)
-	}
-	q.Filter.Sources = values(v, "source")
-	for _, s := range values(v, "type") {
-		t, err := incident.ParseType(s)
-		if err != nil {
-			return q, perr("type", "unknown type %q", s)
-		}
-		q.Filter.Types = append(q.Filter.Types, t)
-	}
-	for _, s := range values(v, "fingerprint") {
-		fp := strings.ToLower(s)
-		if !dedupe.ValidFingerprint(fp) {
-			return q, perr("fingerprint", "want v1: and 32 hex digits (as in an incident's fingerprint), got %q", s)
-		}
-		q.Filter.Fingerprints = append(q.Filter.Fingerprints, fp)
-	}
-	if s, ok, err := single(v, "active"); err != nil {
+	if err := parseLists(v, &q.Filter); err != nil {
 		return q, err
-	} else if ok {
-		var b bool
-		switch strings.ToLower(s) { // strconv.ParseBool would take 1, t, T too
-		case "true":
-			b = true
-		case "false":
-		default:
-			return q, perr("active", "want true or false, got %q", s)
-		}
-		q.Filter.Active = &b
 	}
 	var err error
+	if q.Filter.Active, err = activeParam(v); err != nil {
+		return q, err
+	}
 	if q.Filter.Since, err = timeParam(v, "since"); err != nil {
 		return q, err
 	}
@@ -119,6 +76,49 @@ func ParseQuery(v url.Values) (Query, error) {
 		return q, err
 	}
 	return q, nil
+}
+
+// parseLists reads the list parameters (state, severity, source, type,
+// fingerprint) into f.
+func parseLists(v url.Values, f *storage.Filter) error {
+	lists := map[string][]string{}
+	for _, name := range []string{"state", "severity", "source", "type", "fingerprint"} {
+		vs, err := values(v, name)
+		if err != nil {
+			return err
+		}
+		lists[name] = vs
+	}
+	for _, s := range lists["state"] {
+		st, err := incident.ParseState(s)
+		if err != nil {
+			return perr("state", "unknown state %q (want Detected, Triaged, Investigating, Remediating, Resolved or Closed)", s)
+		}
+		f.States = append(f.States, st)
+	}
+	for _, s := range lists["severity"] {
+		sev, err := incident.ParseSeverity(s)
+		if err != nil {
+			return perr("severity", "unknown severity %q (want P0..P4 or critical, high, medium, low, info)", s)
+		}
+		f.Severities = append(f.Severities, sev)
+	}
+	f.Sources = lists["source"]
+	for _, s := range lists["type"] {
+		t, err := incident.ParseType(s)
+		if err != nil {
+			return perr("type", "unknown type %q", s)
+		}
+		f.Types = append(f.Types, t)
+	}
+	for _, s := range lists["fingerprint"] {
+		fp := strings.ToLower(s)
+		if !dedupe.ValidFingerprint(fp) {
+			return perr("fingerprint", "want v1: and 32 hex digits (as in an incident's fingerprint), got %q", s)
+		}
+		f.Fingerprints = append(f.Fingerprints, fp)
+	}
+	return nil
 }
 
 // Values encodes q as list parameters (the inverse of ParseQuery), for
@@ -158,17 +158,24 @@ func (q Query) Values() url.Values {
 	return v
 }
 
-// values splits repeated and comma-separated values, dropping empty ones.
-func values(v url.Values, name string) []string {
+// values splits repeated and comma-separated values. A parameter given
+// with nothing in it ("?fingerprint=", an unset shell variable) or with an
+// empty item in its list ("P0,,P1", "Detected,") is an error, not a filter
+// that quietly matches everything or skips the item.
+func values(v url.Values, name string) ([]string, error) {
 	var out []string
 	for _, raw := range v[name] {
+		if strings.TrimSpace(raw) == "" {
+			return nil, perr(name, "empty value (leave the parameter out to match every value)")
+		}
 		for _, s := range strings.Split(raw, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
+			if s = strings.TrimSpace(s); s == "" {
+				return nil, perr(name, "empty item in %q (a comma with nothing before or after it)", raw)
 			}
+			out = append(out, s)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func single(v url.Values, name string) (string, bool, error) {
@@ -185,6 +192,23 @@ func single(v url.Values, name string) (string, bool, error) {
 	return "", false, perr(name, "given %d times, at most once", len(vs))
 }
 
+// activeParam reads active: true, false (any case) or absent (nil).
+func activeParam(v url.Values) (*bool, error) {
+	s, ok, err := single(v, "active")
+	if err != nil || !ok {
+		return nil, err
+	}
+	var b bool
+	switch strings.ToLower(s) { // strconv.ParseBool would take 1, t, T too
+	case "true":
+		b = true
+	case "false":
+	default:
+		return nil, perr("active", "want true or false, got %q", s)
+	}
+	return &b, nil
+}
+
 func timeParam(v url.Values, name string) (time.Time, error) {
 	s, ok, err := single(v, name)
 	if err != nil || !ok {
@@ -192,9 +216,22 @@ func timeParam(v url.Values, name string) (time.Time, error) {
 	}
 	t, err := incident.ParseTime(s)
 	if err != nil {
-		return time.Time{}, perr(name, "not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): %q", s)
+		return time.Time{}, perr(name, "not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z): %q%s", s, plusHint(s))
 	}
 	return t.UTC(), nil
+}
+
+// plusHint explains a time that parses once a space is read as "+": an
+// unencoded "+" in a URL query is a space, so an offset such as +00:00
+// must be sent as %2B00:00.
+func plusHint(s string) string {
+	if !strings.Contains(s, " ") {
+		return ""
+	}
+	if _, err := incident.ParseTime(strings.ReplaceAll(s, " ", "+")); err != nil {
+		return ""
+	}
+	return ` (a "+" in a URL query means a space: encode the offset's "+" as %2B)`
 }
 
 func intParam(v url.Values, name string, def, lo, hi int) (int, error) {

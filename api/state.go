@@ -86,6 +86,10 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "this worker is shutting down: send the change to another worker, or retry when it is back"})
 		return
 	}
+	if err := noParameters(r.URL.RawQuery, StatePath); err != nil {
+		h.badRequest(w, err)
+		return
+	}
 	id := r.PathValue("id")
 	to, err := readStateRequest(w, r)
 	if err != nil {
@@ -97,11 +101,11 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 		return
 	}
-	ch, err := storage.SetState(r.Context(), h.writer, id, to, time.Now)
+	ch, err := SetStateAnyCase(r.Context(), h.writer, id, to, time.Now)
 	var te *incident.TransitionError
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFoundMessage(id)})
+		writeNotFound(w, id)
 		return
 	case errors.As(err, &te):
 		writeJSON(w, http.StatusConflict, ErrorResponse{Error: te.Error(), From: te.From.String(), To: te.To.String()})
@@ -115,7 +119,7 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ch.Changed {
-		h.log.Info("operator state change", zap.String("id", id), zap.Stringer("from", ch.From), zap.Stringer("to", to),
+		h.log.Info("operator state change", zap.String("id", ch.Incident.ID), zap.Stringer("from", ch.From), zap.Stringer("to", to),
 			zap.Int64("version", ch.Incident.Version), zap.String("remote", r.RemoteAddr), zap.String("user_agent", r.UserAgent()))
 		if h.observe != nil {
 			h.observe(ch.From, to)
@@ -227,31 +231,31 @@ func (c *Client) SetState(ctx context.Context, id string, to incident.State) (*i
 		return nil, false, fmt.Errorf("api read: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
-		_ = json.Unmarshal(raw, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			return nil, false, &notFoundError{msg: e.Error}
-		case http.StatusForbidden:
-			return nil, false, fmt.Errorf("%w: %s", ErrWritesDisabled, e.Error)
-		case http.StatusConflict:
-			from, ferr := incident.ParseState(e.From)
-			too, terr := incident.ParseState(e.To)
-			if ferr == nil && terr == nil {
-				return nil, false, &incident.TransitionError{ID: id, From: from, To: too, Reason: reason(e.Error)}
-			}
-			return nil, false, fmt.Errorf("api: %s: %w", e.Error, storage.ErrConflict)
-		}
-		return nil, false, fmt.Errorf("api: %s: %s", resp.Status, e.Error)
+		return nil, false, stateError(resp, raw, id)
 	}
 	var in incident.Incident
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, false, fmt.Errorf("api decode: %w", err)
 	}
 	return &in, resp.Header.Get(ChangedHeader) != "false", nil
+}
+
+// stateError is the client's error for a non-200 answer to a state
+// change of incident id.
+func stateError(resp *http.Response, raw []byte, id string) error {
+	e := decodeError(raw)
+	switch resp.StatusCode {
+	case http.StatusForbidden:
+		return fmt.Errorf("%w: %s", ErrWritesDisabled, e.Error)
+	case http.StatusConflict:
+		from, ferr := incident.ParseState(e.From)
+		to, terr := incident.ParseState(e.To)
+		if ferr == nil && terr == nil {
+			return &incident.TransitionError{ID: id, From: from, To: to, Reason: reason(e.Error)}
+		}
+		return fmt.Errorf("api: %s: %w", e.Error, storage.ErrConflict)
+	}
+	return answerError(resp, raw, id)
 }
 
 // reason is the reason part of a TransitionError's message.

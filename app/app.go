@@ -215,10 +215,10 @@ func (a *App) natsError(_ *nats.Conn, sub *nats.Subscription, err error) {
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	if a.msrv == nil {
-		mux.Handle(a.cfg.Metrics.Path, metrics.Handler(a.gath))
+		mux.Handle(a.cfg.Metrics.Path, api.ReadOnly(metrics.Handler(a.gath)))
 	}
-	mux.Handle("/healthz", metrics.HealthzHandler())
-	mux.Handle("/readyz", a.m.Health.ReadyzHandler())
+	mux.Handle("/healthz", api.ReadOnly(metrics.HealthzHandler()))
+	mux.Handle("/readyz", api.ReadOnly(a.m.Health.ReadyzHandler()))
 	h := api.New(a.storeForAPI(), a.log)
 	a.api = h
 	if a.cfg.HTTP.AllowWrites {
@@ -232,7 +232,7 @@ func (a *App) routes() http.Handler {
 // metricsRoutes is the metrics listener's handler: the endpoint alone.
 func (a *App) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(a.cfg.Metrics.Path, metrics.Handler(a.gath))
+	mux.Handle(a.cfg.Metrics.Path, api.ReadOnly(metrics.Handler(a.gath)))
 	mux.Handle("/", api.NotFoundHandler())
 	return mux
 }

@@ -1,0 +1,59 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/app"
+	"github.com/llm-im/incidentd/config"
+)
+
+// TestProbeMethods: /healthz, /readyz and /metrics (on the HTTP listener
+// and on a metrics listener of its own) answer another method than GET or
+// HEAD with 405 and Allow: GET, HEAD, as the query paths do.
+func TestProbeMethods(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		cfg := testConfig(t, config.BackendMemory)
+		if own {
+			cfg.Metrics.Listen = "127.0.0.1:0"
+		}
+		a, err := app.New(cfg, zaptest.NewLogger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		base, murl := a.HTTPURL(), "http://"+a.MetricsAddr()
+		waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
+		for _, url := range []string{base + "/healthz", base + "/readyz", murl + "/metrics"} {
+			checkMethods(t, url)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkMethods(t *testing.T, url string) {
+	t.Helper()
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions} {
+		req, _ := http.NewRequest(m, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want, allow := http.StatusMethodNotAllowed, "GET, HEAD"
+		if m == http.MethodGet || m == http.MethodHead {
+			want, allow = http.StatusOK, ""
+		}
+		if resp.StatusCode != want || resp.Header.Get("Allow") != allow {
+			t.Errorf("%s %s: %d Allow %q, want %d %q", m, url, resp.StatusCode, resp.Header.Get("Allow"), want, allow)
+		}
+	}
+}
