@@ -49,6 +49,9 @@ func fileStream(cfg config.ConsumerConfig, name, desc string, subjects []string)
 		Duplicates:  cfg.DuplicateWindow.Duration,
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
+		// No count or size limit: one would drop (or refuse) events the
+		// consumer has not taken yet.
+		MaxMsgs: unlimited, MaxBytes: unlimited, MaxMsgsPerSubject: unlimited, MaxMsgSize: unlimited,
 	}
 }
 
@@ -102,7 +105,7 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if _, err := js.CreateStream(ctx, want); err != nil {
-			return "", fmt.Errorf("create %s: %w", what, err)
+			return "", fmt.Errorf("create %s%s: %w", what, overlapping(ctx, js, want, err), err)
 		}
 		return what + " created", nil
 	case err != nil:
@@ -115,27 +118,17 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	if have.Retention != want.Retention {
 		return "", fmt.Errorf("%w: %s has retention %s, want %s (retention cannot change: remove the stream or use another consumer.stream)", ErrMismatch, what, have.Retention, want.Retention)
 	}
+	if why := streamUnusable(have); why != "" {
+		return "", fmt.Errorf("%w: %s %s", ErrMismatch, what, why)
+	}
 	diff := streamDiff(have, want)
 	if len(diff) == 0 {
 		return what + " unchanged", nil
 	}
-	if _, err := js.UpdateStream(ctx, want); err != nil {
+	if _, err := js.UpdateStream(ctx, mergeStream(have, want)); err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, diff, err)
 	}
 	return what + " updated: " + strings.Join(diff, ", "), nil
-}
-
-func streamDiff(have, want jetstream.StreamConfig) []string {
-	var d []string
-	if !slices.Equal(have.Subjects, want.Subjects) {
-		d = append(d, fmt.Sprintf("subjects %v -> %v", have.Subjects, want.Subjects))
-	}
-	d = durDiff(d, "max_age", have.MaxAge, want.MaxAge)
-	d = durDiff(d, "duplicate_window", have.Duplicates, want.Duplicates)
-	if have.Replicas != want.Replicas {
-		d = append(d, fmt.Sprintf("replicas %d -> %d", have.Replicas, want.Replicas))
-	}
-	return d
 }
 
 func durDiff(d []string, name string, have, want time.Duration) []string {
@@ -167,18 +160,11 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	if have.DeliverPolicy != want.DeliverPolicy {
 		return "", fmt.Errorf("%w: %s has deliver policy %s, want %s", ErrMismatch, what, have.DeliverPolicy, want.DeliverPolicy)
 	}
-	var d []string
-	d = durDiff(d, "ack_wait", have.AckWait, want.AckWait)
-	if have.MaxDeliver != want.MaxDeliver {
-		d = append(d, fmt.Sprintf("max_deliver %d -> %d", have.MaxDeliver, want.MaxDeliver))
-	}
-	if have.MaxAckPending != want.MaxAckPending {
-		d = append(d, fmt.Sprintf("max_ack_pending %d -> %d", have.MaxAckPending, want.MaxAckPending))
-	}
+	d := consumerDiff(have, want)
 	if len(d) == 0 {
 		return what + " unchanged", nil
 	}
-	if _, err := js.UpdateConsumer(ctx, stream, want); err != nil {
+	if _, err := js.UpdateConsumer(ctx, stream, mergeConsumer(have, want)); err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
 	}
 	return what + " updated: " + strings.Join(d, ", "), nil

@@ -1,0 +1,99 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/consumer"
+)
+
+// TestSetupResetsLimits: a stream with limits that refuse or drop events,
+// and a consumer with settings that filter, slow down or expire it, are
+// brought back to what the worker needs, and the report names every
+// change; settings Setup does not manage stay.
+func TestSetupResetsLimits(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	ctx := context.Background()
+	sc := consumer.StreamConfig(cfg.Consumer)
+	sc.MaxMsgs, sc.MaxBytes, sc.Discard, sc.DenyDelete = 100, 1<<20, jetstream.DiscardNew, true
+	if _, err := e.js.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	cc := consumer.ConsumerConfig(cfg.Consumer)
+	cc.FilterSubject, cc.BackOff, cc.InactiveThreshold, cc.HeadersOnly = "incidents.events.gw", []time.Duration{time.Second, 5 * time.Second}, time.Hour, true
+	if _, err := e.js.CreateConsumer(ctx, cfg.Consumer.Stream, cc); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.Join(rep.Actions, "\n")
+	for _, want := range []string{"max_msgs 100 -> unlimited", "max_bytes 1048576 -> unlimited", "discard new -> old",
+		"filter_subjects [incidents.events.gw] -> []", "backoff", "inactive_threshold 1h0m0s -> 0s", "headers_only true -> false"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	s, err := e.js.Stream(ctx, cfg.Consumer.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have := s.CachedInfo().Config; have.MaxMsgs != -1 || have.MaxBytes != -1 || have.Discard != jetstream.DiscardOld || !have.DenyDelete {
+		t.Errorf("stream after setup: max_msgs %d max_bytes %d discard %v deny_delete %v", have.MaxMsgs, have.MaxBytes, have.Discard, have.DenyDelete)
+	}
+	c, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have := c.CachedInfo().Config; have.FilterSubject != "" || have.HeadersOnly || have.BackOff != nil || have.InactiveThreshold != 0 {
+		t.Errorf("consumer after setup: %+v", have)
+	}
+	rep, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range rep.Actions {
+		if !strings.HasSuffix(a, " unchanged") {
+			t.Errorf("second setup: %s", a)
+		}
+	}
+}
+
+// TestSetupRefusesUnusableStreams: a sealed stream is a mismatch, and a
+// stream that cannot be created because another one listens on its
+// subjects is named.
+func TestSetupRefusesUnusableStreams(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	ctx := context.Background()
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"incidents.events.gw"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err == nil || !strings.Contains(err.Error(), "stream OTHER already listens on") {
+		t.Fatalf("overlap: %v", err)
+	}
+	if err := e.js.DeleteStream(ctx, "OTHER"); err != nil {
+		t.Fatal(err)
+	}
+	e = newEnv(t) // a fresh server: re-creating names on one races the deletion
+	sc := consumer.StreamConfig(cfg.Consumer)
+	if _, err := e.js.CreateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	sc.Sealed = true
+	if _, err := e.js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	_, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+	if !errors.Is(err, consumer.ErrMismatch) || !strings.Contains(err.Error(), "sealed") {
+		t.Fatalf("sealed: %v", err)
+	}
+}
