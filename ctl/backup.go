@@ -35,7 +35,7 @@ own tools (BGSAVE, the RDB or AOF files) or with export.`,
 			if sf.backend == "" {
 				sf.backend = string(config.BackendPebble)
 			}
-			s, st, err := sf.open(logger())
+			s, st, err := sf.open(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,7 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl export --api-url http://127.0.0.1:8080 --array --out incidents.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, closeR, err := q.reader(logger())
+			r, _, closeR, err := q.reader(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}
@@ -123,7 +123,7 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 			if from.given() && from.backend == string(config.BackendMemory) {
 				return fmt.Errorf("%w: a memory store lives only inside its process: migrate from its worker with --from-api-url", errUsage)
 			}
-			r, _, closeR, err := openReader(&from, apiURL, "--from-api-url", logger())
+			r, _, closeR, err := openReader(cmd.Context(), &from, apiURL, "--from-api-url", logger())
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
 			}
@@ -155,7 +155,7 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 	if !to.given() {
 		return fmt.Errorf("%w: name the target with --to-backend (and --to-path, --to-redis-url, ...) or --to-config", errUsage)
 	}
-	target, _, err := to.open(log)
+	target, _, err := to.open(cmd.Context(), log)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}

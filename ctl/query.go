@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,11 +40,11 @@ func (q *queryFlags) source() error {
 }
 
 // reader opens the source the flags name (see source).
-func (q *queryFlags) reader(log *zap.Logger) (r api.Reader, store storage.Store, closeR func(), err error) {
+func (q *queryFlags) reader(ctx context.Context, log *zap.Logger) (r api.Reader, store storage.Store, closeR func(), err error) {
 	if err := q.source(); err != nil {
 		return nil, nil, nil, err
 	}
-	return openReader(&q.store, q.apiURL, "--api-url", log)
+	return openReader(ctx, &q.store, q.apiURL, "--api-url", log)
 }
 
 func (q *queryFlags) register(cmd *cobra.Command, o IO) {
@@ -167,18 +168,18 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Example: `  incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e
   incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e -o json --api-url http://127.0.0.1:8080
   incidentctl get 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e --state-backend pebble --state-path ./data/pebble`,
-		Args: cobra.ExactArgs(1),
+		Args: idArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := q.json(o.Out)
 			if err != nil {
 				return err
 			}
-			r, _, closeR, err := q.reader(logger())
+			r, _, closeR, err := q.reader(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}
 			defer closeR()
-			in, err := r.Get(cmd.Context(), args[0])
+			in, err := api.GetAnyCase(cmd.Context(), r, args[0])
 			if errors.Is(err, storage.ErrNotFound) {
 				// The same words from a store as from a worker's API.
 				return fmt.Errorf("get: %w", api.NotFound(args[0]))
@@ -196,6 +197,20 @@ func newGetCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	return cmd
 }
 
+// idArgs checks for exactly n arguments, the first an incident ID that is
+// not blank (an empty one would ask for the list's path).
+func idArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return err
+		}
+		if strings.TrimSpace(args[0]) == "" {
+			return fmt.Errorf("%w: ID is empty", errUsage)
+		}
+		return nil
+	}
+}
+
 func newListCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	var q queryFlags
 	var f filterFlags
@@ -207,7 +222,7 @@ func newListCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl list --state-backend pebble --state-path ./data/pebble --source llm-gateway --limit 0 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
+			asJSON, qu, r, closeR, err := q.open(cmd.Context(), o, &f, logger())
 			if err != nil {
 				return err
 			}
@@ -262,7 +277,7 @@ func newCountCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl count --fingerprint v1:224fb77285d35392f95e2ffd485c139b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, qu, r, closeR, err := q.open(o, &f, logger())
+			asJSON, qu, r, closeR, err := q.open(cmd.Context(), o, &f, logger())
 			if err != nil {
 				return err
 			}
@@ -350,13 +365,13 @@ func clip(s string, n int) string {
 
 // open parses the output mode and the filters, and opens the reader (API or
 // store) the flags name.
-func (q *queryFlags) open(o IO, f *filterFlags, log *zap.Logger) (asJSON bool, qu api.Query, r api.Reader, closeR func(), err error) {
+func (q *queryFlags) open(ctx context.Context, o IO, f *filterFlags, log *zap.Logger) (asJSON bool, qu api.Query, r api.Reader, closeR func(), err error) {
 	if asJSON, err = q.json(o.Out); err != nil {
 		return
 	}
 	if qu, err = f.query(time.Now(), q.store.given()); err != nil {
 		return
 	}
-	r, _, closeR, err = q.reader(log)
+	r, _, closeR, err = q.reader(ctx, log)
 	return
 }

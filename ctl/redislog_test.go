@@ -20,7 +20,11 @@ func TestRedisClientLogsUseTheLogger(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	r := runCtl(t, nil, "", "count", "--state-backend", "redis", "--state-redis-url", "redis://"+addr+"/0")
+	// A short dial timeout: the store waits three of them (3 s) for Redis
+	// to come, less than the logger's 10 s window.
+	cfg := t.TempDir() + "/c.toml"
+	writeFile(t, cfg, "[state]\nbackend = \"redis\"\nredis_url = \"redis://"+addr+"/0\"\n[state.redis]\ndial_timeout = \"1s\"\n")
+	r := runCtl(t, nil, "", "count", "--config", cfg)
 	mustCode(t, r, ctl.ExitError)
 	if n := strings.Count(r.err, "incidentctl.go-redis"); n != 1 || !strings.Contains(r.err, "failed to dial") {
 		t.Errorf("want one go-redis dial warning through the logger, got %d in:\n%s", n, r.err)

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -116,7 +117,7 @@ func logWarnings(log *zap.Logger, warnings []string) {
 
 // open opens the named store with its collectors on a private registry,
 // after logging the warnings of its configuration.
-func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, error) {
+func (f *storeFlags) open(ctx context.Context, log *zap.Logger) (storage.Store, config.StateConfig, error) {
 	st, warnings, err := f.stateConfig()
 	if err != nil {
 		return nil, st, err
@@ -136,7 +137,7 @@ func (f *storeFlags) open(log *zap.Logger) (storage.Store, config.StateConfig, e
 			return nil, st, err
 		}
 	}
-	s, err := backend.Open(st, log, prometheus.NewRegistry())
+	s, err := backend.OpenContext(ctx, st, log, prometheus.NewRegistry())
 	if errors.Is(err, storage.ErrLocked) {
 		return nil, st, fmt.Errorf("%w (a worker is running on %s: %s)", err, st.Path, f.lockedHint())
 	}
@@ -216,9 +217,9 @@ func (f *storeFlags) lockedHint() string {
 
 // openReader opens the store when one is named, else a client of the
 // worker at apiURL (given by the flag urlFlag). close releases it.
-func openReader(sf *storeFlags, apiURL, urlFlag string, log *zap.Logger) (r api.Reader, store storage.Store, close func(), err error) {
+func openReader(ctx context.Context, sf *storeFlags, apiURL, urlFlag string, log *zap.Logger) (r api.Reader, store storage.Store, close func(), err error) {
 	if sf.given() {
-		s, _, err := sf.open(log)
+		s, _, err := sf.open(ctx, log)
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -41,7 +41,7 @@ directory can only be opened while no worker holds it.`,
   incidentctl set-state 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e resolved --api-url http://127.0.0.1:8080 -o json
   incidentctl set-state 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e Closed --state-backend redis --state-redis-url redis://127.0.0.1:6379/0
   incidentctl set-state 0193f6a2-7c1e-7b3a-9d4e-5f6a7b8c9d0e Closed --state-backend pebble --state-path ./data/pebble   # worker stopped`,
-		Args: cobra.ExactArgs(2),
+		Args: idArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			to, err := api.ParseTarget(args[1])
@@ -90,12 +90,12 @@ func setState(cmd *cobra.Command, q *queryFlags, log *zap.Logger, id string, to 
 		}
 		return newAPIClient(q.apiURL).SetState(cmd.Context(), id, to)
 	}
-	s, _, err := q.store.open(log)
+	s, _, err := q.store.open(cmd.Context(), log)
 	if err != nil {
 		return nil, false, err
 	}
 	defer s.Close()
-	ch, err := storage.SetState(cmd.Context(), s, id, to, time.Now)
+	ch, err := api.SetStateAnyCase(cmd.Context(), s, id, to, time.Now)
 	if err != nil {
 		return nil, false, err
 	}

@@ -32,7 +32,7 @@ through --api-url on a quiet one (concurrent writes show up as differences).`,
   incidentctl verify --api-url http://127.0.0.1:8080`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, store, closeR, err := q.reader(logger())
+			r, store, closeR, err := q.reader(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}

@@ -76,3 +76,56 @@ func TestNewContextGivesUpWhenStopped(t *testing.T) {
 		})
 	}
 }
+
+// TestNewWaitsForRedisToStart: a store opened before its redis-server
+// starts (nothing on the port for the first 1.5 s) waits for it and opens.
+func TestNewWaitsForRedisToStart(t *testing.T) {
+	port := redistest.FreePort(t)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		s, err := redis.New(redis.Config{URL: "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", DialTimeout: 2 * time.Second}, nil, nil)
+		if err == nil {
+			err = s.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	redistest.StartStandalone(t, redistest.Options{Port: port})
+	if err := <-done; err != nil {
+		t.Fatalf("open while redis-server started 1.5 s later: %v", err)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Fatalf("opened after %v, before the server started", took)
+	}
+}
+
+// TestNewWaitsThreeDialTimeouts: with nothing on the port (a standalone
+// server, or every cluster seed), New retries for three dial timeouts, not
+// less, then fails with an error wrapping context.DeadlineExceeded that
+// names the last dial failure.
+func TestNewWaitsThreeDialTimeouts(t *testing.T) {
+	const dial = 400 * time.Millisecond
+	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	for name, cfg := range map[string]redis.Config{
+		"standalone": {URL: "redis://" + addr + "/0", DialTimeout: dial},
+		"cluster":    {Cluster: true, ClusterNodes: []string{"redis://" + addr}, DialTimeout: dial},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := redis.New(cfg, nil, nil)
+			took := time.Since(start)
+			t.Logf("after %v: %v", took, err)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("error %v, want one wrapping context.DeadlineExceeded", err)
+			}
+			want := "(last dial error: dial tcp " + addr + ": connect: connection refused)"
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+			if took < 3*dial || took > 3*dial+time.Second {
+				t.Errorf("gave up after %v, want about %v (three dial timeouts)", took, 3*dial)
+			}
+		})
+	}
+}

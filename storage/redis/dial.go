@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // defaultDialTimeout is go-redis's, for a zero Config.DialTimeout.
@@ -122,4 +124,72 @@ func (e *handshakeError) notTLS() bool {
 		return true
 	}
 	return false
+}
+
+// The pauses between the PINGs of waitPing: the first, doubled after each
+// until the longest.
+const (
+	firstPingPause = 100 * time.Millisecond
+	maxPingPause   = time.Second
+)
+
+// waitPing PINGs through rdb until the server answers, for up to budget:
+// while the server cannot be reached yet (transient), it PINGs again after
+// a pause (go-redis gives up one PING after a few quick dials). Any other
+// failure is returned at once. It returns parent's error as soon as parent
+// ends, and, when the budget runs out, an error wrapping
+// context.DeadlineExceeded.
+func waitPing(parent context.Context, budget time.Duration, rdb goredis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(parent, budget)
+	defer cancel()
+	pause := firstPingPause
+	for {
+		err := ping(ctx, parent, rdb)
+		switch {
+		case err == nil, parent.Err() != nil:
+			return err
+		case ctx.Err() != nil:
+			return fmt.Errorf("no connection within %v: %w", budget, ctx.Err())
+		case !transient(err):
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		pause = min(2*pause, maxPingPause)
+	}
+}
+
+// ping PINGs through rdb within ctx, and returns parent's error as soon as
+// parent ends: go-redis's Sentinel client goes on asking the next sentinel
+// and retrying its dials for a while after its context ended. The PING
+// left behind ends with ctx.
+func ping(ctx, parent context.Context, rdb goredis.UniversalClient) error {
+	done := make(chan error, 1)
+	go func() { done <- rdb.Ping(ctx).Err() }()
+	select {
+	case err := <-done:
+		return err
+	case <-parent.Done():
+		return parent.Err()
+	}
+}
+
+// transient reports whether a failed PING may succeed a little later: a
+// dial that failed (connection refused, a name not resolved yet, a
+// timeout; not a TLS handshake, whose failure is the configuration's), or
+// a server still loading its data.
+func transient(err error) bool {
+	var he *handshakeError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &he):
+		return false
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return true
+	}
+	return goredis.IsLoadingError(err)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/redis/redisurl"
 )
 
 // Store is a storage.Store on Redis. All methods are safe for concurrent
@@ -53,9 +54,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 
 // NewContext is New, given up as soon as ctx ends (a stop asked for while
 // the worker starts): the error then wraps ctx's. The connection check
-// gives up after three dial timeouts on its own; when it does, the error
-// names the last dial failure (a refused connection, a TLS handshake with
-// a server that does not speak TLS), which go-redis keeps to itself.
+// waits for a server that cannot be reached yet (waitPing) for up to three
+// dial timeouts; when that runs out, the error names the last dial failure
+// (a refused connection, a TLS handshake with a server that does not speak
+// TLS), which go-redis keeps to itself. The checks after the PING (version,
+// layout upgrade, eviction policy) get three dial timeouts of their own.
 func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
 	if log == nil {
 		log = zap.NewNop()
@@ -83,26 +86,11 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 	case t.Sentinel:
 		mode = "sentinel"
 	}
+	if err := waitPing(parent, connectTimeout(cfg), rdb); err != nil {
+		return nil, connectError(parent, cfg, t, mode, err, dials, rdb)
+	}
 	ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
 	defer cancel()
-	if err := ping(ctx, parent, rdb); err != nil {
-		if perr := parent.Err(); perr != nil {
-			// Close waits for the Sentinel client's lookup of the
-			// master, which the PING left running: not the caller.
-			go func() { _ = rdb.Close() }()
-			return nil, fmt.Errorf("redis connect (%s %v): given up: %w", mode, t.Addrs, perr)
-		}
-		_ = rdb.Close()
-		if t.Username != "" {
-			if err := aclTooOld(ctx, cfg, t, err); err != nil {
-				return nil, err
-			}
-		}
-		if last := dials.lastErr(); last != nil && !strings.Contains(err.Error(), last.Error()) {
-			return nil, fmt.Errorf("redis connect (%s %v): %w (last dial error: %w)", mode, t.Addrs, err, last)
-		}
-		return nil, fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
-	}
 	v, err := s.version(ctx, cfg, t.Username)
 	if err != nil {
 		_ = rdb.Close()
@@ -130,19 +118,29 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 	return s, nil
 }
 
-// ping PINGs through rdb within ctx, and returns parent's error as soon as
-// parent ends: go-redis's Sentinel client goes on asking the next sentinel
-// and retrying its dials for a while after its context ended. The PING
-// left behind ends with ctx.
-func ping(ctx, parent context.Context, rdb goredis.UniversalClient) error {
-	done := make(chan error, 1)
-	go func() { done <- rdb.Ping(ctx).Err() }()
-	select {
-	case err := <-done:
-		return err
-	case <-parent.Done():
-		return parent.Err()
+// connectError closes rdb, whose PING failed with err, and says why,
+// naming the connection (mode and addresses) and, when err does not, the
+// last dial failure: parent's error when the start-up was stopped, a user
+// name refused by a server older than Redis 6.0 (aclTooOld).
+func connectError(parent context.Context, cfg Config, t redisurl.URL, mode string, err error, dials *dialLog, rdb goredis.UniversalClient) error {
+	if perr := parent.Err(); perr != nil {
+		// Close waits for the Sentinel client's lookup of the master,
+		// which the PING left running: not the caller.
+		go func() { _ = rdb.Close() }()
+		return fmt.Errorf("redis connect (%s %v): given up: %w", mode, t.Addrs, perr)
 	}
+	_ = rdb.Close()
+	if t.Username != "" {
+		ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
+		defer cancel()
+		if err := aclTooOld(ctx, cfg, t, err); err != nil {
+			return err
+		}
+	}
+	if last := dials.lastErr(); last != nil && !strings.Contains(err.Error(), last.Error()) {
+		return fmt.Errorf("redis connect (%s %v): %w (last dial error: %w)", mode, t.Addrs, err, last)
+	}
+	return fmt.Errorf("redis connect (%s %v): %w", mode, t.Addrs, err)
 }
 
 // version reads the server's version (serverVersion), refuses one older

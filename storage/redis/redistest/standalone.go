@@ -26,6 +26,9 @@ type Options struct {
 	AppendOnly bool
 	// Extra config lines.
 	Extra []string
+	// Port is the port to listen on (a test that reaches for the server
+	// before it starts takes one from FreePort); 0 picks a free one.
+	Port int
 }
 
 // Server is a running standalone redis-server.
@@ -44,7 +47,10 @@ type Server struct {
 func StartStandalone(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t, "redis-server")
-	port := FreePort(t)
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(t)
+	}
 	dir := filepath.Join(t.TempDir(), "redis-"+strconv.Itoa(port))
 	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), opts: opts}
 	conf := append([]string{}, opts.Extra...)
