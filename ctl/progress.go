@@ -60,6 +60,17 @@ func (p *progress) done() {
 	}
 }
 
+// clear stops the ticker and erases the status line from a terminal (a
+// plain output keeps its lines), for a command that prints its own summary
+// once done.
+func (p *progress) clear() {
+	close(p.stop)
+	p.wg.Wait()
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
 // rate formats n per elapsed as "12.3k/s".
 func rate(n int64, d time.Duration) string {
 	if d <= 0 {

@@ -147,10 +147,19 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 		invalid, err = publishNDJSON(ctx, o, in, p, f)
 	}
 	st := p.wait()
-	prog.done()
-	fmt.Fprintf(o.Out, "published %d events: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed\n",
-		st.Sent, st.Acked, st.Duplicates, st.Failed)
+	prog.clear()
+	fmt.Fprintln(o.Out, publishSummary(st))
 	return errors.Join(err, p.err(), invalidErr(invalid))
+}
+
+// publishSummary is the one line publish prints when done, on stdout.
+func publishSummary(st publishStats) string {
+	noun := "events"
+	if st.Sent == 1 {
+		noun = "event"
+	}
+	return fmt.Sprintf("published %d %s: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed",
+		st.Sent, noun, st.Acked, st.Duplicates, st.Failed)
 }
 
 func invalidErr(n int) error {

@@ -243,3 +243,20 @@ func TestPublishValidateTakesConfigLimits(t *testing.T) {
 	}
 	mustCode(t, runCtl(t, nil, "", "publish", "--validate", "--config", cfgFile, "--max-event-bytes", "1000", "-f", file), ctl.ExitOK)
 }
+
+// TestPublishOneSummary: publish prints one summary, on stdout (singular
+// for one event); a plain stderr (no terminal) carries no second summary.
+func TestPublishOneSummary(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	r := runCtl(t, env, `{"id":"a","source":"s","title":"x"}`+"\n", "publish")
+	mustCode(t, r, ctl.ExitOK)
+	want := "published 1 event: 1 acked, 0 dropped by JetStream as duplicates (Nats-Msg-Id), 0 failed\n"
+	if r.out != want {
+		t.Errorf("stdout %q, want %q", r.out, want)
+	}
+	if strings.Contains(r.err, "published") {
+		t.Errorf("stderr repeats the summary: %q", r.err)
+	}
+}
