@@ -269,7 +269,13 @@ func (st *foldState) trigger(k *Keyed, sl *slot) {
 		st.res.Stats.Merged++
 	case inc != nil && inc.ResolvedAt != nil && !ev.OccurredAt.After(*inc.ResolvedAt):
 		inc = st.own(sl)
+		last := inc.LastSeen
 		merge(inc, k)
+		if inc.ResolvedBy == incident.ResolvedByTimeout {
+			// Resolved by the quiet period: resolved_at stays last_seen +
+			// window, the time the worker judged the incident quiet.
+			inc.LastSeen = last
+		}
 		inc.LateCount++
 		st.res.Stats.Late++
 	default:

@@ -304,3 +304,53 @@ func TestFoldOvertakenResolve(t *testing.T) {
 		})
 	}
 }
+
+// TestFoldLateTriggerOfReopenedIncident: a trigger no later than the
+// resolved_at of the incident its identity's open incident reopened is late
+// on that earlier incident (black-box finding: it was merged into the
+// reopen, which then began before the incident it reopened); one after
+// that resolved_at merges into the reopen. A late trigger does not move the
+// last_seen of an incident the quiet period resolved: its resolved_at stays
+// last_seen + window.
+func TestFoldLateTriggerOfReopenedIncident(t *testing.T) {
+	f := NewFolder(15*time.Minute, counterIDs())
+	now := t0.Add(time.Hour)
+	check := func(t *testing.T, old, reopen *incident.Incident) {
+		t.Helper()
+		if old.LateCount != 1 || old.OccurrenceCount != 2 || !old.LastSeen.Equal(t0) || !old.ResolvedAt.Equal(t0.Add(15*time.Minute)) ||
+			old.State != incident.Resolved {
+			t.Errorf("earlier incident: late %d, count %d, last_seen %v, resolved_at %v, %s", old.LateCount, old.OccurrenceCount,
+				old.LastSeen, old.ResolvedAt, old.State)
+		}
+		if reopen.OccurrenceCount != 2 || !reopen.FirstSeen.Equal(t0.Add(20*time.Minute)) || reopen.LateCount != 0 {
+			t.Errorf("reopen: count %d, first_seen %v, late %d", reopen.OccurrenceCount, reopen.FirstSeen, reopen.LateCount)
+		}
+	}
+	late := trig("late", "fp", 5*time.Minute, incident.P3) // after old's last_seen, before its resolved_at
+	gap := trig("gap", "fp", 20*time.Minute, incident.P3)  // after old's resolved_at, before the reopen
+	t.Run("one batch", func(t *testing.T) {
+		r := f.Fold(nil, nil, []Keyed{trig("a", "fp", 0, incident.P3), trig("b", "fp", 40*time.Minute, incident.P3), late, gap}, now)
+		if len(r.Incidents) != 2 || r.Stats.Late != 1 || r.Stats.Reopened != 1 {
+			t.Fatalf("stats %+v, %d incidents", r.Stats, len(r.Incidents))
+		}
+		check(t, r.Incidents[0], r.Incidents[1])
+	})
+	t.Run("later batch", func(t *testing.T) {
+		first := f.Fold(nil, nil, []Keyed{trig("a", "fp", 0, incident.P3), trig("b", "fp", 40*time.Minute, incident.P3)}, now)
+		old, reopen := first.Incidents[0], first.Incidents[1]
+		latest := map[string]*incident.Incident{"fp": reopen}
+		events := []Keyed{late, gap}
+		if ids := NeedsEarlier(latest, events); len(ids) != 1 || ids[0] != old.ID {
+			t.Fatalf("NeedsEarlier = %v, want [%s]", ids, old.ID)
+		}
+		r := f.FoldEarlier(latest, map[string]*incident.Incident{old.ID: old}, nil, events, now)
+		byID := map[string]*incident.Incident{}
+		for _, in := range r.Incidents {
+			byID[in.ID] = in
+		}
+		if byID[old.ID] == nil || byID[reopen.ID] == nil || r.Stats.Late != 1 || r.Stats.Merged != 1 {
+			t.Fatalf("stats %+v, wrote %v", r.Stats, r.Incidents)
+		}
+		check(t, byID[old.ID], byID[reopen.ID])
+	})
+}

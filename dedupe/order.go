@@ -119,14 +119,16 @@ func (st *foldState) deferred(k *Keyed, sl *slot) bool {
 
 // NeedsEarlier returns the ids of the incidents FoldEarlier may act on
 // besides latest: for each event received before its identity's latest
-// incident, the incident that one reopened. Each id once; none when every
-// event is received after its latest incident, as with one worker.
+// incident, and each trigger older than that incident's first_seen, the
+// incident the latest reopened. Each id once; none when every event is
+// received after its latest incident and no trigger is older than it, as
+// with one worker and producers whose events arrive in time order.
 func NeedsEarlier(latest map[string]*incident.Incident, events []Keyed) []string {
 	var ids []string
 	for i := range events {
 		k := &events[i]
 		inc := latest[k.Fingerprint]
-		if inc == nil || inc.ReopenOf == "" || k.Received.IsZero() || !k.Received.Before(inc.FirstReceivedAt) {
+		if inc == nil || inc.ReopenOf == "" || !(receivedBeforeLatest(inc, k) || olderTrigger(inc, k)) {
 			continue
 		}
 		if !slices.Contains(ids, inc.ReopenOf) {
@@ -136,12 +138,30 @@ func NeedsEarlier(latest map[string]*incident.Incident, events []Keyed) []string
 	return ids
 }
 
+// receivedBeforeLatest reports whether k was received before inc's first
+// trigger.
+func receivedBeforeLatest(inc *incident.Incident, k *Keyed) bool {
+	return !k.Received.IsZero() && k.Received.Before(inc.FirstReceivedAt)
+}
+
+// olderTrigger reports whether k is a trigger older than inc's first_seen:
+// it may belong to the incident inc reopened.
+func olderTrigger(inc *incident.Incident, k *Keyed) bool {
+	return k.Event.Action == incident.Trigger && k.Event.OccurredAt.Before(inc.FirstSeen)
+}
+
 // pickEarlier points sl at the earlier incident k belongs to, if any: the
 // one the latest reopened, when k was received before the latest's first
-// trigger and before the resolve that closed the earlier one.
+// trigger and before the resolve that closed the earlier one; or, for a
+// trigger, when its time is not after the earlier one's resolved_at (a
+// late trigger of that incident, not one of the reopen).
 func (st *foldState) pickEarlier(k *Keyed, sl *slot) {
 	inc := sl.inc
-	if inc == nil || inc.ReopenOf == "" || k.Received.IsZero() || !k.Received.Before(inc.FirstReceivedAt) {
+	if inc == nil || inc.ReopenOf == "" {
+		return
+	}
+	byReceipt, byTime := receivedBeforeLatest(inc, k), olderTrigger(inc, k)
+	if !byReceipt && !byTime {
 		return
 	}
 	e, owned := st.early[inc.ReopenOf]
@@ -150,7 +170,8 @@ func (st *foldState) pickEarlier(k *Keyed, sl *slot) {
 			return
 		}
 	}
-	if !resolvedAfter(e, k) {
+	late := byTime && e.ResolvedAt != nil && !k.Event.OccurredAt.After(*e.ResolvedAt)
+	if !(byReceipt && resolvedAfter(e, k)) && !late {
 		return
 	}
 	sl.inc, sl.owned, sl.early = e, owned, true
