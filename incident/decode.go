@@ -80,7 +80,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 		return ev, derr
 	}
 	if err := ev.Validate(); err != nil {
-		return ev, err
+		return ev, f.sentAs(err)
 	}
 	if d.maxSkew > 0 && !meta.Timestamp.IsZero() {
 		if ahead := ev.OccurredAt.Sub(meta.Timestamp); ahead > d.maxSkew {
@@ -92,12 +92,43 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 }
 
 // fields collects the raw members; aliases lose to the canonical names
-// whatever their order in the payload.
+// whatever their order in the payload. The *Name fields are the members
+// the id, the type and the resources were taken from, for the errors.
 type fields struct {
 	id, externalID, action, dedupKey, source     *fastjson.Value
 	typ, alertType, severity, title, description *fastjson.Value
 	resources, affected, labels, occurredAt      *fastjson.Value
 	value, unit                                  *fastjson.Value
+	idName, typeName, resourcesName              string
+}
+
+// sentAs renames the field of a validation error about the id, the type
+// or the resources to the member the publisher sent them in (external_id,
+// alert_type, affected_services), so that the error names what is in the
+// payload.
+func (f *fields) sentAs(err error) error {
+	de, ok := err.(*DecodeError)
+	if !ok {
+		return err
+	}
+	switch de.Field {
+	case "id":
+		de.Field = f.idName
+	case "type":
+		de.Field = f.typeName
+	case "resources":
+		de.Field = f.resourcesName
+	}
+	return de
+}
+
+// pick returns the canonical member's value when it is not empty, else the
+// alias's, with the name of the member it came from.
+func pick(canonical, alias, name, aliasName string) (string, string) {
+	if canonical != "" || alias == "" {
+		return canonical, name
+	}
+	return alias, aliasName
 }
 
 // set files one member. The key is switched on as bytes (no string is
@@ -163,11 +194,12 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 		}
 		return a.str(b)
 	}
-	ev.ID = first(str("id", f.id), str("external_id", f.externalID))
+	ev.ID, f.idName = pick(str("id", f.id), str("external_id", f.externalID), "id", "external_id")
 	action := str("action", f.action)
 	ev.DedupKey = str("dedup_key", f.dedupKey)
 	ev.Source = str("source", f.source)
-	typ := first(str("type", f.typ), str("alert_type", f.alertType))
+	var typ string
+	typ, f.typeName = pick(str("type", f.typ), str("alert_type", f.alertType), "type", "alert_type")
 	sev := str("severity", f.severity)
 	ev.Title = str("title", f.title)
 	ev.Description = str("description", f.description)
@@ -189,7 +221,7 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 	if typ != "" {
 		t, e := ParseType(typ)
 		if e != nil {
-			return errf(ReasonInvalidField, "type", "unknown type %q", truncate(typ))
+			return errf(ReasonInvalidField, f.typeName, "unknown type %q", truncate(typ))
 		}
 		ev.Type = t
 	}
@@ -201,7 +233,11 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 		}
 		ev.Severity = s
 	}
-	if ev.Resources, err = stringList("resources", first2(f.resources, f.affected), a); err != nil {
+	res := f.resources
+	if f.resourcesName = "resources"; res == nil && f.affected != nil {
+		res, f.resourcesName = f.affected, "affected_services"
+	}
+	if ev.Resources, err = stringList(f.resourcesName, res, a); err != nil {
 		return err
 	}
 	// Resources are a set: keep them sorted and unique from here on, so the
@@ -302,20 +338,6 @@ func labelMap(v *fastjson.Value, a *arena) (map[string]string, *DecodeError) {
 		out[key] = a.str(b)
 	})
 	return out, err
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func first2(a, b *fastjson.Value) *fastjson.Value {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // truncate keeps error messages short when echoing input.
