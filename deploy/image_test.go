@@ -10,8 +10,9 @@ import (
 
 // TestDockerfileMatchesTheProgramAndManifests checks the image recipe
 // without a container engine: what it builds exists, the version it stamps
-// is the variable the binaries print, and it runs as the user the
-// manifests require.
+// is the variable the binaries print, it runs as the user the manifests
+// require, and the manifests use the image built locally when the node has
+// it (imagePullPolicy: IfNotPresent).
 func TestDockerfileMatchesTheProgramAndManifests(t *testing.T) {
 	b, err := os.ReadFile("../Dockerfile")
 	if err != nil {
@@ -58,6 +59,12 @@ func TestDockerfileMatchesTheProgramAndManifests(t *testing.T) {
 			if img[1] != "incidentd:latest" {
 				t.Errorf("%s uses image %s; the README builds incidentd:latest", f, img[1])
 			}
+		}
+		// With :latest and no policy Kubernetes always pulls, and the
+		// image loaded into a kind or minikube node is never used.
+		images := len(regexp.MustCompile(`(?m)^\s*image: `).FindAllIndex(m, -1))
+		if n := len(regexp.MustCompile(`(?m)^\s*imagePullPolicy: IfNotPresent$`).FindAllIndex(m, -1)); n != images {
+			t.Errorf("%s: %d images, %d with imagePullPolicy: IfNotPresent", f, images, n)
 		}
 	}
 }
