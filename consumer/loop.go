@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -207,13 +208,22 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 // commit writes one batch durably, retrying with backoff while the store
 // fails (sending InProgress meanwhile), then acks every message. It returns
 // an error only when ctx ends first; the messages then stay un-acked.
-func (c *Consumer) commit(ctx context.Context, b *batch) error {
+// written, when not nil, is the fold an earlier Apply of the batch wrote
+// without confirming it (storage.ErrUnconfirmed): its counts are the
+// batch's.
+func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result) error {
 	stop := c.heartbeat(b.msgs)
 	cc := c.cfg.Consumer
 	backoff := cc.RetryInitial.Duration
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
+		if written != nil && (err == nil || errors.Is(err, storage.ErrUnconfirmed)) {
+			res = afterUnconfirmed(*written, res)
+		}
+		if errors.Is(err, storage.ErrUnconfirmed) {
+			written = &res
+		}
 		if err == nil {
 			stop()
 			c.acked(b, res, conflicts, time.Since(start))
@@ -242,6 +252,19 @@ func (c *Consumer) commit(ctx context.Context, b *batch) error {
 		}
 		backoff = min(2*backoff, cc.RetryMax.Duration)
 	}
+}
+
+// afterUnconfirmed is the result of a retry r of a batch whose earlier
+// attempt w was written but not confirmed (storage.ErrUnconfirmed): r finds
+// w's events applied, and they count as w counted them, not as duplicates.
+func afterUnconfirmed(w, r dedupe.Result) dedupe.Result {
+	s := w.Stats
+	s.Add(r.Stats)
+	s.Duplicates = max(r.Stats.Duplicates-len(w.EventIDs), 0)
+	s.Deferred = r.Stats.Deferred
+	r.Stats = s
+	r.EventIDs = append(slices.Clip(w.EventIDs), r.EventIDs...)
+	return r
 }
 
 // acked records a durable commit, then acks its messages (counters first,

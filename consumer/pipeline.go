@@ -125,11 +125,15 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 		} else {
 			c.failed(err)
 		}
+		if errors.Is(err, storage.ErrUnconfirmed) {
+			f.refolded = true
+			return c.commit(ctx, b, &f.res)
+		}
 	} else {
 		c.failed(prepErr)
 	}
 	f.refolded = true
-	return c.commit(ctx, b)
+	return c.commit(ctx, b, nil)
 }
 
 // failed records a failing store: not ready, and the loop pauses pulling.

@@ -19,7 +19,8 @@ const MaxConflictRetries = 16
 // conformance suite: read the latest incidents and applied markers, fold,
 // apply; on ErrConflict (another writer got there first) read and fold again.
 // The returned result is that of the fold that was applied. now is called
-// once per attempt.
+// once per attempt. When Apply fails with ErrUnconfirmed, the result of the
+// fold it wrote is returned with the error.
 func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (dedupe.Result, int, error) {
 	fps, ids, _ := LookupKeys(events)
 	for attempt := 0; ; attempt++ {
@@ -39,6 +40,9 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		err = s.Apply(ctx, Batch{Incidents: res.Incidents, EventIDs: res.EventIDs, At: at})
 		if err == nil {
 			return res, attempt, nil
+		}
+		if errors.Is(err, ErrUnconfirmed) {
+			return res, attempt, fmt.Errorf("apply: %w", err)
 		}
 		if !errors.Is(err, ErrConflict) || attempt >= MaxConflictRetries {
 			return dedupe.Result{}, attempt, fmt.Errorf("apply: %w", err)

@@ -21,6 +21,11 @@ var (
 	// incident of the batch (version mismatch) or applied one of its events
 	// first. Nothing of the batch was written: re-read and fold again.
 	ErrConflict = errors.New("storage: concurrent update, retry")
+	// ErrUnconfirmed is returned by Apply when the batch was written but
+	// not confirmed as durable as configured (Redis: fewer replicas than
+	// wait_replicas acknowledged it in time). Its events count as applied:
+	// a retry finds them so, and must not count them again.
+	ErrUnconfirmed = errors.New("storage: written but not confirmed durable")
 	// ErrClosed is returned by any call after Close.
 	ErrClosed = errors.New("storage: store closed")
 	// ErrLocked is returned by Open when another process holds the store.

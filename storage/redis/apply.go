@@ -96,7 +96,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return s.wrap("apply", err)
 	}
 	if len(res) == 1 && res[0] == "ok" && acks < s.waitN {
-		return fmt.Errorf("redis apply: written on the master but acknowledged by %d of %d replicas within %v", acks, s.waitN, s.waitFor)
+		return fmt.Errorf("redis apply: written on the master but acknowledged by %d of %d replicas within %v: %w", acks, s.waitN, s.waitFor, storage.ErrUnconfirmed)
 	}
 	switch {
 	case len(res) == 3 && res[0] == "conflict":
