@@ -411,6 +411,25 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			name:     "backend names ignore case, as the flags do",
+			env:      map[string]string{"STATE_BACKEND": "Sled"},
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendPebble {
+					t.Errorf("state = %+v", c.State)
+				}
+			},
+		},
+		{
+			name: "backend in upper case",
+			env:  map[string]string{"STATE_BACKEND": "REDIS", "STATE_REDIS_URL": "redis://r:6379/1"},
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendRedis {
+					t.Errorf("state = %+v", c.State)
+				}
+			},
+		},
+		{
 			name:     "sled from env",
 			env:      map[string]string{"STATE_BACKEND": "sled", "STATE_PATH": "./data/sled"},
 			warnings: 1,

@@ -183,9 +183,11 @@ func parseBool(v string) (value, ok bool) {
 	return false, false
 }
 
-// normaliseBackend rewrites the old "sled" backend to "pebble" and records
-// why in cfg.Warnings.
+// normaliseBackend lower-cases the backend name (as the command-line flags
+// take it: "Redis" is redis), rewrites the old "sled" backend to "pebble"
+// and records why in cfg.Warnings.
 func normaliseBackend(cfg *Config, from string) {
+	cfg.State.Backend = Backend(strings.ToLower(string(cfg.State.Backend)))
 	if cfg.State.Backend != BackendSledAlias {
 		return
 	}
