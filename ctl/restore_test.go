@@ -47,6 +47,13 @@ func TestBackupRestore(t *testing.T) {
 		{"copy into an empty directory", func(t *testing.T) string { return t.TempDir() }, false},
 		{"move into an empty directory", func(t *testing.T) string { return t.TempDir() }, true},
 		{"move into a new directory", func(t *testing.T) string { return t.TempDir() + "/pebble" }, true},
+		{"copy into a fresh volume's root", func(t *testing.T) string {
+			d := t.TempDir()
+			if err := os.Mkdir(d+"/lost+found", 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

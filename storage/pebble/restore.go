@@ -243,7 +243,7 @@ func emptyTarget(target string) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("pebble restore: target: %w", err)
 	}
-	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "LOCK" }) // a lock alone holds nothing
+	entries = slices.DeleteFunc(entries, holdsNothing)
 	if len(entries) == 0 {
 		return true, nil
 	}

@@ -192,6 +192,13 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 // one), which the store must not open as an empty store beside them.
 var ErrForeignDirectory = errors.New("pebble: the directory holds files but no Pebble database")
 
+// holdsNothing reports whether a directory entry is no data of any store:
+// a lock file, or the lost+found directory of a file system's root (a
+// fresh volume mounted as the data directory).
+func holdsNothing(e fs.DirEntry) bool {
+	return e.Name() == "LOCK" || (e.Name() == "lost+found" && e.IsDir())
+}
+
 // foreignFiles refuses a directory that holds anything but no database.
 func foreignFiles(dir string) error {
 	entries, err := os.ReadDir(dir)
@@ -199,7 +206,7 @@ func foreignFiles(dir string) error {
 		return fmt.Errorf("pebble: %w", err)
 	}
 	for _, e := range entries {
-		if e.Name() == "LOCK" { // a lock file alone holds nothing
+		if holdsNothing(e) {
 			continue
 		}
 		desc, err := pebbledb.Peek(dir, vfs.Default)

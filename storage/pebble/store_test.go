@@ -522,4 +522,14 @@ func TestRefusesAForeignDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	open(t, fresh)
+	// A fresh volume's root: its lost+found directory is no data.
+	volume := testConfig(t)
+	if err := os.Mkdir(filepath.Join(volume.Path, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, volume)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, volume)
 }
