@@ -32,14 +32,15 @@ func TestSetup(t *testing.T) {
 	env := map[string]string{"NATS_URL": url}
 	r := runCtl(t, env, "", "setup")
 	mustCode(t, r, ctl.ExitOK)
-	for _, want := range []string{"stream INCIDENTS created", "stream INCIDENTS_DLQ created", "consumer incidentd on stream INCIDENTS created"} {
+	for _, want := range []string{"stream INCIDENTS created", "stream INCIDENTS_DLQ created", "consumer incidentd on stream INCIDENTS created",
+		"stream INCIDENTS_MAX_DELIVERIES created", "consumer incidentd on stream INCIDENTS_MAX_DELIVERIES created"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("setup output lacks %q:\n%s", want, r.out)
 		}
 	}
 	r = runCtl(t, env, "", "setup")
 	mustCode(t, r, ctl.ExitOK)
-	if strings.Count(r.out, "unchanged") != 3 {
+	if strings.Count(r.out, "unchanged") != 5 {
 		t.Errorf("second setup should change nothing:\n%s", r.out)
 	}
 	cfgFile := t.TempDir() + "/c.toml"
