@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -21,82 +21,200 @@ func newVerifyCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		Short: "Check that every incident decodes and the indexes agree with the records (exit 4 when not)",
 		Long: `verify walks every incident and checks it (id, fingerprint, title, version, valid
 state, severity and type, newest-first order, no duplicate id, Get returns the same
-record), then, for every value of every indexed field (state, severity, source, type,
-active), that Count and a List walk through the index both find exactly the incidents
-whose records have that value; on a store it also checks that each identity has at most
+record), reading the records with the store's Scan (the export); then, for the whole
+list and every value of every indexed field (state, severity, source, type, active),
+that Count and a List walk through the index both find exactly the incidents whose
+records have that value, newest first, none twice, and no index entry without a
+record. On a store it also checks the store's total counter (Stats, the gauge
+incidentd_store_incidents) against the records, that each identity has at most
 one active incident and that FindOpen names it, and on Redis that the sets of every
 id (llm-im:incidents) and of each fingerprint (llm-im:fingerprint:{fp}) hold exactly
 the ids of the records. Run it on a stopped worker's store, or
 through --api-url on a quiet one (concurrent writes show up as differences).`,
 		Example: `  incidentctl verify --state-backend pebble --state-path ./data/pebble
-  incidentctl verify --api-url http://127.0.0.1:8080`,
+  incidentctl verify --api-url http://127.0.0.1:8080
+  incidentctl verify --state-path ./data/pebble -o json   # a machine-readable report`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := verifyOutput(q.output)
+			if err != nil {
+				return err
+			}
 			r, store, closeR, err := q.reader(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}
 			defer closeR()
-			return Verify(cmd.Context(), r, store, o.Out)
+			return verify(cmd.Context(), r, store, o.Out, asJSON)
 		},
 	}
 	q.register(cmd, o)
+	cmd.Flags().Lookup("output").Usage = "report format: text (default, also table) or json (one object: incidents, notes, checked, problems)"
 	return cmd
 }
 
-// Verify checks r (and, when not nil, the identity pointers of store) as
-// the verify command does, writing its findings to out. It returns an error
-// wrapping ErrInconsistent when records and indexes disagree.
+// Verify checks r (and, when not nil, the identity pointers, the total
+// counter and the backend's own indexes of store) as the verify command
+// does, writing its findings to out as text. It returns an error wrapping
+// ErrInconsistent when records and indexes disagree.
 func Verify(ctx context.Context, r api.Reader, store storage.Store, out io.Writer) error {
-	v := verifier{r: r, store: store, out: out}
+	return verify(ctx, r, store, out, false)
+}
+
+func verify(ctx context.Context, r api.Reader, store storage.Store, out io.Writer, asJSON bool) error {
+	v := verifier{r: r, store: store, out: out, asJSON: asJSON}
+	v.rep.Problems, v.rep.Notes, v.rep.Checked = []string{}, []string{}, []string{}
 	return v.run(ctx)
 }
 
+// verifyOutput reads verify's -o: text (or table, or empty) and json.
+func verifyOutput(mode string) (bool, error) {
+	switch mode {
+	case "", "text", "table":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: --output %q: want text or json", errUsage, mode)
+}
+
+// textProblems is how many problems the text report prints; jsonProblems
+// how many the JSON report lists (problem_count counts them all).
+const (
+	textProblems = 50
+	jsonProblems = 1000
+)
+
+// verifyReport is what verify found: the JSON report of -o json, and what
+// the text report prints line by line.
+type verifyReport struct {
+	// Incidents is how many records verify read.
+	Incidents int `json:"incidents"`
+	// Consistent is true when no problem was found.
+	Consistent bool `json:"consistent"`
+	// ProblemCount counts every problem; Problems lists the first
+	// jsonProblems, each as a text report's FAIL line says it.
+	ProblemCount int      `json:"problem_count"`
+	Problems     []string `json:"problems"`
+	// Notes say what could not be checked, and why.
+	Notes []string `json:"notes"`
+	// Checked says what backend-specific checks ran (the Redis sets).
+	Checked []string `json:"checked"`
+}
+
 type verifier struct {
-	r        api.Reader
-	store    storage.Store
-	out      io.Writer
-	problems int
+	r      api.Reader
+	store  storage.Store
+	out    io.Writer
+	asJSON bool
+	rep    verifyReport
 }
 
 func (v *verifier) fail(format string, args ...any) {
-	v.problems++
-	if v.problems <= 50 {
-		fmt.Fprintf(v.out, "FAIL "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	v.rep.ProblemCount++
+	if len(v.rep.Problems) < jsonProblems {
+		v.rep.Problems = append(v.rep.Problems, msg)
+	}
+	if !v.asJSON && v.rep.ProblemCount <= textProblems {
+		fmt.Fprintf(v.out, "FAIL %s\n", msg)
+	}
+}
+
+func (v *verifier) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	v.rep.Notes = append(v.rep.Notes, msg)
+	if !v.asJSON {
+		fmt.Fprintf(v.out, "note: %s\n", msg)
+	}
+}
+
+func (v *verifier) checked(line string) {
+	v.rep.Checked = append(v.rep.Checked, line)
+	if !v.asJSON {
+		fmt.Fprintln(v.out, line)
 	}
 }
 
 func (v *verifier) run(ctx context.Context) error {
-	all, err := listAll(ctx, v.r)
+	all, err := v.read(ctx)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	fmt.Fprintf(v.out, "read %d incidents\n", len(all))
-	if err := v.records(ctx, all); err != nil {
-		return err
-	}
-	if err := v.indexes(ctx, all); err != nil {
-		return err
-	}
+	steps := []func(context.Context, []*incident.Incident) error{v.records, v.totals, v.indexes}
 	if v.store != nil {
-		if err := v.identities(ctx, all); err != nil {
-			return err
-		}
-		if err := v.backendIndexes(ctx, all); err != nil {
+		steps = append(steps, v.identities, v.backendIndexes)
+	}
+	for _, step := range steps {
+		if err := step(ctx, all); err != nil {
 			return err
 		}
 	}
-	if v.problems > 0 {
-		noun := "problems"
-		if v.problems == 1 {
-			noun = "problem"
-		}
-		return fmt.Errorf("%w: %d %s", ErrInconsistent, v.problems, noun)
-	}
-	fmt.Fprintln(v.out, "ok: records and indexes agree")
-	return nil
+	return v.finish()
 }
 
+// read collects every record with the reader's Scan (the export), which
+// reads the records themselves, not an index: an index entry without its
+// record cannot stop it. Incidents the full list finds and Scan does not
+// (on Redis, a record missing from the id set Scan walks) are added, each
+// a problem: an export would miss them.
+func (v *verifier) read(ctx context.Context) ([]*incident.Incident, error) {
+	var warn strings.Builder
+	all, err := readAll(ctx, v.r, &warn)
+	if w := strings.TrimSpace(strings.TrimPrefix(warn.String(), "warning: ")); w != "" {
+		v.note("%s", w)
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(all))
+	for _, in := range all {
+		seen[in.ID] = true
+	}
+	var missed []*incident.Incident
+	err = walkChecked(ctx, v.r, storage.Filter{}, func(in *incident.Incident) {
+		if !seen[in.ID] {
+			seen[in.ID] = true
+			missed = append(missed, in)
+		}
+	}, func(int, error) {}) // reported by the index check of the whole list
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	all = append(all, missed...)
+	v.rep.Incidents = len(all)
+	if !v.asJSON {
+		fmt.Fprintf(v.out, "read %d incidents\n", len(all))
+	}
+	for _, in := range missed {
+		v.fail("%s: listed, but the store's Scan (what export reads) does not return it", in.ID)
+	}
+	return all, nil
+}
+
+// finish prints the verdict (the JSON report with -o json) and returns
+// ErrInconsistent when a problem was found.
+func (v *verifier) finish() error {
+	v.rep.Consistent = v.rep.ProblemCount == 0
+	if v.asJSON {
+		if err := writeJSON(v.out, v.rep); err != nil {
+			return err
+		}
+	} else if v.rep.Consistent {
+		fmt.Fprintln(v.out, "ok: records and indexes agree")
+	}
+	if v.rep.Consistent {
+		return nil
+	}
+	noun := "problems"
+	if v.rep.ProblemCount == 1 {
+		noun = "problem"
+	}
+	return fmt.Errorf("%w: %d %s", ErrInconsistent, v.rep.ProblemCount, noun)
+}
+
+// records checks each record's fields, that no id comes twice and that Get
+// answers the same record.
 func (v *verifier) records(ctx context.Context, all []*incident.Incident) error {
 	seen := make(map[string]bool, len(all))
 	for i, in := range all {
@@ -104,7 +222,7 @@ func (v *verifier) records(ctx context.Context, all []*incident.Incident) error 
 		case in.ID == "":
 			v.fail("record %d: empty id", i)
 		case seen[in.ID]:
-			v.fail("%s: listed twice", in.ID)
+			v.fail("%s: read twice", in.ID)
 		}
 		seen[in.ID] = true
 		if in.Fingerprint == "" || in.Title == "" || in.Source == "" {
@@ -113,104 +231,40 @@ func (v *verifier) records(ctx context.Context, all []*incident.Incident) error 
 		if in.Version < 1 || !in.State.Valid() || !in.Severity.Valid() || !in.Type.Valid() {
 			v.fail("%s: version %d, state %v, severity %v or type %v out of range", in.ID, in.Version, in.State, in.Severity, in.Type)
 		}
-		if i > 0 && storage.CompareNewestFirst(all[i-1], in) > 0 {
-			v.fail("%s: listed after %s but newer", in.ID, all[i-1].ID)
-		}
 		got, err := v.r.Get(ctx, in.ID)
 		if err != nil {
-			v.fail("%s: listed but Get fails: %v", in.ID, err)
+			v.fail("%s: read but Get fails: %v", in.ID, err)
 			continue
 		}
 		if got.Version != in.Version || !got.LastSeen.Equal(in.LastSeen) || got.State != in.State {
-			v.fail("%s: Get answers version %d, listed version %d", in.ID, got.Version, in.Version)
+			v.fail("%s: Get answers version %d, the record read has version %d", in.ID, got.Version, in.Version)
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
+	return ctx.Err()
+}
+
+// totals checks Count of everything and, on a store, Stats (the total
+// counter behind incidentd_store_incidents) against the records.
+func (v *verifier) totals(ctx context.Context, all []*incident.Incident) error {
 	n, err := v.r.Count(ctx, storage.Filter{})
 	if err != nil {
 		return fmt.Errorf("verify count: %w", err)
 	}
 	if n != int64(len(all)) {
-		v.fail("Count() = %d, a List walk finds %d", n, len(all))
+		v.fail("Count() = %d, the records are %d", n, len(all))
+	}
+	if v.store == nil {
+		v.note("the store's total counter (Stats, incidentd_store_incidents) is not checked through the API: verify the store itself (--state-* or --config) to check it")
+		return nil
+	}
+	st, err := v.store.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("verify stats: %w", err)
+	}
+	if st.Incidents != int64(len(all)) {
+		v.fail("total counter: Stats() counts %d incidents (incidentd_store_incidents), the records are %d", st.Incidents, len(all))
 	}
 	return nil
-}
-
-// indexes checks Count and List of every single-field filter against the
-// records.
-func (v *verifier) indexes(ctx context.Context, all []*incident.Incident) error {
-	var filters []storage.Filter
-	for _, s := range incident.States {
-		filters = append(filters, storage.Filter{States: []incident.State{s}})
-	}
-	for _, s := range incident.Severities {
-		filters = append(filters, storage.Filter{Severities: []incident.Severity{s}})
-	}
-	for _, t := range incident.Types {
-		filters = append(filters, storage.Filter{Types: []incident.Type{t}})
-	}
-	var sources []string
-	for _, in := range all {
-		if !slices.Contains(sources, in.Source) {
-			sources = append(sources, in.Source)
-		}
-	}
-	for _, s := range sources {
-		filters = append(filters, storage.Filter{Sources: []string{s}})
-	}
-	for _, b := range []bool{true, false} {
-		filters = append(filters, storage.Filter{Active: &b})
-	}
-	for _, f := range filters {
-		want := map[string]bool{}
-		for _, in := range all {
-			if f.Match(in) {
-				want[in.ID] = true
-			}
-		}
-		name := describe(f)
-		n, err := v.r.Count(ctx, f)
-		if err != nil {
-			return fmt.Errorf("verify count %s: %w", name, err)
-		}
-		if n != int64(len(want)) {
-			v.fail("index %s: Count = %d, records say %d", name, n, len(want))
-		}
-		got := map[string]bool{}
-		err = walkFiltered(ctx, v.r, f, func(in *incident.Incident) {
-			got[in.ID] = true
-			if !want[in.ID] {
-				v.fail("index %s: lists %s, whose record does not match", name, in.ID)
-			}
-		})
-		if err != nil {
-			return fmt.Errorf("verify list %s: %w", name, err)
-		}
-		for id := range want {
-			if !got[id] {
-				v.fail("index %s: misses %s", name, id)
-			}
-		}
-	}
-	return nil
-}
-
-// walkFiltered lists every incident matching f, a page at a time.
-func walkFiltered(ctx context.Context, r api.Reader, f storage.Filter, fn func(*incident.Incident)) error {
-	for off := 0; ; off += walkPage {
-		page, err := r.List(ctx, f, storage.Page{Offset: off, Limit: walkPage})
-		if err != nil {
-			return err
-		}
-		for _, in := range page {
-			fn(in)
-		}
-		if len(page) < walkPage {
-			return nil
-		}
-	}
 }
 
 // identities checks at most one active incident per fingerprint and that
@@ -265,22 +319,6 @@ func (v *verifier) backendIndexes(ctx context.Context, all []*incident.Incident)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	fmt.Fprintln(v.out, checked)
+	v.checked(checked)
 	return nil
-}
-
-func describe(f storage.Filter) string {
-	switch {
-	case len(f.States) > 0:
-		return "state=" + f.States[0].String()
-	case len(f.Severities) > 0:
-		return "severity=" + f.Severities[0].String()
-	case len(f.Types) > 0:
-		return "type=" + f.Types[0].String()
-	case len(f.Sources) > 0:
-		return "source=" + f.Sources[0]
-	case f.Active != nil:
-		return fmt.Sprintf("active=%t", *f.Active)
-	}
-	return "all"
 }
