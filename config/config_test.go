@@ -106,6 +106,9 @@ func TestBounds(t *testing.T) {
 		{"cluster node bare", func(c *Config) { c.State.RedisClusterNodes = []string{"h:1", "nohost"} }, "state.redis_cluster_nodes[1]", "host:port"},
 		{"cluster node port", func(c *Config) { c.State.RedisClusterNodes = []string{"h:70000"} }, "state.redis_cluster_nodes[0]", "65535"},
 		{"cluster node mixed tls", func(c *Config) { c.State.RedisClusterNodes = []string{"rediss://a:1", "redis://b:1"} }, "state.redis_cluster_nodes", "rediss://"},
+		{"cluster node passwords differ", func(c *Config) {
+			c.State.RedisClusterNodes = []string{"redis://:OtherPw@h:1", "redis://:ClPw@h:2"}
+		}, "state.redis_cluster_nodes", "cluster nodes 1 and 2 give different passwords"},
 		{"pool size low", func(c *Config) { c.State.PoolSize = 0 }, "state.pool_size", "between 1 and 10000"},
 		{"pool size high", func(c *Config) { c.State.PoolSize = 10001 }, "state.pool_size", "between 1 and 10000"},
 		{"key prefix empty", func(c *Config) { c.State.KeyPrefix = "" }, "state.key_prefix", "empty"},

@@ -113,6 +113,7 @@ func (c Config) validateState(p *problems) {
 		p.add("state.redis_cluster_nodes", "required for the redis_cluster backend: at least 1 node (\"redis://host:port\", \"rediss://host:port\" or \"host:port\")")
 	}
 	var tlsNodes, plainNodes int
+	nodes := make([]redisurl.URL, 0, len(s.RedisClusterNodes))
 	for i, n := range s.RedisClusterNodes {
 		u, err := redisurl.ParseClusterNode(n)
 		switch {
@@ -123,9 +124,13 @@ func (c Config) validateState(p *problems) {
 		default:
 			plainNodes++
 		}
+		nodes = append(nodes, u)
 	}
 	if tlsNodes > 0 && plainNodes > 0 {
 		p.add("state.redis_cluster_nodes", "mixes rediss:// (TLS) with plain redis:// or host:port nodes; one cluster uses one transport")
+	}
+	if reason := redisurl.ClusterCredentialConflict(nodes); reason != "" {
+		p.add("state.redis_cluster_nodes", "%s", reason)
 	}
 	if s.Backend == BackendRedisCluster && tlsNodes == 0 && plainNodes > 0 {
 		checkTLSFiles(p, "state.redis_cluster_nodes", s.Redis, "rediss://host:port nodes")

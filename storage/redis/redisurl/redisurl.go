@@ -298,10 +298,12 @@ func hasPort(n string) bool {
 }
 
 // ParseClusterNodes parses the seed nodes of a Redis Cluster into one URL
-// with every node's address. Credentials may sit in any one node (the last
-// one given wins); TLS must be all or none.
+// with every node's address. One set of credentials serves every node: they
+// may sit in any node, or in several alike, but two nodes with different
+// ones are an error (ClusterCredentialConflict); TLS must be all or none.
 func ParseClusterNodes(nodes []string) (URL, error) {
 	var c URL
+	parsed := make([]URL, 0, len(nodes))
 	for i, n := range nodes {
 		u, err := ParseClusterNode(n)
 		if err != nil {
@@ -311,15 +313,60 @@ func ParseClusterNodes(nodes []string) (URL, error) {
 			return URL{}, fmt.Errorf("%w: cluster nodes mix rediss:// and redis://", ErrInvalid)
 		}
 		c.TLS = u.TLS
-		if u.Username != "" || u.Password != "" {
+		if (u.Username != "" || u.Password != "") && c.Username == "" && c.Password == "" {
 			c.Username, c.Password = u.Username, u.Password
 		}
 		c.Addrs = append(c.Addrs, u.Addrs...)
+		parsed = append(parsed, u)
 	}
 	if len(c.Addrs) == 0 {
 		return URL{}, fmt.Errorf("%w: no cluster seed nodes", ErrInvalid)
 	}
+	if reason := ClusterCredentialConflict(parsed); reason != "" {
+		return URL{}, fmt.Errorf("%w: %s", ErrInvalid, reason)
+	}
 	return c, nil
+}
+
+// ClusterCredentialConflict says which credentials two parsed cluster nodes
+// disagree on, "" when they agree: every node that carries a user name or
+// a password must carry the same pair (the user "default" is the same as
+// none), since the client authenticates to every node of the cluster with
+// one pair. Nodes without credentials agree with any. The reason names the
+// nodes (1-based) and the fields, never their values.
+func ClusterCredentialConflict(nodes []URL) string {
+	first := -1
+	for i, u := range nodes {
+		if u.Username == "" && u.Password == "" {
+			continue
+		}
+		if first < 0 {
+			first = i
+			continue
+		}
+		f := nodes[first]
+		var fields []string
+		if userOf(u) != userOf(f) {
+			fields = append(fields, "user names")
+		}
+		if u.Password != f.Password {
+			fields = append(fields, "passwords")
+		}
+		if len(fields) > 0 {
+			return fmt.Sprintf("cluster nodes %d and %d give different %s; the client authenticates to every node with one user and password: "+
+				"give them in one node or the same in every node (or only in [state.redis] username and password)", first+1, i+1, strings.Join(fields, " and "))
+		}
+	}
+	return ""
+}
+
+// userOf is the ACL user a node's credentials log in as: "default" for
+// none.
+func userOf(u URL) string {
+	if u.Username == "" {
+		return "default"
+	}
+	return u.Username
 }
 
 // isIPv6 reports whether s is an IPv6 address: brackets hold nothing else

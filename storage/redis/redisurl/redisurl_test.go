@@ -105,13 +105,17 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestClusterNodes(t *testing.T) {
-	got, err := redisurl.ParseClusterNodes([]string{"127.0.0.1:7000", "redis://u:pw@127.0.0.1:7001", "redis://127.0.0.1:7002/0", "u2:p@w@[::1]:7003"})
+	got, err := redisurl.ParseClusterNodes([]string{"127.0.0.1:7000", "redis://u2:p%40w@127.0.0.1:7001", "redis://127.0.0.1:7002/0", "u2:p@w@[::1]:7003"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := redisurl.URL{Addrs: []string{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002", "[::1]:7003"}, Username: "u2", Password: "p@w"}
 	if !equal(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// The user "default" is the same as none.
+	if got, err := redisurl.ParseClusterNodes([]string{"redis://:pw@a:1", "redis://default:pw@b:2"}); err != nil || got.Password != "pw" {
+		t.Errorf("default user vs none: %+v, %v", got, err)
 	}
 	for _, bad := range []struct {
 		nodes  []string
@@ -125,6 +129,12 @@ func TestClusterNodes(t *testing.T) {
 		{[]string{":hunter2@nohost"}, "needs its port"},
 		{[]string{"h:70000"}, "port must be a number"},
 		{[]string{"u:hunter2@h:1:2"}, "bad host:port"},
+		// One set of credentials serves every node: conflicting ones are
+		// named by field, never by value.
+		{[]string{"redis://:hunter2@a:1", "b:2", "redis://:ClPw@c:3"}, "cluster nodes 1 and 3 give different passwords"},
+		{[]string{"redis://u1:hunter2@a:1", "redis://u2:hunter2@b:2"}, "cluster nodes 1 and 2 give different user names;"},
+		{[]string{"redis://u1:hunter2@a:1", "redis://:x@b:2"}, "different user names and passwords"},
+		{[]string{"redis://:hunter2@a:1", "redis://u:hunter2@b:2"}, "different user names"},
 	} {
 		_, err := redisurl.ParseClusterNodes(bad.nodes)
 		if err == nil || !errors.Is(err, redisurl.ErrInvalid) || !strings.Contains(err.Error(), bad.reason) || strings.Contains(err.Error(), "hunter2") {
