@@ -219,7 +219,7 @@ func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publ
 				}
 			}
 			if perr := p.publish(ctx, subjectFor(f.subject, source), id, bytes.Clone(line)); perr != nil {
-				return invalid, perr
+				return invalid, p.lineError(lineNo, len(line), perr)
 			}
 		}
 	next:

@@ -116,6 +116,19 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 	}
 }
 
+// lineError names the NDJSON line (lineNo, size bytes) whose publish
+// failed with err; for a line over the server's max_payload it gives both
+// sizes, since the NATS error names neither.
+func (p *publisher) lineError(lineNo, size int, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		limit := p.js.Conn().MaxPayload()
+		return fmt.Errorf("line %d: %d bytes, over the NATS server's max_payload of %d bytes (publishing stopped there; the summary counts the lines before it; "+
+			"shorten or split that event, or raise max_payload; the worker also refuses events over consumer.max_event_bytes, which --validate checks first): %w",
+			lineNo, size, limit, err)
+	}
+	return fmt.Errorf("line %d: %w", lineNo, err)
+}
+
 // wait waits for every outstanding ack (each fails after ackTimeout) and
 // stops the collector; the publisher cannot be used afterwards.
 func (p *publisher) wait() publishStats {
