@@ -96,6 +96,11 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 		_ = rdb.Close()
 		return nil, err
 	}
+	// A keyspace of the old system is refused before anything is written.
+	if err := s.refuseLegacy(ctx, cfg); err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	if err := s.upgrade(ctx); err != nil {
 		_ = rdb.Close()
 		return nil, err

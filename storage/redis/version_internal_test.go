@@ -210,6 +210,8 @@ func (o *oldServer) serve(c net.Conn) {
 			reply = "-NOAUTH Authentication required.\r\n"
 		case name == "PING":
 			reply = "+PONG\r\n"
+		case name == "SRANDMEMBER": // the look for the old system's records: none
+			reply = "*0\r\n"
 		case name == "INFO":
 			body := "# Server\r\nredis_version:" + o.version + "\r\nredis_mode:standalone\r\n"
 			reply = "$" + strconv.Itoa(len(body)) + "\r\n" + body + "\r\n"
