@@ -84,6 +84,10 @@ worker consumes while the load is published) and figures come from its /metrics.
 			if res == nil {
 				return err
 			}
+			if err != nil {
+				// The run stopped: the summary says why, as a problem.
+				res.Check.Problems = append(res.Check.Problems, err.Error())
+			}
 			if asJSON {
 				if werr := writeJSON(o.Out, res); werr != nil {
 					return werr

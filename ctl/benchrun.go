@@ -70,6 +70,12 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 	if f.events < 1 {
 		return nil, fmt.Errorf("%w: --events must be at least 1", errUsage)
 	}
+	if f.rate < 0 {
+		return nil, fmt.Errorf("%w: --rate %d: events/s offered in the latency phase, 0 to skip it, not negative", errUsage, f.rate)
+	}
+	if f.rate > 0 && f.duration <= 0 {
+		return nil, fmt.Errorf("%w: --duration %v: the latency phase needs a positive length (or --rate 0 to skip it)", errUsage, f.duration)
+	}
 	if !(f.duplicates >= 0 && f.duplicates <= 1) {
 		return nil, fmt.Errorf("%w: --duplicates %v: a share of the events, from 0 to 1", errUsage, f.duplicates)
 	}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
@@ -93,6 +94,9 @@ func Run(ctx context.Context, args []string, o IO) int {
 		return ExitUsage
 	}
 	fmt.Fprintf(o.Err, "incidentctl: %v\n", err)
+	if errors.Is(err, api.ErrNotAPI) {
+		fmt.Fprintln(o.Err, "incidentctl: hint: give the worker's base URL, such as http://127.0.0.1:8080 (no path after it)")
+	}
 	var refused *incident.TransitionError
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -119,6 +123,13 @@ func newRoot(o IO) *cobra.Command {
 		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	// A command line without a command is a usage error: help on stderr,
+	// exit 2 (--help and help still print it on stdout, exit 0).
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		cmd.SetOut(o.Err)
+		_ = cmd.Help()
+		return fmt.Errorf("%w: no command given", errUsage)
 	}
 	root.SetVersionTemplate("incidentctl {{.Version}} (" + runtime.Version() + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })

@@ -25,6 +25,9 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
   incidentctl export --api-url http://127.0.0.1:8080 --array --out incidents.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if q.output != "" && q.output != "json" {
+				return fmt.Errorf("%w: --output %q: export writes JSON only (JSON lines, or one array with --array): want json", errUsage, q.output)
+			}
 			r, _, closeR, err := q.reader(cmd.Context(), logger())
 			if err != nil {
 				return err
@@ -51,6 +54,7 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 		},
 	}
 	q.register(cmd, o)
+	cmd.Flags().Lookup("output").Usage = "output format: json only (JSON lines, or one array with --array)"
 	cmd.Flags().StringVar(&out, "out", "", "output `file` (default stdout)")
 	cmd.Flags().BoolVar(&array, "array", false, "one JSON array instead of JSON lines")
 	return cmd
