@@ -191,8 +191,9 @@ func checkSource(all []*incident.Incident) error {
 // JSON array (any whitespace between values is fine), and checks every
 // record before anything is written. It returns the incidents, or an
 // *invalidInputError naming each refused record by the line it starts on.
-// Records are held in memory: the input is read once.
-func readImport(r io.Reader) ([]*incident.Incident, error) {
+// Records are held in memory: the input is read once. Records in the old
+// system's format are converted by conv (see legacyConv).
+func readImport(r io.Reader, conv *legacyConv) ([]*incident.Incident, error) {
 	lc := &lineCounter{r: r}
 	br := bufio.NewReaderSize(lc, 1<<16)
 	skipped, first, err := skipSpace(br)
@@ -248,7 +249,7 @@ func readImport(r io.Reader) ([]*incident.Incident, error) {
 		}
 		i := len(all)
 		lines = append(lines, lc.lineAt(skipped+dec.InputOffset()-int64(len(raw))))
-		in, fps, msg := decodeRecord(raw)
+		in, fps, msg := conv.decode(raw)
 		if i == 0 {
 			raw0 = raw
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/redis"
 )
 
 func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
@@ -72,7 +73,10 @@ checked first, all of them before anything is written: an input with any record 
 a valid incident (empty id, fingerprint, title or source, a missing state or severity,
 unknown values, impossible times or counts, ...), an id twice, or two active incidents of
 one identity is refused with exit 1, naming the line of each refused record and its
-problems, and the target is left untouched.`,
+problems, and the target is left untouched. Records of the old system (LLM Incident Manager:
+its JSON export, or JSON lines of its records) are converted first, fingerprinted with the
+[dedupe] fields of --to-config (the defaults without it); see the README, "Migrating from LLM
+Incident Manager".`,
 		Example: `  incidentctl import -f incidents.jsonl --to-backend pebble --to-path ./data/pebble`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,7 +94,7 @@ problems, and the target is left untouched.`,
 			}
 			// Every record is checked before the target is opened: an
 			// input with any invalid record writes nothing.
-			all, err := readImport(r)
+			all, err := importRecords(o, &to, r)
 			if err != nil {
 				return err
 			}
@@ -128,6 +132,9 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 				return fmt.Errorf("%w: a memory store lives only inside its process: migrate from its worker with --from-api-url", errUsage)
 			}
 			r, _, closeR, err := openReader(cmd.Context(), &from, apiURL, "--from-api-url", logger())
+			if old := (*redis.LegacyKeyspaceError)(nil); errors.As(err, &old) {
+				return migrateLegacy(cmd, o, logger(), old, &to)
+			}
 			if err != nil {
 				return fmt.Errorf("source: %w", err)
 			}

@@ -1,0 +1,148 @@
+package ctl
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/legacy"
+	"github.com/llm-im/incidentd/storage/redis"
+)
+
+// legacyConv converts the records of the old system (LLM Incident
+// Manager) that an import or a migration meets, fingerprinting them with
+// the target's [dedupe] fields; records of ours pass through.
+type legacyConv struct {
+	fp *dedupe.Fingerprinter
+	n  int // records converted
+}
+
+// newLegacyConv fingerprints with the [dedupe] table of the config file
+// at path (the defaults when path is empty), as the worker does.
+func newLegacyConv(path string) (*legacyConv, error) {
+	cfg, err := loadConfig(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := dedupe.NewFingerprinter(cfg.Dedupe.Fields, cfg.Dedupe.SourceFields)
+	if err != nil {
+		return nil, fmt.Errorf("[dedupe] of %s: %w", path, err)
+	}
+	return &legacyConv{fp: fp}, nil
+}
+
+// decode is decodeRecord for a record of ours, and for one of the old
+// format (legacy.Is) its conversion, its problems named by our fields.
+func (l *legacyConv) decode(raw json.RawMessage) (*incident.Incident, []fieldProblem, string) {
+	if l == nil || !legacy.Is(raw) {
+		return decodeRecord(raw)
+	}
+	old, err := legacy.Decode(raw)
+	if err != nil {
+		return nil, nil, fmt.Sprintf("not an incident of the old system (%s): %v", legacy.Name, err)
+	}
+	in, probs := legacy.Convert(old, l.fp)
+	l.n++
+	fps := make([]fieldProblem, len(probs))
+	for i, p := range probs {
+		fps[i] = fieldProblem{p.Field, p.Msg}
+	}
+	return in, fps, ""
+}
+
+// summary is the line saying how many of total records were converted.
+func (l *legacyConv) summary(w io.Writer, total int) {
+	if l.n > 0 {
+		fmt.Fprintf(w, "converted %d of %d records from the old system's format (%s): fingerprints recomputed, timelines dropped\n", l.n, total, legacy.Name)
+	}
+}
+
+// hint explains, on a refused input holding old records, that their
+// problems are those of the converted incidents.
+func (l *legacyConv) hint(err error) error {
+	var e *invalidInputError
+	if l.n > 0 && errors.As(err, &e) && e.hint == "" {
+		e.hint = fmt.Sprintf("%d records in the old system's format (%s) were converted before these checks; their problems are named by the fields of the converted incident (see the README, Migrating from %s)",
+			l.n, legacy.Name, legacy.Name)
+	}
+	return err
+}
+
+// importRecords reads an import input (readImport), converting the old
+// system's records with the [dedupe] of --to-config, and says how many
+// were.
+func importRecords(o IO, to *storeFlags, r io.Reader) ([]*incident.Incident, error) {
+	conv, err := newLegacyConv(to.config)
+	if err != nil {
+		return nil, err
+	}
+	all, err := readImport(r, conv)
+	if err != nil {
+		return nil, conv.hint(err)
+	}
+	conv.summary(o.Out, len(all))
+	return all, nil
+}
+
+// migrateLegacy copies a Redis keyspace of the old system, which the
+// store refused (src), into the target: every record listed in its
+// incidents set, converted as import converts them and checked as
+// migrate checks a source, before the target is opened.
+func migrateLegacy(cmd *cobra.Command, o IO, log *zap.Logger, src *redis.LegacyKeyspaceError, to *storeFlags) error {
+	if err := to.checkTarget(); err != nil {
+		return err
+	}
+	conv, err := newLegacyConv(to.config)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Err, "the source %s holds the old system's records (%s): reading them to convert\n", src.Prefix, legacy.Name)
+	var ids []string
+	var raws []json.RawMessage
+	missing, err := src.Read(cmd.Context(), func(id string, raw []byte) error {
+		ids, raws = append(ids, id), append(raws, raw)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read source: %w", err)
+	}
+	if missing > 0 {
+		fmt.Fprintf(o.Err, "warning: %d ids of %s:incidents have no record: skipped\n", missing, src.Prefix)
+	}
+	all, err := conv.check(ids, raws)
+	if err != nil {
+		return conv.hint(err)
+	}
+	conv.summary(o.Out, len(all))
+	return copyInto(cmd, o, log, to, all)
+}
+
+// check decodes and checks the records of a migration source, named by
+// id, as readImport checks an input.
+func (l *legacyConv) check(ids []string, raws []json.RawMessage) ([]*incident.Incident, error) {
+	c := newInputCheck(func(i int) string { return fmt.Sprintf("incident %q", clip(ids[i], 64)) })
+	all := make([]*incident.Incident, len(raws))
+	extra := map[int][]fieldProblem{}
+	for i, raw := range raws {
+		in, fps, msg := l.decode(raw)
+		if msg != "" {
+			c.add(i, msg)
+		}
+		all[i] = in
+		if len(fps) > 0 {
+			extra[i] = fps
+		}
+	}
+	c.incidents(all, extra)
+	if e := c.err("migrate", "source records", len(all)); e != nil {
+		return nil, e
+	}
+	return slices.Clip(all), nil
+}
