@@ -57,8 +57,9 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 // waits for a server that cannot be reached yet (waitPing) for up to three
 // dial timeouts; when that runs out, the error names the last dial failure
 // (a refused connection, a TLS handshake with a server that does not speak
-// TLS), which go-redis keeps to itself. The checks after the PING (version,
-// layout upgrade, eviction policy) get three dial timeouts of their own.
+// TLS), which go-redis keeps to itself. The checks after the PING (a
+// standalone URL naming a Redis Cluster node is refused, version, layout
+// upgrade, eviction policy) get three dial timeouts of their own.
 func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error) {
 	if log == nil {
 		log = zap.NewNop()
@@ -91,6 +92,12 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 	}
 	ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
 	defer cancel()
+	if mode == "standalone" {
+		if err := refuseClusterNode(ctx, rdb, t.Addrs[0]); err != nil {
+			_ = rdb.Close()
+			return nil, err
+		}
+	}
 	v, err := s.version(ctx, cfg, t.Username)
 	if err != nil {
 		_ = rdb.Close()
