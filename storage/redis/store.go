@@ -132,8 +132,9 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 
 // connectError closes rdb, whose PING failed with err, and says why,
 // naming the connection (mode and addresses) and, when err does not, the
-// last dial failure: parent's error when the start-up was stopped, a user
-// name refused by a server older than Redis 6.0 (aclTooOld).
+// last dial failure: parent's error when the start-up was stopped, sentinels
+// that know no master of the URL's name (noSentinelMaster), a user name
+// refused by a server older than Redis 6.0 (aclTooOld).
 func connectError(parent context.Context, cfg Config, t redisurl.URL, mode string, err error, dials *dialLog, rdb goredis.UniversalClient) error {
 	if perr := parent.Err(); perr != nil {
 		// Close waits for the Sentinel client's lookup of the master,
@@ -142,9 +143,12 @@ func connectError(parent context.Context, cfg Config, t redisurl.URL, mode strin
 		return fmt.Errorf("redis connect (%s %v): given up: %w", mode, t.Addrs, perr)
 	}
 	_ = rdb.Close()
+	ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
+	defer cancel()
+	if err := noSentinelMaster(ctx, cfg, t); err != nil {
+		return err
+	}
 	if t.Username != "" {
-		ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
-		defer cancel()
 		if err := aclTooOld(ctx, cfg, t, err); err != nil {
 			return err
 		}
