@@ -12,6 +12,7 @@ import (
 
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/storage"
 )
 
 // Pinger is a store that can be asked whether it still answers: the Redis
@@ -26,6 +27,11 @@ type Pinger interface {
 // answer its probe.
 var ErrStoreUnreachable = errors.New("app: store not answering")
 
+// ErrStoreReadOnly is the readiness failure while the store answers its
+// probe but cannot take writes (storage.ErrReadOnly: a standalone Redis
+// demoted to a replica).
+var ErrStoreReadOnly = errors.New("app: store read-only")
+
 // StoreProbeTimeout bounds one probe of the store: a PING that takes longer
 // counts as no answer.
 const StoreProbeTimeout = 2 * time.Second
@@ -33,7 +39,8 @@ const StoreProbeTimeout = 2 * time.Second
 // storeProbe pings the store every interval and keeps the verdict for the
 // "store" readiness check. It logs and counts transitions only: one
 // warning (and incidentd_store_unreachable_total + 1) when the store stops
-// answering, one info line when it answers again.
+// answering, one warning (not counted) when it answers as read-only
+// (storage.ErrReadOnly), one info line when it is ready again.
 type storeProbe struct {
 	p       Pinger
 	log     *zap.Logger
@@ -53,10 +60,13 @@ func newStoreProbe(p Pinger, log *zap.Logger, m *metrics.Metrics) *storeProbe {
 func (sp *storeProbe) check() error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.err != nil {
-		return fmt.Errorf("%w: %v", ErrStoreUnreachable, sp.err)
+	switch {
+	case sp.err == nil:
+		return nil
+	case errors.Is(sp.err, storage.ErrReadOnly):
+		return fmt.Errorf("%w: %v", ErrStoreReadOnly, sp.err)
 	}
-	return nil
+	return fmt.Errorf("%w: %v", ErrStoreUnreachable, sp.err)
 }
 
 // run probes every interval until ctx ends. Probes never overlap: a slow
@@ -98,11 +108,20 @@ func (sp *storeProbe) set(err error) {
 	defer sp.mu.Unlock()
 	was := sp.err
 	sp.err = err
+	readOnly, wasReadOnly := errors.Is(err, storage.ErrReadOnly), errors.Is(was, storage.ErrReadOnly)
 	switch {
 	case err != nil && was == nil:
 		sp.since = time.Now()
+		fallthrough
+	case err != nil && readOnly != wasReadOnly:
+		if readOnly {
+			sp.log.Warn("store read-only: not ready until it takes writes", zap.Error(err))
+			return
+		}
 		sp.counter.Inc()
 		sp.log.Warn("store not answering: not ready until it does", zap.Error(err))
+	case err == nil && wasReadOnly:
+		sp.log.Info("store writable again: ready", zap.Duration("not_ready_for", time.Since(sp.since)))
 	case err == nil && was != nil:
 		sp.log.Info("store answering again: ready", zap.Duration("unreachable_for", time.Since(sp.since)))
 	}

@@ -30,6 +30,9 @@ var (
 	ErrClosed = errors.New("storage: store closed")
 	// ErrLocked is returned by Open when another process holds the store.
 	ErrLocked = errors.New("storage: store is locked by another process")
+	// ErrReadOnly is wrapped by a readiness probe's error when the store
+	// answers but cannot take writes (a Redis server demoted to a replica).
+	ErrReadOnly = errors.New("storage: store is read-only")
 )
 
 // Store is what the worker, the API and the CLI need from a backend. All

@@ -40,6 +40,7 @@ type Store struct {
 	log       *zap.Logger
 	conflicts prometheus.Counter
 	readOnly  readOnlyQueries // List and Count without scratch keys, after Redis refused them
+	role      roleProbe       // standalone: Ping asks ROLE too
 	closed    atomic.Bool
 }
 
@@ -93,6 +94,7 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 	ctx, cancel := context.WithTimeout(parent, connectTimeout(cfg))
 	defer cancel()
 	if mode == "standalone" {
+		s.role.on, s.role.addr = true, t.Addrs[0]
 		if err := refuseClusterNode(ctx, rdb, t.Addrs[0]); err != nil {
 			_ = rdb.Close()
 			return nil, err
@@ -385,7 +387,11 @@ func (s *Store) Flush(ctx context.Context) error {
 // Ping asks the server holding the store's keys (in Cluster mode the master
 // of the deployment's slot, with Sentinel the current master) whether it
 // answers, with one PING: the worker's readiness probe, which sees a Redis
-// gone away while no batch is being written.
+// gone away while no batch is being written. A standalone store (redis://)
+// asks ROLE in the same round trip, and a server that is a replica (demoted
+// by a failover) fails the probe with an error wrapping
+// storage.ErrReadOnly. Only the worker probes; incidentctl's read-only
+// queries may read a replica.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -394,7 +400,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err != nil {
 		return s.wrap("ping", err)
 	}
-	if err := c.Ping(ctx).Err(); err != nil {
+	if err := s.role.ping(ctx, c); err != nil {
 		return s.wrap("ping", err)
 	}
 	return nil
