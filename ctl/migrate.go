@@ -166,7 +166,7 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 	if !to.given() {
 		return fmt.Errorf("%w: name the target with --to-backend (and --to-path, --to-redis-url, ...) or --to-config", errUsage)
 	}
-	target, _, err := to.open(cmd.Context(), log)
+	target, st, err := to.open(cmd.Context(), log)
 	if err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
@@ -180,7 +180,8 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 	if err != nil {
 		return fmt.Errorf("target count: %w", err)
 	}
-	fmt.Fprintf(o.Out, "copied %d incidents in %s (%d relinked), target now holds %d\n", res.Written, time.Since(start).Round(time.Millisecond), res.Relinked, n)
+	fmt.Fprintf(o.Out, "copied %d incidents in %s (%d relinked) into %s, target now holds %d\n", res.Written, time.Since(start).Round(time.Millisecond), res.Relinked,
+		describeStore(st, to.path == "" && to.config == ""), n)
 	if int(n) != len(all) {
 		return fmt.Errorf("target holds %d incidents, the source had %d", n, len(all))
 	}
