@@ -126,6 +126,9 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 		return what + " unchanged", nil
 	}
 	if _, err := js.UpdateStream(ctx, mergeStream(have, want)); err != nil {
+		if o := overlapping(ctx, js, want, err); o != "" {
+			return "", fmt.Errorf("%w: update %s%s: %w", ErrMismatch, what, o, err)
+		}
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, diff, err)
 	}
 	return what + " updated: " + strings.Join(diff, ", "), nil
@@ -166,6 +169,11 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	}
 	if _, err := js.UpdateConsumer(ctx, stream, mergeConsumer(have, want)); err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
+	}
+	if paused(have) { // an update does not end a pause
+		if _, err := js.ResumeConsumer(ctx, stream, want.Durable); err != nil {
+			return "", fmt.Errorf("resume %s: %w", what, err)
+		}
 	}
 	return what + " updated: " + strings.Join(d, ", "), nil
 }

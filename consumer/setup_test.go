@@ -21,7 +21,8 @@ func TestSetupResetsLimits(t *testing.T) {
 	cfg := testConfig()
 	ctx := context.Background()
 	sc := consumer.StreamConfig(cfg.Consumer)
-	sc.MaxMsgs, sc.MaxBytes, sc.Discard, sc.DenyDelete = 100, 1<<20, jetstream.DiscardNew, true
+	sc.MaxMsgs, sc.MaxBytes, sc.Discard, sc.DenyDelete, sc.AllowRollup = 100, 1<<20, jetstream.DiscardNew, true, true
+	sc.Description = "the operator's"
 	if _, err := e.js.CreateStream(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
@@ -30,13 +31,17 @@ func TestSetupResetsLimits(t *testing.T) {
 	if _, err := e.js.CreateConsumer(ctx, cfg.Consumer.Stream, cc); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.js.PauseConsumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := consumer.Setup(ctx, e.js, cfg.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	report := strings.Join(rep.Actions, "\n")
 	for _, want := range []string{"max_msgs 100 -> unlimited", "max_bytes 1048576 -> unlimited", "discard new -> old",
-		"filter_subjects [incidents.events.gw] -> []", "backoff", "inactive_threshold 1h0m0s -> 0s", "headers_only true -> false"} {
+		"filter_subjects [incidents.events.gw] -> []", "backoff", "inactive_threshold 1h0m0s -> 0s", "headers_only true -> false",
+		"allow_rollup_hdrs true -> false", "-> not paused"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
@@ -45,8 +50,10 @@ func TestSetupResetsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if have := s.CachedInfo().Config; have.MaxMsgs != -1 || have.MaxBytes != -1 || have.Discard != jetstream.DiscardOld || !have.DenyDelete {
-		t.Errorf("stream after setup: max_msgs %d max_bytes %d discard %v deny_delete %v", have.MaxMsgs, have.MaxBytes, have.Discard, have.DenyDelete)
+	if have := s.CachedInfo().Config; have.MaxMsgs != -1 || have.MaxBytes != -1 || have.Discard != jetstream.DiscardOld || !have.DenyDelete ||
+		have.AllowRollup || have.Description != "the operator's" {
+		t.Errorf("stream after setup: max_msgs %d max_bytes %d discard %v deny_delete %v rollup %v description %q",
+			have.MaxMsgs, have.MaxBytes, have.Discard, have.DenyDelete, have.AllowRollup, have.Description)
 	}
 	c, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
 	if err != nil {
@@ -54,6 +61,9 @@ func TestSetupResetsLimits(t *testing.T) {
 	}
 	if have := c.CachedInfo().Config; have.FilterSubject != "" || have.HeadersOnly || have.BackOff != nil || have.InactiveThreshold != 0 {
 		t.Errorf("consumer after setup: %+v", have)
+	}
+	if info, err := c.Info(ctx); err != nil || info.Paused {
+		t.Errorf("consumer still paused after setup: %v", err)
 	}
 	rep, err = consumer.Setup(ctx, e.js, cfg.Consumer)
 	if err != nil {
@@ -77,13 +87,26 @@ func TestSetupRefusesUnusableStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := consumer.Setup(ctx, e.js, cfg.Consumer)
-	if err == nil || !strings.Contains(err.Error(), "stream OTHER already listens on") {
+	if err == nil || !strings.Contains(err.Error(), "stream OTHER, on [incidents.events.gw], overlaps incidents.events.>") {
 		t.Fatalf("overlap: %v", err)
 	}
 	if err := e.js.DeleteStream(ctx, "OTHER"); err != nil {
 		t.Fatal(err)
 	}
 	e = newEnv(t) // a fresh server: re-creating names on one races the deletion
+	narrow := consumer.StreamConfig(cfg.Consumer)
+	narrow.Subjects = []string{"incidents.events.gw"}
+	if _, err := e.js.CreateStream(ctx, narrow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"incidents.events.x"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+	if err == nil || !strings.Contains(err.Error(), "stream OTHER, on [incidents.events.x], overlaps incidents.events.>") {
+		t.Fatalf("overlap on update: %v", err)
+	}
+	e = newEnv(t)
 	sc := consumer.StreamConfig(cfg.Consumer)
 	if _, err := e.js.CreateStream(ctx, sc); err != nil {
 		t.Fatal(err)

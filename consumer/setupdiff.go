@@ -59,15 +59,16 @@ func streamDiff(have, want jetstream.StreamConfig) []string {
 	d = differ(d, "max_msg_size", limitText(have.MaxMsgSize), limitText(want.MaxMsgSize))
 	d = differ(d, "discard", discardText(have.Discard), discardText(want.Discard))
 	d = differ(d, "no_ack", have.NoAck, want.NoAck)
+	d = differ(d, "allow_rollup_hdrs", have.AllowRollup, want.AllowRollup) // a Nats-Rollup header purges unconsumed events
 	return d
 }
 
 // mergeStream is have with the managed fields of want.
 func mergeStream(have, want jetstream.StreamConfig) jetstream.StreamConfig {
 	m := have
-	m.Description, m.Subjects, m.MaxAge, m.Duplicates, m.Replicas = want.Description, want.Subjects, want.MaxAge, want.Duplicates, want.Replicas
+	m.Subjects, m.MaxAge, m.Duplicates, m.Replicas = want.Subjects, want.MaxAge, want.Duplicates, want.Replicas
 	m.MaxMsgs, m.MaxBytes, m.MaxMsgsPerSubject, m.MaxMsgSize = want.MaxMsgs, want.MaxBytes, want.MaxMsgsPerSubject, want.MaxMsgSize
-	m.Discard, m.NoAck = want.Discard, want.NoAck
+	m.Discard, m.NoAck, m.AllowRollup = want.Discard, want.NoAck, want.AllowRollup
 	return m
 }
 
@@ -97,10 +98,15 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 	d = differ(d, "max_batch", have.MaxRequestBatch, want.MaxRequestBatch)
 	d = durDiff(d, "max_expires", have.MaxRequestExpires, want.MaxRequestExpires)
 	d = differ(d, "max_bytes", have.MaxRequestMaxBytes, want.MaxRequestMaxBytes)
-	if have.PauseUntil != nil && have.PauseUntil.After(time.Now()) {
+	if paused(have) {
 		d = append(d, fmt.Sprintf("paused until %s -> not paused", have.PauseUntil.Format(time.RFC3339)))
 	}
 	return d
+}
+
+// paused reports whether a consumer is paused now.
+func paused(c jetstream.ConsumerConfig) bool {
+	return c.PauseUntil != nil && c.PauseUntil.After(time.Now())
 }
 
 // filters is a consumer's filter subjects, one list whichever field holds
@@ -118,7 +124,7 @@ func filters(c jetstream.ConsumerConfig) []string {
 // mergeConsumer is have with the managed fields of want.
 func mergeConsumer(have, want jetstream.ConsumerConfig) jetstream.ConsumerConfig {
 	m := have
-	m.Description, m.AckWait, m.MaxDeliver, m.MaxAckPending = want.Description, want.AckWait, want.MaxDeliver, want.MaxAckPending
+	m.AckWait, m.MaxDeliver, m.MaxAckPending = want.AckWait, want.MaxDeliver, want.MaxAckPending
 	m.FilterSubject, m.FilterSubjects, m.BackOff, m.HeadersOnly = want.FilterSubject, want.FilterSubjects, want.BackOff, want.HeadersOnly
 	m.InactiveThreshold, m.RateLimit, m.PauseUntil = want.InactiveThreshold, want.RateLimit, nil
 	m.MaxRequestBatch, m.MaxRequestExpires, m.MaxRequestMaxBytes = want.MaxRequestBatch, want.MaxRequestExpires, want.MaxRequestMaxBytes
@@ -138,8 +144,17 @@ func overlapping(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 		return ""
 	}
 	for _, subj := range want.Subjects {
-		if name, err := js.StreamNameBySubject(ctx, subj); err == nil && name != want.Name {
-			return fmt.Sprintf(" (stream %s already listens on %s)", name, subj)
+		var others []string
+		for name := range js.StreamNames(ctx, jetstream.WithStreamListSubject(subj)).Name() { // read to the end: the lister's goroutine sends them all
+			if name != want.Name {
+				others = append(others, name)
+			}
+		}
+		for _, name := range others {
+			if other, err := js.Stream(ctx, name); err == nil {
+				return fmt.Sprintf(" (stream %s, on %v, overlaps %s)", name, other.CachedInfo().Config.Subjects, subj)
+			}
+			return fmt.Sprintf(" (stream %s overlaps %s)", name, subj)
 		}
 	}
 	return ""
