@@ -294,12 +294,16 @@ func TestSinceFlag(t *testing.T) {
 }
 
 // TestMissingStoreIsAnError: reading a Pebble path that does not exist (or
-// an empty directory) fails, naming the path, instead of creating an empty
+// an empty directory, or one with only lost+found) fails, naming the path, instead of creating an empty
 // store and answering "nothing" (verify once said "ok").
 func TestMissingStoreIsAnError(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "typo")
 	empty := t.TempDir()
-	for _, path := range []string{missing, empty} {
+	volume := t.TempDir() // a fresh volume's root: only lost+found
+	if err := os.Mkdir(filepath.Join(volume, "lost+found"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{missing, empty, volume} {
 		for _, args := range [][]string{{"count"}, {"list"}, {"get", "x"}, {"verify"}, {"export"}} {
 			r := runCtl(t, nil, "", append(args, "--state-backend", "pebble", "--state-path", path)...)
 			mustCode(t, r, ctl.ExitError)
@@ -315,6 +319,9 @@ func TestMissingStoreIsAnError(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("reading created %s: %v", missing, err)
+	}
+	if entries, _ := os.ReadDir(volume); len(entries) != 1 {
+		t.Errorf("reading wrote into %s: %v", volume, entries)
 	}
 }
 

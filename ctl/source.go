@@ -17,6 +17,7 @@ import (
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/backend"
+	"github.com/llm-im/incidentd/storage/pebble"
 )
 
 // DefaultAPIURL is where get, list, count, export and verify find a worker
@@ -171,9 +172,11 @@ func (f *storeFlags) checkTarget() error {
 var errNoStore = errors.New("no store")
 
 // pebbleExists checks that path is a directory with something in it (an
-// empty one would become a new, empty store).
+// empty one, or one with only a lock file or lost+found, would become a
+// new, empty store).
 func pebbleExists(path, hint string) error {
 	entries, err := os.ReadDir(path)
+	entries = slices.DeleteFunc(entries, pebble.HoldsNothing)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: no Pebble store at %s (the directory does not exist; check %s)", errNoStore, path, hint)

@@ -243,7 +243,7 @@ func emptyTarget(target string) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("pebble restore: target: %w", err)
 	}
-	entries = slices.DeleteFunc(entries, holdsNothing)
+	entries = slices.DeleteFunc(entries, HoldsNothing)
 	if len(entries) == 0 {
 		return true, nil
 	}

@@ -192,10 +192,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 // one), which the store must not open as an empty store beside them.
 var ErrForeignDirectory = errors.New("pebble: the directory holds files but no Pebble database")
 
-// holdsNothing reports whether a directory entry is no data of any store:
-// a lock file, or the lost+found directory of a file system's root (a
-// fresh volume mounted as the data directory).
-func holdsNothing(e fs.DirEntry) bool {
+// HoldsNothing reports whether an entry of a data directory is no data of
+// any store: a lock file, or the lost+found directory of a file system's
+// root (a fresh volume mounted as the data directory). A directory holding
+// only such entries is empty.
+func HoldsNothing(e fs.DirEntry) bool {
 	return e.Name() == "LOCK" || (e.Name() == "lost+found" && e.IsDir())
 }
 
@@ -206,7 +207,7 @@ func foreignFiles(dir string) error {
 		return fmt.Errorf("pebble: %w", err)
 	}
 	for _, e := range entries {
-		if holdsNothing(e) {
+		if HoldsNothing(e) {
 			continue
 		}
 		desc, err := pebbledb.Peek(dir, vfs.Default)
