@@ -29,12 +29,26 @@ type Client struct {
 }
 
 // NewClient returns a client for the worker at base ("http://host:8080");
-// hc nil means http.DefaultClient.
+// hc nil means a default client that does not follow redirects: the API
+// never sends one, and following one answered another resource (a 307 for
+// the path /api/v1/incidents/. led to the list, decoded as an incident).
 func NewClient(base string, hc *http.Client) *Client {
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return &Client{base: strings.TrimRight(base, "/"), http: hc}
+}
+
+// ErrUnaddressable is returned for an id that no URL path can name: "."
+// and "..", which HTTP path cleaning removes.
+var ErrUnaddressable = errors.New("api: the id cannot be named in a URL path")
+
+// incidentPath is the API path of incident id.
+func incidentPath(id string) (string, error) {
+	if id == "." || id == ".." {
+		return "", fmt.Errorf("%w: %q (read it from the store directly)", ErrUnaddressable, id)
+	}
+	return ListPath + "/" + url.PathEscape(id), nil
 }
 
 // List answers one page of incidents and the total that match.
@@ -63,7 +77,11 @@ func (c *Client) Query(ctx context.Context, q Query) (ListResponse, error) {
 // Get answers one incident, or an error wrapping storage.ErrNotFound.
 func (c *Client) Get(ctx context.Context, id string) (*incident.Incident, error) {
 	var in incident.Incident
-	if err := c.get(ctx, ListPath+"/"+url.PathEscape(id), id, &in); err != nil {
+	path, err := incidentPath(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.get(ctx, path, id, &in); err != nil {
 		return nil, err
 	}
 	return &in, nil

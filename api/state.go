@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -215,8 +214,11 @@ func stateMember(body []byte) (string, error) {
 // ErrWritesDisabled (403), or the server's message.
 func (c *Client) SetState(ctx context.Context, id string, to incident.State) (*incident.Incident, bool, error) {
 	body, _ := json.Marshal(StateRequest{State: to.String()})
-	path := ListPath + "/" + url.PathEscape(id) + "/state"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
+	path, err := incidentPath(id)
+	if err != nil {
+		return nil, false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path+"/state", bytes.NewReader(body))
 	if err != nil {
 		return nil, false, fmt.Errorf("api request: %w", err)
 	}

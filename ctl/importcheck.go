@@ -118,6 +118,10 @@ func (c *inputCheck) incidents(all []*incident.Incident, extra map[int][]fieldPr
 		if in.ID == "" {
 			continue
 		}
+		if in.ID == "." || in.ID == ".." {
+			c.add(i, fmt.Sprintf("id %q cannot be named in an API path (/api/v1/incidents/{id}): give it another id", in.ID))
+			continue
+		}
 		if j, dup := first[in.ID]; dup {
 			c.add(i, fmt.Sprintf("id %q again (first on %s)", clip(in.ID, 64), c.where(j)))
 			continue

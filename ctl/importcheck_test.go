@@ -132,6 +132,7 @@ func TestImportStdinInvalidWritesNothing(t *testing.T) {
 	edit(6, func(m map[string]any) { m["severity"] = "P9" })                         // line 7
 	edit(8, func(m map[string]any) { delete(m, "state"); m["fingerprint"] = "abc" }) // line 9
 	lines[11] = orig[2]                                                              // line 12 repeats line 3's id
+	edit(13, func(m map[string]any) { m["id"] = "." })                               // line 14: no API path can name it
 	in := strings.Join(lines, "\n") + "\n"
 	dst := filepath.Join(t.TempDir(), "pebble")
 	r := runCtl(t, nil, in, "import", "--to-backend", "pebble", "--to-path", dst)
@@ -139,11 +140,12 @@ func TestImportStdinInvalidWritesNothing(t *testing.T) {
 	var id3 struct{ ID string }
 	_ = json.Unmarshal([]byte(orig[2]), &id3)
 	for _, s := range []string{
-		fmt.Sprintf("nothing written: 4 of %d records are invalid\n", len(lines)),
+		fmt.Sprintf("nothing written: 5 of %d records are invalid\n", len(lines)),
 		"\n  line 5: not an incident: title: empty\n",
 		"\n  line 7: not an incident: severity: unknown severity \"P9\" (want P0..P4 or critical, high, medium, low, info)\n",
 		"\n  line 9: not an incident: fingerprint: \"abc\" is not v1: and 32 lower-case hex digits, as the worker makes them; state: missing (it would read as Detected)\n",
 		fmt.Sprintf("\n  line 12: id %q again (first on line 3)", id3.ID),
+		"\n  line 14: id \".\" cannot be named in an API path",
 	} {
 		if !strings.Contains(r.err, s) {
 			t.Errorf("stderr does not say %q:\n%s", s, r.err)

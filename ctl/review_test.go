@@ -37,6 +37,15 @@ func TestNotAnAPI(t *testing.T) {
 	}
 	mustCode(t, runCtl(t, nil, "", "get", id, "--api-url", a.HTTPURL()), ctl.ExitNotFound)
 	mustCode(t, runCtl(t, nil, "", "get", "", "--api-url", a.HTTPURL()), ctl.ExitUsage)
+	// "." and ".." cannot be named in a URL path: the server's path
+	// cleaning once redirected "." to the list, decoded as an incident.
+	for _, args := range [][]string{{"get", "."}, {"get", ".."}, {"set-state", ".", "Closed"}} {
+		r := runCtl(t, nil, "", append(args, "--api-url", a.HTTPURL())...)
+		mustCode(t, r, ctl.ExitError)
+		if !strings.Contains(r.err, "cannot be named in a URL path") {
+			t.Errorf("%v: stderr %q", args, r.err)
+		}
+	}
 }
 
 // TestIDAnyCase: get and set-state find a UUID id given in upper case, in
