@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,6 +94,33 @@ func TestVerifyDanglingIndexEntry(t *testing.T) {
 	mustCode(t, r, ctl.ExitInconsistent)
 	if !strings.Contains(r.out, "FAIL index all: List fails at position") || !strings.Contains(r.out, gone) {
 		t.Fatalf("verify through the API does not report the dangling entry of %s:\n%s", gone, r.out)
+	}
+}
+
+// TestVerifyDanglingFirstEntry: through the API a Count reads a page, so
+// an index entry without its record at the head of an index fails that
+// Count: verify reports it and goes on (exit 4, and -o json prints the
+// report) instead of stopping with exit 1 (black-box re-check finding).
+func TestVerifyDanglingFirstEntry(t *testing.T) {
+	dir := filledPebble(t, 300)
+	s := openPebble(t, dir)
+	all := allIncidents(t, s)
+	_ = s.Close()
+	slices.SortFunc(all, storage.CompareNewestFirst)
+	var gone *incident.Incident // the newest of its severity, not the newest of all
+	for _, in := range all[1:] {
+		if in.Severity != all[0].Severity {
+			gone = in
+			break
+		}
+	}
+	rawPebble(t, dir, func(db *pebbledb.DB) error { return db.Delete([]byte("r/"+gone.ID), pebbledb.Sync) })
+	a := startPebbleWorker(t, dir)
+	r := runCtl(t, nil, "", "verify", "--api-url", a.HTTPURL(), "-o", "json")
+	mustCode(t, r, ctl.ExitInconsistent)
+	want := "index severity=" + gone.Severity.String() + ": Count fails"
+	if !strings.Contains(r.out, want) || !strings.Contains(r.out, `"consistent": false`) {
+		t.Fatalf("verify -o json through the API: want %q in the report:\n%s\n%s", want, r.out, r.err)
 	}
 }
 

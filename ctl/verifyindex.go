@@ -71,10 +71,15 @@ func (v *verifier) index(ctx context.Context, f storage.Filter, all []*incident.
 		}
 	}
 	n, err := v.r.Count(ctx, f)
-	if err != nil {
-		return fmt.Errorf("verify count %s: %w", name, err)
-	}
-	if n != int64(len(want)) {
+	switch {
+	case err != nil:
+		// Through the API a Count reads a page: an index entry without its
+		// record fails it. The store itself failing fails a plain Count too.
+		if _, err2 := v.r.Count(ctx, storage.Filter{}); err2 != nil || f.IsZero() {
+			return fmt.Errorf("verify count %s: %w", name, err)
+		}
+		v.fail("index %s: Count fails (an index entry without its record?): %v", name, err)
+	case n != int64(len(want)):
 		v.fail("index %s: Count = %d, records say %d", name, n, len(want))
 	}
 	got := map[string]bool{}
