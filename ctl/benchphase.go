@@ -46,7 +46,7 @@ func (b *bench) load(ctx context.Context) error {
 	st := p.wait()
 	prog.done()
 	if err == nil {
-		err = p.err()
+		err = p.err(nil)
 	}
 	el := time.Since(start)
 	l := &b.res.Load
@@ -183,7 +183,7 @@ func (b *bench) latency(ctx context.Context) error {
 	el := time.Since(start)
 	prog.done()
 	if err == nil {
-		err = p.err()
+		err = p.err(nil)
 	}
 	if err != nil {
 		return err

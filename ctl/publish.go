@@ -149,7 +149,7 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	st := p.wait()
 	prog.clear()
 	fmt.Fprintln(o.Out, publishSummary(st))
-	return errors.Join(err, p.err(), invalidErr(invalid))
+	return errors.Join(err, p.err(err), invalidErr(invalid))
 }
 
 // publishSummary is the one line publish prints when done, on stdout.

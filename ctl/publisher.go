@@ -149,10 +149,14 @@ func (p *publisher) stats() publishStats {
 	return publishStats{Sent: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(), Failed: p.failed.Load()}
 }
 
-// err is nil when every publish was acked.
-func (p *publisher) err() error {
+// err is nil when every publish was acked, or when the only failure is
+// the one stopped already reported (a line's publish that failed at once).
+func (p *publisher) err(stopped error) error {
 	s := p.stats()
 	if s.Failed == 0 && s.Acked == s.Sent {
+		return nil
+	}
+	if s.Failed == 1 && s.Acked == s.Sent && stopped != nil && errors.Is(stopped, p.firstErr) {
 		return nil
 	}
 	err := fmt.Errorf("%d publishes failed, %d sent and not acked (first error: %v)", s.Failed, s.Sent-s.Acked, p.firstErr)
