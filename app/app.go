@@ -168,6 +168,7 @@ func (a *App) connect() error {
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
+				a.m.NATSErrors.WithLabelValues(metrics.NATSDisconnected).Inc()
 				a.log.Warn("nats disconnected", zap.Error(err))
 			}
 		}),

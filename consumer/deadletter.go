@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // Headers of a dead-lettered message. The payload is the original one.
@@ -157,6 +158,7 @@ func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
 			c.log.Error("dead-letter stream missing and not set up again", zap.Error(err))
 			return
 		}
+		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedDeadLetterStream).Inc()
 		c.log.Warn("dead-letter stream was missing", zap.String("action", act))
 	}()
 }

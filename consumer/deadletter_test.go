@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // TestDeadLetterStreamRecreated: with the dead-letter stream deleted under
@@ -35,6 +36,9 @@ func TestDeadLetterStreamRecreated(t *testing.T) {
 	e.waitFor("counted as dead-lettered", 10*time.Second, func() bool {
 		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonInvalidJSON))) == 1
 	})
+	if n := testutil.ToFloat64(w.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedDeadLetterStream)); n != 1 {
+		t.Fatalf("jetstream_recreated_total{object=dead_letter_stream} = %v, want 1", n)
+	}
 }
 
 // TestDeadLetterTruncated: a payload that fits the server's max_payload but

@@ -112,6 +112,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 			if !ok {
 				src = nil
 				if !paused {
+					c.m.PullRestarts.Inc()
 					c.log.Warn("message iterator closed, restarting pull")
 					if src, cons, err = c.restartSource(ctx, cons); err != nil {
 						return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // Messages that reach max_deliver. JetStream stops delivering a message
@@ -119,6 +120,7 @@ func (c *Consumer) pumpMaxDeliveries(ctx context.Context, stream jetstream.Strea
 			backoff, failing = cc.RetryInitial.Duration, false
 			continue
 		case !failing:
+			c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
 			c.log.Warn("cannot read max-deliveries advisories; retrying (messages that reach max_deliver meanwhile wait in the stream)",
 				zap.String("stream", cc.MaxDeliveriesStream()), zap.Error(err))
 			failing = true
@@ -143,6 +145,7 @@ func (c *Consumer) bindMaxDeliveries(ctx context.Context, cons *jetstream.Consum
 	if (errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) && !c.cfg.SkipSetup {
 		var acts []string
 		if acts, err = setupMaxDeliveries(ctx, c.js, cc); err == nil {
+			c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedMaxDeliveries).Inc()
 			c.log.Warn("max-deliveries advisory stream or consumer was missing", zap.Strings("actions", acts))
 			got, err = c.js.Consumer(ctx, cc.MaxDeliveriesStream(), cc.Durable)
 		}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/natsembed"
 )
 
@@ -48,6 +51,12 @@ func TestJetStreamStateLost(t *testing.T) {
 	})
 	e.publish(payloads(log[200:]))
 	e.settle(cfg, w)
+	if got := testutil.ToFloat64(w.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer)); got < 1 {
+		t.Errorf("jetstream_recreated_total{object=consumer} = %v, want at least 1", got)
+	}
+	if got := testutil.ToFloat64(w.m.PullRestarts); got < 1 {
+		t.Errorf("pull_restarts_total = %v, want at least 1", got)
+	}
 	requireIncidents(t, store, ex)
 	if got := applied(w); got != ex.uniqueIDs {
 		t.Fatalf("applied %d, want %d", got, ex.uniqueIDs)

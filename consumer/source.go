@@ -56,6 +56,7 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 				return
 			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
 				c.log.Error("the durable consumer is gone; setting it up again", zap.Error(err))
 				c.bound.Store(false)
 				it.Stop()
@@ -68,6 +69,7 @@ func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 					// A server restarted without its JetStream state, or the
 					// stream deleted while NATS was away: no pull request can
 					// ever be answered, so set everything up again.
+					c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
 					c.log.Error("the durable consumer is gone (its stream, or the server's JetStream state, was lost); setting it up again",
 						append(state, zap.Error(err))...)
 					c.bound.Store(false)

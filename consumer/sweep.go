@@ -34,6 +34,7 @@ func (c *Consumer) sweep(ctx context.Context, pending uint64) {
 		n, err := storage.ExpireQuiet(ctx, c.store, c.folder, time.Now(), sweepLimit)
 		if err != nil {
 			if ctx.Err() == nil {
+				c.m.SweepFailures.Inc()
 				c.log.Warn("quiet-period sweep", zap.Error(err))
 			}
 			return

@@ -34,14 +34,17 @@ const (
 )
 
 // NATSErrorKinds are the label values of incidentd_nats_errors_total{kind}.
-var NATSErrorKinds = []string{NATSSlowConsumer, NATSMissedHeartbeat, NATSPermission, NATSOther}
+var NATSErrorKinds = []string{NATSSlowConsumer, NATSMissedHeartbeat, NATSPermission, NATSDisconnected, NATSOther}
 
 // Kinds of NATS client errors.
 const (
 	NATSSlowConsumer    = "slow_consumer"
 	NATSMissedHeartbeat = "missed_heartbeat"
 	NATSPermission      = "permission"
-	NATSOther           = "other"
+	// NATSDisconnected counts losses of the connection to NATS (the
+	// "nats disconnected" warning).
+	NATSDisconnected = "disconnected"
+	NATSOther        = "other"
 )
 
 // NATSErrorKind classifies an asynchronous NATS client error.
@@ -56,6 +59,23 @@ func NATSErrorKind(err error) string {
 	}
 	return NATSOther
 }
+
+// JetStream objects the worker can find missing and set up again: the
+// label values of incidentd_jetstream_recreated_total{object}.
+const (
+	// RecreatedConsumer: the durable consumer (or its stream, or the
+	// server's JetStream state) was gone.
+	RecreatedConsumer = "consumer"
+	// RecreatedDeadLetterStream: the dead-letter stream was gone.
+	RecreatedDeadLetterStream = "dead_letter_stream"
+	// RecreatedMaxDeliveries: the max-deliveries advisory stream or its
+	// consumer was gone.
+	RecreatedMaxDeliveries = "max_deliveries"
+)
+
+// RecreatedObjects are the label values of
+// incidentd_jetstream_recreated_total{object}.
+var RecreatedObjects = []string{RecreatedConsumer, RecreatedDeadLetterStream, RecreatedMaxDeliveries}
 
 // LatencyBuckets are the end-to-end latency histogram's bounds, in seconds:
 // fine around the 50 ms objective, up to an hour of backlog.
@@ -126,6 +146,15 @@ type Metrics struct {
 	// worker's readiness probe (a Redis PING each lag poll): one per outage,
 	// not one per failed probe.
 	StoreUnreachable prometheus.Counter
+	// JetStreamRecreated counts JetStream objects found missing and set
+	// up again, by object (RecreatedObjects).
+	JetStreamRecreated *prometheus.CounterVec
+	// PullRestarts counts the pull iterator closing and pulling starting
+	// anew (after a lost consumer, or the iterator ending on its own).
+	PullRestarts prometheus.Counter
+	// SweepFailures counts quiet-period sweeps that failed (the store
+	// could not be read or written); the next sweep tries again.
+	SweepFailures prometheus.Counter
 
 	// Health backs incidentd_ready and /readyz.
 	Health *Health
@@ -190,7 +219,14 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
 		StoreUnreachable: counter("store_unreachable_total",
 			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
-		Health: NewHealth(),
+		JetStreamRecreated: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "jetstream_recreated_total",
+			Help: "JetStream objects the worker found missing and set up again, by object (consumer, dead_letter_stream, max_deliveries)."}, []string{"object"}),
+		PullRestarts:  counter("pull_restarts_total", "Times the pull iterator closed and pulling started anew."),
+		SweepFailures: counter("sweep_failures_total", "Quiet-period sweeps that failed; the next one tries again."),
+		Health:        NewHealth(),
+	}
+	for _, o := range RecreatedObjects {
+		m.JetStreamRecreated.WithLabelValues(o)
 	}
 	for _, k := range NATSErrorKinds {
 		m.NATSErrors.WithLabelValues(k)
@@ -231,7 +267,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, ready, info}
+		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.SweepFailures, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)
