@@ -209,3 +209,52 @@ tests:
 		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, test)
 	}
 }
+
+// TestDashboardWorkersReady evaluates the "Workers ready" query with
+// promtool: the ready workers while some are scraped, and 0, not "No
+// data", once none is (every pod gone: their series end).
+func TestDashboardWorkersReady(t *testing.T) {
+	bin := promtool(t)
+	var expr string
+	for _, p := range dashboard(t) {
+		if p.Title == "Workers ready" && len(p.Targets) == 1 {
+			expr = grafanaVars.Replace(p.Targets[0].Expr)
+		}
+	}
+	if expr == "" {
+		t.Fatal(`no "Workers ready" panel with one query`)
+	}
+	test := fmt.Sprintf(`rule_files: []
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'incidentd_ready{instance="w1", job="incidentd"}'
+        values: '1 1 1 stale'
+      - series: 'incidentd_ready{instance="w2", job="incidentd"}'
+        values: '1 0 0 stale'
+    promql_expr_test:
+      - expr: %[1]q
+        eval_time: 0m
+        exp_samples:
+          - labels: '{}'
+            value: 2
+      - expr: %[1]q
+        eval_time: 2m
+        exp_samples:
+          - labels: '{}'
+            value: 1
+      - expr: %[1]q
+        eval_time: 5m
+        exp_samples:
+          - labels: '{}'
+            value: 0
+`, expr)
+	path := filepath.Join(t.TempDir(), "ready_test.yml")
+	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "test", "rules", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, test)
+	}
+}
