@@ -125,11 +125,18 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	if len(diff) == 0 {
 		return what + " unchanged", nil
 	}
-	if _, err := js.UpdateStream(ctx, mergeStream(have, want)); err != nil {
+	got, err := js.UpdateStream(ctx, mergeStream(have, want))
+	if err != nil {
 		if o := overlapping(ctx, js, want, err); o != "" {
 			return "", fmt.Errorf("%w: update %s%s: %w", ErrMismatch, what, o, err)
 		}
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, diff, err)
+	}
+	// The server may keep a setting without an error (allow_rollup_hdrs
+	// stays on while allow_msg_schedules is): check what it answered.
+	if kept := streamDiff(got.CachedInfo().Config, want); len(kept) > 0 {
+		return "", fmt.Errorf("%w: %s still has %v after the update: the server would not change it (remove the stream or use another consumer.stream)",
+			ErrMismatch, what, kept)
 	}
 	return what + " updated: " + strings.Join(diff, ", "), nil
 }
@@ -167,8 +174,12 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	if len(d) == 0 {
 		return what + " unchanged", nil
 	}
-	if _, err := js.UpdateConsumer(ctx, stream, mergeConsumer(have, want)); err != nil {
+	got, err := js.UpdateConsumer(ctx, stream, mergeConsumer(have, want))
+	if err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
+	}
+	if kept := consumerDiff(got.CachedInfo().Config, want); len(kept) > 0 && !(len(kept) == 1 && paused(have)) {
+		return "", fmt.Errorf("%w: %s still has %v after the update: the server would not change it", ErrMismatch, what, kept)
 	}
 	if paused(have) { // an update does not end a pause
 		if _, err := js.ResumeConsumer(ctx, stream, want.Durable); err != nil {

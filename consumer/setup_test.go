@@ -119,4 +119,27 @@ func TestSetupRefusesUnusableStreams(t *testing.T) {
 	if !errors.Is(err, consumer.ErrMismatch) || !strings.Contains(err.Error(), "sealed") {
 		t.Fatalf("sealed: %v", err)
 	}
+	// Settings the server will not turn off are a mismatch, not an
+	// "updated" line: per-message TTLs (a Nats-TTL header expires an
+	// event before it is consumed), and rollups while message schedules
+	// are on (the server keeps allow_rollup_hdrs without an error).
+	for _, c := range []struct {
+		name string
+		set  func(*jetstream.StreamConfig)
+		want string
+	}{
+		{"ttl", func(sc *jetstream.StreamConfig) { sc.AllowMsgTTL = true }, "allow_msg_ttl"},
+		{"schedules", func(sc *jetstream.StreamConfig) { sc.AllowMsgSchedules = true }, "still has [allow_rollup_hdrs true -> false]"},
+	} {
+		e = newEnv(t)
+		sc := consumer.StreamConfig(cfg.Consumer)
+		c.set(&sc)
+		if _, err := e.js.CreateStream(ctx, sc); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, err = consumer.Setup(ctx, e.js, cfg.Consumer)
+		if !errors.Is(err, consumer.ErrMismatch) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want a mismatch naming %q", c.name, err, c.want)
+		}
+	}
 }

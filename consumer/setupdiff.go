@@ -60,6 +60,7 @@ func streamDiff(have, want jetstream.StreamConfig) []string {
 	d = differ(d, "discard", discardText(have.Discard), discardText(want.Discard))
 	d = differ(d, "no_ack", have.NoAck, want.NoAck)
 	d = differ(d, "allow_rollup_hdrs", have.AllowRollup, want.AllowRollup) // a Nats-Rollup header purges unconsumed events
+	d = differ(d, "allow_msg_ttl", have.AllowMsgTTL, want.AllowMsgTTL)     // a Nats-TTL header expires an event before it is consumed
 	return d
 }
 
@@ -68,7 +69,7 @@ func mergeStream(have, want jetstream.StreamConfig) jetstream.StreamConfig {
 	m := have
 	m.Subjects, m.MaxAge, m.Duplicates, m.Replicas = want.Subjects, want.MaxAge, want.Duplicates, want.Replicas
 	m.MaxMsgs, m.MaxBytes, m.MaxMsgsPerSubject, m.MaxMsgSize = want.MaxMsgs, want.MaxBytes, want.MaxMsgsPerSubject, want.MaxMsgSize
-	m.Discard, m.NoAck, m.AllowRollup = want.Discard, want.NoAck, want.AllowRollup
+	m.Discard, m.NoAck, m.AllowRollup, m.AllowMsgTTL = want.Discard, want.NoAck, want.AllowRollup, want.AllowMsgTTL
 	return m
 }
 
