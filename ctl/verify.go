@@ -247,10 +247,14 @@ func (v *verifier) records(ctx context.Context, all []*incident.Incident) error 
 // counter behind incidentd_store_incidents) against the records.
 func (v *verifier) totals(ctx context.Context, all []*incident.Incident) error {
 	n, err := v.r.Count(ctx, storage.Filter{})
-	if err != nil {
+	switch {
+	case err != nil && v.store == nil && len(all) > 0:
+		// Through the API a Count reads a page: an entry without its
+		// record at the head of the list fails it while the records read.
+		v.fail("Count() fails (an index entry without its record at the head of the list?): %v", err)
+	case err != nil:
 		return fmt.Errorf("verify count: %w", err)
-	}
-	if n != int64(len(all)) {
+	case n != int64(len(all)):
 		v.fail("Count() = %d, the records are %d", n, len(all))
 	}
 	if v.store == nil {
