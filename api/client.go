@@ -46,7 +46,7 @@ var ErrUnaddressable = errors.New("api: the id cannot be named in a URL path")
 // incidentPath is the API path of incident id.
 func incidentPath(id string) (string, error) {
 	if id == "." || id == ".." {
-		return "", fmt.Errorf("%w: %q (read it from the store directly)", ErrUnaddressable, id)
+		return "", fmt.Errorf("%w: %q (use the store itself: the --state-* flags or --config)", ErrUnaddressable, id)
 	}
 	return ListPath + "/" + url.PathEscape(id), nil
 }

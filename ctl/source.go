@@ -176,12 +176,15 @@ var errNoStore = errors.New("no store")
 // new, empty store).
 func pebbleExists(path, hint string) error {
 	entries, err := os.ReadDir(path)
+	all := len(entries)
 	entries = slices.DeleteFunc(entries, pebble.HoldsNothing)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: no Pebble store at %s (the directory does not exist; check %s)", errNoStore, path, hint)
 	case err != nil:
 		return fmt.Errorf("pebble store %s: %w", path, err)
+	case len(entries) == 0 && all > 0:
+		return fmt.Errorf("%w: no Pebble store at %s (the directory holds only a lock file or lost+found)", errNoStore, path)
 	case len(entries) == 0:
 		return fmt.Errorf("%w: no Pebble store at %s (the directory is empty)", errNoStore, path)
 	}
