@@ -20,6 +20,40 @@ import (
 	"github.com/llm-im/incidentd/storage/redis/redistest"
 )
 
+// observed is a running worker whose log lines are kept.
+type observed struct {
+	a      *app.App
+	logs   *observer.ObservedLogs
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startObserved runs a worker on cfg, logging to the test and to logs, and
+// waits until it is ready.
+func startObserved(t *testing.T, cfg config.Config) *observed {
+	t.Helper()
+	obs, logs := observer.New(zapcore.InfoLevel)
+	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
+	a, err := app.New(cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &observed{a: a, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { w.done <- a.Run(ctx) }()
+	waitFor(t, "ready", func() bool { return httpGet(t, a.HTTPURL()+"/readyz", nil) == http.StatusOK })
+	return w
+}
+
+// stop shuts the worker down and expects a clean stop.
+func (w *observed) stop(t *testing.T) {
+	t.Helper()
+	w.cancel()
+	if err := <-w.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReadyzFollowsTheStore: an idle worker (nothing to commit) on Redis
 // turns not-ready, naming the store, when its redis-server is killed, logs
 // and counts that once however many probes fail, and is ready again once
@@ -28,17 +62,8 @@ func TestReadyzFollowsTheStore(t *testing.T) {
 	srv := redistest.StartStandalone(t, redistest.Options{})
 	cfg := testConfig(t, config.BackendRedis)
 	cfg.State.RedisURL = srv.URL()
-	obs, logs := observer.New(zapcore.InfoLevel)
-	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
-	a, err := app.New(cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	base := a.HTTPURL()
-	waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
+	w := startObserved(t, cfg)
+	a, logs, base := w.a, w.logs, w.a.HTTPURL()
 
 	srv.Kill()
 	var body metrics.ReadyResponse
@@ -72,10 +97,7 @@ func TestReadyzFollowsTheStore(t *testing.T) {
 	if n := logs.FilterMessageSnippet("store answering again").Len(); n != 1 {
 		t.Errorf("%d 'store answering again' lines, want 1", n)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	w.stop(t)
 	// The store closed by the shutdown is no outage.
 	if got := testutil.ToFloat64(a.Metrics().StoreUnreachable); got != 1 {
 		t.Errorf("incidentd_store_unreachable_total = %v after the shutdown, want 1", got)

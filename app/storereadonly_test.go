@@ -6,12 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
@@ -30,17 +25,9 @@ func TestReadyzNotReadyOnReplica(t *testing.T) {
 	srv := redistest.StartStandalone(t, redistest.Options{})
 	cfg := testConfig(t, config.BackendRedis)
 	cfg.State.RedisURL = srv.URL()
-	obs, logs := observer.New(zapcore.InfoLevel)
-	log := zaptest.NewLogger(t, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))
-	a, err := app.New(cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	base := a.HTTPURL()
-	waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
+	w := startObserved(t, cfg)
+	a, logs, base := w.a, w.logs, w.a.HTTPURL()
+	ctx := context.Background()
 
 	host, port, _ := strings.Cut(other.Addr, ":")
 	if err := srv.Client(t).Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
@@ -69,8 +56,5 @@ func TestReadyzNotReadyOnReplica(t *testing.T) {
 	if n := logs.FilterMessageSnippet("store writable again").Len(); n != 1 {
 		t.Errorf("%d 'store writable again' lines, want 1", n)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	w.stop(t)
 }
