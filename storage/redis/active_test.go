@@ -155,11 +155,11 @@ func activeTransitions(t *testing.T, ac activeCase) {
 	// k1 quiet for longer than the window: the next trigger resolves it by
 	// timeout and opens a new incident, in one fold.
 	ingest(storetest.Trigger("e11", "k1", 3*min, incident.P1))
-	all := check("timeout inside the fold")
+	check("timeout inside the fold")
 	if n, err := storage.ExpireQuiet(ctx, s, f, storetest.At(3*min+10), 100); err != nil || n != 3 {
 		t.Fatalf("ExpireQuiet = %d, %v; want the 3 quiet incidents (k2, k3, k4)", n, err)
 	}
-	all = check("timeouts by ExpireQuiet")
+	all := check("timeouts by ExpireQuiet")
 	if got := ac.c.SMembers(ctx, p+":state:Active").Val(); len(got) != 1 {
 		t.Fatalf("active set after the timeouts = %v, want only k1's new incident", got)
 	}
