@@ -84,6 +84,14 @@ type Config struct {
 	// "sled" alias being normalised. They are not part of the TOML document
 	// nor of its JSON form.
 	Warnings []string `toml:"-" json:"-"`
+
+	// BackendDefaulted is set by Load when neither the file nor
+	// STATE_BACKEND gave state.backend, so it is the default (pebble). A
+	// Redis URL or cluster nodes given then are an invalid configuration,
+	// not settings the default backend silently ignores; a caller that sets
+	// the backend itself (incidentctl's --*-backend flags) clears it. Not
+	// part of the TOML document nor of its JSON form.
+	BackendDefaulted bool `toml:"-" json:"-"`
 }
 
 // StateConfig is the [state] table, with the old system's keys (backend,
@@ -333,6 +341,9 @@ type LogConfig struct {
 	Format string `toml:"format" json:"format"`
 }
 
+// defaultKeyPrefix is the default state.key_prefix, the reference's.
+const defaultKeyPrefix = "llm-im"
+
 // Default returns the product defaults: the pebble backend in ./data/pebble,
 // an embedded NATS server, and the consumer, dedupe, HTTP and log settings
 // documented in the example files. Every call returns fresh slices and maps.
@@ -343,7 +354,7 @@ func Default() Config {
 			Path:              "./data/pebble",
 			RedisClusterNodes: []string{},
 			PoolSize:          100,
-			KeyPrefix:         "llm-im",
+			KeyPrefix:         defaultKeyPrefix,
 			AppliedRetention:  Duration{24 * time.Hour},
 			Pebble: PebbleConfig{
 				CacheSizeMB:     256,

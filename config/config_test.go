@@ -80,6 +80,7 @@ func TestLoadNoFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
+	want.BackendDefaulted = true // no file, no STATE_BACKEND
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load(\"\", nil) = %+v, want defaults %+v", cfg, want)
 	}
@@ -452,6 +453,54 @@ func TestEnvOverrides(t *testing.T) {
 			check: func(t *testing.T, c Config) {
 				if c.State.Backend != BackendPebble || !strings.Contains(c.Warnings[0], "state.backend in ") {
 					t.Errorf("backend = %q, warnings = %q", c.State.Backend, c.Warnings)
+				}
+			},
+		},
+		{
+			name:     "a Redis URL with no backend named is no silent Pebble",
+			env:      map[string]string{"STATE_REDIS_URL": "redis://:pw@r:6379/1"},
+			problems: []string{`STATE_REDIS_URL (state.redis_url): is set, but state.backend is not, and the default backend (pebble, in "./data/pebble") does not use it: set state.backend = "redis" (STATE_BACKEND=redis;`},
+		},
+		{
+			name:     "cluster nodes with no backend named, in the file",
+			file:     "[state]\nredis_cluster_nodes = [\"redis://n1:7000\"]\npath = \"/var/lib/x\"\n",
+			problems: []string{`state.redis_cluster_nodes: are set, but state.backend is not, and the default backend (pebble, in "/var/lib/x") does not use them: set state.backend = "redis_cluster" (STATE_BACKEND=redis_cluster;`},
+		},
+		{
+			name:     "a key prefix with no backend named",
+			file:     "[state]\nkey_prefix = \"team-a\"\n",
+			problems: []string{`state.key_prefix: is set ("team-a"), but state.backend is not, and the default backend (pebble, in "./data/pebble") has no key prefix`},
+		},
+		{
+			name: "a Redis URL with the backend from STATE_BACKEND",
+			file: "[state]\nredis_url = \"redis://r:6379/1\"\n",
+			env:  map[string]string{"STATE_BACKEND": "redis"},
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendRedis || c.State.RedisURL != "redis://r:6379/1" {
+					t.Errorf("state = %+v", c.State)
+				}
+			},
+		},
+		{
+			// The reference guide's own example: backend = "sled" beside a
+			// redis_url "for Redis". Named, the backend is the operator's
+			// choice; the unused URL is a warning.
+			name:     "a Redis URL beside a named embedded backend",
+			file:     "[state]\nbackend = \"pebble\"\npath = \"./data/sled\"\nredis_url = \"redis://localhost:6379/0\"\n",
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if c.State.Backend != BackendPebble || !strings.Contains(c.Warnings[0], `state.redis_url set, but state.backend is "pebble", which does not use it`) {
+					t.Errorf("backend = %q, warnings = %q", c.State.Backend, c.Warnings)
+				}
+			},
+		},
+		{
+			name:     "cluster nodes beside backend redis",
+			env:      map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://r:6379/1", "STATE_REDIS_CLUSTER_NODES": "n1:7000"},
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if !strings.Contains(c.Warnings[0], `state.redis_cluster_nodes set, but state.backend is "redis"`) {
+					t.Errorf("warnings = %q", c.Warnings)
 				}
 			},
 		},

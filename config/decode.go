@@ -35,6 +35,9 @@ func decodeFile(path string, data []byte, cfg *Config, p *problems, bad map[stri
 	}
 	d := decoder{path: path, pos: keyPositions(data), p: p, bad: bad}
 	d.table(reflect.ValueOf(cfg).Elem(), raw, "")
+	if _, ok := d.pos["state.backend"]; ok {
+		cfg.BackendDefaulted = false
+	}
 	return true
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -54,7 +55,23 @@ var EnvOverrides = []EnvOverride{
 // what was assembled so far, returned only so a caller can show its
 // Warnings; it must not be used to run.
 func Load(path string, env func(string) (string, bool)) (Config, error) {
+	return LoadOverride(path, env, nil)
+}
+
+// Override is a caller's own settings, which win over the file and the
+// environment (incidentctl's --state-* flags). LoadOverride applies it after
+// the environment, the backend alias and the warnings, before validating.
+// It returns the keys it set, each mapped to the name problems give it
+// (such as "--state-redis-url"); setting state.backend names the backend.
+type Override func(*Config) map[string]string
+
+// LoadOverride is Load with override applied over the file and the
+// environment before validation, so that what the override sets can fill in
+// what they leave out (STATE_BACKEND=redis with the URL from a flag) or
+// replace an invalid value of theirs.
+func LoadOverride(path string, env func(string) (string, bool), override Override) (Config, error) {
 	cfg := Default()
+	cfg.BackendDefaulted = true // until the file, STATE_BACKEND or override gives it
 	var p problems
 	bad := map[string]bool{} // keys whose value could not be decoded
 	if path != "" {
@@ -85,6 +102,18 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		cfg.NATS.URLFrom = "nats.url in " + path
 	}
 	cfg.addWarnings()
+	if override != nil {
+		if fromEnv == nil {
+			fromEnv = map[string]string{}
+		}
+		for key, name := range override(&cfg) {
+			fromEnv[key] = name
+			delete(bad, key)
+			if key == "state.backend" {
+				cfg.BackendDefaulted = false
+			}
+		}
+	}
 
 	var invalid problems
 	cfg.validate(&invalid)
@@ -165,6 +194,9 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 		case "LOG_LEVEL":
 			cfg.Log.Level = v
 		}
+		if o.Var == "STATE_BACKEND" {
+			cfg.BackendDefaulted = false
+		}
 		set[o.Key] = o.Var
 		delete(bad, o.Key)
 	}
@@ -204,8 +236,21 @@ func SledAliasWarning(from string) string {
 		from, BackendSledAlias, BackendPebble)
 }
 
-// addWarnings records settings that are valid but weaken a promise.
+// addWarnings records settings that are valid but weaken a promise, or
+// that the backend named does not use.
 func (c *Config) addWarnings() {
+	if !c.BackendDefaulted { // with the default backend they are problems (validateState)
+		var unused []string
+		if c.State.RedisURL != "" && c.State.Backend != BackendRedis {
+			unused = append(unused, "state.redis_url")
+		}
+		if len(c.State.RedisClusterNodes) > 0 && c.State.Backend != BackendRedisCluster {
+			unused = append(unused, "state.redis_cluster_nodes")
+		}
+		if len(unused) > 0 && slices.Contains(Backends, c.State.Backend) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s set, but state.backend is %q, which does not use it: incidents are stored by %q", strings.Join(unused, " and "), c.State.Backend, c.State.Backend))
+		}
+	}
 	switch c.State.Backend {
 	case BackendPebble:
 		if !c.State.Pebble.Sync {

@@ -136,6 +136,21 @@ func (c Config) validateState(p *problems) {
 		checkTLSFiles(p, "state.redis_cluster_nodes", s.Redis, "rediss://host:port nodes")
 	}
 
+	if c.BackendDefaulted && s.Backend == BackendPebble {
+		// A Redis URL or cluster nodes with no backend named: the default
+		// would keep the incidents in a local Pebble directory instead of
+		// the Redis the operator pointed at.
+		if s.RedisURL != "" {
+			p.add("state.redis_url", "is set, but state.backend is not, and the default backend (pebble, in %q) does not use it: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag)", s.Path, BackendRedis, BackendRedis)
+		}
+		if len(s.RedisClusterNodes) > 0 {
+			p.add("state.redis_cluster_nodes", "are set, but state.backend is not, and the default backend (pebble, in %q) does not use them: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag)", s.Path, BackendRedisCluster, BackendRedisCluster)
+		}
+		if s.RedisURL == "" && len(s.RedisClusterNodes) == 0 && s.KeyPrefix != defaultKeyPrefix {
+			p.add("state.key_prefix", "is set (%q), but state.backend is not, and the default backend (pebble, in %q) has no key prefix: set state.backend = %q or %q with its state.redis_url or state.redis_cluster_nodes", s.KeyPrefix, s.Path, BackendRedis, BackendRedisCluster)
+		}
+	}
+
 	p.intRange("state.pool_size", s.PoolSize, 1, 10000)
 
 	switch {

@@ -32,8 +32,14 @@ own tools (BGSAVE, the RDB or AOF files) or with export.`,
 			if dir == "" {
 				return fmt.Errorf("%w: --to DIR is required", errUsage)
 			}
-			if sf.backend == "" {
-				sf.backend = string(config.BackendPebble)
+			// The backend is the configuration's (pebble by default), so a
+			// --config or STATE_BACKEND naming Redis is told so, before any
+			// connection, instead of a checkpoint of some Pebble directory
+			// at the default path.
+			if st, _, err := sf.stateConfig(); err != nil {
+				return err
+			} else if st.Backend != config.BackendPebble {
+				return noCheckpoint(st.Backend)
 			}
 			s, st, err := sf.open(cmd.Context(), logger())
 			if err != nil {
@@ -42,7 +48,7 @@ own tools (BGSAVE, the RDB or AOF files) or with export.`,
 			defer s.Close()
 			cp, ok := s.(checkpointer)
 			if !ok {
-				return fmt.Errorf("backup: the %s backend has no checkpoint (use export)", st.Backend)
+				return noCheckpoint(st.Backend)
 			}
 			start := time.Now()
 			if err := cp.Checkpoint(dir); err != nil {
@@ -63,4 +69,9 @@ own tools (BGSAVE, the RDB or AOF files) or with export.`,
 	cmd.Flags().StringVar(&sf.config, "config", "", "TOML config `file` whose [state] table names the store")
 	cmd.Flags().StringVar(&dir, "to", "", "new `directory` for the checkpoint (must not exist)")
 	return cmd
+}
+
+// noCheckpoint is backup's error for a store that is not Pebble.
+func noCheckpoint(b config.Backend) error {
+	return fmt.Errorf("backup: the %s backend has no checkpoint: back Redis up with its own tools (BGSAVE, the RDB or AOF files) or with export; for a Pebble directory, give --state-backend pebble --state-path DIR", b)
 }

@@ -82,7 +82,13 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 	// Only the STATE_* variables reach the in-process worker: the bench picks
 	// its own NATS server, streams and HTTP port. NATS_URL is read by
 	// resolveNATS, for the bench's connection.
-	cfg, err := loadConfig(f.configPath, stateEnv(o.Env))
+	cfg, err := loadConfigOverride(f.configPath, stateEnv(o.Env), func(c *config.Config) map[string]string {
+		if f.backend == "" {
+			return nil
+		}
+		c.State.Backend, c.Warnings = backendFlag(f.backend, "--state-backend", c.State.Backend, c.Warnings)
+		return map[string]string{"state.backend": "--state-backend"}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -212,10 +218,7 @@ func (b *bench) workerConfig(cfg *config.Config) error {
 	c := &cfg.Consumer
 	c.Stream, c.DLQStream, c.Durable = benchStream, benchDLQStream, benchDurable
 	c.Subjects, c.DLQSubjectPrefix = []string{benchSubjects + ".>"}, "bench.incidents.dlq"
-	if b.f.backend != "" {
-		cfg.State.Backend, cfg.Warnings = backendFlag(b.f.backend, "--state-backend", cfg.State.Backend, cfg.Warnings)
-	}
-	logWarnings(b.log, cfg.Warnings)
+	logWarnings(b.log, cfg.Warnings) // --state-backend is in already (runBench's override)
 	// A Pebble store is always the bench's own: a --config file's path may
 	// name a real deployment's directory, which a bench must not fill.
 	switch {

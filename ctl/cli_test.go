@@ -64,7 +64,7 @@ func TestInvalidConfig(t *testing.T) {
 		{[]string{"migrate", "--from-config", bad, "--to-backend", "memory"}, "incidentctl: source: invalid configuration (3 problems):", problems},
 		{[]string{"import", "--to-config", bad}, "incidentctl: target: invalid configuration (3 problems):", problems},
 		{[]string{"bench", "--config", bad, "--events", "1"}, "incidentctl: invalid configuration (3 problems):", problems},
-		{[]string{"list", "--state-backend", "mongo"}, "incidentctl: --state-*: invalid configuration (1 problem):", []string{"state.backend"}},
+		{[]string{"list", "--state-backend", "mongo"}, "incidentctl: invalid configuration (1 problem):", []string{"--state-backend (state.backend)"}},
 		{[]string{"setup", "--config", missing}, "", nil},
 		{[]string{"count", "--config", missing}, "", nil},
 	}

@@ -19,7 +19,13 @@ func (e *configError) Unwrap() error { return e.err }
 
 // loadConfig is config.Load for incidentctl: its errors are configErrors.
 func loadConfig(path string, env func(string) (string, bool)) (config.Config, error) {
-	cfg, err := config.Load(path, env)
+	return loadConfigOverride(path, env, nil)
+}
+
+// loadConfigOverride is config.LoadOverride for incidentctl: its errors are
+// configErrors.
+func loadConfigOverride(path string, env func(string) (string, bool), override config.Override) (config.Config, error) {
+	cfg, err := config.LoadOverride(path, env, override)
 	if err != nil {
 		return cfg, &configError{err: err}
 	}

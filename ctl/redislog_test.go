@@ -43,8 +43,8 @@ func TestRedisURLCheckedBeforeConnecting(t *testing.T) {
 	for _, u := range []string{"redis://127.0.0.1:1/99", "redis://127.0.0.1:1/0?foo=bar", "redis://:pre?hunter2@127.0.0.1:1/x"} {
 		r := runCtl(t, nil, "", "count", "--state-backend", "redis", "--state-redis-url", u)
 		mustCode(t, r, ctl.ExitUsage)
-		if !strings.Contains(r.err, "  state.redis_url: ") || strings.Contains(r.err, "hunter2") || strings.Contains(r.err, "go-redis") {
-			t.Errorf("%s: stderr %q, want a state.redis_url problem, no password, no connection", u, r.err)
+		if !strings.Contains(r.err, "  --state-redis-url (state.redis_url): ") || strings.Contains(r.err, "hunter2") || strings.Contains(r.err, "go-redis") {
+			t.Errorf("%s: stderr %q, want a problem naming --state-redis-url and state.redis_url, no password, no connection", u, r.err)
 		}
 	}
 }

@@ -55,39 +55,47 @@ func (f *storeFlags) register(fs *pflag.FlagSet, prefix string, withConfig bool)
 
 // given reports whether any flag names a store.
 func (f *storeFlags) given() bool {
-	return f.config != "" || f.backend != "" || f.path != "" || f.redisURL != "" || len(f.clusterNodes) > 0
+	return f.config != "" || f.backend != "" || f.path != "" || f.redisURL != "" || len(f.clusterNodes) > 0 || f.keyPrefix != ""
 }
 
 // stateConfig assembles the [state] table: defaults, the config file, the
-// environment (for --state-*), then the flags. It returns the
+// environment (for --state-*), then the flags, and validates the whole once
+// the flags are in, so a flag can fill in what the file and the STATE_*
+// variables leave out (STATE_BACKEND=redis with --state-redis-url) and a
+// problem with a flag's value names the flag. It returns the
 // configuration's warnings for the store (see backendFlag), for open to
 // log.
 func (f *storeFlags) stateConfig() (config.StateConfig, []string, error) {
-	cfg, err := loadConfig(f.config, f.env)
+	cfg, err := loadConfigOverride(f.config, f.env, f.override)
 	if err != nil {
 		return cfg.State, nil, err
 	}
-	st := cfg.State
+	return cfg.State, cfg.Warnings, nil
+}
+
+// override applies the flags over the loaded configuration, returning the
+// keys they set with the flags' names (config.Override).
+func (f *storeFlags) override(cfg *config.Config) map[string]string {
+	set := map[string]string{}
+	flag := func(name string) string { return "--" + f.prefix + "-" + name }
+	st := &cfg.State
 	if f.backend != "" {
-		st.Backend, cfg.Warnings = backendFlag(f.backend, "--"+f.prefix+"-backend", st.Backend, cfg.Warnings)
+		st.Backend, cfg.Warnings = backendFlag(f.backend, flag("backend"), st.Backend, cfg.Warnings)
+		set["state.backend"] = flag("backend")
 	}
 	if f.path != "" {
-		st.Path = f.path
+		st.Path, set["state.path"] = f.path, flag("path")
 	}
 	if f.redisURL != "" {
-		st.RedisURL = f.redisURL
+		st.RedisURL, set["state.redis_url"] = f.redisURL, flag("redis-url")
 	}
 	if len(f.clusterNodes) > 0 {
-		st.RedisClusterNodes = f.clusterNodes
+		st.RedisClusterNodes, set["state.redis_cluster_nodes"] = f.clusterNodes, flag("redis-cluster-nodes")
 	}
 	if f.keyPrefix != "" {
-		st.KeyPrefix = f.keyPrefix
+		st.KeyPrefix, set["state.key_prefix"] = f.keyPrefix, flag("key-prefix")
 	}
-	cfg.State = st
-	if err := cfg.Validate(); err != nil {
-		return st, nil, fmt.Errorf("--%s-*: %w", f.prefix, err)
-	}
-	return st, cfg.Warnings, nil
+	return set
 }
 
 // backendFlag applies a --*-backend flag (named flag) over the backend

@@ -1,0 +1,117 @@
+package ctl_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-im/incidentd/ctl"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
+)
+
+// TestRedisURLWithoutBackendIsNoPebble: a Redis URL (or cluster nodes)
+// given with no backend named anywhere is a usage error, not a command that
+// reads or fills the default Pebble store under the current directory while
+// the operator meant Redis. Naming the backend by flag, STATE_BACKEND or the
+// file makes the same URL work.
+func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
+	mustCode(t, r, ctl.ExitOK)
+	export := r.out
+	cfg := filepath.Join(t.TempDir(), "nobackend.toml")
+	writeFile(t, cfg, "[state]\nredis_url = \""+srv.URL()+"\"\n")
+
+	for _, c := range []struct {
+		name  string
+		env   map[string]string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"count --state-redis-url", nil, "", []string{"count", "--state-redis-url", srv.URL()}, "--state-redis-url (state.redis_url): is set, but state.backend is not"},
+		{"import --to-redis-url", nil, export, []string{"import", "--to-redis-url", srv.URL()}, "--to-redis-url (state.redis_url): is set, but state.backend is not"},
+		{"migrate --to-redis-cluster-nodes", nil, "", []string{"migrate", "--from-api-url", "http://127.0.0.1:1", "--to-redis-cluster-nodes", "127.0.0.1:7000"}, "--to-redis-cluster-nodes (state.redis_cluster_nodes): are set, but state.backend is not"},
+		{"STATE_REDIS_URL alone", map[string]string{"STATE_REDIS_URL": srv.URL()}, "", []string{"list", "--state-key-prefix", "llm-im"}, "STATE_REDIS_URL (state.redis_url): is set, but state.backend is not"},
+		{"config file without a backend", nil, "", []string{"verify", "--config", cfg}, "state.redis_url: is set, but state.backend is not"},
+		// --state-key-prefix is a store flag too (it used to leave the
+		// command on the API, the prefix unused).
+		{"--state-key-prefix alone", nil, "", []string{"count", "--state-key-prefix", "team-a"}, `--state-key-prefix (state.key_prefix): is set ("team-a"), but state.backend is not`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCtl(t, c.env, c.stdin, c.args...)
+			mustCode(t, r, ctl.ExitUsage)
+			if !strings.Contains(r.err, c.want) || !strings.Contains(r.err, `set state.backend = "redis`) {
+				t.Errorf("stderr does not say %q and how to name the backend:\n%s", c.want, r.err)
+			}
+			if _, err := os.Stat(filepath.Join(cwd, "data")); !os.IsNotExist(err) {
+				t.Fatalf("a store was created under the current directory: %v", err)
+			}
+		})
+	}
+
+	// Named, the same URL is Redis, whoever names the backend; a flag fills
+	// in what STATE_* and the file leave out, or replaces what they set.
+	mustCode(t, runCtl(t, nil, export, "import", "--to-backend", "redis", "--to-redis-url", srv.URL()), ctl.ExitOK)
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"flag", nil, []string{"count", "--state-backend", "redis", "--state-redis-url", srv.URL()}},
+		{"flag, URL from STATE_REDIS_URL", map[string]string{"STATE_REDIS_URL": srv.URL()}, []string{"count", "--state-backend", "Redis"}},
+		{"STATE_BACKEND", map[string]string{"STATE_BACKEND": "redis"}, []string{"count", "--state-redis-url", srv.URL()}},
+		{"file URL, flag backend", nil, []string{"count", "--config", cfg, "--state-backend", "redis"}},
+		{"STATE_BACKEND redis_cluster replaced by the flag", map[string]string{"STATE_BACKEND": "redis_cluster"}, []string{"count", "--state-backend", "redis", "--state-redis-url", srv.URL()}},
+		{"a bad STATE_REDIS_URL replaced by the flag", map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://r:6379/99"}, []string{"count", "--state-redis-url", srv.URL()}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCtl(t, c.env, "", c.args...)
+			mustCode(t, r, ctl.ExitOK)
+			var n struct{ Count int }
+			if err := json.Unmarshal([]byte(r.out), &n); err != nil || n.Count != 1 {
+				t.Errorf("count %s (%v), want the 1 incident imported into Redis", r.out, err)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "data")); !os.IsNotExist(err) {
+		t.Fatalf("a store was created under the current directory: %v", err)
+	}
+
+	// backup keeps the configuration's backend: a Redis one has no
+	// checkpoint, said before any connection (it used to checkpoint the
+	// Pebble directory at the default path instead).
+	redisCfg := filepath.Join(t.TempDir(), "redis.toml")
+	writeFile(t, redisCfg, "[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\n")
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"backup --config", nil, []string{"--config", redisCfg}},
+		{"backup with STATE_BACKEND", map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://127.0.0.1:1/0"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			to := filepath.Join(t.TempDir(), "bk")
+			r := runCtl(t, c.env, "", append([]string{"backup", "--to", to}, c.args...)...)
+			mustCode(t, r, ctl.ExitError)
+			if !strings.Contains(r.err, "backup: the redis backend has no checkpoint") {
+				t.Errorf("stderr: %s", r.err)
+			}
+			if _, err := os.Stat(to); !os.IsNotExist(err) {
+				t.Errorf("a checkpoint was written: %v", err)
+			}
+		})
+	}
+
+	// A flag's bad value is named by the flag.
+	r = runCtl(t, map[string]string{"STATE_BACKEND": "redis"}, "", "count", "--state-redis-url", "redis://r:6379/99")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "--state-redis-url (state.redis_url): the database number must be 0 to 15") {
+		t.Errorf("stderr: %s", r.err)
+	}
+}
