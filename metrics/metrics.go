@@ -214,7 +214,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		ConsumerPending:     gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
 		ConsumerAckPending:  gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
 		ConsumerRedelivered: gauge("consumer_redelivered_messages", "JetStream's num_redelivered: messages delivered more than once and not acked or terminated, including those past max_deliver until they leave the stream."),
-		StoreSize:           gauge("store_size_bytes", "Size of the store on disk (0 for the memory backend)."),
+		StoreSize:           gauge("store_size_bytes", "Size of the store on the worker's disk (0 for memory and Redis, whose data lives in Redis)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
 		StoreIncidentsByState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "store_incidents_by_state",
 			Help: "Incidents in the store by state; Detected, Triaged, Investigating and Remediating are the open ones."}, []string{"state"}),
