@@ -457,6 +457,22 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			// The password from a Secret (secretKeyRef), the URL from the
+			// ConfigMap: taken as given, masked wherever shown.
+			name: "Redis passwords from the environment",
+			file: "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://s1:26379/mymaster/0\"\n[state.redis]\npassword = \"from-file\"\n",
+			env:  map[string]string{"STATE_REDIS_PASSWORD": "s3cret pw ", "STATE_REDIS_SENTINEL_PASSWORD": "sentinel-pw"},
+			check: func(t *testing.T, c Config) {
+				if c.State.Redis.Password != "s3cret pw " || c.State.Redis.SentinelPassword != "sentinel-pw" {
+					t.Errorf("redis = %+v", c.State.Redis)
+				}
+				js, err := json.Marshal(c.Redacted())
+				if err != nil || strings.Contains(string(js), "s3cret") || strings.Contains(string(js), "sentinel-pw") {
+					t.Errorf("redacted: %s, %v", js, err)
+				}
+			},
+		},
+		{
 			name:     "a Redis URL with no backend named is no silent Pebble",
 			env:      map[string]string{"STATE_REDIS_URL": "redis://:pw@r:6379/1"},
 			problems: []string{`STATE_REDIS_URL (state.redis_url): is set, but state.backend is not, and the default backend (pebble, in "./data/pebble") does not use it: set state.backend = "redis" (STATE_BACKEND=redis;`},

@@ -25,6 +25,8 @@ var EnvOverrides = []EnvOverride{
 	{"STATE_REDIS_URL", "state.redis_url"},
 	{"STATE_REDIS_CLUSTER_NODES", "state.redis_cluster_nodes"},
 	{"STATE_POOL_SIZE", "state.pool_size"},
+	{"STATE_REDIS_PASSWORD", "state.redis.password"},
+	{"STATE_REDIS_SENTINEL_PASSWORD", "state.redis.sentinel_password"},
 	{"NATS_URL", "nats.url"},
 	{"NATS_EMBEDDED_LISTEN", "nats.embedded_listen"},
 	{"HTTP_LISTEN", "http.listen"},
@@ -175,6 +177,10 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 				continue
 			}
 			cfg.State.PoolSize = n
+		case "STATE_REDIS_PASSWORD":
+			cfg.State.Redis.Password = raw // a password is taken as given, spaces included
+		case "STATE_REDIS_SENTINEL_PASSWORD":
+			cfg.State.Redis.SentinelPassword = raw
 		case "NATS_URL":
 			cfg.NATS.URL = v
 		case "NATS_EMBEDDED_LISTEN":
