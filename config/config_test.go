@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -665,6 +666,33 @@ func TestWarnings(t *testing.T) {
 	}
 	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "state.pebble.sync") {
 		t.Errorf("warnings = %q", cfg.Warnings)
+	}
+}
+
+// TestSentinelCredentialsUnused: Sentinel credentials beside a URL that is
+// not a Sentinel one are a warning, not silently unused.
+func TestSentinelCredentialsUnused(t *testing.T) {
+	tests := []struct {
+		body string
+		warn bool
+	}{
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n[state.redis]\nsentinel_password = \"pw\"\n", true},
+		{"[state]\nbackend = \"redis_cluster\"\nredis_cluster_nodes = [\"127.0.0.1:7000\"]\n[state.redis]\nsentinel_username = \"u\"\n", true},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n[state.redis]\nsentinel_password = \"pw\"\n", false},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", false},
+	}
+	for _, tt := range tests {
+		cfg, err := Load(writeFile(t, tt.body), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "sentinel_password set, but only a redis+sentinel://") })
+		if got != tt.warn {
+			t.Errorf("%s: warnings %q, want the Sentinel warning: %v", tt.body, cfg.Warnings, tt.warn)
+		}
+		if strings.Contains(strings.Join(cfg.Warnings, " "), "pw") {
+			t.Errorf("a warning shows the secret: %q", cfg.Warnings)
+		}
 	}
 }
 

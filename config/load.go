@@ -263,6 +263,11 @@ func (c *Config) addWarnings() {
 			c.Warnings = append(c.Warnings, "state.pebble.sync is false: batches are acked before they reach the disk, so a crash or power loss can lose acknowledged events")
 		}
 	case BackendRedis, BackendRedisCluster:
+		if c.State.Redis.SentinelUsername != "" || c.State.Redis.SentinelPassword != "" {
+			if c.State.Backend == BackendRedisCluster || !strings.HasPrefix(strings.ToLower(c.State.RedisURL), "redis+sentinel://") {
+				c.Warnings = append(c.Warnings, "state.redis.sentinel_username or sentinel_password set, but only a redis+sentinel:// state.redis_url uses them: they are ignored")
+			}
+		}
 		if c.State.Redis.TLSInsecureSkipVerify {
 			c.Warnings = append(c.Warnings, "state.redis.tls_insecure_skip_verify is true: the Redis server's certificate is not verified")
 		}
