@@ -18,12 +18,32 @@ const MaxConflictRetries = 16
 // Ingest is the write path of one batch, shared by the worker, the CLI and the
 // conformance suite: read the latest incidents and applied markers, fold,
 // apply; on ErrConflict (another writer got there first) read and fold again.
+// After LeaseAfterConflicts conflicts in a row, on a store that is a
+// WriteLeaser, it takes the write lease for its next attempts (released
+// before it returns), so that a batch cannot lose every race to writers that
+// commit back to back. An Apply refused because another writer holds the
+// lease (ErrLeased) is retried after a short wait and does not count
+// against MaxConflictRetries. The returned int is the number of conflicts.
 // The returned result is that of the fold that was applied. now is called
 // once per attempt. When Apply fails with ErrUnconfirmed, the result of the
 // fold it wrote is returned with the error.
-func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (dedupe.Result, int, error) {
+func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (res dedupe.Result, attempt int, err error) {
 	fps, ids, _ := LookupKeys(events)
-	for attempt := 0; ; attempt++ {
+	leaser, _ := s.(WriteLeaser)
+	held := false
+	defer func() {
+		if held {
+			_ = leaser.ReleaseWrites(context.WithoutCancel(ctx))
+		}
+	}()
+	wait := time.Millisecond
+	for {
+		if leaser != nil && attempt >= LeaseAfterConflicts {
+			if err := leaser.LeaseWrites(ctx); err != nil {
+				return dedupe.Result{}, attempt, fmt.Errorf("write lease: %w", err)
+			}
+			held = true
+		}
 		snap, err := s.Lookup(ctx, fps, ids)
 		if err != nil {
 			return dedupe.Result{}, attempt, fmt.Errorf("lookup: %w", err)
@@ -44,9 +64,22 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		if errors.Is(err, ErrUnconfirmed) {
 			return res, attempt, fmt.Errorf("apply: %w", err)
 		}
+		if errors.Is(err, ErrLeased) && !held {
+			// Another writer has the store for one batch: wait, do not count.
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return dedupe.Result{}, attempt, ctx.Err()
+			case <-t.C:
+			}
+			wait = min(2*wait, 50*time.Millisecond)
+			continue
+		}
 		if !errors.Is(err, ErrConflict) || attempt >= MaxConflictRetries {
 			return dedupe.Result{}, attempt, fmt.Errorf("apply: %w", err)
 		}
+		attempt++
 		if err := ctx.Err(); err != nil {
 			return dedupe.Result{}, attempt, err
 		}

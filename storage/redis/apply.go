@@ -91,7 +91,7 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		}
 		return err
 	}
-	res, acks, err := s.runApply(ctx, args.args)
+	res, acks, err := s.runApply(ctx, append(args.args, s.token))
 	if err != nil {
 		return s.wrap("apply", err)
 	}
@@ -99,6 +99,8 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return fmt.Errorf("redis apply: written on the master but acknowledged by %d of %d replicas within %v: %w", acks, s.waitN, s.waitFor, storage.ErrUnconfirmed)
 	}
 	switch {
+	case len(res) == 2 && res[0] == "leased":
+		return fmt.Errorf("redis apply: %w", storage.ErrLeased)
 	case len(res) == 3 && res[0] == "conflict":
 		s.conflicts.Inc()
 		return fmt.Errorf("incident %s: stored version %s: %w", res[1], res[2], storage.ErrConflict)

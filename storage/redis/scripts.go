@@ -38,8 +38,10 @@ import goredis "github.com/redis/go-redis/v9"
 //	                                     included), grouped by set in Go
 //	S: ns × (set key, id)                the sets with one new member
 //	                                     (mostly fingerprint sets)
+//	last: this store's write-lease token (lease.go)
 //
-// Checks, all before any write: a new incident's record must not exist; an
+// Checks, all before any write: no other store may hold the write lease
+// (prefix:lease, see storage.WriteLeaser); a new incident's record must not exist; an
 // update's record must end with the "version":<v-1>} suffix (Go encodes
 // version last, so that suffix is the top-level version; a record of
 // another shape has its version parsed instead); the identity
@@ -55,7 +57,7 @@ import goredis "github.com/redis/go-redis/v9"
 // scored by when they expire (server time in unix ms): one ZADD per batch
 // instead of a SET PX per event, with the same meaning (a marker counts
 // while its expiry is in the future, by the server's clock).
-// Returns {"ok"}, {"conflict", id, stored version}, {"identity", index
+// Returns {"ok"}, {"leased", holder}, {"conflict", id, stored version}, {"identity", index
 // of the fingerprint in I (0-based), current pointer} or {"applied", event
 // id}.
 var applyScript = goredis.NewScript(`
@@ -74,6 +76,8 @@ local I = U + 7 * nupd
 local M = I + 2 * d + c1
 local G = M + m
 local CH = 4000
+local lease = redis.call('GET', p .. ':lease')
+if lease and lease ~= ARGV[#ARGV] then return {'leased', lease} end
 -- run calls cmd [key] ARGV[a..b] in chunks (unpack has a stack limit) and
 -- returns the replies of array commands concatenated.
 local function run(cmd, key, a, b)

@@ -42,6 +42,7 @@ type Store struct {
 	readOnly  readOnlyQueries // List and Count without scratch keys, after Redis refused them
 	role      roleProbe       // standalone: Ping asks ROLE too
 	closed    atomic.Bool
+	token     string // this store as a write-lease holder (lease.go)
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -80,7 +81,7 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 		cfg.WaitTimeout = time.Second
 	}
 	s := &Store{rdb: rdb, prefix: cfg.KeyPrefix, retention: cfg.AppliedRetention, log: log.Named("redis"),
-		waitN: cfg.WaitReplicas, waitFor: cfg.WaitTimeout, budget: queryBudget}
+		waitN: cfg.WaitReplicas, waitFor: cfg.WaitTimeout, budget: queryBudget, token: newToken()}
 	mode := "standalone"
 	switch {
 	case cfg.Cluster:
