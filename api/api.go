@@ -217,6 +217,12 @@ func ReadOnly(h http.Handler) http.Handler {
 	})
 }
 
+// WriteError answers code with the API's JSON error body, for the
+// worker's own answers around the API (app's request limits).
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorResponse{Error: msg})
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -28,6 +29,13 @@ const ExportCountTrailer = "Incidentd-Export-Count"
 // no ExportPath (a build from before it).
 var ErrExportUnsupported = errors.New("api: the worker does not serve " + ExportPath)
 
+// ExportWriteStall is how long one write of an export may wait for the
+// client to read: the export as a whole may take as long as the store is
+// large, but a client that stops reading is cut off after this, releasing
+// the store's snapshot (Pebble) and the connection, instead of holding
+// them until it goes away. A variable for tests.
+var ExportWriteStall = 30 * time.Second
+
 // export answers GET ExportPath: every incident as JSON lines (each as
 // incident.View), read with the store's Scan, so that incidents updated
 // meanwhile are neither missed nor repeated. A complete answer ends with
@@ -44,7 +52,7 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Trailer", ExportCountTrailer)
-	cw := &countingWriter{w: w}
+	cw := &countingWriter{w: w, rc: http.NewResponseController(w)}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	enc := json.NewEncoder(bw)
 	n := 0
@@ -67,13 +75,17 @@ func (h *Handler) export(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(ExportCountTrailer, strconv.Itoa(n))
 }
 
-// countingWriter counts the bytes that reached the response.
+// countingWriter counts the bytes that reached the response, and gives
+// each write ExportWriteStall to reach the client (past the server's
+// WriteTimeout, which bounds the other answers as a whole).
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w  io.Writer
+	rc *http.ResponseController
+	n  int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	_ = c.rc.SetWriteDeadline(time.Now().Add(ExportWriteStall)) // not supported by a test recorder
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

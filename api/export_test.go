@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -141,5 +145,60 @@ func TestExportOldWorker(t *testing.T) {
 				t.Fatalf("scan = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// endlessScan is a memory store whose Scan passes the stored incidents
+// over and over until fn fails, and then sends what it returns on done.
+type endlessScan struct {
+	*memory.Store
+	done chan<- error
+}
+
+func (e endlessScan) Scan(ctx context.Context, fn func(*incident.Incident) error) error {
+	for {
+		if err := e.Store.Scan(ctx, fn); err != nil {
+			e.done <- err
+			return err
+		}
+	}
+}
+
+// TestExportCutsOffAStalledClient: a client that stops reading an export
+// is cut off after ExportWriteStall: the store's Scan ends (on Pebble,
+// releasing its snapshot) and the connection is closed without the count
+// trailer, instead of both waiting for the client for ever.
+func TestExportCutsOffAStalledClient(t *testing.T) {
+	old := api.ExportWriteStall
+	api.ExportWriteStall = 200 * time.Millisecond
+	t.Cleanup(func() { api.ExportWriteStall = old })
+	s, _ := fixture(t)
+	scanned := make(chan error, 1)
+	srv := httptest.NewServer(api.New(endlessScan{s, scanned}, zaptest.NewLogger(t)))
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", api.ExportPath); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-scanned:
+		if err == nil {
+			t.Fatal("scan ended without an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the export still waits for a client that does not read")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open after the export was cut off (%d bytes read)", len(b))
+	}
+	if strings.Contains(string(b[max(0, len(b)-200):]), api.ExportCountTrailer) {
+		t.Fatal("a cut-off export ends with the count trailer")
 	}
 }

@@ -62,6 +62,11 @@ type App struct {
 	// ConsumerConfig lets tests and the benchmark adjust knobs that are not
 	// in the TOML file; set it between New and Run.
 	ConsumerConfig *consumer.Config
+	// HTTPLimits are the HTTP listeners' timeouts and header limit,
+	// DefaultHTTPLimits unless changed between New and Run (tests).
+	HTTPLimits HTTPLimits
+	// httpLimits are the limits in force, read by readBody.
+	httpLimits HTTPLimits
 }
 
 // New starts the embedded nats-server (when cfg.NATS.URL is empty), connects
@@ -128,9 +133,10 @@ func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg pro
 		if a.mln, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			return nil, fmt.Errorf("metrics listen: %w", err)
 		}
-		a.msrv = &http.Server{Handler: a.metricsRoutes(), ReadHeaderTimeout: 10 * time.Second}
+		a.msrv = newHTTPServer(a.metricsRoutes(), DefaultHTTPLimits, log)
 	}
-	a.srv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.HTTPLimits, a.httpLimits = DefaultHTTPLimits, DefaultHTTPLimits
+	a.srv = newHTTPServer(a.routes(), DefaultHTTPLimits, log)
 	a.m.Health.Add("nats", func() error {
 		if !a.nc.IsConnected() {
 			return fmt.Errorf("%w (%s)", ErrNATSDisconnected, a.nc.Status())
@@ -227,7 +233,7 @@ func (a *App) routes() http.Handler {
 		a.log.Info("api: operator state changes enabled (http.allow_writes)", zap.String("path", "POST "+api.StatePath))
 	}
 	h.Register(mux)
-	return mux
+	return readBody(mux, &a.httpLimits)
 }
 
 // metricsRoutes is the metrics listener's handler: the endpoint alone.
@@ -235,7 +241,7 @@ func (a *App) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Metrics.Path, api.ReadOnly(metrics.Handler(a.gath)))
 	mux.Handle("/", api.NotFoundHandler())
-	return mux
+	return readBody(mux, &a.httpLimits)
 }
 
 func (a *App) storeForAPI() api.Reader { return a.store }
@@ -292,6 +298,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.cons = cons
+	a.applyHTTPLimits(a.HTTPLimits)
 	httpErr := make(chan error, 2) // one per server
 	served := make(chan struct{})
 	a.log.Info("http listening", zap.String("addr", a.HTTPAddr()))
@@ -370,17 +377,9 @@ func (a *App) shutdown() error {
 	// on until HTTP stops.
 	a.api.StopWrites()
 	errs = append(errs, a.step("store closed", func() error { return a.closeStore() }))
-	errs = append(errs, a.step("http stopped", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return a.srv.Shutdown(ctx)
-	}))
+	a.stopHTTP("http stopped", a.srv, a.HTTPLimits.ShutdownGrace)
 	if a.msrv != nil {
-		errs = append(errs, a.step("metrics http stopped", func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return a.msrv.Shutdown(ctx)
-		}))
+		a.stopHTTP("metrics http stopped", a.msrv, a.HTTPLimits.ShutdownGrace)
 	}
 	errs = append(errs, a.step("nats connection closed", func() error {
 		a.nc.Close()
