@@ -210,8 +210,10 @@ func TestBadParameters(t *testing.T) {
 		{"state=%20", "state"},
 		{"source=", "source"},
 		{"type=&severity=P1", "type"},
+		{"source=" + strings.Repeat("s0,", api.MaxFilterValues) + "s1", "source"},
+		{strings.Repeat("fingerprint="+fp(1)+"&", api.MaxFilterValues) + "fingerprint=" + fp(2), "fingerprint"},
 	} {
-		t.Run(c.query, func(t *testing.T) {
+		t.Run(c.query[:min(len(c.query), 60)], func(t *testing.T) {
 			var e api.ErrorResponse
 			if code := get(t, h, "/api/v1/incidents?"+c.query, &e); code != http.StatusBadRequest {
 				t.Fatalf("status %d", code)
@@ -220,6 +222,18 @@ func TestBadParameters(t *testing.T) {
 				t.Fatalf("error %+v, want parameter %q", e, c.param)
 			}
 		})
+	}
+}
+
+// TestFilterValuesAtTheLimit: MaxFilterValues values of a parameter are
+// served (one more is a 400: TestBadParameters).
+func TestFilterValuesAtTheLimit(t *testing.T) {
+	s, _ := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t))
+	var r api.ListResponse
+	q := "source=" + strings.Repeat("nosuch,", api.MaxFilterValues-1) + "s1"
+	if code := get(t, h, "/api/v1/incidents?"+q, &r); code != http.StatusOK || r.Total != 10 {
+		t.Fatalf("status %d, total %d, want 200 and 10", code, r.Total)
 	}
 }
 
