@@ -10,8 +10,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -87,14 +90,29 @@ type Handler struct {
 	observe func(from, to incident.State)
 	// stopped is set by StopWrites: the worker is shutting down.
 	stopped atomic.Bool
+	// queries holds a token for each list or get being served: at most
+	// MaxQueries at once, so that API clients cannot take every core from
+	// the ingestion (see queryWait).
+	queries chan struct{}
+	wait    time.Duration
 }
+
+// MaxQueries is how many list and get requests a Handler serves at once:
+// the cores Go uses (GOMAXPROCS), at least 2. More wait for their turn, up
+// to QueryWait, then are answered 503 with Retry-After: 1. The export is
+// not counted: it is one request that streams at its client's pace.
+func MaxQueries() int { return max(2, runtime.GOMAXPROCS(0)) }
+
+// QueryWait is how long a list or get waits for its turn.
+const QueryWait = 10 * time.Second
 
 // New returns the API handler over store. Its write, StatePath, answers
 // 403 until EnableWrites.
 func New(store Reader, log *zap.Logger) *Handler {
-	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux()}
-	h.mux.HandleFunc("GET "+ListPath, h.list)
-	h.mux.HandleFunc("GET "+GetPath, h.get)
+	h := &Handler{store: store, log: log.Named("api"), mux: http.NewServeMux(),
+		queries: make(chan struct{}, MaxQueries()), wait: QueryWait}
+	h.mux.HandleFunc("GET "+ListPath, h.limited(h.list))
+	h.mux.HandleFunc("GET "+GetPath, h.limited(h.get))
 	h.mux.HandleFunc("GET "+ExportPath, h.export)
 	h.mux.HandleFunc("POST "+StatePath, h.setState)
 	// The same paths with another method: 405 naming the ones allowed
@@ -112,6 +130,38 @@ func New(store Reader, log *zap.Logger) *Handler {
 	}
 	h.mux.Handle("/", NotFoundHandler())
 	return h
+}
+
+// SetQueryLimit sets how many list and get requests h serves at once and
+// how long one waits for its turn (tests; the worker keeps MaxQueries and
+// QueryWait). Call it before serving.
+func (h *Handler) SetQueryLimit(n int, wait time.Duration) *Handler {
+	h.queries, h.wait = make(chan struct{}, n), wait
+	return h
+}
+
+// limited runs f once a query token is free: waiting at most h.wait (then
+// 503 with Retry-After: 1), and not at all for a client that went away.
+func (h *Handler) limited(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case h.queries <- struct{}{}:
+		default:
+			t := time.NewTimer(h.wait)
+			defer t.Stop()
+			select {
+			case h.queries <- struct{}{}:
+			case <-r.Context().Done():
+				return
+			case <-t.C:
+				w.Header().Set("Retry-After", "1")
+				writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("busy: %d queries were being served for %s; retry", cap(h.queries), h.wait)})
+				return
+			}
+		}
+		defer func() { <-h.queries }()
+		f(w, r)
+	}
 }
 
 // NotFoundHandler answers every request with the API's JSON 404, naming

@@ -432,3 +432,50 @@ func TestClientUserAgent(t *testing.T) {
 		t.Fatalf("requests %q, want %q", seen, want)
 	}
 }
+
+// blockingList is a memory store whose List waits for release.
+type blockingList struct {
+	*memory.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingList) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Store.List(ctx, f, p)
+}
+
+// TestQueryLimit: past the limit of queries served at once, a list or get
+// waits for its turn, then is answered 503 with Retry-After; the query in
+// progress is not disturbed, and once it ends the next is served.
+func TestQueryLimit(t *testing.T) {
+	if api.MaxQueries() < 2 {
+		t.Fatalf("MaxQueries %d, want at least 2", api.MaxQueries())
+	}
+	s, _ := fixture(t)
+	b := blockingList{s, make(chan struct{}, 1), make(chan struct{})}
+	h := api.New(b, zaptest.NewLogger(t)).SetQueryLimit(1, 100*time.Millisecond)
+	first := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/incidents", nil))
+		first <- rec.Code
+	}()
+	<-b.entered
+	for _, target := range []string{"/api/v1/incidents", "/api/v1/incidents/inc-01"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || !strings.Contains(rec.Body.String(), "busy") {
+			t.Fatalf("%s past the limit: %d Retry-After %q %s", target, rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+		}
+	}
+	close(b.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("the query in progress: %d", code)
+	}
+	var one map[string]any
+	if code := get(t, h, "/api/v1/incidents/inc-01", &one); code != http.StatusOK {
+		t.Fatalf("get after the limit freed: %d", code)
+	}
+}
