@@ -31,7 +31,10 @@ type StateChange struct {
 // incident.SetState at now(), write it through the store's optimistic
 // concurrency (the stored version must still be the one read), and on
 // ErrConflict read and decide again, at most MaxStateRetries times (then the
-// error wraps ErrConflict). An incident already in state to is no error:
+// error wraps ErrConflict); a write refused because a pod holds the write
+// lease (ErrLeased: one batch, or a few seconds after its pod died) is
+// tried again until the lease ends or ctx does, not counted. An incident
+// already in state to is no error:
 // nothing is written and Changed is false. Errors: ErrNotFound, a
 // *incident.TransitionError, ErrConflict, or the store's.
 //
@@ -55,6 +58,13 @@ func SetState(ctx context.Context, s Store, id string, to incident.State, now fu
 		err = s.Apply(ctx, Batch{Incidents: []*incident.Incident{up}, At: at})
 		if err == nil {
 			return StateChange{Incident: up, From: in.State, Changed: true, Conflicts: attempt}, nil
+		}
+		if errors.Is(err, ErrLeased) {
+			if err := backoff(ctx, 5); err != nil {
+				return StateChange{Conflicts: attempt}, err
+			}
+			attempt--
+			continue
 		}
 		if !errors.Is(err, ErrConflict) || attempt >= MaxStateRetries {
 			return StateChange{Conflicts: attempt}, fmt.Errorf("apply: %w", err)

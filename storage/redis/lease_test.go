@@ -136,3 +136,34 @@ func sum(xs []int) (n int) {
 	}
 	return n
 }
+
+// TestSetStateWaitsForLease: an operator's state change while a pod holds
+// the write lease and died holding it (never released: it ends with its
+// TTL) waits for the lease to end instead of failing after MaxStateRetries
+// quick conflicts.
+func TestSetStateWaitsForLease(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	prefix := uniquePrefix(t)
+	a := open(t, redis.Config{URL: srv.URL(), KeyPrefix: prefix})
+	b := open(t, redis.Config{URL: srv.URL(), KeyPrefix: prefix})
+	evs := storetest.Key(storetest.Trigger("e1", "k1", 0, incident.P2))
+	storetest.IngestAll(t, a, dedupe.NewFolder(0, storetest.NewIDs("inc")), evs, 1)
+	snap, err := a.Lookup(ctx, []string{evs[0].Fingerprint}, nil)
+	if err != nil || snap.Latest[evs[0].Fingerprint] == nil {
+		t.Fatalf("lookup: %v %+v", err, snap)
+	}
+	id := snap.Latest[evs[0].Fingerprint].ID
+	if err := b.LeaseWrites(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ch, err := storage.SetState(c, a, id, incident.Investigating, time.Now)
+	if err != nil || !ch.Changed {
+		t.Fatalf("SetState under another store's lease: %+v, %v", ch, err)
+	}
+	got, err := a.Get(ctx, id)
+	if err != nil || got.State != incident.Investigating {
+		t.Fatalf("after SetState: %+v, %v", got, err)
+	}
+}
