@@ -461,7 +461,7 @@ func TestEnvOverrides(t *testing.T) {
 			// The password from a Secret (secretKeyRef), the URL from the
 			// ConfigMap: taken as given, masked wherever shown.
 			name: "Redis passwords from the environment",
-			file: "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://s1:26379/mymaster/0\"\n[state.redis]\npassword = \"from-file\"\n",
+			file: "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://s1:26379/mymaster/0\"\n[state.redis]\npassword = \"from-file\"\nwait_replicas = 1\n",
 			env:  map[string]string{"STATE_REDIS_PASSWORD": "s3cret pw ", "STATE_REDIS_SENTINEL_PASSWORD": "sentinel-pw"},
 			check: func(t *testing.T, c Config) {
 				if c.State.Redis.Password != "s3cret pw " || c.State.Redis.SentinelPassword != "sentinel-pw" {
@@ -692,6 +692,29 @@ func TestSentinelCredentialsUnused(t *testing.T) {
 		}
 		if strings.Contains(strings.Join(cfg.Warnings, " "), "pw") {
 			t.Errorf("a warning shows the secret: %q", cfg.Warnings)
+		}
+	}
+}
+
+// TestSentinelWithoutWaitReplicas: a Sentinel URL without wait_replicas is
+// a warning (a failover can drop acknowledged batches); with it, none.
+func TestSentinelWithoutWaitReplicas(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		warn bool
+	}{
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n", true},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"rediss+sentinel://127.0.0.1:26379/mymaster/0\"\n", true},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n[state.redis]\nwait_replicas = 1\n", false},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", false},
+	} {
+		cfg, err := Load(writeFile(t, tt.body), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "set wait_replicas = 1") })
+		if got != tt.warn {
+			t.Errorf("%s: warnings %q, want the wait_replicas warning: %v", tt.body, cfg.Warnings, tt.warn)
 		}
 	}
 }

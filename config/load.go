@@ -264,12 +264,21 @@ func (c *Config) addWarnings() {
 		}
 	case BackendRedis, BackendRedisCluster:
 		if c.State.Redis.SentinelUsername != "" || c.State.Redis.SentinelPassword != "" {
-			if c.State.Backend == BackendRedisCluster || !strings.HasPrefix(strings.ToLower(c.State.RedisURL), "redis+sentinel://") {
+			if c.State.Backend == BackendRedisCluster || !isSentinelURL(c.State.RedisURL) {
 				c.Warnings = append(c.Warnings, "state.redis.sentinel_username or sentinel_password set, but only a redis+sentinel:// state.redis_url uses them: they are ignored")
 			}
+		}
+		if c.State.Backend == BackendRedis && c.State.Redis.WaitReplicas == 0 && isSentinelURL(c.State.RedisURL) {
+			c.Warnings = append(c.Warnings, "state.redis_url is a Sentinel URL and state.redis.wait_replicas is 0: batches are acked once the master has them, and a failover can drop the last ones acked (a manual SENTINEL FAILOVER did, in tests); set wait_replicas = 1 to ack only what a replica holds too")
 		}
 		if c.State.Redis.TLSInsecureSkipVerify {
 			c.Warnings = append(c.Warnings, "state.redis.tls_insecure_skip_verify is true: the Redis server's certificate is not verified")
 		}
 	}
+}
+
+// isSentinelURL reports a redis+sentinel:// or rediss+sentinel:// URL.
+func isSentinelURL(u string) bool {
+	u = strings.ToLower(u)
+	return strings.HasPrefix(u, "redis+sentinel://") || strings.HasPrefix(u, "rediss+sentinel://")
 }
