@@ -23,7 +23,7 @@ const MaxConflictRetries = 16
 // before it returns), so that a batch cannot lose every race to writers that
 // commit back to back. An Apply refused because another writer holds the
 // lease (ErrLeased) is retried after a short wait and does not count
-// against MaxConflictRetries. The returned int is the number of conflicts.
+// against MaxConflictRetries, for LeaseWaitLimit at most. The returned int is the number of conflicts.
 // The returned result is that of the fold that was applied. now is called
 // once per attempt. When Apply fails with ErrUnconfirmed, the result of the
 // fold it wrote is returned with the error.
@@ -37,9 +37,10 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		}
 	}()
 	wait := time.Millisecond
+	var leased leaseWait
 	for {
 		if leaser != nil && attempt >= LeaseAfterConflicts {
-			if err := leaser.LeaseWrites(ctx); err != nil {
+			if err := takeLease(ctx, leaser); err != nil {
 				return dedupe.Result{}, attempt, fmt.Errorf("write lease: %w", err)
 			}
 			held = true
@@ -66,6 +67,9 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		}
 		if errors.Is(err, ErrLeased) && !held {
 			// Another writer has the store for one batch: wait, do not count.
+			if err := leased.exceeded(err); err != nil {
+				return dedupe.Result{}, attempt, fmt.Errorf("apply: %w", err)
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():

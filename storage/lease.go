@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrLeased is returned by Apply (wrapped, and wrapping ErrConflict) when
@@ -31,3 +33,38 @@ type WriteLeaser interface {
 // LeaseAfterConflicts is how many conflicts in a row Ingest takes before it
 // asks a WriteLeaser store for the write lease.
 const LeaseAfterConflicts = 2
+
+// LeaseWaitLimit bounds how long one Ingest or SetState waits for another
+// writer's lease to end (a lease lasts one batch, a few seconds at most when
+// its holder died): longer means something else holds the key, a lease set
+// by hand say, and the wait ends in an error wrapping ErrLeased, so the
+// worker reports the store failing (logged, counted, not ready) instead of
+// waiting in silence.
+const LeaseWaitLimit = 15 * time.Second
+
+// leaseWait measures one operation's wait for other writers' leases.
+type leaseWait struct{ since time.Time }
+
+// exceeded starts the clock at the first refusal and reports a wait past
+// LeaseWaitLimit as an error wrapping err (an ErrLeased).
+func (w *leaseWait) exceeded(err error) error {
+	if w.since.IsZero() {
+		w.since = time.Now()
+		return nil
+	}
+	if time.Since(w.since) < LeaseWaitLimit {
+		return nil
+	}
+	return fmt.Errorf("another writer has held the write lease for over %v (a lease key set by hand?): %w", LeaseWaitLimit, err)
+}
+
+// takeLease takes l's lease, waiting at most LeaseWaitLimit for it.
+func takeLease(ctx context.Context, l WriteLeaser) error {
+	lctx, cancel := context.WithTimeout(ctx, LeaseWaitLimit)
+	defer cancel()
+	err := l.LeaseWrites(lctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("another writer has held the write lease for over %v (a lease key set by hand?): %w", LeaseWaitLimit, ErrLeased)
+	}
+	return err
+}

@@ -33,7 +33,8 @@ type StateChange struct {
 // ErrConflict read and decide again, at most MaxStateRetries times (then the
 // error wraps ErrConflict); a write refused because a pod holds the write
 // lease (ErrLeased: one batch, or a few seconds after its pod died) is
-// tried again until the lease ends or ctx does, not counted. An incident
+// tried again until the lease ends or ctx does (LeaseWaitLimit at most),
+// not counted. An incident
 // already in state to is no error:
 // nothing is written and Changed is false. Errors: ErrNotFound, a
 // *incident.TransitionError, ErrConflict, or the store's.
@@ -42,6 +43,7 @@ type StateChange struct {
 // (see Store.Apply): closing an older resolved incident after a reopen, or
 // racing one, leaves the identity on its newest incident.
 func SetState(ctx context.Context, s Store, id string, to incident.State, now func() time.Time) (StateChange, error) {
+	var leased leaseWait
 	for attempt := 0; ; attempt++ {
 		in, err := s.Get(ctx, id)
 		if err != nil {
@@ -60,6 +62,9 @@ func SetState(ctx context.Context, s Store, id string, to incident.State, now fu
 			return StateChange{Incident: up, From: in.State, Changed: true, Conflicts: attempt}, nil
 		}
 		if errors.Is(err, ErrLeased) {
+			if err := leased.exceeded(err); err != nil {
+				return StateChange{Conflicts: attempt}, fmt.Errorf("apply: %w", err)
+			}
 			if err := backoff(ctx, 5); err != nil {
 				return StateChange{Conflicts: attempt}, err
 			}

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,5 +167,60 @@ func TestSetStateWaitsForLease(t *testing.T) {
 	got, err := a.Get(ctx, id)
 	if err != nil || got.State != incident.Investigating {
 		t.Fatalf("after SetState: %+v, %v", got, err)
+	}
+}
+
+// TestLeaseSetByHandEndsTheWait: a lease key no pod released or let expire
+// (set by hand, without a TTL) does not make Ingest or SetState wait in
+// silence: each gives up after storage.LeaseWaitLimit with an error wrapping
+// ErrLeased, which the worker reports as a failing store; nothing is
+// written meanwhile.
+func TestLeaseSetByHandEndsTheWait(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	prefix := uniquePrefix(t)
+	a := open(t, redis.Config{URL: srv.URL(), KeyPrefix: prefix})
+	evs := storetest.Key(storetest.Trigger("e1", "k1", 0, incident.P2))
+	f := dedupe.NewFolder(0, storetest.NewIDs("inc"))
+	storetest.IngestAll(t, a, f, evs, 1)
+	snap, err := a.Lookup(ctx, []string{evs[0].Fingerprint}, nil)
+	if err != nil || snap.Latest[evs[0].Fingerprint] == nil {
+		t.Fatalf("lookup: %v %+v", err, snap)
+	}
+	id := snap.Latest[evs[0].Fingerprint].ID
+	if err := srv.Client(t).Set(ctx, prefix+":lease", "by-hand", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(ctx, 3*storage.LeaseWaitLimit)
+	defer cancel()
+	var wg sync.WaitGroup
+	var ingestErr, setErr error
+	var ingestTook, setTook time.Duration
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		_, _, ingestErr = storage.Ingest(c, a, f, storetest.Key(storetest.Trigger("e2", "k1", 10, incident.P2)), time.Now)
+		ingestTook = time.Since(start)
+	}()
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		_, setErr = storage.SetState(c, a, id, incident.Investigating, time.Now)
+		setTook = time.Since(start)
+	}()
+	wg.Wait()
+	for _, r := range []struct {
+		op   string
+		err  error
+		took time.Duration
+	}{{"Ingest", ingestErr, ingestTook}, {"SetState", setErr, setTook}} {
+		if !errors.Is(r.err, storage.ErrLeased) || !strings.Contains(r.err.Error(), "held the write lease for over") ||
+			r.took < storage.LeaseWaitLimit || r.took > 2*storage.LeaseWaitLimit {
+			t.Errorf("%s under a lease set by hand: %v after %v; want ErrLeased after %v", r.op, r.err, r.took, storage.LeaseWaitLimit)
+		}
+	}
+	got, err := a.Get(ctx, id)
+	if err != nil || got.OccurrenceCount != 1 || got.State != incident.Detected {
+		t.Fatalf("written under the lease: %+v, %v", got, err)
 	}
 }
