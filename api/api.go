@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -142,6 +143,12 @@ func (h *Handler) SetQueryLimit(n int, wait time.Duration) *Handler {
 
 // limited runs f once a query token is free: waiting at most h.wait (then
 // 503 with Retry-After: 1), and not at all for a client that went away.
+// The token covers the store's work and the encoding of the answer, not
+// its sending: f writes into memory (the JSON encoder builds the whole
+// answer in memory anyway), the token is given back, and only then is the
+// answer written to the client, so that clients that read slowly, or not
+// at all, cannot hold every token until the write timeout and get every
+// other list and get answered 503.
 func (h *Handler) limited(f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -159,9 +166,38 @@ func (h *Handler) limited(f http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		defer func() { <-h.queries }()
-		f(w, r)
+		held := &heldAnswer{header: w.Header()}
+		func() {
+			defer func() { <-h.queries }()
+			f(held, r)
+		}()
+		if held.code == 0 {
+			held.code = http.StatusOK
+		}
+		w.WriteHeader(held.code)
+		_, _ = w.Write(held.body.Bytes())
 	}
+}
+
+// heldAnswer is a ResponseWriter that keeps the answer in memory (headers
+// go to the real writer's, which is not written to yet): see limited.
+type heldAnswer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (a *heldAnswer) Header() http.Header { return a.header }
+
+func (a *heldAnswer) WriteHeader(code int) {
+	if a.code == 0 {
+		a.code = code
+	}
+}
+
+func (a *heldAnswer) Write(p []byte) (int, error) {
+	a.WriteHeader(http.StatusOK)
+	return a.body.Write(p)
 }
 
 // NotFoundHandler answers every request with the API's JSON 404, naming

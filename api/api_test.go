@@ -479,3 +479,63 @@ func TestQueryLimit(t *testing.T) {
 		t.Fatalf("get after the limit freed: %d", code)
 	}
 }
+
+// TestQueryLimitSlowReaders: the query limit counts the store's work, not
+// the sending of the answer: with a limit of 1, clients that asked for
+// answers far larger than the socket buffers and stopped reading them (one
+// byte read: their answer is being written) leave a list and a get served,
+// not answered 503 busy until the write timeout cuts them off.
+func TestQueryLimitSlowReaders(t *testing.T) {
+	s := memory.New()
+	desc := strings.Repeat("x", 16000)
+	var all []*incident.Incident
+	for i := range 1000 {
+		ls := base.Add(time.Duration(i) * time.Second)
+		all = append(all, &incident.Incident{
+			ID: fmt.Sprintf("big-%04d", i), Fingerprint: fp(i), Title: "big", Description: desc,
+			Source: "s", Type: incident.Types[0], Severity: incident.P2, PeakSeverity: incident.P2,
+			State: incident.States[0], Resources: []string{"r"}, FirstSeen: ls, LastSeen: ls,
+			CreatedAt: ls, UpdatedAt: ls, OccurrenceCount: 1, LatestEventAt: ls,
+			LatestEventID: fmt.Sprintf("ev-%d", i), Version: 1,
+		})
+	}
+	if err := s.Apply(context.Background(), storage.Batch{Incidents: all, EventIDs: []string{"e"}, At: base}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(s, zaptest.NewLogger(t)).SetQueryLimit(1, 2*time.Second))
+	defer srv.Close()
+	var stalled []*net.TCPConn
+	defer func() {
+		for _, c := range stalled {
+			_ = c.Close() // before srv.Close, which waits for their requests
+		}
+	}()
+	for range 2 {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := c.(*net.TCPConn)
+		stalled = append(stalled, tc)
+		_ = tc.SetReadBuffer(4096)
+		if _, err := fmt.Fprintf(c, "GET /api/v1/incidents?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("stalled client: %v", err)
+		}
+	}
+	for _, target := range []string{"/api/v1/incidents?limit=1", "/api/v1/incidents/big-0001"} {
+		resp, err := http.Get(srv.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("%s beside clients that stopped reading: %d %v %v", target, resp.StatusCode, err, body["error"])
+		}
+	}
+}
