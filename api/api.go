@@ -64,13 +64,17 @@ const (
 	CodeIncidentNotFound = "incident_not_found"
 	// CodeNoSuchEndpoint is the 404 for a path the worker does not serve.
 	CodeNoSuchEndpoint = "no_such_endpoint"
+	// CodeWriteLeased is the 409 of StatePath when another writer's write
+	// lease outlived storage.LeaseWaitLimit (storage.ErrLeased), not lost
+	// races.
+	CodeWriteLeased = "write_leased"
 )
 
 // ErrorResponse is the body of every 4xx and 5xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
 	// Code is set on the answers a client tells apart by more than the
-	// status: CodeIncidentNotFound, CodeNoSuchEndpoint.
+	// status: CodeIncidentNotFound, CodeNoSuchEndpoint, CodeWriteLeased.
 	Code string `json:"code,omitempty"`
 	// Parameter names the query parameter at fault (400 only).
 	Parameter string `json:"parameter,omitempty"`

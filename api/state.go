@@ -109,6 +109,12 @@ func (h *Handler) setState(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &te):
 		writeJSON(w, http.StatusConflict, ErrorResponse{Error: te.Error(), From: te.From.String(), To: te.To.String()})
 		return
+	case errors.Is(err, storage.ErrLeased):
+		// Not lost races: another writer's lease outlived
+		// storage.LeaseWaitLimit. Its message names the lease key's cause.
+		h.log.Warn("operator state change refused: write lease", zap.String("id", id), zap.Error(err))
+		writeJSON(w, http.StatusConflict, ErrorResponse{Error: fmt.Sprintf("incident %s not changed: %v", quote(id), err), Code: CodeWriteLeased})
+		return
 	case errors.Is(err, storage.ErrConflict):
 		writeJSON(w, http.StatusConflict, ErrorResponse{Error: fmt.Sprintf(
 			"incident %s kept changing under concurrent writes (%d attempts): try again", quote(id), ch.Conflicts+1)})
@@ -210,7 +216,8 @@ func stateMember(body []byte) (string, error) {
 // /api/v1/incidents/{id}/state) and returns the incident as stored and
 // whether the request changed it. Errors: one matching storage.ErrNotFound
 // (404), a *incident.TransitionError (409, the lifecycle refuses), one
-// wrapping storage.ErrConflict (409, concurrent writes), one wrapping
+// wrapping storage.ErrConflict (409, concurrent writes; storage.ErrLeased
+// when another writer's write lease kept it out), one wrapping
 // ErrWritesDisabled (403), or the server's message.
 func (c *Client) SetState(ctx context.Context, id string, to incident.State) (*incident.Incident, bool, error) {
 	body, _ := json.Marshal(StateRequest{State: to.String()})
@@ -250,6 +257,9 @@ func stateError(resp *http.Response, raw []byte, id string) error {
 	case http.StatusForbidden:
 		return fmt.Errorf("%w: %s", ErrWritesDisabled, e.Error)
 	case http.StatusConflict:
+		if e.Code == CodeWriteLeased {
+			return fmt.Errorf("api: %s: %w", e.Error, storage.ErrLeased)
+		}
 		from, ferr := incident.ParseState(e.From)
 		to, terr := incident.ParseState(e.To)
 		if ferr == nil && terr == nil {

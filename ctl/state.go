@@ -59,6 +59,10 @@ directory can only be opened while no worker holds it.`,
 				return fmt.Errorf("set-state: %w", api.NotFound(id))
 			case errors.As(err, &te):
 				return fmt.Errorf("set-state: %w", err)
+			case errors.Is(err, storage.ErrLeased):
+				// Another writer's lease outlived storage.LeaseWaitLimit
+				// (in the store, or a worker's 409 saying so): not lost races.
+				return fmt.Errorf("set-state %s: %w", id, err)
 			case errors.Is(err, storage.ErrConflict):
 				return fmt.Errorf("set-state %s: concurrent writes kept changing the incident, try again: %w", id, err)
 			case err != nil:

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
@@ -171,9 +175,10 @@ func TestSetStateWaitsForLease(t *testing.T) {
 }
 
 // TestLeaseSetByHandEndsTheWait: a lease key no pod released or let expire
-// (set by hand, without a TTL) does not make Ingest or SetState wait in
-// silence: each gives up after storage.LeaseWaitLimit with an error wrapping
-// ErrLeased, which the worker reports as a failing store; nothing is
+// (set by hand, without a TTL) does not make Ingest or SetState (in the
+// store or through the API) wait in silence: each gives up after
+// storage.LeaseWaitLimit with an error wrapping ErrLeased, which the
+// worker reports as a failing store; nothing is
 // written meanwhile.
 func TestLeaseSetByHandEndsTheWait(t *testing.T) {
 	srv := redistest.StartStandalone(t, redistest.Options{})
@@ -192,10 +197,21 @@ func TestLeaseSetByHandEndsTheWait(t *testing.T) {
 	}
 	c, cancel := context.WithTimeout(ctx, 3*storage.LeaseWaitLimit)
 	defer cancel()
+	srvAPI := httptest.NewServer(api.New(a, zaptest.NewLogger(t)).EnableWrites(a, nil))
+	defer srvAPI.Close()
 	var wg sync.WaitGroup
-	var ingestErr, setErr error
-	var ingestTook, setTook time.Duration
-	wg.Add(2)
+	var ingestErr, setErr, apiErr error
+	var ingestTook, setTook, apiTook time.Duration
+	wg.Add(3)
+	go func() {
+		// An operator's change through a worker's API: a 409 that names
+		// the lease (api.CodeWriteLeased), which the client returns as
+		// ErrLeased, not "kept changing under concurrent writes".
+		defer wg.Done()
+		start := time.Now()
+		_, _, apiErr = api.NewClient(srvAPI.URL, nil).SetState(c, id, incident.Investigating)
+		apiTook = time.Since(start)
+	}()
 	go func() {
 		defer wg.Done()
 		start := time.Now()
@@ -213,7 +229,7 @@ func TestLeaseSetByHandEndsTheWait(t *testing.T) {
 		op   string
 		err  error
 		took time.Duration
-	}{{"Ingest", ingestErr, ingestTook}, {"SetState", setErr, setTook}} {
+	}{{"Ingest", ingestErr, ingestTook}, {"SetState", setErr, setTook}, {"API SetState", apiErr, apiTook}} {
 		if !errors.Is(r.err, storage.ErrLeased) || !strings.Contains(r.err.Error(), "held the write lease for over") ||
 			r.took < storage.LeaseWaitLimit || r.took > 2*storage.LeaseWaitLimit {
 			t.Errorf("%s under a lease set by hand: %v after %v; want ErrLeased after %v", r.op, r.err, r.took, storage.LeaseWaitLimit)
