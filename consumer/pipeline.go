@@ -120,9 +120,13 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 			c.acked(b, f.res, 0, time.Since(start))
 			return nil
 		}
-		if errors.Is(err, storage.ErrConflict) {
+		switch {
+		case errors.Is(err, storage.ErrLeased):
+			// Another pod holds the write lease for its batch: the
+			// commit below waits for it; no race was lost.
+		case errors.Is(err, storage.ErrConflict):
 			c.m.StoreConflicts.Inc()
-		} else {
+		default:
 			c.failed(err)
 		}
 		if errors.Is(err, storage.ErrUnconfirmed) {
