@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -537,5 +538,68 @@ func TestQueryLimitSlowReaders(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || err != nil {
 			t.Fatalf("%s beside clients that stopped reading: %d %v %v", target, resp.StatusCode, err, body["error"])
 		}
+	}
+}
+
+// TestClientRetriesBusy: the client (incidentctl's queries) sends a list or
+// get again when a worker at its query limit answers 503 with Retry-After,
+// and gets the answer once a turn is free; a 503 without Retry-After (a
+// closed store) is the error at once.
+func TestClientRetriesBusy(t *testing.T) {
+	s, _ := fixture(t)
+	b := blockingList{s, make(chan struct{}, 1), make(chan struct{})}
+	h := api.New(b, zaptest.NewLogger(t)).SetQueryLimit(1, 50*time.Millisecond)
+	var lists atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == api.ListPath {
+			lists.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	released := false
+	defer func() {
+		if !released { // a failure below: let the held request end, so srv.Close returns
+			close(b.release)
+		}
+	}()
+	holder := make(chan error, 1)
+	go func() {
+		_, err := api.NewClient(srv.URL, nil).List(context.Background(), storage.Filter{}, storage.Page{Limit: 1})
+		holder <- err
+	}()
+	<-b.entered // the only turn is taken
+	got := make(chan error, 1)
+	go func() {
+		_, err := api.NewClient(srv.URL, nil).Count(context.Background(), storage.Filter{})
+		got <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for lists.Load() < 3 { // the count's first request was answered busy and it came back
+		if time.Now().After(deadline) {
+			t.Fatalf("the client did not retry a busy answer: %d list requests", lists.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(b.release)
+	released = true
+	if err := <-holder; err != nil {
+		t.Fatalf("the query holding the turn: %v", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("count retried after a busy answer: %v", err)
+	}
+
+	closed, _ := fixture(t)
+	_ = closed.Close()
+	var closedLists atomic.Int32
+	hc := api.New(closed, zaptest.NewLogger(t))
+	srvClosed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		closedLists.Add(1)
+		hc.ServeHTTP(w, r)
+	}))
+	defer srvClosed.Close()
+	if _, err := api.NewClient(srvClosed.URL, nil).Count(context.Background(), storage.Filter{}); err == nil || !strings.Contains(err.Error(), "503") || closedLists.Load() != 1 {
+		t.Fatalf("closed store: %v after %d requests, want its 503 after 1", err, closedLists.Load())
 	}
 }

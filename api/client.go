@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/incident"
@@ -120,18 +122,41 @@ func RedactURLError(err error) error {
 	return err
 }
 
+// BusyRetries is how many times a list or get answered 503 with
+// Retry-After (the worker serves its limit of queries at once; see
+// MaxQueries) is sent again, after the pause the answer asks for (5 s at
+// most), before its 503 is the error.
+const BusyRetries = 5
+
 // get sends GET path and decodes a 200's body into into. id is the
 // incident a GetPath request asks for ("" for other paths): only its 404
-// means that the incident does not exist.
+// means that the incident does not exist. A busy worker's 503 is retried
+// (BusyRetries).
 func (c *Client) get(ctx context.Context, path, id string, into any) error {
-	resp, err := c.open(ctx, path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("api read: %w", err)
+	var resp *http.Response
+	var body []byte
+	for attempt := 0; ; attempt++ {
+		r, err := c.open(ctx, path)
+		if err != nil {
+			return err
+		}
+		body, err = io.ReadAll(io.LimitReader(r.Body, 64<<20))
+		r.Body.Close()
+		if err != nil {
+			return fmt.Errorf("api read: %w", err)
+		}
+		resp = r
+		pause, busy := retryAfter(r)
+		if !busy || attempt == BusyRetries {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return answerError(resp, body, id)
+		case <-t.C:
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return answerError(resp, body, id)
@@ -140,6 +165,20 @@ func (c *Client) get(ctx context.Context, path, id string, into any) error {
 		return fmt.Errorf("api decode: %w", err)
 	}
 	return nil
+}
+
+// retryAfter reports whether resp is a 503 asking to be retried (a
+// Retry-After of whole seconds) and how long to wait: at least 100 ms, at
+// most 5 s.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return min(max(time.Duration(n)*time.Second, 100*time.Millisecond), 5*time.Second), true
 }
 
 // ErrNotAPI is the error (wrapped) of a 404 that is not the API's answer
