@@ -958,3 +958,48 @@ func TestExamplesLoad(t *testing.T) {
 		t.Errorf("config-redis-cluster.toml: nodes %q, %v", cluster.State.RedisClusterNodes, err)
 	}
 }
+
+// TestLoadOverrideWarnings: the warnings are those of the configuration
+// with the override in (incidentctl's --state-* flags), not of the file or
+// the environment it replaced.
+func TestLoadOverrideWarnings(t *testing.T) {
+	sentinel := "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n"
+	unused := "[state]\nbackend = \"pebble\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n"
+	setURL := func(c *Config) map[string]string {
+		c.State.RedisURL = "redis://127.0.0.1:6379/0"
+		return map[string]string{"state.redis_url": "--state-redis-url"}
+	}
+	setBackend := func(b Backend) Override {
+		return func(c *Config) map[string]string {
+			c.State.Backend = b
+			return map[string]string{"state.backend": "--state-backend"}
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		body     string
+		env      map[string]string
+		override Override
+		want     string // a warning containing it, or none at all when ""
+	}{
+		{"flag replaces a Sentinel URL", sentinel, nil, setURL, ""},
+		{"flag keeps the Sentinel URL", sentinel, nil, setBackend(BackendRedis), "set wait_replicas = 1"},
+		{"flag names the backend the URL is for", unused, nil, setBackend(BackendRedis), ""},
+		{"flag names a backend beside a URL from the environment", "", map[string]string{"STATE_REDIS_URL": "redis://127.0.0.1:6379/0"}, setBackend(BackendPebble), `state.backend is "pebble", which does not use it`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.body != "" {
+				path = writeFile(t, tt.body)
+			}
+			cfg, err := LoadOverride(path, mapEnv(tt.env), tt.override)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return tt.want != "" && strings.Contains(w, tt.want) })
+			if tt.want == "" && len(cfg.Warnings) > 0 || tt.want != "" && !got {
+				t.Errorf("warnings %q, want %q", cfg.Warnings, tt.want)
+			}
+		})
+	}
+}

@@ -62,7 +62,8 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 
 // Override is a caller's own settings, which win over the file and the
 // environment (incidentctl's --state-* flags). LoadOverride applies it after
-// the environment, the backend alias and the warnings, before validating.
+// the environment and the backend alias, before the warnings and the
+// validation.
 // It returns the keys it set, each mapped to the name problems give it
 // (such as "--state-redis-url"); setting state.backend names the backend.
 type Override func(*Config) map[string]string
@@ -103,7 +104,6 @@ func LoadOverride(path string, env func(string) (string, bool), override Overrid
 	case path != "" && cfg.NATS.URL != "":
 		cfg.NATS.URLFrom = "nats.url in " + path
 	}
-	cfg.addWarnings()
 	if override != nil {
 		if fromEnv == nil {
 			fromEnv = map[string]string{}
@@ -116,6 +116,9 @@ func LoadOverride(path string, env func(string) (string, bool), override Overrid
 			}
 		}
 	}
+	// After the override: the warnings are about the configuration in
+	// force, not a URL or backend a flag replaced.
+	cfg.addWarnings()
 
 	var invalid problems
 	cfg.validate(&invalid)
