@@ -258,7 +258,7 @@ func stateError(resp *http.Response, raw []byte, id string) error {
 		return fmt.Errorf("%w: %s", ErrWritesDisabled, e.Error)
 	case http.StatusConflict:
 		if e.Code == CodeWriteLeased {
-			return fmt.Errorf("api: %s: %w", e.Error, storage.ErrLeased)
+			return &leasedError{msg: "api: " + e.Error}
 		}
 		from, ferr := incident.ParseState(e.From)
 		to, terr := incident.ParseState(e.To)
@@ -277,3 +277,12 @@ func reason(msg string) string {
 	}
 	return msg
 }
+
+// leasedError is the client's error for a 409 CodeWriteLeased: the
+// worker's message (which names the lease already), wrapping
+// storage.ErrLeased.
+type leasedError struct{ msg string }
+
+func (e *leasedError) Error() string { return e.msg }
+
+func (e *leasedError) Unwrap() error { return storage.ErrLeased }

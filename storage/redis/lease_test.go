@@ -231,6 +231,7 @@ func TestLeaseSetByHandEndsTheWait(t *testing.T) {
 		took time.Duration
 	}{{"Ingest", ingestErr, ingestTook}, {"SetState", setErr, setTook}, {"API SetState", apiErr, apiTook}} {
 		if !errors.Is(r.err, storage.ErrLeased) || !strings.Contains(r.err.Error(), "held the write lease for over") ||
+			strings.Count(r.err.Error(), "holds the write lease") > 1 || // said once
 			r.took < storage.LeaseWaitLimit || r.took > 2*storage.LeaseWaitLimit {
 			t.Errorf("%s under a lease set by hand: %v after %v; want ErrLeased after %v", r.op, r.err, r.took, storage.LeaseWaitLimit)
 		}
