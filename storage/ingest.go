@@ -18,12 +18,13 @@ const MaxConflictRetries = 16
 // Ingest is the write path of one batch, shared by the worker, the CLI and the
 // conformance suite: read the latest incidents and applied markers, fold,
 // apply; on ErrConflict (another writer got there first) read and fold again.
-// After LeaseAfterConflicts conflicts in a row, on a store that is a
-// WriteLeaser, it takes the write lease for its next attempts (released
-// before it returns), so that a batch cannot lose every race to writers that
-// commit back to back. An Apply refused because another writer holds the
-// lease (ErrLeased) is retried after a short wait and does not count
-// against MaxConflictRetries, for LeaseWaitLimit at most. The returned int is the number of conflicts.
+// After LeaseAfterConflicts conflicts or lease refusals in a row, on a
+// store that is a WriteLeaser, it takes the write lease for its next
+// attempts (released before it returns), so that a batch cannot lose every
+// race to writers that commit back to back. An Apply refused because another
+// writer holds the lease (ErrLeased) is retried after a short wait and does
+// not count against MaxConflictRetries; the waits for others' leases last
+// LeaseWaitLimit at most. The returned int is the number of conflicts.
 // The returned result is that of the fold that was applied. now is called
 // once per attempt. When Apply fails with ErrUnconfirmed, the result of the
 // fold it wrote is returned with the error.
@@ -38,8 +39,12 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 	}()
 	wait := time.Millisecond
 	var leased leaseWait
+	refused := 0 // Applies refused by another writer's lease
 	for {
-		if leaser != nil && attempt >= LeaseAfterConflicts {
+		// Contention, lost races or leases of others, makes the batch take
+		// the lease itself: waiting on leases alone could let three or more
+		// writers that take leases back to back refuse it until the limit.
+		if leaser != nil && attempt+refused >= LeaseAfterConflicts {
 			if err := takeLease(ctx, leaser); err != nil {
 				return dedupe.Result{}, attempt, fmt.Errorf("write lease: %w", err)
 			}
@@ -78,6 +83,7 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 			case <-t.C:
 			}
 			wait = min(2*wait, 50*time.Millisecond)
+			refused++
 			continue
 		}
 		if !errors.Is(err, ErrConflict) || attempt >= MaxConflictRetries {

@@ -76,5 +76,8 @@ func (s *Store) ReleaseWrites(ctx context.Context) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	return s.wrap("release lease", releaseScript.Run(ctx, s.rdb, s.route(), s.prefix, s.token).Err())
+	if err := releaseScript.Run(ctx, s.rdb, s.route(), s.prefix, s.token).Err(); err != nil {
+		return s.wrap("release lease", err)
+	}
+	return nil
 }
