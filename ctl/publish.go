@@ -132,7 +132,7 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := newPublisher(nc, f.maxPending)
+	p, err := newPublisher(ctx, nc, f.maxPending)
 	if err != nil {
 		return err
 	}

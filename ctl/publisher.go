@@ -31,6 +31,15 @@ const DefaultSubject = "incidents.events.{source}"
 // counts as failed.
 const ackTimeout = 30 * time.Second
 
+// interruptGrace is how long a publish run stopped by a signal still waits
+// for the acks outstanding; the rest count as failed (without the limit, a
+// NATS server gone with acks outstanding kept publish from exiting).
+const interruptGrace = 5 * time.Second
+
+// errInterrupted is the failure of a publish whose ack was not waited for
+// because the run was stopped.
+var errInterrupted = errors.New("stopped before JetStream acked")
+
 // errNoStream stops a publish run whose subject no stream listens on.
 var errNoStream = errors.New("no stream")
 
@@ -44,6 +53,7 @@ type publisher struct {
 	acked    atomic.Int64
 	dups     atomic.Int64
 	failed   atomic.Int64
+	resolved atomic.Int64 // acks the collector saw succeed or fail
 	errOnce  sync.Once
 	firstErr error
 	// noStream holds the subjects JetStream answered "no response from
@@ -53,32 +63,44 @@ type publisher struct {
 }
 
 // newPublisher starts the ack collector; maxPending bounds the acks in
-// flight.
-func newPublisher(nc *nats.Conn, maxPending int) (*publisher, error) {
+// flight. Once ctx ends the collector waits interruptGrace more for the
+// acks outstanding, then stops: wait counts the rest as failed.
+func newPublisher(ctx context.Context, nc *nats.Conn, maxPending int) (*publisher, error) {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), done: make(chan struct{})}
-	go p.collect()
+	go p.collect(ctx)
 	return p, nil
 }
 
-func (p *publisher) collect() {
+func (p *publisher) collect(ctx context.Context) {
 	defer close(p.done)
+	stopped := ctx.Done()
+	var giveUp <-chan time.Time
 	for f := range p.futures {
-		select {
-		case ack := <-f.Ok():
-			p.acked.Add(1)
-			if ack.Duplicate {
-				p.dups.Add(1)
+		for waiting := true; waiting; {
+			select {
+			case ack := <-f.Ok():
+				p.acked.Add(1)
+				if ack.Duplicate {
+					p.dups.Add(1)
+				}
+				waiting = false
+			case err := <-f.Err():
+				if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+					p.noStream.Store(f.Msg().Subject, true)
+				}
+				p.fail(err)
+				waiting = false
+			case <-stopped:
+				stopped, giveUp = nil, time.After(interruptGrace)
+			case <-giveUp:
+				return
 			}
-		case err := <-f.Err():
-			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-				p.noStream.Store(f.Msg().Subject, true)
-			}
-			p.fail(err)
 		}
+		p.resolved.Add(1)
 	}
 }
 
@@ -111,7 +133,10 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 			return fmt.Errorf("publish %s: %w", subject, err)
 		}
 		p.sent.Add(1)
-		p.futures <- f
+		select {
+		case p.futures <- f:
+		case <-p.done: // the collector gave up: wait counts it
+		}
 		return nil
 	}
 }
@@ -129,11 +154,17 @@ func (p *publisher) lineError(lineNo, size int, err error) error {
 	return fmt.Errorf("line %d: %w", lineNo, err)
 }
 
-// wait waits for every outstanding ack (each fails after ackTimeout) and
-// stops the collector; the publisher cannot be used afterwards.
+// wait waits for every outstanding ack (each fails after ackTimeout; once
+// the run's ctx ended, interruptGrace at most) and stops the collector; the
+// acks not waited for count as failed. The publisher cannot be used
+// afterwards.
 func (p *publisher) wait() publishStats {
 	close(p.futures)
 	<-p.done
+	if rest := p.sent.Load() - p.resolved.Load(); rest > 0 {
+		p.failed.Add(rest)
+		p.errOnce.Do(func() { p.firstErr = errInterrupted })
+	}
 	return p.stats()
 }
 
