@@ -669,52 +669,39 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// TestSentinelCredentialsUnused: Sentinel credentials beside a URL that is
-// not a Sentinel one are a warning, not silently unused.
-func TestSentinelCredentialsUnused(t *testing.T) {
+// TestRedisWarnings: Sentinel credentials beside a URL that is not a
+// Sentinel one, and a Sentinel URL without wait_replicas (a failover can drop
+// acknowledged batches), are warnings that never show a secret.
+func TestRedisWarnings(t *testing.T) {
+	const (
+		unusedCreds = "sentinel_password set, but only a redis+sentinel://"
+		noWait      = "set wait_replicas = 1"
+	)
+	sentinel := "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n"
 	tests := []struct {
-		body string
-		warn bool
+		body, warning string
+		want          bool
 	}{
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n[state.redis]\nsentinel_password = \"pw\"\n", true},
-		{"[state]\nbackend = \"redis_cluster\"\nredis_cluster_nodes = [\"127.0.0.1:7000\"]\n[state.redis]\nsentinel_username = \"u\"\n", true},
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n[state.redis]\nsentinel_password = \"pw\"\n", false},
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", false},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n[state.redis]\nsentinel_password = \"pw\"\n", unusedCreds, true},
+		{"[state]\nbackend = \"redis_cluster\"\nredis_cluster_nodes = [\"127.0.0.1:7000\"]\n[state.redis]\nsentinel_username = \"u\"\n", unusedCreds, true},
+		{sentinel + "[state.redis]\nsentinel_password = \"pw\"\nwait_replicas = 1\n", unusedCreds, false},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", unusedCreds, false},
+		{sentinel, noWait, true},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"rediss+sentinel://127.0.0.1:26379/mymaster/0\"\n", noWait, true},
+		{sentinel + "[state.redis]\nwait_replicas = 1\n", noWait, false},
+		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", noWait, false},
 	}
 	for _, tt := range tests {
 		cfg, err := Load(writeFile(t, tt.body), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.body, err)
 		}
-		got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "sentinel_password set, but only a redis+sentinel://") })
-		if got != tt.warn {
-			t.Errorf("%s: warnings %q, want the Sentinel warning: %v", tt.body, cfg.Warnings, tt.warn)
+		got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, tt.warning) })
+		if got != tt.want {
+			t.Errorf("%s: warnings %q; want %q among them: %v", tt.body, cfg.Warnings, tt.warning, tt.want)
 		}
 		if strings.Contains(strings.Join(cfg.Warnings, " "), "pw") {
 			t.Errorf("a warning shows the secret: %q", cfg.Warnings)
-		}
-	}
-}
-
-// TestSentinelWithoutWaitReplicas: a Sentinel URL without wait_replicas is
-// a warning (a failover can drop acknowledged batches); with it, none.
-func TestSentinelWithoutWaitReplicas(t *testing.T) {
-	for _, tt := range []struct {
-		body string
-		warn bool
-	}{
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n", true},
-		{"[state]\nbackend = \"redis\"\nredis_url = \"rediss+sentinel://127.0.0.1:26379/mymaster/0\"\n", true},
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n[state.redis]\nwait_replicas = 1\n", false},
-		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", false},
-	} {
-		cfg, err := Load(writeFile(t, tt.body), nil)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.body, err)
-		}
-		got := slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "set wait_replicas = 1") })
-		if got != tt.warn {
-			t.Errorf("%s: warnings %q, want the wait_replicas warning: %v", tt.body, cfg.Warnings, tt.warn)
 		}
 	}
 }
