@@ -168,16 +168,7 @@ func TestDashboardPanelsDoNotOverlap(t *testing.T) {
 // promtool on two pods reporting one shared store: the four active states,
 // summed once (not once per pod), Resolved and Closed left out.
 func TestDashboardOpenIncidents(t *testing.T) {
-	bin := promtool(t)
-	var expr string
-	for _, p := range dashboard(t) {
-		if p.Title == "Open incidents" && len(p.Targets) == 1 {
-			expr = grafanaVars.Replace(p.Targets[0].Expr)
-		}
-	}
-	if expr == "" {
-		t.Fatal(`no "Open incidents" panel with one query`)
-	}
+	expr := panelExpr(t, "Open incidents")
 	var series strings.Builder
 	want := 0
 	for i, st := range incident.States {
@@ -201,29 +192,14 @@ tests:
           - labels: '{}'
             value: %d
 `, series.String(), expr, want)
-	path := filepath.Join(t.TempDir(), "open_test.yml")
-	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "test", "rules", path).CombinedOutput(); err != nil {
-		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, test)
-	}
+	promtoolTest(t, test)
 }
 
 // TestDashboardWorkersReady evaluates the "Workers ready" query with
 // promtool: the ready workers while some are scraped, and 0, not "No
 // data", once none is (every pod gone: their series end).
 func TestDashboardWorkersReady(t *testing.T) {
-	bin := promtool(t)
-	var expr string
-	for _, p := range dashboard(t) {
-		if p.Title == "Workers ready" && len(p.Targets) == 1 {
-			expr = grafanaVars.Replace(p.Targets[0].Expr)
-		}
-	}
-	if expr == "" {
-		t.Fatal(`no "Workers ready" panel with one query`)
-	}
+	expr := panelExpr(t, "Workers ready")
 	test := fmt.Sprintf(`rule_files: []
 evaluation_interval: 1m
 tests:
@@ -250,7 +226,27 @@ tests:
           - labels: '{}'
             value: 0
 `, expr)
-	path := filepath.Join(t.TempDir(), "ready_test.yml")
+	promtoolTest(t, test)
+}
+
+// panelExpr is the one query of the dashboard panel titled title, with the
+// dashboard's variables filled in.
+func panelExpr(t *testing.T, title string) string {
+	t.Helper()
+	for _, p := range dashboard(t) {
+		if p.Title == title && len(p.Targets) == 1 {
+			return grafanaVars.Replace(p.Targets[0].Expr)
+		}
+	}
+	t.Fatalf("no %q panel with one query", title)
+	return ""
+}
+
+// promtoolTest runs promtool's rule unit tests on the document test.
+func promtoolTest(t *testing.T, test string) {
+	t.Helper()
+	bin := promtool(t)
+	path := filepath.Join(t.TempDir(), "panel_test.yml")
 	if err := os.WriteFile(path, []byte(test), 0o600); err != nil {
 		t.Fatal(err)
 	}
