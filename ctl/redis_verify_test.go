@@ -2,6 +2,7 @@ package ctl_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -134,5 +135,97 @@ func redisDo(ctx context.Context, t *testing.T, c goredis.UniversalClient, cmds 
 		if err := c.Do(ctx, args...).Err(); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
+	}
+}
+
+// TestVerifyRedisIndexSets: on Redis verify reads the single-field index
+// sets (SSCAN) and llm-im:z:incidents (ZSCAN) instead of walking List
+// through each filter, and reports each kind of corruption, made with plain
+// Redis commands, with a List walk's FAIL lines (exit 4); a clean store
+// passes, before and after. Standalone and Cluster ({prefix} hash tag, the
+// scans on the slot's master).
+func TestVerifyRedisIndexSets(t *testing.T) {
+	t.Run("standalone", func(t *testing.T) {
+		srv := redistest.StartStandalone(t, redistest.Options{})
+		st := config.Default().State
+		st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
+		checkVerifyIndexSets(t, st, srv.Client(t), "llm-im", []string{"--state-backend", "redis", "--state-redis-url", srv.URL()})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("a cluster takes a few seconds to form; skipped with -short")
+		}
+		cl := redistest.StartCluster(t)
+		st := config.Default().State
+		st.Backend, st.RedisClusterNodes, st.KeyPrefix = config.BackendRedisCluster, cl.Nodes(), "vi"
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs, DisableIdentity: true})
+		t.Cleanup(func() { _ = c.Close() })
+		checkVerifyIndexSets(t, st, c, "{vi}", []string{"--state-backend", "redis_cluster", "--state-redis-cluster-nodes", strings.Join(cl.Nodes(), ","), "--state-key-prefix", "vi"})
+	})
+}
+
+func checkVerifyIndexSets(t *testing.T, st config.StateConfig, c goredis.UniversalClient, prefix string, flags []string) {
+	ctx := t.Context()
+	s, err := backend.Open(st, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillStore(t, s, 400)
+	all := allIncidents(t, s)
+	_ = s.Close()
+	a := all[len(all)/2]
+	other := incident.States[0]
+	for _, s := range incident.States {
+		if s != a.State {
+			other = s
+			break
+		}
+	}
+	verify := func() result { return runCtl(t, nil, "", append([]string{"verify"}, flags...)...) }
+	r := verify()
+	mustCode(t, r, ctl.ExitOK)
+	if want := "indexes read directly, not with List: " + prefix + ":z:incidents"; !strings.Contains(r.out, want) {
+		t.Fatalf("verify of a clean store does not say it read the indexes (%q):\n%s", want, r.out)
+	}
+
+	z := prefix + ":z:incidents"
+	sev := prefix + ":severity:" + a.Severity.String()
+	src := prefix + ":source:" + a.Source
+	us := a.LastSeen.UnixMicro()
+	for _, tc := range []struct {
+		name         string
+		break_, undo [][]any
+		want         string
+	}{
+		{"id missing from a severity set", [][]any{{"SREM", sev, a.ID}}, [][]any{{"SADD", sev, a.ID}},
+			"index severity=" + a.Severity.String() + ": misses " + a.ID},
+		{"stale id in a state set", [][]any{{"SADD", prefix + ":state:" + other.String(), a.ID}}, [][]any{{"SREM", prefix + ":state:" + other.String(), a.ID}},
+			"index state=" + other.String() + ": lists " + a.ID + ", whose record does not match"},
+		{"unknown id in a source set", [][]any{{"SADD", src, "ghost"}}, [][]any{{"SREM", src, "ghost"}},
+			"index source=" + a.Source + ": lists ghost, which is not among the records read"},
+		{"wrong score in the order", [][]any{{"ZADD", z, "XX", us + 1, a.ID}}, [][]any{{"ZADD", z, "XX", us, a.ID}},
+			"index all: " + z + " scores " + a.ID + " at " + strconv.FormatInt(us+1, 10) + ", its last_seen is " + strconv.FormatInt(us, 10)},
+		{"extra member in the order", [][]any{{"ZADD", z, us, "ghost"}}, [][]any{{"ZREM", z, "ghost"}},
+			"index all: lists ghost, which is not among the records read"},
+		{"id missing from the order", [][]any{{"ZREM", z, a.ID}}, [][]any{{"ZADD", z, us, a.ID}},
+			"index all: misses " + a.ID},
+		{"severity key that is not a set", [][]any{{"RENAME", sev, sev + "-saved"}, {"SET", sev, "x"}},
+			[][]any{{"DEL", sev}, {"RENAME", sev + "-saved", sev}},
+			"index severity=" + a.Severity.String() + ": cannot be read: redis sscan " + sev + ": WRONGTYPE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			redisDo(ctx, t, c, tc.break_)
+			r := verify()
+			redisDo(ctx, t, c, tc.undo)
+			t.Logf("verify output:\n%s", r.out)
+			mustCode(t, r, ctl.ExitInconsistent)
+			if !inconsistentRE.MatchString(r.err) {
+				t.Errorf("stderr %q, want it to match %s", r.err, inconsistentRE)
+			}
+			if !strings.Contains(r.out, "FAIL "+tc.want) {
+				t.Fatalf("verify output lacks %q:\n%s", "FAIL "+tc.want, r.out)
+			}
+			mustCode(t, verify(), ctl.ExitOK)
+		})
 	}
 }
