@@ -111,6 +111,9 @@ func TestListFilters(t *testing.T) {
 		{"severity=p1&severity=info", func(in *incident.Incident) bool { return in.Severity == incident.P1 || in.Severity == incident.P4 }},
 		{"source=s1", func(in *incident.Incident) bool { return in.Source == "s1" }},
 		{"source=s1,s2", func(in *incident.Incident) bool { return in.Source != "s0" }},
+		// white space around an item is dropped (README: a source stored
+		// with white space around it cannot be filtered on)
+		{"source=s1,%20s2%20", func(in *incident.Incident) bool { return in.Source != "s0" }},
 		{"type=security", func(in *incident.Incident) bool { return in.Type == incident.Security }},
 		{"type=Data&type=performance", func(in *incident.Incident) bool { return in.Type == incident.Data || in.Type == incident.Performance }},
 		{"active=true", func(in *incident.Incident) bool { return in.State.Active() }},

@@ -52,6 +52,14 @@ func TestFingerprintCanonicalForms(t *testing.T) {
 			"[[\"source\",\"q\\\"b\\\\s\u00e9\u2028</>&\"],[\"type\",\"Unknown\"],[\"title\",\"a b\"],[\"resources\",[\"\\u0001\\u001f\",\"\\b\\f\\n\\r\"]]]"},
 		{"unicode lower-casing and white space", def, incident.Event{Source: "s", Title: "\u00a0ÉCHEC  du\u3000Modèle\n"},
 			`[["source","s"],["type","Unknown"],["title","échec du modèle"],["resources",[]]]`},
+		// The README's definitions, for reimplementers: white space is
+		// Unicode's White_Space (U+200B and U+FEFF are not), and lower-casing
+		// maps each character alone (İ to i, Σ to σ even at a word's end,
+		// the Kelvin sign to k), unlike Python's str.lower().
+		{"white space is Unicode White_Space", def, incident.Event{Source: "s", Title: "A\u2028B\u2029C\u1680D\u202fE\u205fF\u0085G\u2000\u200aH\u200bI\ufeffJ"},
+			"[[\"source\",\"s\"],[\"type\",\"Unknown\"],[\"title\",\"a b c d e f g h\u200bi\ufeffj\"],[\"resources\",[]]]"},
+		{"lower-casing is per character", def, incident.Event{Source: "s", Title: "İSTANBUL ΣΑΣ \u212a"},
+			`[["source","s"],["type","Unknown"],["title","istanbul σασ k"],["resources",[]]]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
