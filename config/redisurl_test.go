@@ -66,6 +66,14 @@ func TestRedisURLProblems(t *testing.T) {
 		{"tls files with plain cluster nodes", func(s *StateConfig) {
 			s.Backend, s.RedisClusterNodes, s.Redis.TLSCAFile = BackendRedisCluster, []string{"a:7000", "redis://b:7001"}, "ca.pem"
 		}, "state.redis_cluster_nodes", "is not TLS but state.redis.tls_ca_file is set: use rediss://host:port nodes"},
+		// A URL with another problem still gets its tls_* one: every
+		// problem is listed at once, not the second after the first is fixed.
+		{"tls files with redis:// and a bad database", func(s *StateConfig) {
+			s.Backend, s.RedisURL, s.Redis.TLSCAFile = BackendRedis, "redis://h:6379/16", "ca.pem"
+		}, "state.redis_url", "is not TLS but state.redis.tls_ca_file is set"},
+		{"tls files with plain cluster nodes, one with a bad port", func(s *StateConfig) {
+			s.Backend, s.RedisClusterNodes, s.Redis.TLSCAFile = BackendRedisCluster, []string{"redis://a:99999"}, "ca.pem"
+		}, "state.redis_cluster_nodes", "is not TLS but state.redis.tls_ca_file is set"},
 		{"cluster node database", func(s *StateConfig) { s.RedisClusterNodes = []string{"redis://:pw@a:7000/3"} }, "state.redis_cluster_nodes[0]", `no database numbers (only database 0), got "redis://:xxxxx@a:7000/3"`},
 		{"cluster node sentinel", func(s *StateConfig) { s.RedisClusterNodes = []string{"a:1", "redis+sentinel://s/m"} }, "state.redis_cluster_nodes[1]", "unsupported scheme"},
 		{"cluster node parameter", func(s *StateConfig) { s.RedisClusterNodes = []string{"redis://a:7000?foo=1"} }, "state.redis_cluster_nodes[0]", `unknown query parameter "foo"`},

@@ -105,6 +105,12 @@ func (c Config) validateState(p *problems) {
 		}
 	} else if u, err := redisurl.Parse(s.RedisURL); err != nil {
 		addURLProblem(p, "state.redis_url", err)
+		// The URL's other problem (a database number, a port) does not
+		// hide tls_* files that a plain scheme would ignore: every problem
+		// is listed at once.
+		if s.Backend == BackendRedis && plainScheme(s.RedisURL) {
+			checkTLSFiles(p, "state.redis_url", s.Redis, "a rediss:// or rediss+sentinel:// URL")
+		}
 	} else if s.Backend == BackendRedis && !u.TLS {
 		checkTLSFiles(p, "state.redis_url", s.Redis, "a rediss:// or rediss+sentinel:// URL")
 	}
@@ -119,6 +125,9 @@ func (c Config) validateState(p *problems) {
 		switch {
 		case err != nil:
 			addURLProblem(p, fmt.Sprintf("state.redis_cluster_nodes[%d]", i), err)
+			if scheme, _, _ := strings.Cut(strings.TrimSpace(n), "://"); strings.EqualFold(scheme, "redis") {
+				plainNodes++ // a plain node whose port (say) is wrong still rules out the tls_* files
+			}
 		case u.TLS:
 			tlsNodes++
 		default:
@@ -204,6 +213,21 @@ func addURLProblem(p *problems, field string, err error) {
 		return
 	}
 	p.add(field, "%v", err)
+}
+
+// plainScheme reports whether raw starts with a scheme without TLS
+// (redis:// or redis+sentinel://, in any case), so that the tls_* files
+// can be checked against a URL whose other parts are invalid.
+func plainScheme(raw string) bool {
+	scheme, _, ok := strings.Cut(strings.TrimSpace(raw), "://")
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(scheme) {
+	case "redis", "redis+sentinel":
+		return true
+	}
+	return false
 }
 
 // checkTLSFiles reports state.redis.tls_* files set for a connection
