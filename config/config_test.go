@@ -925,6 +925,16 @@ func TestExamplesLoad(t *testing.T) {
 			if len(cfg.Warnings) != 0 {
 				t.Errorf("warnings: %q", cfg.Warnings)
 			}
+			// The header names every variable that overrides the file.
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range EnvOverrides {
+				if !strings.Contains(string(body), o.Var) {
+					t.Errorf("the comments do not name %s (%s)", o.Var, o.Key)
+				}
+			}
 			if b, ok := want[filepath.Base(f)]; ok {
 				seen++
 				if cfg.State.Backend != b {
