@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -53,6 +54,11 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	defer d.pool.Put(p)
 	v, err := p.ParseBytes(data)
 	if err != nil {
+		if strings.Contains(err.Error(), "too big depth") {
+			// fastjson's own message is one "cannot parse array value:"
+			// per level: the dead letter's 1 KiB of it never got to the cause.
+			return ev, errf(ReasonInvalidJSON, "", "arrays and objects nested %d deep: more than the %d levels of values the decoder reads (in any member, ignored ones included)", nesting(data), fastjson.MaxDepth)
+		}
 		return ev, errf(ReasonInvalidJSON, "", "%v", err)
 	}
 	if at, ok := rawControl(data); ok {
@@ -175,13 +181,23 @@ func (f *fields) set(key []byte, v *fastjson.Value) *DecodeError {
 	if *slot != nil {
 		return errf(ReasonInvalidJSON, string(key), "member appears twice")
 	}
-	if v.Type() != fastjson.TypeNull {
-		*slot = v
-	}
+	// A null member is absent, but present all the same: the slot keeps
+	// it until build, so a second one is refused in either order
+	// ({"title":null,"title":"x"} was accepted, {"title":"x","title":null}
+	// refused).
+	*slot = v
 	return nil
 }
 
 func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
+	// null is the same as absent (set kept it only to see a repeat).
+	for _, p := range [...]**fastjson.Value{&f.id, &f.externalID, &f.action, &f.dedupKey, &f.source,
+		&f.typ, &f.alertType, &f.severity, &f.title, &f.description,
+		&f.resources, &f.affected, &f.labels, &f.occurredAt, &f.value, &f.unit} {
+		if *p != nil && (*p).Type() == fastjson.TypeNull {
+			*p = nil
+		}
+	}
 	var err *DecodeError
 	str := func(name string, v *fastjson.Value) string {
 		if err != nil || v == nil {
@@ -370,4 +386,29 @@ func (a *arena) str(b []byte) string {
 	start := len(a.buf)
 	a.buf = append(a.buf, b...)
 	return unsafe.String(&a.buf[start], len(b))
+}
+
+// nesting returns how deep arrays and objects nest in data (the event
+// object counts 1; strings are skipped).
+func nesting(data []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }

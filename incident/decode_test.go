@@ -3,6 +3,7 @@ package incident
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"array", `[1,2]`, ReasonInvalidJSON, ""},
 		{"empty", ``, ReasonInvalidJSON, ""},
 		{"duplicate member", `{"source":"a","source":"b","title":"t"}`, ReasonInvalidJSON, "source"},
+		// null is absent, but a member all the same: refused in either order.
+		{"null then the member", `{"source":"s","title":null,"title":"t"}`, ReasonInvalidJSON, "title"},
+		{"the member then null", `{"source":"s","title":"t","title":null}`, ReasonInvalidJSON, "title"},
+		{"null twice", `{"source":"s","title":"t","unit":null,"unit":null}`, ReasonInvalidJSON, "unit"},
+		{"null alias twice", `{"source":"s","title":"t","alert_type":null,"alert_type":"Data"}`, ReasonInvalidJSON, "alert_type"},
+		{"null title", `{"source":"s","title":null}`, ReasonMissingField, "title"},
 		{"invalid utf8", "{\"source\":\"s\xff\",\"title\":\"t\"}", ReasonInvalidUTF8, ""},
 		{"too large", big, ReasonTooLarge, ""},
 		{"no source", `{"title":"t"}`, ReasonMissingField, "source"},
@@ -400,5 +407,35 @@ func TestDecodeLongHeaderID(t *testing.T) {
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Field != "id" {
 		t.Fatalf("a 300-byte payload id: %v, want invalid id", err)
+	}
+}
+
+// TestDecodeNestingLimit: the parser reads 300 levels of values (the event
+// object is the first); deeper JSON, valid as it is, is invalid_json with a
+// message that says so (the parser's own was one "cannot parse array
+// value:" per level, and the dead letter's 1 KiB of it never reached the
+// cause).
+func TestDecodeNestingLimit(t *testing.T) {
+	nested := func(levels int) string { // levels of arrays in an ignored member
+		return `{"source":"s","title":"t","extra":` + strings.Repeat("[", levels) + strings.Repeat("]", levels) + `}`
+	}
+	dec := NewDecoder(1 << 20)
+	if _, err := dec.Decode([]byte(nested(299)), testMeta); err != nil {
+		t.Fatalf("299 arrays in the event object: %v", err)
+	}
+	for _, levels := range []int{300, 5000} {
+		_, err := dec.Decode([]byte(nested(levels)), testMeta)
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Reason != ReasonInvalidJSON {
+			t.Fatalf("%d levels: err = %v, want invalid_json", levels, err)
+		}
+		want := fmt.Sprintf("arrays and objects nested %d deep: more than the 300 levels", levels+1)
+		if !strings.Contains(de.Msg, want) || len(err.Error()) > 300 {
+			t.Fatalf("%d levels: message %q, want it to say %q, briefly", levels, err, want)
+		}
+	}
+	// brackets inside strings are not nesting
+	if n := nesting([]byte(`{"a":"[[[{\"[\\","b":[{}]}`)); n != 3 {
+		t.Fatalf("nesting = %d, want 3", n)
 	}
 }
