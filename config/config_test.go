@@ -671,11 +671,14 @@ func TestWarnings(t *testing.T) {
 
 // TestRedisWarnings: Sentinel credentials beside a URL that is not a
 // Sentinel one, and a Sentinel URL without wait_replicas (a failover can drop
-// acknowledged batches), are warnings that never show a secret.
+// acknowledged batches), and a wait_timeout not below read_timeout with
+// wait_replicas, are warnings that never show a secret.
 func TestRedisWarnings(t *testing.T) {
 	const (
-		unusedCreds = "sentinel_password set, but only a redis+sentinel://"
-		noWait      = "set wait_replicas = 1"
+		unusedCreds  = "sentinel_password set, but only a redis+sentinel://"
+		noWait       = "set wait_replicas = 1"
+		waitOverRead = "keep read_timeout above wait_timeout"
+		redisPlain   = "[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n"
 	)
 	sentinel := "[state]\nbackend = \"redis\"\nredis_url = \"redis+sentinel://127.0.0.1:26379/mymaster/0\"\n"
 	tests := []struct {
@@ -690,6 +693,13 @@ func TestRedisWarnings(t *testing.T) {
 		{"[state]\nbackend = \"redis\"\nredis_url = \"rediss+sentinel://127.0.0.1:26379/mymaster/0\"\n", noWait, true},
 		{sentinel + "[state.redis]\nwait_replicas = 1\n", noWait, false},
 		{"[state]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n", noWait, false},
+		// A WAIT longer than the read timeout fails as an i/o timeout
+		// (seen with a worker: "redis lookup: read tcp …: i/o timeout"),
+		// not as too few replicas.
+		{redisPlain + "[state.redis]\nwait_replicas = 1\nwait_timeout = \"5s\"\nread_timeout = \"1s\"\n", waitOverRead, true},
+		{redisPlain + "[state.redis]\nwait_replicas = 1\nwait_timeout = \"3s\"\n", waitOverRead, true}, // the default read_timeout is 3s
+		{redisPlain + "[state.redis]\nwait_replicas = 1\nwait_timeout = \"2s\"\n", waitOverRead, false},
+		{redisPlain + "[state.redis]\nwait_timeout = \"5s\"\nread_timeout = \"1s\"\n", waitOverRead, false}, // no WAIT is sent
 	}
 	for _, tt := range tests {
 		cfg, err := Load(writeFile(t, tt.body), nil)
