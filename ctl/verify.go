@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -25,7 +29,10 @@ record), reading the records with the store's Scan (the export); then, for the w
 list and every value of every indexed field (state, severity, source, type, active),
 that Count and a List walk through the index both find exactly the incidents whose
 records have that value, newest first, none twice, and no index entry without a
-record. On a store it also checks the store's total counter (Stats, the gauge
+record. On Redis it reads the index sets themselves instead of walking List
+(SSCAN of each value's set, ZSCAN of llm-im:z:incidents, whose scores must be the
+records' last_seen), a few hundred entries per command, so that it never blocks
+the server for long. On a store it also checks the store's total counter (Stats, the gauge
 incidentd_store_incidents) against the records, that each identity has at most
 one active incident and that FindOpen names it, and on Redis that the sets of every
 id (llm-im:incidents) and of each fingerprint (llm-im:fingerprint:{fp}) hold exactly
@@ -157,7 +164,8 @@ func (v *verifier) run(ctx context.Context) error {
 // reads the records themselves, not an index: an index entry without its
 // record cannot stop it. Incidents the full list finds and Scan does not
 // (on Redis, a record missing from the id set Scan walks) are added, each
-// a problem: an export would miss them.
+// a problem: an export would miss them. On an indexScanner the ids of the
+// list's order index stand for the List walk (unscanned).
 func (v *verifier) read(ctx context.Context) ([]*incident.Incident, error) {
 	var warn strings.Builder
 	all, err := readAll(ctx, v.r, &warn)
@@ -172,12 +180,16 @@ func (v *verifier) read(ctx context.Context) ([]*incident.Incident, error) {
 		seen[in.ID] = true
 	}
 	var missed []*incident.Incident
-	err = walkChecked(ctx, v.r, storage.Filter{}, func(in *incident.Incident) {
-		if !seen[in.ID] {
-			seen[in.ID] = true
-			missed = append(missed, in)
-		}
-	}, func(int, error) {}) // reported by the index check of the whole list
+	if sc, ok := v.store.(indexScanner); ok {
+		missed, err = unscanned(ctx, v.r, sc, seen)
+	} else {
+		err = walkChecked(ctx, v.r, storage.Filter{}, func(in *incident.Incident) {
+			if !seen[in.ID] {
+				seen[in.ID] = true
+				missed = append(missed, in)
+			}
+		}, func(int, error) {}) // reported by the index check of the whole list
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -214,33 +226,66 @@ func (v *verifier) finish() error {
 }
 
 // records checks each record's fields, that no id comes twice and that Get
-// answers the same record.
+// answers the same record. The Gets, one round trip each, run lookups at a
+// time, a chunk of records after the other, and are reported in order.
 func (v *verifier) records(ctx context.Context, all []*incident.Incident) error {
 	seen := make(map[string]bool, len(all))
-	for i, in := range all {
-		switch {
-		case in.ID == "":
-			v.fail("record %d: empty id", i)
-		case seen[in.ID]:
-			v.fail("%s: read twice", in.ID)
+	for lo := 0; lo < len(all); lo += lookupChunk {
+		chunk := all[lo:min(lo+lookupChunk, len(all))]
+		gets := make([]*incident.Incident, len(chunk))
+		errs := make([]error, len(chunk))
+		parallel(len(chunk), func(i int) { gets[i], errs[i] = v.r.Get(ctx, chunk[i].ID) })
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		seen[in.ID] = true
-		if in.Fingerprint == "" || in.Title == "" || in.Source == "" {
-			v.fail("%s: empty fingerprint, title or source", in.ID)
-		}
-		if in.Version < 1 || !in.State.Valid() || !in.Severity.Valid() || !in.Type.Valid() {
-			v.fail("%s: version %d, state %v, severity %v or type %v out of range", in.ID, in.Version, in.State, in.Severity, in.Type)
-		}
-		got, err := v.r.Get(ctx, in.ID)
-		if err != nil {
-			v.fail("%s: read but Get fails: %v", in.ID, err)
-			continue
-		}
-		if got.Version != in.Version || !got.LastSeen.Equal(in.LastSeen) || got.State != in.State {
-			v.fail("%s: Get answers version %d, the record read has version %d", in.ID, got.Version, in.Version)
+		for j, in := range chunk {
+			switch {
+			case in.ID == "":
+				v.fail("record %d: empty id", lo+j)
+			case seen[in.ID]:
+				v.fail("%s: read twice", in.ID)
+			}
+			seen[in.ID] = true
+			if in.Fingerprint == "" || in.Title == "" || in.Source == "" {
+				v.fail("%s: empty fingerprint, title or source", in.ID)
+			}
+			if in.Version < 1 || !in.State.Valid() || !in.Severity.Valid() || !in.Type.Valid() {
+				v.fail("%s: version %d, state %v, severity %v or type %v out of range", in.ID, in.Version, in.State, in.Severity, in.Type)
+			}
+			got, err := gets[j], errs[j]
+			if err != nil {
+				v.fail("%s: read but Get fails: %v", in.ID, err)
+				continue
+			}
+			if got.Version != in.Version || !got.LastSeen.Equal(in.LastSeen) || got.State != in.State {
+				v.fail("%s: Get answers version %d, the record read has version %d", in.ID, got.Version, in.Version)
+			}
 		}
 	}
 	return ctx.Err()
+}
+
+// lookups is how many Get or FindOpen calls verify keeps in flight, and
+// lookupChunk how many it runs before reporting them: each is a round trip,
+// and a large store has hundreds of thousands.
+const (
+	lookups     = 8
+	lookupChunk = 4096
+)
+
+// parallel calls fn for each of 0 to n-1 on up to lookups goroutines and
+// returns when every call has returned.
+func parallel(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(lookups, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // totals checks Count of everything and, on a store, Stats (the total
@@ -272,7 +317,7 @@ func (v *verifier) totals(ctx context.Context, all []*incident.Incident) error {
 }
 
 // identities checks at most one active incident per fingerprint and that
-// FindOpen answers it.
+// FindOpen answers it (lookups at a time, reported in fingerprint order).
 func (v *verifier) identities(ctx context.Context, all []*incident.Incident) error {
 	active := map[string]string{}
 	fps := map[string]bool{}
@@ -286,18 +331,28 @@ func (v *verifier) identities(ctx context.Context, all []*incident.Incident) err
 		}
 		active[in.Fingerprint] = in.ID
 	}
-	for fp := range fps {
-		got, err := v.store.FindOpen(ctx, fp)
-		want, ok := active[fp]
-		switch {
-		case err != nil && !ok:
-			continue
-		case err != nil:
-			v.fail("identity %s: FindOpen fails (%v), %s is active", fp, err, want)
-		case !ok:
-			v.fail("identity %s: FindOpen answers %s, no record is active", fp, got.ID)
-		case got.ID != want:
-			v.fail("identity %s: FindOpen answers %s, the active record is %s", fp, got.ID, want)
+	order := slices.Sorted(maps.Keys(fps))
+	for lo := 0; lo < len(order); lo += lookupChunk {
+		chunk := order[lo:min(lo+lookupChunk, len(order))]
+		gots := make([]*incident.Incident, len(chunk))
+		errs := make([]error, len(chunk))
+		parallel(len(chunk), func(i int) { gots[i], errs[i] = v.store.FindOpen(ctx, chunk[i]) })
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for j, fp := range chunk {
+			got, err := gots[j], errs[j]
+			want, ok := active[fp]
+			switch {
+			case err != nil && !ok:
+				continue
+			case err != nil:
+				v.fail("identity %s: FindOpen fails (%v), %s is active", fp, err, want)
+			case !ok:
+				v.fail("identity %s: FindOpen answers %s, no record is active", fp, got.ID)
+			case got.ID != want:
+				v.fail("identity %s: FindOpen answers %s, the active record is %s", fp, got.ID, want)
+			}
 		}
 	}
 	return nil

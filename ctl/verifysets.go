@@ -3,8 +3,10 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
+	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 )
@@ -74,4 +76,29 @@ func (v *verifier) scanIndex(ctx context.Context, sc indexScanner, f storage.Fil
 		}
 	}
 	return nil
+}
+
+// unscanned is what a List walk of the whole list finds and the records
+// read (seen) lack, on a store that reads its order index itself: the ids
+// of the order index not among seen whose records Get reads, newest first.
+// An id without a record is left to the index check of the whole list.
+func unscanned(ctx context.Context, r api.Reader, sc indexScanner, seen map[string]bool) ([]*incident.Incident, error) {
+	var ids []string
+	err := sc.ScanOrder(ctx, func(id string, _ float64) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	found := make([]*incident.Incident, len(ids))
+	parallel(len(ids), func(i int) { found[i], _ = r.Get(ctx, ids[i]) })
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	missed := slices.DeleteFunc(found, func(in *incident.Incident) bool { return in == nil })
+	slices.SortFunc(missed, storage.CompareNewestFirst)
+	return missed, nil
 }
