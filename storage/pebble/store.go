@@ -68,12 +68,15 @@ func DefaultConfig() Config {
 // Store is a storage.Store in a Pebble directory. All methods are safe for
 // concurrent use.
 type Store struct {
-	cfg   Config
-	log   *zap.Logger
-	db    *pebbledb.DB
-	lock  *pebbledb.Lock
-	wopts *pebbledb.WriteOptions
-	stall *stallStats
+	cfg  Config
+	log  *zap.Logger
+	db   *pebbledb.DB
+	lock *pebbledb.Lock
+	// dirLock is the flock on the directory itself (lockDir), which a
+	// deleted LOCK file does not release; nil where flock is missing.
+	dirLock *os.File
+	wopts   *pebbledb.WriteOptions
+	stall   *stallStats
 
 	// life guards closed: every call holds it shared, Close exclusively.
 	life   sync.RWMutex
@@ -138,7 +141,18 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		}
 		return nil, fmt.Errorf("pebble: %s is in use by another process or store (%v): %w", cfg.Path, err, storage.ErrLocked)
 	}
-	s := &Store{cfg: cfg, log: log, lock: lock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
+	dirLock, err := lockDir(cfg.Path)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	release := func() {
+		_ = lock.Close()
+		if dirLock != nil {
+			_ = dirLock.Close()
+		}
+	}
+	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
 		scans: map[*pebbledb.Snapshot]struct{}{},
 		stop:  make(chan struct{}), done: make(chan struct{})}
 	s.wopts = pebbledb.NoSync
@@ -149,35 +163,35 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	s.db, err = pebbledb.Open(cfg.Path, opts)
 	opts.Cache.Unref()
 	if err != nil {
-		_ = lock.Close()
+		release()
 		return nil, fmt.Errorf("pebble: open %s: %w", cfg.Path, err)
 	}
 	if err := s.loadCounters(); err != nil {
 		_ = s.db.Close()
-		_ = lock.Close()
+		release()
 		return nil, err
 	}
 	if err := s.convertFingerprintIndex(); err != nil {
 		_ = s.db.Close()
-		_ = lock.Close()
+		release()
 		return nil, err
 	}
 	if err := s.dropAllIndex(); err != nil {
 		_ = s.db.Close()
-		_ = lock.Close()
+		release()
 		return nil, err
 	}
 	loadStart := time.Now()
 	if s.ids, err = loadIdentities(s.db, int(s.counts[entry{fieldAll, ""}])); err != nil {
 		_ = s.db.Close()
-		_ = lock.Close()
+		release()
 		return nil, err
 	}
 	if reg != nil {
 		s.reg, s.collector = reg, newCollector(s)
 		if err := reg.Register(s.collector); err != nil {
 			_ = s.db.Close()
-			_ = lock.Close()
+			release()
 			return nil, fmt.Errorf("pebble: register metrics: %w", err)
 		}
 	}
@@ -515,6 +529,11 @@ func (s *Store) Close() error {
 	err := s.db.Close()
 	if lerr := s.lock.Close(); err == nil {
 		err = lerr
+	}
+	if s.dirLock != nil {
+		if lerr := s.dirLock.Close(); err == nil {
+			err = lerr
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("pebble close: %w", err)

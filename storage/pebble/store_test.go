@@ -103,6 +103,39 @@ func TestLockedDirectory(t *testing.T) {
 	open(t, cfg) // released with the process
 }
 
+// TestLockSurvivesADeletedLockFile: the old system's guide told operators to
+// delete sled's lock file after a crash. With Pebble's LOCK deleted while a
+// process holds the directory, a second process must still be refused: it
+// would create a new LOCK, take it and open the directory beside the first.
+func TestLockSurvivesADeletedLockFile(t *testing.T) {
+	cfg := testConfig(t)
+	cmd := helperCmd(t, cfg.Path, "hold")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		t.Fatalf("helper: %q", line)
+	}
+	if err := os.Remove(filepath.Join(cfg.Path, "LOCK")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pebble.New(cfg, zaptest.NewLogger(t), nil)
+	if !errors.Is(err, storage.ErrLocked) || !strings.Contains(err.Error(), "was LOCK deleted?") {
+		t.Errorf("directory held by another process, its LOCK file deleted: err = %v, want ErrLocked asking about LOCK", err)
+	}
+	if s != nil {
+		_ = s.Close()
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	open(t, cfg) // released with the process
+}
+
 // TestSyncedBatchesSurviveAProcessDeath: a process applies synced batches
 // and exits without Close; everything is there on reopen.
 func TestSyncedBatchesSurviveAProcessDeath(t *testing.T) {
