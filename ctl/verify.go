@@ -105,7 +105,8 @@ type verifyReport struct {
 	Problems     []string `json:"problems"`
 	// Notes say what could not be checked, and why.
 	Notes []string `json:"notes"`
-	// Checked says what backend-specific checks ran (the Redis sets).
+	// Checked says what backend-specific checks ran (on Redis, the indexes
+	// read directly and the id and fingerprint sets).
 	Checked []string `json:"checked"`
 }
 
