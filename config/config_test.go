@@ -512,6 +512,18 @@ func TestEnvOverrides(t *testing.T) {
 			},
 		},
 		{
+			// A key prefix means a Redis keyspace: with an embedded backend
+			// named it is ignored, which says so as an unused URL does.
+			name:     "a key prefix beside a named embedded backend",
+			file:     "[state]\nbackend = \"memory\"\nkey_prefix = \"team-a\"\n",
+			warnings: 1,
+			check: func(t *testing.T, c Config) {
+				if !strings.Contains(c.Warnings[0], `state.key_prefix set, but state.backend is "memory", which does not use it`) {
+					t.Errorf("warnings = %q", c.Warnings)
+				}
+			},
+		},
+		{
 			name:     "cluster nodes beside backend redis",
 			env:      map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": "redis://r:6379/1", "STATE_REDIS_CLUSTER_NODES": "n1:7000"},
 			warnings: 1,

@@ -256,6 +256,9 @@ func (c *Config) addWarnings() {
 		if len(c.State.RedisClusterNodes) > 0 && c.State.Backend != BackendRedisCluster {
 			unused = append(unused, "state.redis_cluster_nodes")
 		}
+		if c.State.KeyPrefix != defaultKeyPrefix && c.State.Backend != BackendRedis && c.State.Backend != BackendRedisCluster {
+			unused = append(unused, "state.key_prefix")
+		}
 		if len(unused) > 0 && slices.Contains(Backends, c.State.Backend) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s set, but state.backend is %q, which does not use it: incidents are stored by %q", strings.Join(unused, " and "), c.State.Backend, c.State.Backend))
 		}
