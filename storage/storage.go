@@ -78,6 +78,12 @@ type Store interface {
 	// Delete removes an incident and all its index memberships, or returns
 	// ErrNotFound.
 	Delete(ctx context.Context, id string) error
+	// DeleteVersions deletes each incident of want (id → version) whose
+	// stored version is the one given, as Delete does, and returns how many
+	// it deleted; an incident that is gone or at another version (a writer
+	// changed it) is left alone. It is the retention prune's delete
+	// (PruneInactive).
+	DeleteVersions(ctx context.Context, want map[string]int64) (int, error)
 	// Flush makes everything written so far durable (a no-op where every
 	// Apply already is).
 	Flush(ctx context.Context) error

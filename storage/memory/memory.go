@@ -299,12 +299,35 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if !ok {
 		return storage.ErrNotFound
 	}
+	s.remove(in)
+	return nil
+}
+
+// DeleteVersions deletes each incident of want whose stored version is the
+// one given (storage.Store) and returns how many it deleted.
+func (s *Store) DeleteVersions(ctx context.Context, want map[string]int64) (int, error) {
+	if err := s.write(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	n := 0
+	for id, v := range want {
+		if in, ok := s.byID[id]; ok && in.Version == v {
+			s.remove(in)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// remove drops in, its index memberships and its identity pointer when it
+// is the latest of its identity; the caller holds mu.
+func (s *Store) remove(in *incident.Incident) {
 	s.idx.remove(in)
-	delete(s.byID, id)
-	if s.latest[in.Fingerprint] == id {
+	delete(s.byID, in.ID)
+	if s.latest[in.Fingerprint] == in.ID {
 		delete(s.latest, in.Fingerprint)
 	}
-	return nil
 }
 
 // Flush is a no-op: there is nothing to make durable.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/llm-im/incidentd/incident"
@@ -227,34 +228,68 @@ func (s *Store) counter(e entry) int64 {
 // Delete removes an incident, its index keys and, when it is the latest
 // of its identity, the identity pointer, in one batch.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	n, err := s.deleteIDs(ctx, []string{id}, nil)
+	if err == nil && n == 0 {
+		err = storage.ErrNotFound
+	}
+	return err
+}
+
+// DeleteVersions deletes each incident of want whose stored version is the
+// one given (storage.Store), all in one batch, and returns how
+// many it deleted.
+func (s *Store) DeleteVersions(ctx context.Context, want map[string]int64) (int, error) {
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return s.deleteIDs(ctx, ids, want)
+}
+
+// deleteIDs deletes the incidents of ids that exist (at the version of
+// want, when want is not nil) in one batch, and returns how many.
+func (s *Store) deleteIDs(ctx context.Context, ids []string, want map[string]int64) (int, error) {
 	if err := s.enter(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	defer s.life.RUnlock()
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	old, ok, err := s.latestRecord(id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return storage.ErrNotFound
-	}
 	var w ops
-	delta := map[entry]int64{{fieldAll, ""}: -1}
-	w.del(recordKey(id))
-	w.del(historyKey(old.Fingerprint, id))
-	for _, e := range entries(old) {
-		w.del(indexKey(e, old.LastSeen, old.ID))
-		delta[e]--
+	delta := map[entry]int64{}
+	moves := map[string]string{}
+	recs := make([]cachedRecord, 0, len(ids))
+	for _, id := range ids {
+		old, ok, err := s.latestRecord(id)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || want != nil && old.Version != want[id] {
+			continue
+		}
+		delta[entry{fieldAll, ""}]--
+		w.del(recordKey(id))
+		w.del(historyKey(old.Fingerprint, id))
+		for _, e := range entries(old) {
+			w.del(indexKey(e, old.LastSeen, old.ID))
+			delta[e]--
+		}
+		if s.ids.get(old.Fingerprint) == id {
+			w.del(pointerKey(old.Fingerprint))
+			moves[old.Fingerprint] = ""
+		}
+		recs = append(recs, cachedRecord{id: id})
 	}
-	var moves map[string]string
-	if s.ids.get(old.Fingerprint) == id {
-		w.del(pointerKey(old.Fingerprint))
-		moves = map[string]string{old.Fingerprint: ""}
+	if len(recs) == 0 {
+		return 0, nil
 	}
 	s.putCounters(&w, delta)
-	return s.commit(w, delta, nil, moves, []cachedRecord{{id: id}}) // a deletion is not in a log: later Applies read
+	// A deletion is not in a write log: the Applies after it read.
+	if err := s.commit(w, delta, nil, moves, recs); err != nil {
+		return 0, err
+	}
+	return len(recs), nil
 }
 
 func encodeInt(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }

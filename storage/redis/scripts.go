@@ -305,26 +305,32 @@ if not id then return false end
 return redis.call('GET', ARGV[1] .. ':incident:' .. id)
 `)
 
-// deleteScript: ARGV = prefix, id, the active set's key. Removes the
-// record, every index membership (the active set's too: an SREM that is a
-// no-op for an inactive incident) and the identity pointer when it points
-// at the id. Returns 1, or 0 when there was no such incident.
+// deleteScript: ARGV = prefix, the active set's key, then pairs of an id
+// and the version to delete it at ("" for any). Removes each record that
+// exists at that version, every index membership (the active set's too:
+// an SREM that is a no-op for an inactive incident) and the identity
+// pointer when it points at the id. Returns how many it removed.
 var deleteScript = goredis.NewScript(`
 local p = ARGV[1]
-local id = ARGV[2]
-local raw = redis.call('GET', p .. ':incident:' .. id)
-if not raw then return 0 end
-local old = cjson.decode(raw)
-redis.call('DEL', p .. ':incident:' .. id)
-redis.call('SREM', p .. ':incidents', id)
-redis.call('ZREM', p .. ':z:incidents', id)
-for _, f in ipairs({'fingerprint', 'state', 'severity', 'source', 'type'}) do
-  redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
+local n = 0
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local raw = redis.call('GET', p .. ':incident:' .. id)
+  local old = raw and cjson.decode(raw)
+  if old and (ARGV[i + 1] == '' or tostring(old.version) == ARGV[i + 1]) then
+    redis.call('DEL', p .. ':incident:' .. id)
+    redis.call('SREM', p .. ':incidents', id)
+    redis.call('ZREM', p .. ':z:incidents', id)
+    for _, f in ipairs({'fingerprint', 'state', 'severity', 'source', 'type'}) do
+      redis.call('SREM', p .. ':' .. f .. ':' .. tostring(old[f]), id)
+    end
+    redis.call('SREM', ARGV[2], id)
+    local ptr = p .. ':identity:' .. tostring(old.fingerprint)
+    if redis.call('GET', ptr) == id then redis.call('DEL', ptr) end
+    n = n + 1
+  end
 end
-redis.call('SREM', ARGV[3], id)
-local ptr = p .. ':identity:' .. tostring(old.fingerprint)
-if redis.call('GET', ptr) == id then redis.call('DEL', ptr) end
-return 1
+return n
 `)
 
 // upgradeScript: ARGV = the layout marker key (prefix:schema), the

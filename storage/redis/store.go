@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -362,7 +364,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	n, err := deleteScript.Run(ctx, s.rdb, s.route(), s.prefix, id, s.activeKey()).Int64()
+	n, err := deleteScript.Run(ctx, s.rdb, s.route(), s.prefix, s.activeKey(), id, "").Int64()
 	if err != nil {
 		return s.wrap("delete", err)
 	}
@@ -370,6 +372,37 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return storage.ErrNotFound
 	}
 	return nil
+}
+
+// deleteChunk is how many incidents one script of DeleteVersions removes,
+// so that a long prune does not hold Redis for long at a time.
+const deleteChunk = 100
+
+// DeleteVersions deletes each incident of want whose stored version is the
+// one given (storage.Store), a script per deleteChunk incidents
+// (each chunk atomic), and returns how many it deleted.
+func (s *Store) DeleteVersions(ctx context.Context, want map[string]int64) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	total := 0
+	for start := 0; start < len(ids); start += deleteChunk {
+		args := []any{s.prefix, s.activeKey()}
+		for _, id := range ids[start:min(start+deleteChunk, len(ids))] {
+			args = append(args, id, strconv.FormatInt(want[id], 10))
+		}
+		n, err := deleteScript.Run(ctx, s.rdb, s.route(), args...).Int64()
+		if err != nil {
+			return total, s.wrap("delete", err)
+		}
+		total += int(n)
+	}
+	return total, nil
 }
 
 // Flush returns once the server answers: every Apply was already written to

@@ -61,6 +61,7 @@ func Subtests() []Subtest {
 		{"Scan", testScan},
 		{"ScanWhileWriting", testScanWhileWriting},
 		{"ScanClosed", testScanClosed},
+		{"PruneInactive", testPruneInactive},
 		{"Stats", testStats},
 		{"Closed", testClosed},
 		{"Persistence", testPersistence},

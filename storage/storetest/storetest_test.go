@@ -100,6 +100,13 @@ func (h *handle) Delete(ctx context.Context, id string) error {
 	return h.m.Delete(ctx, id)
 }
 
+func (h *handle) DeleteVersions(ctx context.Context, want map[string]int64) (int, error) {
+	if err := h.err(); err != nil {
+		return 0, err
+	}
+	return h.m.DeleteVersions(ctx, want)
+}
+
 func (h *handle) Flush(ctx context.Context) error {
 	if err := h.err(); err != nil {
 		return err
