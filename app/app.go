@@ -124,7 +124,7 @@ func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg pro
 	if err = stopped(ctx, "opening the store"); err != nil {
 		return nil, err
 	}
-	cc := consumer.Config{Consumer: cfg.Consumer, Dedupe: cfg.Dedupe}
+	cc := consumer.Config{Consumer: cfg.Consumer, Dedupe: cfg.Dedupe, IncidentRetention: cfg.State.IncidentRetention.Duration}
 	a.ConsumerConfig = &cc
 	if a.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)

@@ -116,6 +116,11 @@ type StateConfig struct {
 	// AppliedRetention is state.applied_retention: how long the markers of
 	// applied events are kept so a redelivered event changes nothing.
 	AppliedRetention Duration `toml:"applied_retention" json:"applied_retention"`
+	// IncidentRetention is state.incident_retention: how long a Resolved
+	// or Closed incident is kept after its last event and last change
+	// before the sweep deletes it (0, the default, keeps incidents
+	// forever; otherwise 1h..87600h; needs dedupe.sweep_interval).
+	IncidentRetention Duration `toml:"incident_retention" json:"incident_retention"`
 	// Pebble is the [state.pebble] table.
 	Pebble PebbleConfig `toml:"pebble" json:"pebble"`
 	// Redis is the [state.redis] table, shared by redis and redis_cluster.

@@ -120,6 +120,12 @@ func TestBounds(t *testing.T) {
 			c.State.AppliedRetention = dur(10 * time.Minute)
 			c.Consumer.AckWait = dur(time.Hour)
 		}, "state.applied_retention", "max_deliver × consumer.ack_wait = 5h"},
+		{"incident retention low", func(c *Config) { c.State.IncidentRetention = dur(30 * time.Minute) }, "state.incident_retention", "between 1h and 87600h"},
+		{"incident retention high", func(c *Config) { c.State.IncidentRetention = dur(87601 * time.Hour) }, "state.incident_retention", "between 1h and 87600h"},
+		{"incident retention without sweep", func(c *Config) {
+			c.State.IncidentRetention = dur(720 * time.Hour)
+			c.Dedupe.SweepInterval = dur(0)
+		}, "state.incident_retention", "dedupe.sweep_interval"},
 		{"pebble cache", func(c *Config) { c.State.Pebble.CacheSizeMB = 4 }, "state.pebble.cache_size_mb", "between 8 and 65536"},
 		{"pebble memtable", func(c *Config) { c.State.Pebble.MemtableSizeMB = 5000 }, "state.pebble.memtable_size_mb", "between 4 and 4096"},
 		{"pebble bloom", func(c *Config) { c.State.Pebble.BloomBitsPerKey = -1 }, "state.pebble.bloom_bits_per_key", "between 0 and 32"},
@@ -269,6 +275,7 @@ func TestLoadFile(t *testing.T) {
 backend = "redis"
 redis_url = "redis://localhost:6379/3"
 applied_retention = "48h"
+incident_retention = "720h"
 
 [consumer]
 subjects = ["a.>", "b.*"]
@@ -286,6 +293,9 @@ fields = ["source", "labels.model"]
 	}
 	if cfg.State.Backend != BackendRedis || cfg.State.RedisURL != "redis://localhost:6379/3" {
 		t.Errorf("state = %+v", cfg.State)
+	}
+	if cfg.State.IncidentRetention.Duration != 720*time.Hour {
+		t.Errorf("incident_retention = %v, want 720h", cfg.State.IncidentRetention)
 	}
 	if cfg.State.AppliedRetention.Duration != 48*time.Hour || cfg.Consumer.BatchWait.Duration != 250*time.Millisecond || cfg.Consumer.MaxAge.Duration != 0 {
 		t.Errorf("durations not decoded: %v %v %v", cfg.State.AppliedRetention, cfg.Consumer.BatchWait, cfg.Consumer.MaxAge)

@@ -180,6 +180,13 @@ func (c Config) validateState(p *problems) {
 		}
 	}
 
+	if r := s.IncidentRetention; r.Duration != 0 {
+		p.durRange("state.incident_retention", r, time.Hour, 87600*time.Hour)
+		if c.Dedupe.SweepInterval.Duration == 0 {
+			p.add("state.incident_retention", "needs dedupe.sweep_interval > 0: the sweep deletes expired incidents, and sweep_interval = 0 turns it off")
+		}
+	}
+
 	p.intRange("state.pebble.cache_size_mb", s.Pebble.CacheSizeMB, 8, 65536)
 	p.intRange("state.pebble.memtable_size_mb", s.Pebble.MemtableSizeMB, 4, 4096)
 	p.intRange("state.pebble.bloom_bits_per_key", s.Pebble.BloomBitsPerKey, 0, 32)

@@ -43,6 +43,10 @@ var (
 type Config struct {
 	Consumer config.ConsumerConfig
 	Dedupe   config.DedupeConfig
+	// IncidentRetention is state.incident_retention: the sweep deletes
+	// Resolved and Closed incidents whose last_seen and updated_at are
+	// older (0 keeps them forever).
+	IncidentRetention time.Duration
 	// InProgressEvery is how often messages held longer than it get an
 	// InProgress (AckWait/3 when zero; negative disables it, for tests of
 	// redelivery).
@@ -91,6 +95,9 @@ type Consumer struct {
 	dlqSetup atomic.Bool
 
 	lastSweep time.Time // only touched by the lag poller
+	// pruneFrom is where the retention walk goes on at the next sweep
+	// (zero: from the cutoff); only touched by the lag poller.
+	pruneFrom time.Time
 }
 
 // New checks the configuration and returns a consumer; Run starts it.

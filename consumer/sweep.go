@@ -21,15 +21,25 @@ const (
 
 // sweep resolves, by timeout, the open incidents whose quiet period ended
 // with no further event, so they do not stay open until their identity's
-// next event. It runs only when the consumer is caught up (fewer pending
-// messages than a batch): while a backlog drains, its events may still
-// belong to those incidents, and the next event's fold decides instead. The
-// result is the one that event would have produced (resolved_at = last_seen
-// + window); a race with a commit is a version conflict, retried next time.
+// next event, then deletes the inactive incidents past
+// state.incident_retention when it is set. It runs only when the consumer
+// is caught up (fewer pending messages than a batch): while a backlog
+// drains, its events may still belong to those incidents, and the next
+// event's fold decides instead.
 func (c *Consumer) sweep(ctx context.Context, pending uint64) {
 	if pending >= uint64(c.cfg.Consumer.BatchSize) {
 		return
 	}
+	c.expireQuiet(ctx)
+	if c.cfg.IncidentRetention > 0 {
+		c.prune(ctx, time.Now())
+	}
+}
+
+// expireQuiet resolves the quiet incidents. The result is the one the
+// identity's next event would have produced (resolved_at = last_seen +
+// window); a race with a commit is a version conflict, retried next time.
+func (c *Consumer) expireQuiet(ctx context.Context) {
 	for range sweepWrites {
 		n, err := storage.ExpireQuiet(ctx, c.store, c.folder, time.Now(), sweepLimit)
 		if err != nil {
@@ -47,5 +57,35 @@ func (c *Consumer) sweep(ctx context.Context, pending uint64) {
 		if n < sweepLimit {
 			return
 		}
+	}
+}
+
+// prune deletes Resolved and Closed incidents whose last event and last
+// change are both older than the retention, walking them from the newest
+// expired one down, at most sweepWrites pages per sweep; pruneFrom keeps
+// the walk's place between sweeps. An incident changed since it was listed
+// (reopened by an operator, say) is kept: each delete is conditional on the
+// version listed.
+func (c *Consumer) prune(ctx context.Context, now time.Time) {
+	cutoff := now.Add(-c.cfg.IncidentRetention)
+	total := 0
+	for range sweepWrites {
+		n, next, err := storage.PruneInactive(ctx, c.store, cutoff, c.pruneFrom, sweepLimit)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.m.SweepFailures.Inc()
+				c.log.Warn("retention prune", zap.Error(err))
+			}
+			break
+		}
+		total += n
+		c.pruneFrom = next
+		if next.IsZero() {
+			break
+		}
+	}
+	if total > 0 {
+		c.m.IncidentsPruned.Add(float64(total))
+		c.log.Info("pruned incidents past retention", zap.Int("incidents", total), zap.Duration("retention", c.cfg.IncidentRetention))
 	}
 }

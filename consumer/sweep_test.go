@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/memory"
+	"github.com/llm-im/incidentd/storage/storetest"
 )
 
 // An incident whose quiet period ended with no further event is resolved by
@@ -68,6 +70,78 @@ func TestSweepResolvesQuietIncidents(t *testing.T) {
 	}
 	if timeouts() != 1 {
 		t.Fatalf("%v timeouts, want 1", timeouts())
+	}
+	w.stop(t)
+}
+
+// With state.incident_retention set, the sweep deletes the Resolved and
+// Closed incidents whose last event and last change are older, and keeps
+// the rest: an incident closed lately, and open ones. The next trigger of a
+// pruned identity opens a new incident that reopens nothing.
+func TestSweepPrunesPastRetention(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Dedupe.Window = config.Duration{Duration: time.Minute}
+	cfg.Dedupe.SweepInterval = config.Duration{Duration: time.Second}
+	cfg.IncidentRetention = time.Hour
+	store := memory.New()
+	w := e.start(cfg, store)
+
+	now := time.Now().UTC()
+	ev := func(id, source string) []byte {
+		return []byte(fmt.Sprintf(`{"id":%q,"source":%q,"title":"High P95 latency","occurred_at":%q}`, id, source, now.Format(time.RFC3339Nano)))
+	}
+	e.publish([][]byte{ev("a1", "expired"), ev("b1", "closed-lately"), ev("c1", "open")})
+	e.settle(cfg, w)
+
+	ctx := context.Background()
+	bySource := func(source string) []*incident.Incident {
+		t.Helper()
+		got, err := store.List(ctx, storage.Filter{Sources: []string{source}}, storage.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if pruned := testutil.ToFloat64(w.m.IncidentsPruned); pruned != 0 {
+		t.Fatalf("%v pruned before any incident expired", pruned)
+	}
+	// Age two incidents as if they had ended three hours ago; one of them
+	// was closed by an operator ten minutes ago.
+	old := now.Add(-3 * time.Hour)
+	age := func(in *incident.Incident, state incident.State, updated time.Time) *incident.Incident {
+		return storetest.Update(in, func(c *incident.Incident) {
+			c.State, c.FirstSeen, c.LastSeen, c.CreatedAt, c.UpdatedAt = state, old, old, old, updated
+			resolved := old.Add(time.Minute)
+			c.ResolvedAt, c.ResolvedBy = &resolved, incident.ResolvedByEvent
+		})
+	}
+	expired := bySource("expired")[0]
+	closed := age(bySource("closed-lately")[0], incident.Closed, now.Add(-10*time.Minute))
+	storetest.Put(t, store, age(expired, incident.Resolved, old.Add(time.Minute)), closed)
+
+	e.waitFor("expired incident pruned", 20*time.Second, func() bool { return testutil.ToFloat64(w.m.IncidentsPruned) == 1 })
+	if _, err := store.Get(ctx, expired.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("get pruned incident = %v, want ErrNotFound", err)
+	}
+	if got := bySource("closed-lately"); len(got) != 1 || got[0].Version != closed.Version {
+		t.Fatalf("incident closed lately: %+v, want it kept at version %d", got, closed.Version)
+	}
+	if got := bySource("open"); len(got) != 1 || !got[0].Active() {
+		t.Fatalf("open incident: %+v, want it kept open", got)
+	}
+
+	e.publish([][]byte{ev("a2", "expired")})
+	e.settle(cfg, w)
+	got := bySource("expired")
+	if len(got) != 1 || got[0].ID == expired.ID || got[0].ReopenOf != "" || got[0].OccurrenceCount != 1 || !got[0].Active() {
+		t.Fatalf("trigger after the prune: %+v, want one new open incident reopening nothing", got)
+	}
+	if pruned := testutil.ToFloat64(w.m.IncidentsPruned); pruned != 1 {
+		t.Fatalf("%v pruned, want 1", pruned)
+	}
+	if failed := testutil.ToFloat64(w.m.SweepFailures); failed != 0 {
+		t.Fatalf("%v sweep failures", failed)
 	}
 	w.stop(t)
 }

@@ -156,9 +156,13 @@ type Metrics struct {
 	// PullRestarts counts the pull iterator closing and pulling starting
 	// anew (after a lost consumer, or the iterator ending on its own).
 	PullRestarts prometheus.Counter
-	// SweepFailures counts quiet-period sweeps that failed (the store
-	// could not be read or written); the next sweep tries again.
+	// SweepFailures counts quiet-period sweeps and retention prunes that
+	// failed (the store could not be read or written); the next sweep
+	// tries again.
 	SweepFailures prometheus.Counter
+	// IncidentsPruned counts inactive incidents deleted by the sweep past
+	// state.incident_retention.
+	IncidentsPruned prometheus.Counter
 
 	// Health backs incidentd_ready and /readyz.
 	Health *Health
@@ -226,8 +230,10 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		JetStreamRecreated: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "jetstream_recreated_total",
 			Help: "JetStream objects the worker found missing and set up again, by object (consumer, dead_letter_stream, max_deliveries)."}, []string{"object"}),
 		PullRestarts:  counter("pull_restarts_total", "Times the pull iterator closed and pulling started anew."),
-		SweepFailures: counter("sweep_failures_total", "Quiet-period sweeps that failed; the next one tries again."),
-		Health:        NewHealth(),
+		SweepFailures: counter("sweep_failures_total", "Quiet-period sweeps and retention prunes that failed; the next sweep tries again."),
+		IncidentsPruned: counter("incidents_pruned_total",
+			"Resolved and Closed incidents deleted by the sweep because their last event and last change are older than state.incident_retention."),
+		Health: NewHealth(),
 	}
 	for _, o := range RecreatedObjects {
 		m.JetStreamRecreated.WithLabelValues(o)
@@ -271,7 +277,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.SweepFailures, ready, info}
+		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.SweepFailures, m.IncidentsPruned, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)
