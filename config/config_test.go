@@ -122,6 +122,10 @@ func TestBounds(t *testing.T) {
 		}, "state.applied_retention", "max_deliver × consumer.ack_wait = 5h"},
 		{"incident retention low", func(c *Config) { c.State.IncidentRetention = dur(30 * time.Minute) }, "state.incident_retention", "between 1h and 87600h"},
 		{"incident retention high", func(c *Config) { c.State.IncidentRetention = dur(87601 * time.Hour) }, "state.incident_retention", "between 1h and 87600h"},
+		{"incident retention below window", func(c *Config) {
+			c.State.IncidentRetention = dur(2 * time.Hour)
+			c.Dedupe.Window = dur(3 * time.Hour)
+		}, "state.incident_retention", "at least dedupe.window (3h)"},
 		{"incident retention without sweep", func(c *Config) {
 			c.State.IncidentRetention = dur(720 * time.Hour)
 			c.Dedupe.SweepInterval = dur(0)

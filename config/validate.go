@@ -182,6 +182,9 @@ func (c Config) validateState(p *problems) {
 
 	if r := s.IncidentRetention; r.Duration != 0 {
 		p.durRange("state.incident_retention", r, time.Hour, 87600*time.Hour)
+		if w := c.Dedupe.Window; r.Duration < w.Duration {
+			p.add("state.incident_retention", "must be at least dedupe.window (%s): an incident is not resolved by its quiet period before then, got %s", w, r)
+		}
 		if c.Dedupe.SweepInterval.Duration == 0 {
 			p.add("state.incident_retention", "needs dedupe.sweep_interval > 0: the sweep deletes expired incidents, and sweep_interval = 0 turns it off")
 		}

@@ -45,3 +45,9 @@ func BenchmarkList(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrune: one step of the retention walk (storetest.BenchPrune),
+// 1,000 expired incidents deleted among 100,000 kept.
+func BenchmarkPrune(b *testing.B) {
+	storetest.BenchPrune(b, memory.New(), 100_000, nil)
+}

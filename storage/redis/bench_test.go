@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -179,4 +180,35 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPrune: one step of the retention walk (storetest.BenchPrune),
+// 1,000 expired incidents deleted, 100 per script, among 100,000 kept,
+// with appendonly yes and appendfsync everysec. max-cmd-ms is the longest
+// command of the steps in Redis's slow log: how long a step held Redis.
+func BenchmarkPrune(b *testing.B) {
+	srv := redistest.StartStandalone(b, redistest.Options{AppendOnly: true})
+	c := srv.Client(b)
+	ctx := context.Background()
+	if err := c.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		b.Fatal(err)
+	}
+	var longest time.Duration
+	storetest.BenchPrune(b, open(b, redis.Config{URL: srv.URL()}), 100_000, func(step func()) {
+		if err := c.SlowLogReset(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		step()
+		logs, err := c.SlowLogGet(ctx, 128).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range logs {
+			if strings.EqualFold(fmt.Sprint(l.Args[0]), "slowlog") {
+				continue
+			}
+			longest = max(longest, l.Duration)
+		}
+	})
+	b.ReportMetric(float64(longest)/float64(time.Millisecond), "max-cmd-ms")
 }
