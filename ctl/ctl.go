@@ -3,7 +3,8 @@
 // through a running worker's API or directly from a store (get, list,
 // count), sets an incident's state as an operator (set-state), prepares
 // JetStream (setup), moves and checks stored incidents
-// (migrate, export, import, verify, backup, restore) and measures the whole pipeline
+// (migrate, export, import, verify, backup, restore), deletes incidents past
+// a retention (prune) and measures the whole pipeline
 // end to end (bench). cmd/incidentctl is a thin main around Run.
 package ctl
 
@@ -146,6 +147,7 @@ func newRoot(o IO) *cobra.Command {
 		newSetupCmd(o, logger),
 		newMigrateCmd(o, logger), newExportCmd(o, logger), newImportCmd(o, logger),
 		newVerifyCmd(o, logger), newBackupCmd(o, logger), newRestoreCmd(o, logger),
+		newPruneCmd(o, logger),
 		newBenchCmd(o, logger),
 	)
 	usageArgs(root)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/llm-im/incidentd/incident"
 )
 
 // PruneInactive is one step of the retention walk. It lists up to limit
@@ -21,27 +23,41 @@ import (
 // page. Only when a whole page (limit > 0 incidents) shares one time does
 // the walk step below it, leaving the rest of that time to the next walk.
 func PruneInactive(ctx context.Context, s Store, cutoff, from time.Time, limit int) (deleted int, next time.Time, err error) {
+	want, next, err := ExpiredInactive(ctx, s, cutoff, from, limit)
+	if err != nil || len(want) == 0 {
+		return 0, next, err
+	}
+	if deleted, err = s.DeleteVersions(ctx, want); err != nil {
+		return 0, time.Time{}, fmt.Errorf("delete expired: %w", err)
+	}
+	return deleted, next, nil
+}
+
+// Lister is the part of a Store ExpiredInactive reads.
+type Lister interface {
+	List(ctx context.Context, f Filter, p Page) ([]*incident.Incident, error)
+}
+
+// ExpiredInactive is PruneInactive's step without the delete: the
+// incidents it would delete, by id with the version listed, and where the
+// next step goes on. A dry run walks it alone.
+func ExpiredInactive(ctx context.Context, s Lister, cutoff, from time.Time, limit int) (want map[string]int64, next time.Time, err error) {
 	if from.IsZero() || from.After(cutoff) {
 		from = cutoff
 	}
 	inactive := false
 	page, err := s.List(ctx, Filter{Active: &inactive, Until: from}, Page{Limit: limit})
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("list inactive: %w", err)
+		return nil, time.Time{}, fmt.Errorf("list inactive: %w", err)
 	}
-	want := make(map[string]int64, len(page))
+	want = make(map[string]int64, len(page))
 	for _, in := range page {
 		if in.LastSeen.Before(cutoff) && in.UpdatedAt.Before(cutoff) && !in.State.Active() {
 			want[in.ID] = in.Version
 		}
 	}
-	if len(want) > 0 {
-		if deleted, err = s.DeleteVersions(ctx, want); err != nil {
-			return 0, time.Time{}, fmt.Errorf("delete expired: %w", err)
-		}
-	}
 	if len(page) < limit {
-		return deleted, time.Time{}, nil
+		return want, time.Time{}, nil
 	}
 	next = page[len(page)-1].LastSeen
 	if !next.Before(from) {
@@ -49,5 +65,5 @@ func PruneInactive(ctx context.Context, s Store, cutoff, from time.Time, limit i
 		// microseconds): step below it.
 		next = from.Truncate(time.Microsecond).Add(-time.Nanosecond)
 	}
-	return deleted, next, nil
+	return want, next, nil
 }

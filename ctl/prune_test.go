@@ -1,0 +1,166 @@
+package ctl_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/ctl"
+	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/storage"
+	"github.com/llm-im/incidentd/storage/backend"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
+	"github.com/llm-im/incidentd/storage/storetest"
+)
+
+// pruneFixture writes incidents around a 48h retention into s and returns
+// the ids prune must delete: Resolved ones that ended 100 hours ago. It
+// keeps Closed ones with an old last event but a change an hour ago, open
+// ones with an old last event, and Resolved ones of an hour ago.
+func pruneFixture(t *testing.T, s storage.Store) map[string]bool {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	old, recent := now.Add(-100*time.Hour), now.Add(-time.Hour)
+	expired := map[string]bool{}
+	var all []*incident.Incident
+	add := func(kind string, n int, state incident.State, lastSeen, updated time.Time) {
+		for i := range n {
+			in := storetest.SparseIncident(fmt.Sprintf("%s-%02d", kind, i), fmt.Sprintf("v1:%s%02d", kind, i))
+			in.State, in.Source = state, storetest.Sources[i%len(storetest.Sources)]
+			in.FirstSeen, in.CreatedAt = lastSeen.Add(-time.Minute), lastSeen
+			in.LastSeen, in.UpdatedAt = lastSeen.Add(time.Duration(i)*time.Second), updated
+			all = append(all, in)
+			if kind == "expired" {
+				expired[in.ID] = true
+			}
+		}
+	}
+	add("expired", 30, incident.Resolved, old, old.Add(time.Hour))
+	add("closed-lately", 10, incident.Closed, old, recent)
+	add("open-old", 10, incident.Detected, old, old)
+	add("resolved-recent", 10, incident.Resolved, recent, recent)
+	storetest.Put(t, s, all...)
+	return expired
+}
+
+// checkPruned fails unless s holds exactly the fixture's incidents that
+// are not in expired.
+func checkPruned(t *testing.T, s storage.Store, expired map[string]bool) {
+	t.Helper()
+	ctx := context.Background()
+	all := allIncidents(t, s)
+	if len(all) != 30 {
+		t.Fatalf("%d incidents left, want 30", len(all))
+	}
+	for _, in := range all {
+		if expired[in.ID] {
+			t.Fatalf("%s was not pruned", in.ID)
+		}
+	}
+	for id := range expired {
+		if _, err := s.Get(ctx, id); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("get pruned %s = %v", id, err)
+		}
+	}
+}
+
+func pruneJSON(t *testing.T, r result) map[string]any {
+	t.Helper()
+	var got map[string]any
+	if err := json.Unmarshal([]byte(r.out), &got); err != nil {
+		t.Fatalf("prune -o json: %v\n%s", err, r.out)
+	}
+	return got
+}
+
+// TestPrunePebble: usage errors, a dry run (by the configuration's
+// retention) that deletes nothing, the prune itself, and a second prune
+// that finds nothing; verify holds after it.
+func TestPrunePebble(t *testing.T) {
+	dir := t.TempDir() + "/pebble"
+	s := openPebble(t, dir)
+	expired := pruneFixture(t, s)
+	_ = s.Close()
+	args := []string{"--state-backend", "pebble", "--state-path", dir}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--older-than DURATION is required"},
+		{[]string{"--older-than", "0s"}, "must be positive"},
+		{[]string{"--older-than", "-1h"}, "must be positive"},
+		{[]string{"--older-than", "2d"}, "older-than"},
+		{[]string{"--older-than", "48h", "-o", "yaml"}, "--output"},
+	} {
+		r := runCtl(t, nil, "", append(append([]string{"prune"}, tc.args...), args...)...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, tc.want) {
+			t.Errorf("prune %v: stderr %q, want %q", tc.args, r.err, tc.want)
+		}
+	}
+
+	cfgFile := t.TempDir() + "/incidentd.toml"
+	writeFile(t, cfgFile, fmt.Sprintf("[state]\npath = %q\nincident_retention = \"48h\"\n", dir))
+	r := runCtl(t, nil, "", "prune", "--config", cfgFile, "--dry-run", "-o", "json")
+	mustCode(t, r, ctl.ExitOK)
+	got := pruneJSON(t, r)
+	if got["incidents"] != float64(30) || got["dry_run"] != true || got["older_than"] != "48h0m0s" {
+		t.Fatalf("dry run report %v", got)
+	}
+	s = openPebble(t, dir)
+	if n := len(allIncidents(t, s)); n != 60 {
+		t.Fatalf("the dry run left %d incidents, want 60", n)
+	}
+	_ = s.Close()
+
+	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.HasPrefix(r.out, "pruned 30 incidents: Resolved or Closed, last seen and updated before ") {
+		t.Fatalf("prune output %q", r.out)
+	}
+	s = openPebble(t, dir)
+	checkPruned(t, s, expired)
+	_ = s.Close()
+	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "-o", "json"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	if got := pruneJSON(t, r); got["incidents"] != float64(0) || got["dry_run"] != false {
+		t.Fatalf("second prune report %v", got)
+	}
+	verifyClean(t, args)
+}
+
+// TestPruneRedis prunes a Redis store that a worker (here a store of this
+// test) holds open, as the README allows.
+func TestPruneRedis(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	st := config.Default().State
+	st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
+	s, err := backend.Open(st, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	expired := pruneFixture(t, s)
+	args := []string{"--state-backend", "redis", "--state-redis-url", srv.URL()}
+	r := runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "--dry-run"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.HasPrefix(r.out, "would prune (dry run) 30 incidents") {
+		t.Fatalf("dry run output %q", r.out)
+	}
+	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h"}, args...)...)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.HasPrefix(r.out, "pruned 30 incidents") {
+		t.Fatalf("prune output %q", r.out)
+	}
+	checkPruned(t, s, expired)
+	verifyClean(t, args)
+}
