@@ -21,6 +21,7 @@ import (
 	"github.com/llm-im/incidentd/natsembed"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/backend"
+	"github.com/llm-im/incidentd/storage/redis/redistest"
 )
 
 // result is one incidentctl invocation.
@@ -150,4 +151,20 @@ func openPebble(t *testing.T, dir string) storage.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// heldRedis starts a Redis server and opens a store on it, as a running
+// worker holds its store, and returns the store with the incidentctl flags
+// that name it.
+func heldRedis(t *testing.T) (storage.Store, []string) {
+	t.Helper()
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	st := config.Default().State
+	st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
+	s, err := backend.Open(st, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, []string{"--state-backend", "redis", "--state-redis-url", srv.URL()}
 }

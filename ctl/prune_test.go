@@ -9,15 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
-	"github.com/llm-im/incidentd/storage/backend"
-	"github.com/llm-im/incidentd/storage/redis/redistest"
 	"github.com/llm-im/incidentd/storage/storetest"
 )
 
@@ -141,16 +135,8 @@ func TestPrunePebble(t *testing.T) {
 // TestPruneRedis prunes a Redis store that a worker (here a store of this
 // test) holds open, as the README allows.
 func TestPruneRedis(t *testing.T) {
-	srv := redistest.StartStandalone(t, redistest.Options{})
-	st := config.Default().State
-	st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
-	s, err := backend.Open(st, zaptest.NewLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, args := heldRedis(t)
 	expired := pruneFixture(t, s)
-	args := []string{"--state-backend", "redis", "--state-redis-url", srv.URL()}
 	r := runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "--dry-run"}, args...)...)
 	mustCode(t, r, ctl.ExitOK)
 	if !strings.HasPrefix(r.out, "would prune (dry run) 30 incidents") {

@@ -19,8 +19,6 @@ import (
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
-	"github.com/llm-im/incidentd/storage/backend"
-	"github.com/llm-im/incidentd/storage/redis/redistest"
 )
 
 // pickIncidents returns an active incident and a resolved one that a later
@@ -205,16 +203,8 @@ func TestSetStatePebble(t *testing.T) {
 // TestSetStateRedis changes states in a Redis store while another process
 // (here a store of this test: a worker) has it open, as the README allows.
 func TestSetStateRedis(t *testing.T) {
-	srv := redistest.StartStandalone(t, redistest.Options{})
-	st := config.Default().State
-	st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
-	s, err := backend.Open(st, zaptest.NewLogger(t), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, args := heldRedis(t)
 	fillStore(t, s, 1500)
-	args := []string{"--state-backend", "redis", "--state-redis-url", srv.URL()}
 	active, reopened := checkSetState(t, nil, allIncidents(t, s), args...)
 	ctx := context.Background()
 	if in, err := s.Get(ctx, active.ID); err != nil || in.State != incident.Resolved || in.ResolvedBy != incident.ResolvedByOperator {
