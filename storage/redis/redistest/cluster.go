@@ -32,12 +32,12 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 	c := &Cluster{}
 	for range 6 {
 		p := FreePort(t)
-		start(t, "redis-server", filepath.Join(root, "node-"+strconv.Itoa(p)), p, append([]string{
+		proc := start(t, "redis-server", filepath.Join(root, "node-"+strconv.Itoa(p)), p, append([]string{
 			"cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 2000",
 			"cluster-port " + strconv.Itoa(p+10000), "appendonly no",
 		}, extra...))
 		addr := "127.0.0.1:" + strconv.Itoa(p)
-		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true})
+		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true}, proc)
 		c.Addrs = append(c.Addrs, addr)
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)

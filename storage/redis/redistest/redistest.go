@@ -79,6 +79,14 @@ type process struct {
 	cmd  *exec.Cmd
 	dir  string
 	port int
+	out  *lockedBuffer
+}
+
+// output returns what the process printed so far.
+func (p *process) output() string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.String()
 }
 
 // lockedBuffer lets the process write its log while the test reads it.
@@ -106,9 +114,9 @@ func start(t testing.TB, binary, dir string, port int, conf []string) *process {
 	if err := os.WriteFile(file, []byte(strings.Join(append(base, conf...), "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{dir: dir, port: port}
-	p.cmd = exec.Command(path, file)
 	out := &lockedBuffer{}
+	p := &process{dir: dir, port: port, out: out}
+	p.cmd = exec.Command(path, file)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", binary, err)
@@ -128,16 +136,40 @@ func start(t testing.TB, binary, dir string, port int, conf []string) *process {
 // Kill stops the process at once (SIGKILL), as a crash would.
 func (p *process) Kill() { _ = p.cmd.Process.Kill() }
 
-// waitPing polls until the server answers PING through opt.
-func waitPing(t testing.TB, opt *goredis.Options) {
+// waitPing polls until the server p started answers PING through opt. A
+// server that answers with another process id (INFO server) is another
+// redis-server holding the port, which p could not bind: the test fails at
+// once rather than sharing a server it does not own.
+func waitPing(t testing.TB, opt *goredis.Options, p *process) {
 	t.Helper()
 	c := goredis.NewClient(opt)
 	defer c.Close()
 	Eventually(t, startTimeout, "redis at "+opt.Addr+" answers PING", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		return c.Ping(ctx).Err()
+		if err := c.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		if pid := infoField(info, "process_id"); pid != strconv.Itoa(p.cmd.Process.Pid) {
+			t.Fatalf("%s is answered by another process (pid %s), not the one started (pid %d): the port was taken\n%s",
+				opt.Addr, pid, p.cmd.Process.Pid, p.output())
+		}
+		return nil
 	})
+}
+
+// infoField returns the value of field in an INFO reply ("" when absent).
+func infoField(info, field string) string {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Eventually polls cond (with a short, growing pause) until it returns nil,

@@ -36,14 +36,14 @@ func StartSentinel(t testing.TB) *Sentinel {
 	root := t.TempDir()
 	for range 3 {
 		p := FreePort(t)
-		start(t, "redis-sentinel", filepath.Join(root, "sentinel-"+strconv.Itoa(p)), p, []string{
+		proc := start(t, "redis-sentinel", filepath.Join(root, "sentinel-"+strconv.Itoa(p)), p, []string{
 			fmt.Sprintf("sentinel monitor %s 127.0.0.1 %s 2", MasterName, port(master.Addr)),
 			"sentinel down-after-milliseconds " + MasterName + " 1000",
 			"sentinel failover-timeout " + MasterName + " 10000",
 			"sentinel parallel-syncs " + MasterName + " 1",
 		})
 		addr := "127.0.0.1:" + strconv.Itoa(p)
-		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true})
+		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true}, proc)
 		sn.Addrs = append(sn.Addrs, addr)
 	}
 	sn.WaitSettled(t)

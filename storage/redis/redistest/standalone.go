@@ -76,7 +76,7 @@ func StartStandalone(t testing.TB, opts Options) *Server {
 	}
 	s.conf = conf
 	s.proc = start(t, "redis-server", dir, listen, conf)
-	waitPing(t, s.Options())
+	waitPing(t, s.Options(), s.proc)
 	return s
 }
 
@@ -88,7 +88,7 @@ func (s *Server) Restart(t testing.TB) {
 	s.proc.Kill()
 	_ = s.proc.cmd.Wait() // the port is free once the process is gone
 	s.proc = start(t, "redis-server", s.proc.dir, s.proc.port, s.conf)
-	waitPing(t, s.Options())
+	waitPing(t, s.Options(), s.proc)
 }
 
 // Options returns go-redis options that reach the server with its
