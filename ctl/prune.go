@@ -134,7 +134,11 @@ func writePruneText(w io.Writer, r pruneReport) error {
 	if r.DryRun {
 		verb = "would prune (dry run)"
 	}
-	_, err := fmt.Fprintf(w, "%s %d incidents: Resolved or Closed, last seen and updated before %s (older than %s)\n",
-		verb, r.Incidents, r.Cutoff.Format(time.RFC3339), r.OlderThan)
+	noun := "incidents"
+	if r.Incidents == 1 {
+		noun = "incident"
+	}
+	_, err := fmt.Fprintf(w, "%s %d %s: Resolved or Closed, last seen and updated before %s (older than %s)\n",
+		verb, r.Incidents, noun, r.Cutoff.Format(time.RFC3339), r.OlderThan)
 	return err
 }
