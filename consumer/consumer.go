@@ -97,7 +97,7 @@ type Consumer struct {
 	lastSweep time.Time // only touched by the lag poller
 	// pruneFrom is where the retention walk goes on at the next sweep
 	// (zero: from the cutoff); only touched by the lag poller.
-	pruneFrom time.Time
+	pruneFrom storage.PruneCursor
 }
 
 // New checks the configuration and returns a consumer; Run starts it.

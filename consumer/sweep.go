@@ -80,7 +80,7 @@ func (c *Consumer) prune(ctx context.Context, now time.Time) {
 		}
 		total += n
 		c.pruneFrom = next
-		if next.IsZero() {
+		if next.Start() {
 			break
 		}
 	}

@@ -105,15 +105,14 @@ Exit codes: 0 done, 2 a wrong command line or configuration (no retention given)
 // running count after each step.
 func prune(ctx context.Context, s storage.Store, cutoff time.Time, dryRun bool, report func(int)) (int, error) {
 	total := 0
-	var from time.Time
+	var from storage.PruneCursor
 	for {
 		var n int
-		var next time.Time
+		var next storage.PruneCursor
 		var err error
 		if dryRun {
-			var want map[string]int64
-			want, next, err = storage.ExpiredInactive(ctx, s, cutoff, from, prunePage)
-			n = len(want)
+			want, page, lerr := storage.ExpiredInactive(ctx, s, cutoff, from, prunePage)
+			n, next, err = len(want), storage.NextPruneCursor(from, page, prunePage, nil), lerr
 		} else {
 			n, next, err = storage.PruneInactive(ctx, s, cutoff, from, prunePage)
 		}
@@ -122,7 +121,7 @@ func prune(ctx context.Context, s storage.Store, cutoff time.Time, dryRun bool, 
 		}
 		total += n
 		report(total)
-		if next.IsZero() {
+		if next.Start() {
 			return total, nil
 		}
 		from = next

@@ -50,7 +50,7 @@ func BenchPrune(b *testing.B, s storage.Store, kept int, around func(step func()
 		write(prefix, PrunePage, incident.Resolved, func(i int) time.Time { return cutoff.Add(-time.Duration(i+1) * time.Second) }, cutoff.Add(-time.Minute))
 		var n int
 		var err error
-		step := func() { n, _, err = storage.PruneInactive(ctx, s, cutoff, time.Time{}, PrunePage) }
+		step := func() { n, _, err = storage.PruneInactive(ctx, s, cutoff, storage.PruneCursor{}, PrunePage) }
 		b.StartTimer()
 		if around != nil {
 			around(step)
