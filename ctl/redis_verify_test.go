@@ -24,12 +24,7 @@ import (
 // the set) on each kind of corruption made with plain Redis commands, and
 // passes again once it is undone.
 func TestVerifyRedisSets(t *testing.T) {
-	t.Run("standalone", func(t *testing.T) {
-		srv := redistest.StartStandalone(t, redistest.Options{})
-		st := config.Default().State
-		st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
-		checkVerifySets(t, st, srv.Client(t), "llm-im", []string{"--state-backend", "redis", "--state-redis-url", srv.URL()})
-	})
+	onRedis(t, "vc", checkVerifySets)
 	t.Run("standalone-glob-prefix", func(t *testing.T) {
 		srv := redistest.StartStandalone(t, redistest.Options{})
 		c := srv.Client(t)
@@ -39,16 +34,29 @@ func TestVerifyRedisSets(t *testing.T) {
 		c.SAdd(t.Context(), "tAAxB:fingerprint:v1:neighbour", "n1")
 		checkVerifySets(t, st, c, st.KeyPrefix, []string{"--state-backend", "redis", "--state-redis-url", srv.URL(), "--state-key-prefix", st.KeyPrefix})
 	})
+}
+
+// onRedis runs check on a standalone server (default prefix) and on a
+// Cluster (key prefix clusterPrefix, hash-tagged), each in a subtest, with
+// the store's configuration, a client of the deployment, the prefix its
+// keys start with and the incidentctl flags that name the store.
+func onRedis(t *testing.T, clusterPrefix string, check func(t *testing.T, st config.StateConfig, c goredis.UniversalClient, prefix string, flags []string)) {
+	t.Run("standalone", func(t *testing.T) {
+		srv := redistest.StartStandalone(t, redistest.Options{})
+		st := config.Default().State
+		st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
+		check(t, st, srv.Client(t), "llm-im", []string{"--state-backend", "redis", "--state-redis-url", srv.URL()})
+	})
 	t.Run("cluster", func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("a cluster takes a few seconds to form; skipped with -short")
 		}
 		cl := redistest.StartCluster(t)
 		st := config.Default().State
-		st.Backend, st.RedisClusterNodes, st.KeyPrefix = config.BackendRedisCluster, cl.Nodes(), "vc"
+		st.Backend, st.RedisClusterNodes, st.KeyPrefix = config.BackendRedisCluster, cl.Nodes(), clusterPrefix
 		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs, DisableIdentity: true})
 		t.Cleanup(func() { _ = c.Close() })
-		checkVerifySets(t, st, c, "{vc}", []string{"--state-backend", "redis_cluster", "--state-redis-cluster-nodes", strings.Join(cl.Nodes(), ","), "--state-key-prefix", "vc"})
+		check(t, st, c, "{"+clusterPrefix+"}", []string{"--state-backend", "redis_cluster", "--state-redis-cluster-nodes", strings.Join(cl.Nodes(), ","), "--state-key-prefix", clusterPrefix})
 	})
 }
 
@@ -145,23 +153,7 @@ func redisDo(ctx context.Context, t *testing.T, c goredis.UniversalClient, cmds 
 // passes, before and after. Standalone and Cluster ({prefix} hash tag, the
 // scans on the slot's master).
 func TestVerifyRedisIndexSets(t *testing.T) {
-	t.Run("standalone", func(t *testing.T) {
-		srv := redistest.StartStandalone(t, redistest.Options{})
-		st := config.Default().State
-		st.Backend, st.RedisURL = config.BackendRedis, srv.URL()
-		checkVerifyIndexSets(t, st, srv.Client(t), "llm-im", []string{"--state-backend", "redis", "--state-redis-url", srv.URL()})
-	})
-	t.Run("cluster", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("a cluster takes a few seconds to form; skipped with -short")
-		}
-		cl := redistest.StartCluster(t)
-		st := config.Default().State
-		st.Backend, st.RedisClusterNodes, st.KeyPrefix = config.BackendRedisCluster, cl.Nodes(), "vi"
-		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs, DisableIdentity: true})
-		t.Cleanup(func() { _ = c.Close() })
-		checkVerifyIndexSets(t, st, c, "{vi}", []string{"--state-backend", "redis_cluster", "--state-redis-cluster-nodes", strings.Join(cl.Nodes(), ","), "--state-key-prefix", "vi"})
-	})
+	onRedis(t, "vi", checkVerifyIndexSets)
 }
 
 func checkVerifyIndexSets(t *testing.T, st config.StateConfig, c goredis.UniversalClient, prefix string, flags []string) {
