@@ -27,12 +27,22 @@ type pruneReport struct {
 	DryRun bool `json:"dry_run"`
 	// Incidents is how many were deleted (would be, in a dry run).
 	Incidents int `json:"incidents"`
+	// Compacted is true when --compact compacted the Pebble store after
+	// the prune; the sizes are the store's on disk before and after it.
+	Compacted       bool  `json:"compacted"`
+	SizeBeforeBytes int64 `json:"size_before_bytes,omitempty"`
+	SizeAfterBytes  int64 `json:"size_after_bytes,omitempty"`
+}
+
+// compacter is the Pebble store's whole-keyspace compaction.
+type compacter interface {
+	Compact(ctx context.Context) error
 }
 
 func newPruneCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 	var sf storeFlags
 	var olderThan time.Duration
-	var dryRun bool
+	var dryRun, compact bool
 	var output string
 	cmd := &cobra.Command{
 		Use:   "prune",
@@ -44,12 +54,15 @@ its sweep, in one walk instead of 4,000 per sweep. Open incidents are never dele
 Each delete is conditional on the version read, so an incident changed meanwhile is
 kept: prune is safe on Redis while workers run; a Pebble directory can only be opened
 while no worker holds it. --dry-run counts what would be deleted and deletes nothing.
+Pebble frees the disk space of deleted incidents as its compactions come to their files;
+--compact (Pebble only) compacts the whole store after the prune, so it is freed at once.
 
 Exit codes: 0 done, 2 a wrong command line or configuration (no retention given),
 1 anything else (the store unreachable; what was deleted before stays deleted).`,
 		Example: `  incidentctl prune --older-than 2160h --dry-run --state-path ./data/pebble   # worker stopped
   incidentctl prune --older-than 2160h --state-backend redis --state-redis-url redis://127.0.0.1:6379/0
-  incidentctl prune --config /etc/incidentd/config.toml -o json   # its state.incident_retention`,
+  incidentctl prune --config /etc/incidentd/config.toml -o json   # its state.incident_retention
+  incidentctl prune --older-than 2160h --compact --state-path ./data/pebble   # and free the disk space now`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := verifyOutput(output)
@@ -69,11 +82,18 @@ Exit codes: 0 done, 2 a wrong command line or configuration (no retention given)
 			if olderThan <= 0 {
 				return fmt.Errorf("%w: --older-than must be positive, got %s", errUsage, olderThan)
 			}
-			s, _, err := sf.open(cmd.Context(), logger())
+			if compact && dryRun {
+				return fmt.Errorf("%w: --compact compacts after a prune; a --dry-run deletes nothing", errUsage)
+			}
+			s, st, err := sf.open(cmd.Context(), logger())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			cp, canCompact := s.(compacter)
+			if compact && !canCompact {
+				return fmt.Errorf("%w: --compact is for Pebble; the %s backend frees the memory of what it deletes at once", errUsage, st.Backend)
+			}
 			rep := pruneReport{Cutoff: time.Now().Add(-olderThan).UTC(), OlderThan: olderThan.String(), DryRun: dryRun}
 			var walked atomic.Int64
 			pr := startProgress(o.Err, func(elapsed time.Duration) string {
@@ -83,6 +103,11 @@ Exit codes: 0 done, 2 a wrong command line or configuration (no retention given)
 			pr.clear()
 			if err != nil {
 				return fmt.Errorf("prune (after %d incidents): %w", rep.Incidents, err)
+			}
+			if compact {
+				if err := compactStore(cmd.Context(), s, cp, &rep, o.Err); err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				return writeJSON(o.Out, rep)
@@ -96,6 +121,7 @@ Exit codes: 0 done, 2 a wrong command line or configuration (no retention given)
 	cmd.Flags().StringVar(&sf.config, "config", "", "TOML config `file` whose [state] table names the store (and gives state.incident_retention)")
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "retention: delete inactive incidents whose last_seen and updated_at are older (e.g. 2160h); default the configuration's state.incident_retention")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
+	cmd.Flags().BoolVar(&compact, "compact", false, "Pebble: compact the whole store after the prune, freeing the disk space now")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "report format: text (default) or json")
 	return cmd
 }
@@ -128,6 +154,29 @@ func prune(ctx context.Context, s storage.Store, cutoff time.Time, dryRun bool, 
 	}
 }
 
+// compactStore compacts the pruned store, recording its size on disk
+// before and after in rep.
+func compactStore(ctx context.Context, s storage.Store, cp compacter, rep *pruneReport, progressTo io.Writer) error {
+	before, err := s.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	pr := startProgress(progressTo, func(elapsed time.Duration) string {
+		return fmt.Sprintf("prune: compacting, %s", elapsed.Round(time.Second))
+	})
+	err = cp.Compact(ctx)
+	pr.clear()
+	if err != nil {
+		return fmt.Errorf("prune (%d incidents deleted, compaction failed): %w", rep.Incidents, err)
+	}
+	after, err := s.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	rep.Compacted, rep.SizeBeforeBytes, rep.SizeAfterBytes = true, before.SizeOnDisk, after.SizeOnDisk
+	return nil
+}
+
 func writePruneText(w io.Writer, r pruneReport) error {
 	verb := "pruned"
 	if r.DryRun {
@@ -137,7 +186,10 @@ func writePruneText(w io.Writer, r pruneReport) error {
 	if r.Incidents == 1 {
 		noun = "incident"
 	}
-	_, err := fmt.Fprintf(w, "%s %d %s: Resolved or Closed, last seen and updated before %s (older than %s)\n",
-		verb, r.Incidents, noun, r.Cutoff.Format(time.RFC3339), r.OlderThan)
+	if _, err := fmt.Fprintf(w, "%s %d %s: Resolved or Closed, last seen and updated before %s (older than %s)\n",
+		verb, r.Incidents, noun, r.Cutoff.Format(time.RFC3339), r.OlderThan); err != nil || !r.Compacted {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "compacted: %.1f MB on disk, %.1f MB before\n", float64(r.SizeAfterBytes)/1e6, float64(r.SizeBeforeBytes)/1e6)
 	return err
 }

@@ -94,6 +94,7 @@ func TestPrunePebble(t *testing.T) {
 		{[]string{"--older-than", "-1h"}, "must be positive"},
 		{[]string{"--older-than", "2d"}, "older-than"},
 		{[]string{"--older-than", "48h", "-o", "yaml"}, "--output"},
+		{[]string{"--older-than", "48h", "--dry-run", "--compact"}, "a --dry-run deletes nothing"},
 	} {
 		r := runCtl(t, nil, "", append(append([]string{"prune"}, tc.args...), args...)...)
 		mustCode(t, r, ctl.ExitUsage)
@@ -124,10 +125,14 @@ func TestPrunePebble(t *testing.T) {
 	s = openPebble(t, dir)
 	checkPruned(t, s, expired)
 	_ = s.Close()
-	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "-o", "json"}, args...)...)
+	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "--compact", "-o", "json"}, args...)...)
 	mustCode(t, r, ctl.ExitOK)
-	if got := pruneJSON(t, r); got["incidents"] != float64(0) || got["dry_run"] != false {
+	got = pruneJSON(t, r)
+	if got["incidents"] != float64(0) || got["dry_run"] != false || got["compacted"] != true {
 		t.Fatalf("second prune report %v", got)
+	}
+	if before, after := got["size_before_bytes"], got["size_after_bytes"]; before == nil || after == nil || after.(float64) <= 0 {
+		t.Fatalf("compaction sizes %v, %v", before, after)
 	}
 	verifyClean(t, args)
 }
@@ -149,4 +154,9 @@ func TestPruneRedis(t *testing.T) {
 	}
 	checkPruned(t, s, expired)
 	verifyClean(t, args)
+	r = runCtl(t, nil, "", append([]string{"prune", "--older-than", "48h", "--compact"}, args...)...)
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "--compact is for Pebble") {
+		t.Fatalf("--compact on Redis: %q", r.err)
+	}
 }
