@@ -64,8 +64,8 @@ func (c *Consumer) expireQuiet(ctx context.Context) {
 // change are both older than the retention, walking them from the newest
 // expired one down, at most sweepWrites pages per sweep; pruneFrom keeps
 // the walk's place between sweeps. An incident changed since it was listed
-// (reopened by an operator, say) is kept: each delete is conditional on the
-// version listed.
+// (closed by an operator, or a late event merged into it) is kept: each
+// delete is conditional on the version listed.
 func (c *Consumer) prune(ctx context.Context, now time.Time) {
 	cutoff := now.Add(-c.cfg.IncidentRetention)
 	total := 0
