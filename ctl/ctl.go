@@ -120,7 +120,7 @@ func newRoot(o IO) *cobra.Command {
 	var rf rootFlags
 	root := &cobra.Command{
 		Use:           "incidentctl",
-		Short:         "Operate incidentd: publish events, query incidents, set up JetStream, migrate stores, benchmark",
+		Short:         "Operate incidentd: publish events, query incidents, set states, prune old incidents, set up JetStream, migrate stores, benchmark",
 		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
