@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
@@ -43,7 +44,7 @@ func (c *Consumer) expireQuiet(ctx context.Context) {
 	for range sweepWrites {
 		n, err := storage.ExpireQuiet(ctx, c.store, c.folder, time.Now(), sweepLimit)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !stopping(ctx) {
 				c.m.SweepFailures.Inc()
 				c.log.Warn("quiet-period sweep", zap.Error(err))
 			}
@@ -72,7 +73,7 @@ func (c *Consumer) prune(ctx context.Context, now time.Time) {
 	for range sweepWrites {
 		n, next, err := storage.PruneInactive(ctx, c.store, cutoff, c.pruneFrom, sweepLimit)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !stopping(ctx) {
 				c.m.SweepFailures.Inc()
 				c.log.Warn("retention prune", zap.Error(err))
 			}
@@ -88,4 +89,12 @@ func (c *Consumer) prune(ctx context.Context, now time.Time) {
 		c.m.IncidentsPruned.Add(float64(total))
 		c.log.Info("pruned incidents past retention", zap.Int("incidents", total), zap.Duration("retention", c.cfg.IncidentRetention))
 	}
+}
+
+// stopping reports whether ctx ended because the worker is stopping (its
+// parent was cancelled), not because the sweep ran past its time limit: a
+// sweep that times out has failed and is counted, one cut short by the
+// shutdown is not.
+func stopping(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
