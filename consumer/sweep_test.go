@@ -145,3 +145,32 @@ func TestSweepPrunesPastRetention(t *testing.T) {
 	}
 	w.stop(t)
 }
+
+// slowInactiveList wraps a store whose List of inactive incidents (the
+// retention walk's) waits until its context ends, as a store too slow for
+// the sweep's time limit would.
+type slowInactiveList struct {
+	storage.Store
+}
+
+func (s slowInactiveList) List(ctx context.Context, f storage.Filter, p storage.Page) ([]*incident.Incident, error) {
+	if f.Active != nil && !*f.Active {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.List(ctx, f, p)
+}
+
+// A retention prune that runs past the lag poll's time limit is a failure,
+// counted and logged, not a silent shutdown.
+func TestSweepTimeoutIsAFailure(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Dedupe.SweepInterval = config.Duration{Duration: time.Second}
+	cfg.IncidentRetention = time.Hour
+	w := e.start(cfg, slowInactiveList{memory.New()})
+	e.waitFor("a timed-out prune counted as a sweep failure", 20*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.SweepFailures) >= 1
+	})
+	w.stop(t)
+}
