@@ -71,14 +71,17 @@ type Consumer struct {
 	orphanRetries int
 	// recentAcks holds the sequences this worker acked above the ack floor.
 	recentAcks ackedSeqs
-	nc         *nats.Conn
-	js         jetstream.JetStream
-	store      storage.Store
-	m          *metrics.Metrics
-	log        *zap.Logger
-	dec        *incident.Decoder
-	fp         *dedupe.Fingerprinter
-	folder     *dedupe.Folder
+	// inherit is set once the consumer is bound: what messages delivered
+	// before this worker may still come back.
+	inherit inherited
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   storage.Store
+	m       *metrics.Metrics
+	log     *zap.Logger
+	dec     *incident.Decoder
+	fp      *dedupe.Fingerprinter
+	folder  *dedupe.Folder
 
 	bound atomic.Bool
 	// lastReceived is the stream sequence of the last message received,
@@ -163,6 +166,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
+// inheritPending records the messages delivered before this worker bound
+// cons that are still un-acked (see inherited), and says so.
+func (c *Consumer) inheritPending(cons jetstream.Consumer) {
+	if c.orphanRetries == 0 {
+		return
+	}
+	info := cons.CachedInfo()
+	cc := c.cfg.Consumer
+	c.inherit = inheritedFrom(info, time.Now(), cc.AckWait.Duration, cc.OrphanRetryDelay.Duration)
+	if !c.inherit.until.IsZero() {
+		c.log.Info("messages delivered before this worker started are un-acked; acknowledges and resolves that find nothing to act on wait for their redelivery",
+			zap.Int("ack_pending", info.NumAckPending), zap.Uint64("delivered_stream_seq", info.Delivered.Stream),
+			zap.Time("until", c.inherit.until))
+	}
+}
+
 // bind sets up the streams and the consumer (unless SkipSetup) and returns
 // the consumer handle.
 func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
@@ -188,6 +207,7 @@ func (c *Consumer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.inheritPending(cons)
 	unsub, err := c.watchMaxDeliveries(ctx)
 	if err != nil {
 		return err

@@ -26,6 +26,9 @@ type batch struct {
 	seqs    []uint64  // stream sequences
 	started time.Time // first message added
 	touched time.Time // last InProgress (or first add)
+	// holds are the deferred events (by position) to redeliver no
+	// earlier than a time: see inherited.
+	holds map[int]time.Time
 }
 
 func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time, seq uint64) {
@@ -290,7 +293,7 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 		if len(deferred) > 0 && deferred[0] == i {
 			// Not consumed: JetStream redelivers it after the delay.
 			deferred = deferred[1:]
-			err = m.NakWithDelay(c.cfg.Consumer.OrphanRetryDelay.Duration)
+			err = m.NakWithDelay(max(c.cfg.Consumer.OrphanRetryDelay.Duration, time.Until(b.holds[i])))
 		} else {
 			c.m.ObserveLatency(b.stamps[i], now)
 			err = m.Ack()
