@@ -177,6 +177,8 @@ func TestBounds(t *testing.T) {
 		{"retry initial", func(c *Config) { c.Consumer.RetryInitial = dur(0) }, "consumer.retry_initial", "between 1ms and 1m"},
 		{"retry max", func(c *Config) { c.Consumer.RetryMax = dur(10 * time.Millisecond) }, "consumer.retry_max", "consumer.retry_initial (100ms)"},
 		{"dedupe window", func(c *Config) { c.Dedupe.Window = dur(721 * time.Hour) }, "dedupe.window", "between 1s and 720h"},
+		{"sweep interval negative", func(c *Config) { c.Dedupe.SweepInterval = dur(-time.Second) }, "dedupe.sweep_interval", "must be 0s (off) or between 1s and 1h, got -1s"},
+		{"sweep interval high", func(c *Config) { c.Dedupe.SweepInterval = dur(2 * time.Hour) }, "dedupe.sweep_interval", "0s (off) or between 1s and 1h"},
 		{"dedupe fields empty", func(c *Config) { c.Dedupe.Fields = nil }, "dedupe.fields", "at least one"},
 		{"dedupe unknown field", func(c *Config) { c.Dedupe.Fields = []string{"source", "colour"} }, "dedupe.fields[1]", "labels.<key>"},
 		{"dedupe severity", func(c *Config) { c.Dedupe.Fields = []string{"title", "severity"} }, "dedupe.fields[1]", "never part of an incident's identity"},
@@ -561,6 +563,11 @@ func TestEnvOverrides(t *testing.T) {
 			name:     "problems with env values name the variable",
 			env:      map[string]string{"LOG_LEVEL": "loud", "STATE_BACKEND": "mongo"},
 			problems: []string{`STATE_BACKEND (state.backend): unknown backend "mongo"`, `LOG_LEVEL (log.level): must be one of debug, info, warn, error, got "loud"`},
+		},
+		{
+			name:     "an unknown backend is quoted as given",
+			env:      map[string]string{"STATE_BACKEND": "InMemory"},
+			problems: []string{`STATE_BACKEND (state.backend): unknown backend "InMemory": one of memory, pebble, redis, redis_cluster`},
 		},
 		{
 			name:     "env list element",

@@ -224,11 +224,14 @@ func parseBool(v string) (value, ok bool) {
 	return false, false
 }
 
-// normaliseBackend lower-cases the backend name (as the command-line flags
-// take it: "Redis" is redis), rewrites the old "sled" backend to "pebble"
-// and records why in cfg.Warnings.
+// normaliseBackend lower-cases a known backend name (as the command-line
+// flags take it: "Redis" is redis), rewrites the old "sled" backend to
+// "pebble" and records why in cfg.Warnings. An unknown name is left as
+// given, so that its problem quotes what the user typed.
 func normaliseBackend(cfg *Config, from string) {
-	cfg.State.Backend = Backend(strings.ToLower(string(cfg.State.Backend)))
+	if b := Backend(strings.ToLower(string(cfg.State.Backend))); b == BackendSledAlias || slices.Contains(Backends, b) {
+		cfg.State.Backend = b
+	}
 	if cfg.State.Backend != BackendSledAlias {
 		return
 	}

@@ -478,8 +478,8 @@ var volatileFields = []string{
 func (c Config) validateDedupe(p *problems) {
 	d := c.Dedupe
 	p.durRange("dedupe.window", d.Window, time.Second, 720*time.Hour)
-	if d.SweepInterval.Duration != 0 {
-		p.durRange("dedupe.sweep_interval", d.SweepInterval, time.Second, time.Hour)
+	if v := d.SweepInterval.Duration; v != 0 && (v < time.Second || v > time.Hour) {
+		p.add("dedupe.sweep_interval", "must be 0s (off) or between 1s and 1h, got %s", d.SweepInterval)
 	}
 	checkFields(p, "dedupe.fields", d.Fields)
 	sources := make([]string, 0, len(d.SourceFields))
