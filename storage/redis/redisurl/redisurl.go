@@ -243,6 +243,8 @@ func (u *URL) setQuery(rawQuery string, quoteNames bool) string {
 			continue
 		case err1 != nil || err2 != nil:
 			return "bad percent-encoding in the query string (write '%' as %25)"
+		case !isKnownParam(key) && !u.Sentinel:
+			return u.noParams(key, quoteNames)
 		case !isKnownParam(key) && !quoteNames:
 			return fmt.Sprintf("unknown query parameter (known: %s; percent-encode an '@' in a query value as %%40)", strings.Join(knownParams, ", "))
 		case !isKnownParam(key):
@@ -256,6 +258,19 @@ func (u *URL) setQuery(rawQuery string, quoteNames bool) string {
 		}
 	}
 	return ""
+}
+
+// noParams is the reason for a query parameter on a URL that takes none
+// (redis:// or rediss://), naming key when quoteNames is true.
+func (u *URL) noParams(key string, quoteNames bool) string {
+	scheme, hint := "redis://", ""
+	if u.TLS {
+		scheme, hint = "rediss://", "; its TLS settings are the state.redis.tls_* keys"
+	}
+	if !quoteNames {
+		return fmt.Sprintf("unknown query parameter (a %s URL takes none%s)", scheme, hint)
+	}
+	return fmt.Sprintf("unknown query parameter %q (a %s URL takes none%s)", key, scheme, hint)
 }
 
 // ParseClusterNode parses one state.redis_cluster_nodes entry:

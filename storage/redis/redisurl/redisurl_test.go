@@ -79,7 +79,9 @@ func TestParseErrors(t *testing.T) {
 		{"redis://u:hunter2@localhost/0?foo=hunter2", `unknown query parameter "foo"`},
 		{"redis://u:hunter2@localhost/0?sentinel_password=hunter2", "only for redis+sentinel://"},
 		{"redis+sentinel://:hunter2@s1:26379", "needs the master name"},
-		{"redis+sentinel://s1:26379/m?sentinel_password=hunter2&x=1", `unknown query parameter "x"`},
+		{"redis+sentinel://s1:26379/m?sentinel_password=hunter2&x=1", `unknown query parameter "x" (known: sentinel_username, sentinel_password)`},
+		{"rediss://:hunter2@127.0.0.1:6379/0?ssl_cert_reqs=none", `unknown query parameter "ssl_cert_reqs" (a rediss:// URL takes none; its TLS settings are the state.redis.tls_* keys)`},
+		{"REDIS://:hunter2@127.0.0.1/0?db=1", `unknown query parameter "db" (a redis:// URL takes none)`},
 		{"redis+sentinel://s1:26379/m?sentinel_password=hunter2%", "percent-encoding in the query"},
 		{"redis+sentinel://s1:26379/m?sentinel_password=hun@ter2", "'@' in the query string"},
 		{"redis+sentinel://s1,:26379/m?sentinel_password=hunter2", "host 2 of 2"},
@@ -214,7 +216,8 @@ func TestMisspeltSecretsNeverShow(t *testing.T) {
 		{"redis://user:K3YZ9Q/0", "port must be a number"},
 		{"redis://:K3Y/Z9Q", "empty host before the port"},
 		{"redis://:K3Y?Z9Q=1", "empty host before the port"},
-		{"redis://h:6379/0?x=1&pwd=c@cK3Y?Z9Q&y=2", "unknown query parameter (known: "},
+		{"redis://h:6379/0?x=1&pwd=c@cK3Y?Z9Q&y=2", "unknown query parameter (a redis:// URL takes none)"},
+		{"redis+sentinel://s1/m?x=1&pwd=c@s1/m?Z9Q&y=2", "unknown query parameter (known: sentinel_username, sentinel_password; "},
 		{"redis+sentinel://s1:26379,admin:K3YZ9Q/mymaster", "host 2 of 2: the port must be a number"},
 	}
 	for _, tt := range tests {
