@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -36,14 +37,20 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("incidentd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The usage goes to stdout when asked for (-h, --help), to stderr with
+	// a usage error: it is written once Parse says which.
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
 	path := fs.String("config", "", "TOML configuration `file` (defaults and environment overrides apply without it)")
 	version := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check-config", false, "load and validate the configuration (file, environment, defaults), print it as TOML with secrets masked, and exit: 0 when valid, 2 when not; connects to nothing")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK // -h and --help print the usage and succeed
-		}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = usage.WriteTo(stdout) // -h and --help print the usage and succeed
+		return exitOK
+	}
+	_, _ = usage.WriteTo(stderr)
+	if err != nil {
 		return exitConfig
 	}
 	if fs.NArg() > 0 {

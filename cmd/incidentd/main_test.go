@@ -97,17 +97,29 @@ func TestPositionalArgumentRefused(t *testing.T) {
 	}
 }
 
-func TestUnknownFlag(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run([]string{"--nope"}, &out, &errb); code != exitConfig {
-		t.Fatalf("exit %d", code)
+// TestUsage: -h and --help print the usage on stdout and succeed; a usage
+// error prints it on stderr and exits 2.
+func TestUsage(t *testing.T) {
+	cases := []struct {
+		args       []string
+		code       int
+		usageOnOut bool
+	}{
+		{[]string{"--help"}, exitOK, true},
+		{[]string{"-h"}, exitOK, true},
+		{[]string{"--nope"}, exitConfig, false},
+		{[]string{"--config"}, exitConfig, false},
 	}
-}
-
-func TestHelpSucceeds(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run([]string{"--help"}, &out, &errb); code != exitOK || !strings.Contains(errb.String(), "-config") {
-		t.Fatalf("--help: exit %d, usage %q", code, errb.String())
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		usage, other := out.String(), errb.String()
+		if !c.usageOnOut {
+			usage, other = other, usage
+		}
+		if code != c.code || !strings.Contains(usage, "-config") || other != "" {
+			t.Errorf("%v: exit %d (want %d), stdout %q, stderr %q", c.args, code, c.code, out.String(), errb.String())
+		}
 	}
 }
 
