@@ -32,7 +32,9 @@ type Config struct {
 	// Cluster selects Redis Cluster (backend = "redis_cluster"). When
 	// ClusterNodes is empty, URL is the single seed.
 	Cluster bool
-	// PoolSize is connections per node; 0 keeps go-redis's default.
+	// PoolSize is connections per node; 0 keeps go-redis's default. Every
+	// command and pipeline of the store shares them: go-redis's separate
+	// pipeline pool is turned off (pipelinePool).
 	PoolSize int
 	// KeyPrefix prefixes every key; DefaultKeyPrefix when empty. In Cluster
 	// mode it becomes the hash tag "{prefix}".
@@ -150,6 +152,13 @@ func newClient(c Config, d *dialLog) (goredis.UniversalClient, redisurl.URL, err
 	return rdb, t, nil
 }
 
+// pipelinePool is the PipelinePoolSize of every client: negative, so that
+// pipelines (the readiness probe's PING and ROLE, WAIT behind a batch, the
+// barrier, verify) run on the main pool and state.pool_size bounds the
+// connections per node. go-redis would otherwise open up to 10 more per
+// node for pipelines alone.
+const pipelinePool = -1
+
 // clientFor opens the go-redis client for a resolved URL.
 //
 // The clients keep go-redis's default protocol, RESP3: each connection
@@ -170,7 +179,7 @@ func (c Config) clientFor(t redisurl.URL, d *dialLog) (goredis.UniversalClient, 
 	case c.Cluster:
 		cc := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: t.Addrs, Username: t.Username, Password: t.Password,
-			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
+			PoolSize: c.PoolSize, PipelinePoolSize: pipelinePool, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		})
 		watchTopology(cc, "{"+c.KeyPrefix+"}")
@@ -180,13 +189,13 @@ func (c Config) clientFor(t redisurl.URL, d *dialLog) (goredis.UniversalClient, 
 			MasterName: t.MasterName, SentinelAddrs: t.Addrs,
 			SentinelUsername: t.SentinelUsername, SentinelPassword: t.SentinelPassword,
 			Username: t.Username, Password: t.Password, DB: t.DB,
-			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
+			PoolSize: c.PoolSize, PipelinePoolSize: pipelinePool, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		}), nil
 	default:
 		return goredis.NewClient(&goredis.Options{
 			Addr: t.Addrs[0], Username: t.Username, Password: t.Password, DB: t.DB,
-			PoolSize: c.PoolSize, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
+			PoolSize: c.PoolSize, PipelinePoolSize: pipelinePool, TLSConfig: tc, Dialer: dial, DisableIdentity: true,
 			DialTimeout: c.DialTimeout, ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		}), nil
 	}
