@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -92,11 +94,13 @@ func (f *filterFlags) register(cmd *cobra.Command, paging bool) {
 	f.paging = paging
 	fs := cmd.Flags()
 	f.changed = fs.Changed
-	fs.StringSliceVar(&f.states, "state", nil, "Detected, Triaged, Investigating, Remediating, Resolved, Closed (repeatable or comma-separated)")
-	fs.StringSliceVar(&f.severities, "severity", nil, "P0..P4 or critical, high, medium, low, info")
-	fs.StringSliceVar(&f.sources, "source", nil, "event source, e.g. llm-gateway")
-	fs.StringSliceVar(&f.types, "type", nil, "Infrastructure, Application, Security, Data, Performance, Availability, Compliance, Unknown")
-	fs.StringSliceVar(&f.fingerprints, "fingerprint", nil, "incident fingerprint (v1: and 32 hex digits): every incident of that identity, reopens included")
+	// Arrays, not slices: each value reaches api.ParseQuery as given, which
+	// splits the commas itself, so "P0,,P1" gets the API's message.
+	fs.StringArrayVar(&f.states, "state", nil, "Detected, Triaged, Investigating, Remediating, Resolved, Closed (repeatable or comma-separated)")
+	fs.StringArrayVar(&f.severities, "severity", nil, "P0..P4 or critical, high, medium, low, info")
+	fs.StringArrayVar(&f.sources, "source", nil, "event source, e.g. llm-gateway")
+	fs.StringArrayVar(&f.types, "type", nil, "Infrastructure, Application, Security, Data, Performance, Availability, Compliance, Unknown")
+	fs.StringArrayVar(&f.fingerprints, "fingerprint", nil, "incident fingerprint (v1: and 32 hex digits): every incident of that identity, reopens included")
 	fs.StringVar(&f.active, "active", "", "true: only active incidents, false: only resolved or closed")
 	fs.StringVar(&f.since, "since", "", "last_seen at or after (RFC 3339, or a duration ago such as 1h)")
 	fs.StringVar(&f.until, "until", "", "last_seen at or before (RFC 3339, or a duration ago)")
@@ -340,10 +344,17 @@ func writeDetail(w io.Writer, in *incident.Incident) error {
 	row("fingerprint", in.Fingerprint)
 	row("dedup_key", in.DedupKey)
 	row("resources", strings.Join(in.Resources, ", "))
-	for k, v := range in.Labels {
+	for _, k := range slices.Sorted(maps.Keys(in.Labels)) {
+		v := in.Labels[k]
+		if v == "" {
+			v = `""` // a label set to nothing is still set
+		}
 		row("labels."+k, v)
 	}
 	row("occurrences", strconv.FormatInt(in.OccurrenceCount, 10))
+	if in.LateCount > 0 {
+		row("late_count", strconv.FormatInt(in.LateCount, 10))
+	}
 	row("first_seen", ts(&in.FirstSeen))
 	row("last_seen", ts(&in.LastSeen))
 	row("acknowledged_at", ts(in.AcknowledgedAt))

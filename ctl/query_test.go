@@ -149,6 +149,10 @@ func TestLimitFlag(t *testing.T) {
 		{append([]string{"list", "--limit", "2000"}, viaAPI...), ctl.ExitUsage, "--limit 2000: through the API it must be 1 to 1000"},
 		{append([]string{"count", "--fingerprint", ""}, store...), ctl.ExitUsage, "empty value"},
 		{append([]string{"list", "--severity", ""}, viaAPI...), ctl.ExitUsage, "empty value"},
+		// The API's words for an empty item (?severity=P0,,P1).
+		{append([]string{"list", "--severity", "P0,,P1"}, viaAPI...), ctl.ExitUsage, `parameter severity: empty item in "P0,,P1" (a comma with nothing before or after it)`},
+		{append([]string{"count", "--state", "Detected,"}, store...), ctl.ExitUsage, `parameter state: empty item in "Detected,"`},
+		{append([]string{"count", "--severity", "P0,P1", "--severity", "P2"}, store...), ctl.ExitOK, ""},
 		{append([]string{"list", "--limit", "0"}, viaAPI...), ctl.ExitUsage, "--limit 0: through the API it must be 1 to 1000"},
 		{append([]string{"list", "--limit", "-1"}, viaAPI...), ctl.ExitUsage, "--limit -1: must not be negative"},
 		{append([]string{"list", "--offset", "-1"}, store...), ctl.ExitUsage, "--offset -1: must not be negative"},
@@ -377,6 +381,60 @@ func TestOneSource(t *testing.T) {
 		mustCode(t, r, ctl.ExitUsage)
 		if !strings.Contains(r.err, "name two sources; give one") {
 			t.Errorf("%v: %q", args, r.err)
+		}
+	}
+}
+
+// TestGetTable: get's table shows late_count, reopen_of and the labels
+// (sorted, one set to "" included) when the incident has them, and leaves
+// them out when it does not.
+func TestGetTable(t *testing.T) {
+	dir := filledPebble(t, 1500)
+	s := openPebble(t, dir)
+	var reopened, plain *incident.Incident
+	for _, in := range allIncidents(t, s) {
+		switch {
+		case in.ReopenOf != "" && reopened == nil:
+			reopened = in
+		case in.ReopenOf == "" && in.LateCount == 0 && plain == nil:
+			plain = in
+		}
+	}
+	if reopened == nil || plain == nil {
+		t.Fatal("no reopened incident, or no plain one, in the store")
+	}
+	up := reopened.Clone()
+	up.LateCount, up.Labels, up.Version = 2, map[string]string{"zone": "eu-1", "model": "gpt", "empty": ""}, up.Version+1
+	plain = plain.Clone()
+	plain.Labels, plain.Version = nil, plain.Version+1
+	if err := s.Apply(context.Background(), storage.Batch{Incidents: []*incident.Incident{up, plain}, At: up.UpdatedAt}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	get := func(id string) string {
+		r := runCtl(t, nil, "", "get", id, "-o", "table", "--state-path", dir)
+		mustCode(t, r, ctl.ExitOK)
+		return r.out
+	}
+	var keys []string
+	rows := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(get(up.ID)), "\n") {
+		k, v, _ := strings.Cut(l, " ")
+		keys, rows[k] = append(keys, k), strings.TrimSpace(v)
+	}
+	want := map[string]string{"late_count": "2", "reopen_of": up.ReopenOf, "labels.empty": `""`, "labels.model": "gpt", "labels.zone": "eu-1"}
+	for k, v := range want {
+		if rows[k] != v {
+			t.Errorf("get %s: row %s = %q, want %q (rows %v)", up.ID, k, rows[k], v, rows)
+		}
+	}
+	if l := slices.Index(keys, "labels.empty"); l < 0 || l+3 > len(keys) || !slices.Equal(keys[l:l+3], []string{"labels.empty", "labels.model", "labels.zone"}) {
+		t.Errorf("get %s: labels not in key order: %v", up.ID, keys)
+	}
+	out := get(plain.ID)
+	for _, k := range []string{"labels.", "late_count", "reopen_of"} {
+		if strings.Contains(out, k) {
+			t.Errorf("get %s: %q shown for an incident without it:\n%s", plain.ID, k, out)
 		}
 	}
 }
