@@ -2,8 +2,11 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -105,7 +108,7 @@ Exit codes: 0 done, 2 a wrong command line or configuration (no retention given)
 				return fmt.Errorf("prune (after %d incidents): %w", rep.Incidents, err)
 			}
 			if compact {
-				if err := compactStore(cmd.Context(), s, cp, &rep, o.Err); err != nil {
+				if err := compactStore(cmd.Context(), s, cp, st.Path, &rep, o.Err); err != nil {
 					return err
 				}
 			}
@@ -154,10 +157,14 @@ func prune(ctx context.Context, s storage.Store, cutoff time.Time, dryRun bool, 
 	}
 }
 
-// compactStore compacts the pruned store, recording its size on disk
-// before and after in rep.
-func compactStore(ctx context.Context, s storage.Store, cp compacter, rep *pruneReport, progressTo io.Writer) error {
-	before, err := s.Stats(ctx)
+// compactStore compacts the pruned store, then closes it, recording the
+// size on disk of its directory dir before and after in rep. The size after
+// is read once the store is closed: Pebble deletes the files a compaction
+// made obsolete in the background, and its Close waits for those deletions
+// (its own DiskSpaceUsage still counts them right after the compaction,
+// about double what is left on disk).
+func compactStore(ctx context.Context, s storage.Store, cp compacter, dir string, rep *pruneReport, progressTo io.Writer) error {
+	before, err := dirSize(dir)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
@@ -169,12 +176,45 @@ func compactStore(ctx context.Context, s storage.Store, cp compacter, rep *prune
 	if err != nil {
 		return fmt.Errorf("prune (%d incidents deleted, compaction failed): %w", rep.Incidents, err)
 	}
-	after, err := s.Stats(ctx)
+	if err := s.Close(); err != nil {
+		return fmt.Errorf("prune: close after compaction: %w", err)
+	}
+	after, err := dirSize(dir)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	rep.Compacted, rep.SizeBeforeBytes, rep.SizeAfterBytes = true, before.SizeOnDisk, after.SizeOnDisk
+	rep.Compacted, rep.SizeBeforeBytes, rep.SizeAfterBytes = true, before, after
 	return nil
+}
+
+// dirSize is the total size of the regular files under dir, as du -sb
+// counts them (less the directories themselves).
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while walked: Pebble's own files come and go
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", dir, err)
+	}
+	return n, nil
 }
 
 func writePruneText(w io.Writer, r pruneReport) error {
