@@ -183,6 +183,47 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// TestLabelNameErrors: a label name that breaks a rule is quoted in the
+// message (its value's error names it in the field), under the stable field
+// "labels" and reason.
+func TestLabelNameErrors(t *testing.T) {
+	long := strings.Repeat("n", MaxLabelKeyBytes+1)
+	tests := []struct {
+		name    string
+		payload string
+		reason  Reason
+		want    string // the whole error
+	}{
+		{"control character", `{"source":"s","title":"t","labels":{"k\u0001":"v"}}`, ReasonInvalidField,
+			`incident: invalid_field: field "labels": name "k\x01": control character 0x01 at byte 1`},
+		{"control character first", `{"source":"s","title":"t","labels":{"\u001fenv":"v"}}`, ReasonInvalidField,
+			`incident: invalid_field: field "labels": name "\x1fenv": control character 0x1f at byte 0`},
+		{"too long", `{"source":"s","title":"t","labels":{"` + long + `":"v"}}`, ReasonInvalidField,
+			`incident: invalid_field: field "labels": name "` + long[:64] + `…": 129 bytes, at most 128`},
+		{"empty", `{"source":"s","title":"t","labels":{"":"v"}}`, ReasonInvalidField,
+			`incident: invalid_field: field "labels": empty label name`},
+	}
+	dec := NewDecoder(4096)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dec.Decode([]byte(tc.payload), testMeta)
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason != tc.reason || de.Field != "labels" {
+				t.Fatalf("err = %v, want reason %s in field labels", err, tc.reason)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("err = %s\nwant  %s", err, tc.want)
+			}
+		})
+	}
+	ev := Event{ID: "e", Source: "s", Title: "t", Severity: P2, Type: Performance, OccurredAt: time.Now(), Labels: map[string]string{"k\xff": "v"}}
+	err := ev.Validate()
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Reason != ReasonInvalidUTF8 || de.Field != "labels" || de.Msg != `name "k\xff": not valid UTF-8` {
+		t.Errorf("Validate of a name that is not UTF-8: %v", err)
+	}
+}
+
 func TestNoEventIDAnywhere(t *testing.T) {
 	_, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t"}`), Meta{Timestamp: time.Now()})
 	var de *DecodeError

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"unicode/utf8"
@@ -61,6 +62,7 @@ func (e *Event) Validate() error {
 			return errf(ReasonInvalidField, "labels", "empty label name")
 		}
 		if err := checkString("labels", k, MaxLabelKeyBytes, false); err != nil {
+			err.Msg = fmt.Sprintf("name %q: %s", truncate(k), err.Msg) // as Incident.Validate says it
 			return err
 		}
 		if err := checkString("", v, MaxLabelValueBytes, true); err != nil {
