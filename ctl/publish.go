@@ -149,7 +149,11 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 	st := p.wait()
 	prog.clear()
 	fmt.Fprintln(o.Out, publishSummary(st))
-	return errors.Join(err, p.err(err), invalidErr(invalid))
+	perr := p.err(err)
+	if errors.Is(err, errNoStream) && errors.Is(perr, errNoStream) {
+		err = nil // the run stopped at a subject perr names with the others
+	}
+	return errors.Join(err, perr, invalidErr(invalid))
 }
 
 // publishSummary is the one line publish prints when done, on stdout.

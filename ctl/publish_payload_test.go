@@ -28,7 +28,7 @@ func TestPublishLineOverMaxPayload(t *testing.T) {
 	if !strings.Contains(r.err, want) || !strings.Contains(r.err, "maximum payload exceeded") {
 		t.Errorf("stderr does not name the line and sizes (want %q):\n%s", want, r.err)
 	}
-	if strings.Contains(r.err, "publishes failed") {
+	if strings.Contains(r.err, "sent and not acked") {
 		t.Errorf("the failed line is reported twice:\n%s", r.err)
 	}
 	if !strings.HasPrefix(r.out, "published 1 event:") {

@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,23 +151,34 @@ func TestPublishNDJSON(t *testing.T) {
 
 // TestPublishNoStream: on a subject no stream listens on, nothing is
 // acked; the run stops once JetStream says so instead of sending every
-// event, and it names the subject.
+// event, and it names the subject, in the README's words, once, whether
+// the run stopped at it or every event was sent before the acks came.
 func TestPublishNoStream(t *testing.T) {
 	url := embeddedNATS(t) // no stream: nothing acks
-	r := runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "20000")
-	mustCode(t, r, ctl.ExitError)
-	if !strings.Contains(r.err, "not acked") || !strings.Contains(r.err, "no JetStream stream listens on incidents.events.") {
-		t.Errorf("unacked publishes not reported with the subject: %s", r.err)
+	env := map[string]string{"NATS_URL": url}
+	file := filepath.Join(t.TempDir(), "one.ndjson")
+	writeFile(t, file, `{"id":"n1","source":"llm-gateway","title":"t"}`+"\n")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--generate", "20000"}, "incidentctl: publish: no stream: no JetStream stream listens on incidents.events."},
+		{[]string{"--generate", "1"}, "incidentctl: publish: no stream: no JetStream stream listens on incidents.events."},
+		{[]string{"--generate", "5", "--subject", "nostream.{source}"}, "incidentctl: publish: no stream: no JetStream stream listens on nostream."},
+		{[]string{"-f", file}, "incidentctl: publish: no stream: no JetStream stream listens on incidents.events.llm-gateway (check --subject"},
 	}
+	for _, c := range cases {
+		r := runCtl(t, env, "", append([]string{"publish"}, c.args...)...)
+		mustCode(t, r, ctl.ExitError)
+		if !strings.HasPrefix(r.err, c.want) || strings.Count(r.err, "no JetStream stream listens") != 1 ||
+			strings.Contains(r.err, "no response from stream") || !strings.Contains(r.err, "sent and not acked") {
+			t.Errorf("publish %v: stderr %q, want it to start %q and name the subjects once", c.args, r.err, c.want)
+		}
+	}
+	r := runCtl(t, env, "", "publish", "--generate", "20000")
 	var sent int
 	if _, err := fmt.Sscanf(r.out, "published %d events", &sent); err != nil || sent >= 20000 {
 		t.Errorf("summary %q: want fewer than the 20000 events sent (the run stopped early)", r.out)
-	}
-	// A short run names the subject too, from the acks.
-	r = runCtl(t, map[string]string{"NATS_URL": url}, "", "publish", "--generate", "1")
-	mustCode(t, r, ctl.ExitError)
-	if !strings.Contains(r.err, "no JetStream stream listens on incidents.events.") {
-		t.Errorf("a one-event run to a subject with no stream does not name it: %s", r.err)
 	}
 }
 

@@ -89,7 +89,7 @@ func (p *publisher) collect(ctx context.Context) {
 				}
 				waiting = false
 			case err := <-f.Err():
-				if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				if isNoStream(err) {
 					p.noStream.Store(f.Msg().Subject, true)
 				}
 				p.fail(err)
@@ -118,7 +118,7 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 	}
 	opts = append(opts, jetstream.WithStallWait(time.Second))
 	if _, none := p.noStream.Load(subject); none {
-		return fmt.Errorf("publish: %w: no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", errNoStream, subject)
+		return noStreamError(subject)
 	}
 	for {
 		f, err := p.js.PublishAsync(subject, data, opts...)
@@ -190,17 +190,38 @@ func (p *publisher) err(stopped error) error {
 	if s.Failed == 1 && s.Acked == s.Sent && stopped != nil && errors.Is(stopped, p.firstErr) {
 		return nil
 	}
-	err := fmt.Errorf("%d publishes failed, %d sent and not acked (first error: %v)", s.Failed, s.Sent-s.Acked, p.firstErr)
+	noun := "publishes"
+	if s.Failed == 1 {
+		noun = "publish"
+	}
+	counts := fmt.Sprintf("%d %s failed, %d sent and not acked", s.Failed, noun, s.Sent-s.Acked)
 	var none []string
 	p.noStream.Range(func(k, _ any) bool {
 		none = append(none, k.(string))
 		return true
 	})
-	if len(none) > 0 {
-		slices.Sort(none)
-		err = fmt.Errorf("%w; no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", err, strings.Join(none, ", "))
+	if len(none) == 0 {
+		return fmt.Errorf("%s (first error: %v)", counts, p.firstErr)
+	}
+	// The subjects are the cause: they lead, in the words publish stops a
+	// run with (noStreamError); the first error is kept when it is another.
+	slices.Sort(none)
+	err := fmt.Errorf("%w; %s", noStreamError(strings.Join(none, ", ")), counts)
+	if !isNoStream(p.firstErr) {
+		err = fmt.Errorf("%w (first error: %v)", err, p.firstErr)
 	}
 	return err
+}
+
+// noStreamError says that no stream listens on subjects.
+func noStreamError(subjects string) error {
+	return fmt.Errorf("publish: %w: no JetStream stream listens on %s (check --subject and the stream's subjects, or run incidentctl setup)", errNoStream, subjects)
+}
+
+// isNoStream reports whether a publish's ack failed because no stream
+// listens on its subject.
+func isNoStream(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // subjectFor fills the {source} placeholder of tmpl with a subject-safe
