@@ -60,6 +60,10 @@ type Config struct {
 	// SkipSetup binds to an existing stream and consumer instead of creating
 	// or updating them.
 	SkipSetup bool
+	// SkipCatchUp leaves the messages a stopped worker held to their
+	// redelivery instead of reading them at start (for tests of the
+	// fallback; see inherited).
+	SkipCatchUp bool
 }
 
 // Consumer runs the fetch → decode → fold → commit → ack loop.
@@ -166,22 +170,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
-// inheritPending records the messages delivered before this worker bound
-// cons that are still un-acked (see inherited), and says so.
-func (c *Consumer) inheritPending(cons jetstream.Consumer) {
-	if c.orphanRetries == 0 {
-		return
-	}
-	info := cons.CachedInfo()
-	cc := c.cfg.Consumer
-	c.inherit = inheritedFrom(info, time.Now(), cc.AckWait.Duration, cc.OrphanRetryDelay.Duration)
-	if !c.inherit.until.IsZero() {
-		c.log.Info("messages delivered before this worker started are un-acked; acknowledges and resolves that find nothing to act on wait for their redelivery",
-			zap.Int("ack_pending", info.NumAckPending), zap.Uint64("delivered_stream_seq", info.Delivered.Stream),
-			zap.Time("until", c.inherit.until))
-	}
-}
-
 // bind sets up the streams and the consumer (unless SkipSetup) and returns
 // the consumer handle.
 func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
@@ -207,7 +195,9 @@ func (c *Consumer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.inheritPending(cons)
+	if err := c.inheritPending(ctx, cons); err != nil {
+		return err
+	}
 	unsub, err := c.watchMaxDeliveries(ctx)
 	if err != nil {
 		return err

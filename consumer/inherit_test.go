@@ -9,40 +9,84 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/metrics"
 )
 
-// TestRestartWaitsForTheDeadWorkersMessages: a worker dies holding the
-// first messages of a stream of triggers, acknowledges and resolves (it
-// fetched them and never acked), and a new worker starts on the consumer.
-// The acknowledges and resolves it receives first follow triggers that
-// only come back after ack_wait; it holds them until then instead of
-// counting them as orphans, so the incidents end as the stream applied in
-// order leaves them: acknowledged and resolved, none open, no orphan.
-func TestRestartWaitsForTheDeadWorkersMessages(t *testing.T) {
-	e := newEnv(t)
-	cfg := testConfig()
-	cfg.Consumer.BatchSize = 20
-	cfg.Consumer.AckWait.Duration = 2 * time.Second
-	log := controlLog(150)
-	ex := expect(t, log, cfg.Dedupe)
-	if ex.stats.Orphans != 0 || ex.stats.Resolved != 150 {
-		t.Fatalf("the log, in order: %+v", ex.stats)
+// TestRestartAfterADeadWorker: a worker dies holding the first messages of
+// a stream of triggers, acknowledges and resolves (it fetched them and
+// never acked), and a new worker starts on the consumer. JetStream would
+// redeliver those messages only after ack_wait, behind the ones the new
+// worker pulls. The new worker reads them from the stream and commits them
+// first, so the incidents end as the stream applied in order leaves them,
+// reopens included, with no orphan and nothing deferred; the redelivered
+// copies are duplicates. Without that catch-up (the fallback), it holds
+// the last retry of the acknowledges and resolves that find nothing until
+// the redelivery: the same incidents for a log without reopens.
+func TestRestartAfterADeadWorker(t *testing.T) {
+	cases := []struct {
+		name    string
+		log     []entry
+		catchUp bool
+	}{
+		{"catch_up", controlLog(150), true},
+		{"catch_up_reopens", reopenLog(150), true},
+		{"redelivery", controlLog(150), false},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 20
+			cfg.Consumer.AckWait.Duration = 2 * time.Second
+			cfg.SkipCatchUp = !tc.catchUp
+			ex := expect(t, tc.log, cfg.Dedupe)
+			if ex.stats.Orphans != 0 || ex.stats.Resolved < 150 {
+				t.Fatalf("the log, in order: %+v", ex.stats)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+				t.Fatal(err)
+			}
+			e.publish(payloads(tc.log))
+			deadWorker(t, e, cfg, 60)
+
+			store := stores[0].open(t, "")
+			w := e.start(cfg, store)
+			e.settle(cfg, w)
+			requireIncidents(t, store, ex)
+			inherited := testutil.ToFloat64(w.m.EventsInherited)
+			deferred := testutil.ToFloat64(w.m.EventsDeferred)
+			if o := testutil.ToFloat64(w.m.EventsOrphaned); o != 0 {
+				t.Errorf("orphaned %v, want 0", o)
+			}
+			if tc.catchUp && (inherited != 60 || deferred != 0) {
+				t.Errorf("inherited %v, deferred %v; want 60 and 0", inherited, deferred)
+			}
+			if !tc.catchUp && (inherited != 0 || deferred == 0) {
+				t.Errorf("inherited %v, deferred %v; want 0 and some (or the test proves nothing)", inherited, deferred)
+			}
+			if got := applied(w); got != ex.uniqueIDs {
+				t.Errorf("applied %d, want %d", got, ex.uniqueIDs)
+			}
+			t.Logf("inherited %v, deferred %v, event-id duplicates %v", inherited, deferred,
+				testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)))
+		})
+	}
+}
+
+// deadWorker fetches the first n messages of the consumer on a connection of its own,
+// never acks them and closes the connection, as a worker killed mid-batch.
+func deadWorker(t *testing.T, e *env, cfg consumer.Config, n int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
-		t.Fatal(err)
-	}
-	e.publish(payloads(log))
-
-	// The dead worker: fetches the first 60 messages on its own connection,
-	// never acks them, and goes away.
 	nc, js := connect(t, e.url)
 	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.Fetch(60, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,20 +94,8 @@ func TestRestartWaitsForTheDeadWorkersMessages(t *testing.T) {
 	for range batch.Messages() {
 		held++
 	}
-	if held != 60 {
-		t.Fatalf("the dead worker fetched %d messages, want 60 (%v)", held, batch.Error())
+	if held != n {
+		t.Fatalf("the dead worker fetched %d messages, want %d (%v)", held, n, batch.Error())
 	}
 	nc.Close()
-
-	store := stores[0].open(t, "")
-	w := e.start(cfg, store)
-	e.settle(cfg, w)
-	requireIncidents(t, store, ex)
-	if o := testutil.ToFloat64(w.m.EventsOrphaned); o != 0 {
-		t.Errorf("orphaned %v, want 0", o)
-	}
-	if d := testutil.ToFloat64(w.m.EventsDeferred); d == 0 {
-		t.Errorf("nothing was deferred: the test proves nothing")
-	}
-	t.Logf("deferred %v", testutil.ToFloat64(w.m.EventsDeferred))
 }

@@ -89,39 +89,6 @@ func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, de
 	return cleared
 }
 
-// inherited describes the messages delivered before this worker bound the
-// consumer that were still un-acked then. A worker that died holding them
-// (a crash, a killed pod) no longer sends InProgress, so JetStream
-// redelivers them only after ack_wait; an acknowledge or resolve that
-// follows one of their triggers waits for that instead of counting as an
-// orphan after its few short retries. Workers that are alive commit theirs
-// within those retries, so the wait only applies to what is still missing
-// at an event's last retry.
-type inherited struct {
-	upTo  uint64    // the stream sequence last delivered before binding
-	until time.Time // when every one of them has been redelivered; zero: none was pending
-}
-
-// inheritedFrom reads info, taken as the worker bound the consumer at now:
-// the messages pending then are redelivered by ack_wait after it at the
-// latest, and the margin leaves time to commit them.
-func inheritedFrom(info *jetstream.ConsumerInfo, now time.Time, ackWait, margin time.Duration) inherited {
-	if info == nil || info.NumAckPending == 0 {
-		return inherited{}
-	}
-	return inherited{upTo: info.Delivered.Stream, until: now.Add(ackWait + max(margin, time.Second))}
-}
-
-// hold reports until when a deferred event at seq should be redelivered:
-// while the inherited window is open and some message before seq that was
-// delivered before binding is neither at or below floor nor in held.
-func (in inherited) hold(floor, seq uint64, held []uint64, now time.Time) (time.Time, bool) {
-	if in.until.IsZero() || !now.Before(in.until) || floor >= in.upTo {
-		return time.Time{}, false
-	}
-	return in.until, !covered(floor, min(seq, in.upTo+1), held)
-}
-
 // lastRetry reports whether m's delivery is the last one that may be
 // deferred (consumer.orphan_retries): the next counts it as an orphan.
 func (c *Consumer) lastRetry(m jetstream.Msg) bool {

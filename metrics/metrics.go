@@ -110,6 +110,10 @@ type Metrics struct {
 	EventsLate           prometheus.Counter
 	EventsOrphaned       prometheus.Counter
 	EventsDeferred       prometheus.Counter
+	// EventsInherited counts the messages a starting worker read from the
+	// stream itself before pulling, because they were delivered before it
+	// started and still un-acked (a stopped worker's batch in flight).
+	EventsInherited prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -195,6 +199,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		EventsOrphaned: counter("events_orphaned_total", "Acknowledge and resolve events with no open incident of their identity."),
 		EventsDeferred: counter("events_deferred_total",
 			"Acknowledge and resolve events with no incident to act on yet, redelivered after consumer.orphan_retry_delay (another pod may hold the trigger they follow)."),
+		EventsInherited: counter("events_inherited_total",
+			"Messages a starting worker read from the stream and committed before pulling: delivered before it started and still un-acked (a stopped worker's batch in flight)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
 		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
 		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
@@ -273,7 +279,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
-		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.IncidentsOpened,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
