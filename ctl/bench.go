@@ -58,7 +58,10 @@ incidentd-bench), deleted before and after the run.
 
 --worker-url benchmarks a worker that is already running instead: events go to its
 subjects (--subject) on that NATS, the drain is measured from the first publish (the
-worker consumes while the load is published) and figures come from its /metrics.`,
+worker consumes while the load is published) and figures come from its /metrics. The
+drain is watched on the stream that listens on those subjects, through the worker's
+durable pull consumer there: the [consumer] durable of --config when the stream has it,
+else the stream's only one (several: name it with --config).`,
 		Example: `  incidentctl bench
   nats-server -js -sd /tmp/nats -a 127.0.0.1 -p 4222 &
   incidentctl bench --nats-url nats://127.0.0.1:4222 --events 200000 --rate 20000 --duration 10s
@@ -112,7 +115,7 @@ worker consumes while the load is published) and figures come from its /metrics.
 	fs.StringVar(&f.stateDir, "state-dir", "", "in-process worker's Pebble `directory` (default a temporary one, removed after)")
 	fs.IntVar(&f.rate, "rate", 20_000, "events/s offered in the latency phase (0 skips it)")
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "length of the latency phase")
-	fs.StringVar(&f.subject, "subject", DefaultSubject, "with --worker-url: the subject template its stream listens on")
+	fs.StringVar(&f.subject, "subject", DefaultSubject, "with --worker-url: the subject template its stream listens on (the stream and its durable consumer to watch are found from it)")
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up when the worker has not drained the stream by then")
 	fs.StringVarP(&f.output, "output", "o", "", "summary format: table or json (default table on a terminal, json otherwise)")
@@ -127,8 +130,12 @@ type benchResult struct {
 	NATS    string `json:"nats"`
 	Worker  string `json:"worker"`
 	Store   string `json:"store"`
-	Batch   int    `json:"batch_size,omitempty"`
-	Load    struct {
+	// Stream and Consumer are what a --worker-url bench watches drain: the
+	// stream listening on --subject and the worker's durable on it.
+	Stream   string `json:"stream,omitempty"`
+	Consumer string `json:"consumer,omitempty"`
+	Batch    int    `json:"batch_size,omitempty"`
+	Load     struct {
 		Events       int64   `json:"events_published"`
 		DroppedDup   int64   `json:"dropped_by_jetstream_dedup"`
 		Stored       int64   `json:"messages_in_stream"`
@@ -192,6 +199,9 @@ func (r *benchResult) print(w io.Writer) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("machine", "%s", r.Machine)
 	row("nats / worker / store", "%s / %s / %s", r.NATS, r.Worker, r.Store)
+	if r.Stream != "" {
+		row("stream / consumer", "%s / %s", r.Stream, r.Consumer)
+	}
 	row("load", "%d events in %.2fs (%.0f/s), %d dropped as duplicate msg ids, %d in stream", r.Load.Events, r.Load.Seconds, r.Load.EventsPerSec, r.Load.DroppedDup, r.Load.Stored)
 	row("drain", "%d messages in %.2fs: %.0f events/s", r.Drain.Messages, r.Drain.Seconds, r.Drain.EventsPerSec)
 	row("batches", "%d (%.0f/s, %.0f events avg)", r.Drain.Batches, r.Drain.BatchesPerSec, r.Drain.AvgBatch)

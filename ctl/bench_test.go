@@ -1,6 +1,7 @@
 package ctl_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/config"
+	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/ctl"
 )
 
@@ -223,4 +228,86 @@ func processCPU(t *testing.T, worker string) float64 {
 	}
 	t.Fatalf("no process_cpu_seconds_total in %s/metrics", worker)
 	return 0
+}
+
+// TestBenchWorkerStream: with --worker-url the drain is watched on the
+// stream listening on --subject and the worker's durable there, not on the
+// configuration's (here default) INCIDENTS, whose backlog no worker
+// consumes; a --config naming another
+// stream, a stream with several durables none of them the config's, or a
+// subject no stream listens on are usage errors.
+func TestBenchWorkerStream(t *testing.T) {
+	a := startWorkerWith(t, func(c *config.Config) {
+		c.Consumer.Stream, c.Consumer.Durable, c.Consumer.Subjects = "T1", "t1", []string{"t1.>"}
+		c.Consumer.DLQStream, c.Consumer.DLQSubjectPrefix = "T1_DLQ", "t1dlq"
+	})
+	ctx := context.Background()
+	js := jsFor(t, a.NATSURL())
+	// An INCIDENTS stream beside it, with its incidentd consumer and a
+	// backlog nobody consumes: a bench watching it never sees it drained.
+	if _, err := consumer.Setup(ctx, js, config.Default().Consumer); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "incidents.events.x", []byte(fmt.Sprintf(`{"id":"b%d","source":"x","title":"t"}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.toml")
+	writeFile(t, other, "[consumer]\nstream = \"INCIDENTS\"\n")
+	t1 := filepath.Join(dir, "t1.toml")
+	writeFile(t, t1, "[consumer]\nstream = \"T1\"\ndurable = \"t1\"\n")
+	bench := func(args ...string) result {
+		return runCtl(t, nil, "", append([]string{"bench", "--nats-url", a.NATSURL(), "--worker-url", a.HTTPURL(),
+			"--events", "300", "--rate", "0", "--timeout", "20s", "-o", "json"}, args...)...)
+	}
+	ok := func(r result) {
+		t.Helper()
+		mustCode(t, r, ctl.ExitOK)
+		var res struct {
+			Stream   string `json:"stream"`
+			Consumer string `json:"consumer"`
+			Check    struct {
+				Distinct int64    `json:"distinct_event_ids"`
+				Applied  int64    `json:"events_applied"`
+				Problems []string `json:"problems"`
+			} `json:"check"`
+		}
+		if err := json.Unmarshal([]byte(r.out), &res); err != nil {
+			t.Fatalf("%v\n%s", err, r.out)
+		}
+		if res.Stream != "T1" || res.Consumer != "t1" || len(res.Check.Problems) > 0 || res.Check.Applied != res.Check.Distinct {
+			t.Fatalf("watched %s/%s: %+v", res.Stream, res.Consumer, res.Check)
+		}
+	}
+	ok(bench("--subject", "t1.{source}", "--seed", "11"))
+	ok(bench("--subject", "t1.{source}", "--seed", "12", "--config", t1))
+
+	usage := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--subject", "t1.{source}", "--config", other}, "the [consumer] stream of " + other + " is INCIDENTS, but the stream listening on t1."},
+		{[]string{"--subject", "none.{source}"}, "no JetStream stream listens on none."},
+		{[]string{"--subject", "t1.>"}, "--subject"},
+	}
+	for _, c := range usage {
+		r := bench(c.args...)
+		mustCode(t, r, ctl.ExitUsage)
+		if !strings.Contains(r.err, c.want) {
+			t.Errorf("bench %v: stderr %q, want %q", c.args, r.err, c.want)
+		}
+	}
+	// A second durable on T1: the config's (default) durable is on neither,
+	// so which to watch must be named; --config names it.
+	if _, err := js.CreateConsumer(ctx, "T1", jetstream.ConsumerConfig{Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	r := bench("--subject", "t1.{source}")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "stream T1 has 2 durable pull consumers (audit, t1)") || !strings.Contains(r.err, "[consumer] durable") {
+		t.Errorf("several durables: stderr %q", r.err)
+	}
+	ok(bench("--subject", "t1.{source}", "--seed", "13", "--config", t1))
 }

@@ -100,6 +100,9 @@ func runBench(ctx context.Context, o IO, f benchFlags, log *zap.Logger) (*benchR
 		if err := checkHTTPURL("--worker-url", f.workerURL); err != nil {
 			return nil, err
 		}
+		if err := checkSubjectTemplate(f.subject); err != nil {
+			return nil, err
+		}
 	}
 	if f.workerURL != "" && target.url == "" {
 		return nil, fmt.Errorf("%w: --worker-url needs the NATS its worker consumes from: --nats-url, NATS_URL or the [nats] url of --config", errUsage)
@@ -175,6 +178,9 @@ func (b *bench) connect() error {
 // the worker; with --worker-url it only points the scraper at it.
 func (b *bench) prepare(ctx context.Context, cfg config.Config) error {
 	if b.f.workerURL != "" {
+		if err := b.workerStream(ctx, &cfg.Consumer); err != nil {
+			return err
+		}
 		b.cfg = cfg
 		b.subj = b.f.subject
 		b.res.Worker, b.res.Store = redactURL(b.f.workerURL), "(see the worker)"

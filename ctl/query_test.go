@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,11 +28,21 @@ import (
 // returns it with its API URL.
 func startWorker(t *testing.T) *app.App {
 	t.Helper()
+	return startWorkerWith(t, nil)
+}
+
+// startWorkerWith is startWorker with the configuration changed by change
+// (nil: none).
+func startWorkerWith(t *testing.T, change func(*config.Config)) *app.App {
+	t.Helper()
 	cfg := config.Default()
 	cfg.State.Backend = config.BackendMemory
 	cfg.NATS.EmbeddedListen = "127.0.0.1:0"
 	cfg.NATS.EmbeddedStoreDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	if change != nil {
+		change(&cfg)
+	}
 	a, err := app.New(cfg, zaptest.NewLogger(t), nil) // nil: with the process collector
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +55,15 @@ func startWorker(t *testing.T) *app.App {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	})
+	// Ready: its streams and consumer exist.
+	waitFor(t, "the worker to be ready", func() bool {
+		resp, err := http.Get(a.HTTPURL() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 	return a
 }

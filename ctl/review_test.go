@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
@@ -120,10 +122,20 @@ func TestBenchRateChecked(t *testing.T) {
 	}
 }
 
-// TestBenchFailureListsProblems: a bench that fails (every publish to a
-// subject no stream listens on) lists why in its problems.
+// TestBenchFailureListsProblems: a bench that fails (publishes refused by
+// a stream that is full) lists why in its problems. (A subject no stream
+// listens on is a usage error before anything is published.)
 func TestBenchFailureListsProblems(t *testing.T) {
 	a := startWorker(t)
+	ctx := context.Background()
+	js := jsFor(t, a.NATSURL())
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NOPE", Subjects: []string{"nope.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "nope", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
 	r := runCtl(t, nil, "", "bench", "--nats-url", a.NATSURL(), "--worker-url", a.HTTPURL(),
 		"--subject", "nope.{source}", "--events", "50", "--rate", "0", "-o", "json")
 	mustCode(t, r, ctl.ExitError)
@@ -135,7 +147,7 @@ func TestBenchFailureListsProblems(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &res); err != nil || len(res.Check.Problems) == 0 {
 		t.Fatalf("summary %q (%v): want the failure among the problems", r.out, err)
 	}
-	if p := res.Check.Problems[len(res.Check.Problems)-1]; !strings.Contains(r.err, p) || !strings.Contains(p, "nope.") {
+	if p := res.Check.Problems[len(res.Check.Problems)-1]; !strings.Contains(r.err, p) || !strings.Contains(p, "publishes failed") {
 		t.Errorf("problem %q: want the error, as stderr says it (%q)", p, r.err)
 	}
 }

@@ -8,6 +8,7 @@ package loadgen
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,10 @@ func New(cfg Config) *Generator {
 	g.lrng = rand.New(&g.local)
 	return g
 }
+
+// Sources returns the event sources the generator draws from, so a
+// publisher knows every subject its events can go to.
+func Sources() []string { return slices.Clone(sources) }
 
 var (
 	sources  = []string{"llm-gateway", "llm-evaluator", "guardrails", "cost-monitor", "rag-retriever", "embedding-service"}
