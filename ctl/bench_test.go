@@ -48,14 +48,8 @@ func TestBench(t *testing.T) {
 					Samples   uint64  `json:"samples"`
 					P99MS     float64 `json:"p99_ms"`
 				} `json:"latency"`
-				RSS   int64 `json:"rss_peak_bytes"`
-				Check struct {
-					Distinct  int64    `json:"distinct_event_ids"`
-					Applied   int64    `json:"events_applied"`
-					Received  int64    `json:"events_received"`
-					Incidents int64    `json:"incidents_in_store"`
-					Problems  []string `json:"problems"`
-				} `json:"check"`
+				RSS   int64      `json:"rss_peak_bytes"`
+				Check benchCheck `json:"check"`
 			}
 			if err := json.Unmarshal([]byte(r.out), &res); err != nil {
 				t.Fatalf("%v\n%s", err, r.out)
@@ -110,13 +104,8 @@ func TestBenchWorkerURL(t *testing.T) {
 		"--events", "800", "--rate", "500", "--duration", "1s", "-o", "json")
 	mustCode(t, r, ctl.ExitOK)
 	var res struct {
-		RSS   int64 `json:"rss_peak_bytes"`
-		Check struct {
-			Distinct  int64    `json:"distinct_event_ids"`
-			Applied   int64    `json:"events_applied"`
-			Incidents int64    `json:"incidents_in_store"`
-			Problems  []string `json:"problems"`
-		} `json:"check"`
+		RSS   int64      `json:"rss_peak_bytes"`
+		Check benchCheck `json:"check"`
 	}
 	if err := json.Unmarshal([]byte(r.out), &res); err != nil {
 		t.Fatalf("%v\n%s", err, r.out)
@@ -154,12 +143,8 @@ func TestBenchNeverUsesTheConfigsStore(t *testing.T) {
 		r := runCtl(t, nil, "", "bench", "--config", cfgPath, "--events", "600", "--rate", "0", "-o", "json", "--seed", "9")
 		mustCode(t, r, ctl.ExitOK)
 		var res struct {
-			Batch int `json:"batch_size"`
-			Check struct {
-				Distinct int64    `json:"distinct_event_ids"`
-				Applied  int64    `json:"events_applied"`
-				Problems []string `json:"problems"`
-			} `json:"check"`
+			Batch int        `json:"batch_size"`
+			Check benchCheck `json:"check"`
 		}
 		if err := json.Unmarshal([]byte(r.out), &res); err != nil {
 			t.Fatalf("%v\n%s", err, r.out)
@@ -266,13 +251,9 @@ func TestBenchWorkerStream(t *testing.T) {
 		t.Helper()
 		mustCode(t, r, ctl.ExitOK)
 		var res struct {
-			Stream   string `json:"stream"`
-			Consumer string `json:"consumer"`
-			Check    struct {
-				Distinct int64    `json:"distinct_event_ids"`
-				Applied  int64    `json:"events_applied"`
-				Problems []string `json:"problems"`
-			} `json:"check"`
+			Stream   string     `json:"stream"`
+			Consumer string     `json:"consumer"`
+			Check    benchCheck `json:"check"`
 		}
 		if err := json.Unmarshal([]byte(r.out), &res); err != nil {
 			t.Fatalf("%v\n%s", err, r.out)
@@ -310,4 +291,13 @@ func TestBenchWorkerStream(t *testing.T) {
 		t.Errorf("several durables: stderr %q", r.err)
 	}
 	ok(bench("--subject", "t1.{source}", "--seed", "13", "--config", t1))
+}
+
+// benchCheck is the check of bench's JSON summary.
+type benchCheck struct {
+	Distinct  int64    `json:"distinct_event_ids"`
+	Applied   int64    `json:"events_applied"`
+	Received  int64    `json:"events_received"`
+	Incidents int64    `json:"incidents_in_store"`
+	Problems  []string `json:"problems"`
 }
