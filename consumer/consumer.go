@@ -73,7 +73,8 @@ type Consumer struct {
 	// orphanRetries is how many deliveries of an acknowledge or resolve
 	// may be deferred: consumer.orphan_retries, at most max_deliver-1.
 	orphanRetries int
-	// recentAcks holds the sequences this worker acked above the ack floor.
+	// recentAcks holds the sequences this worker acked or dead-lettered
+	// above the ack floor.
 	recentAcks ackedSeqs
 	// inherit is set once the consumer is bound: what messages delivered
 	// before this worker may still come back.

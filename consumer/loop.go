@@ -202,6 +202,11 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		}
 		c.m.EventsInvalid.WithLabelValues(string(de.Reason)).Inc()
 		c.dlq.send(m, meta, m.Subject(), de)
+		if c.orphanRetries > 0 {
+			// Ended here, whenever its Term lands: no later acknowledge or
+			// resolve can wait for it (see settleOrphans).
+			c.recentAcks.add([]uint64{md.Sequence.Stream}, nil)
+		}
 		return
 	}
 	c.m.EventsDecoded.Inc()

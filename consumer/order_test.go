@@ -127,7 +127,9 @@ func TestTwoWorkersControlEvents(t *testing.T) {
 // finds nothing to act on, so it counts it as an orphan at once instead of
 // redelivering it: a burst of stale resolves neither waits nor fills
 // max_ack_pending. A trigger after a resolve of its identity opens an
-// incident, as the stream order says.
+// incident, as the stream order says. The messages it dead-letters count
+// as its own too: nothing can depend on them (they once made it defer
+// the resolves after them, which then came back after later triggers).
 func TestOneWorkerSettlesOrphansAtOnce(t *testing.T) {
 	e := newEnv(t)
 	cfg := testConfig()
@@ -135,6 +137,9 @@ func TestOneWorkerSettlesOrphansAtOnce(t *testing.T) {
 	cfg.Consumer.OrphanRetryDelay = config.Duration{Duration: 30 * time.Second} // a deferral would show
 	var log []entry
 	for i := range 300 {
+		if i%25 == 0 {
+			log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"bad-%d","title":"no source"}`, i)})
+		}
 		log = append(log, entry{payload: fmt.Appendf(nil, `{"id":"stale-%d","source":"s","title":"t %d","action":"resolve"}`, i, i)})
 	}
 	for i := range 300 {

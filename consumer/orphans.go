@@ -49,7 +49,7 @@ func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 // settleOrphans clears Retry on the deferred events of b (positions in
 // deferred) that no other worker can be holding a predecessor of: every
 // message the stream received before one is committed (at or below the
-// consumer's ack floor, or acked by this worker), in prev (the batch in
+// consumer's ack floor, or acked or dead-lettered by this worker), in prev (the batch in
 // flight before b), or earlier in b. A retry could not change their
 // outcome, so they count as orphans now instead of being redelivered: one
 // worker alone never defers. (Deferred messages of prev and b count as
