@@ -88,13 +88,20 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 	if err != nil {
 		return 0, fmt.Errorf("ordered consumer: %w", err)
 	}
-	total := 0
+	total, next := 0, floor+1
 	for done := false; !done; {
-		b, invalid, end, err := c.readInherited(oc, last)
+		b, invalid, end, err := c.readInherited(oc, last, int(min(uint64(cc.BatchSize), last-next+1)))
 		if err != nil {
 			return total, err
 		}
 		done = end
+		if n := len(b.seqs); n > 0 {
+			next = max(next, b.seqs[n-1]+1)
+		}
+		if n := len(invalid); n > 0 {
+			next = max(next, invalid[n-1]+1)
+		}
+		done = done || next > last
 		c.recentAcks.add(invalid, nil) // nothing can depend on them
 		if len(b.events) == 0 {
 			continue
@@ -108,11 +115,12 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 	return total, nil
 }
 
-// readInherited fetches up to a batch of messages from oc, stopping after
-// last: the valid events in b, the sequences of invalid messages in
-// invalid; end reports that there is nothing more to read.
-func (c *Consumer) readInherited(oc jetstream.Consumer, last uint64) (b *batch, invalid []uint64, end bool, err error) {
-	msgs, err := oc.Fetch(c.cfg.Consumer.BatchSize, jetstream.FetchMaxWait(2*time.Second))
+// readInherited fetches up to n messages from oc (no more than the span
+// has left, so that the last fetch does not wait for messages after it),
+// stopping after last: the valid events in b, the sequences of invalid
+// messages in invalid; end reports that there is nothing more to read.
+func (c *Consumer) readInherited(oc jetstream.Consumer, last uint64, n int) (b *batch, invalid []uint64, end bool, err error) {
+	msgs, err := oc.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("fetch: %w", err)
 	}

@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"cmp"
 	"context"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 )
 
@@ -23,14 +25,21 @@ import (
 // the last retry of the acknowledges and resolves that find nothing until
 // the redelivery: the same incidents for a log without reopens.
 func TestRestartAfterADeadWorker(t *testing.T) {
+	// Bad input inside the span the dead worker held: skipped by the
+	// catch-up, dead-lettered when redelivered.
+	withBad := controlLog(150)
+	withBad = append(withBad[:10:10], append([]entry{{payload: []byte(`{"id":"bad-1","title":"no source"}`), reason: incident.ReasonMissingField}}, withBad[10:]...)...)
 	cases := []struct {
 		name    string
 		log     []entry
+		held    int // messages the dead worker holds; 0: every one
 		catchUp bool
 	}{
-		{"catch_up", controlLog(150), true},
-		{"catch_up_reopens", reopenLog(150), true},
-		{"redelivery", controlLog(150), false},
+		{"catch_up", controlLog(150), 60, true},
+		{"catch_up_reopens", reopenLog(150), 60, true},
+		{"catch_up_everything", controlLog(40), 0, true},
+		{"catch_up_bad_input", withBad, 60, true},
+		{"redelivery", controlLog(150), 60, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,7 +49,8 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 			cfg.Consumer.AckWait.Duration = 2 * time.Second
 			cfg.SkipCatchUp = !tc.catchUp
 			ex := expect(t, tc.log, cfg.Dedupe)
-			if ex.stats.Orphans != 0 || ex.stats.Resolved < 150 {
+			held := cmp.Or(tc.held, len(tc.log))
+			if ex.stats.Orphans != 0 || ex.stats.Resolved < 40 {
 				t.Fatalf("the log, in order: %+v", ex.stats)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -49,7 +59,7 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.publish(payloads(tc.log))
-			deadWorker(t, e, cfg, 60)
+			deadWorker(t, e, cfg, held)
 
 			store := stores[0].open(t, "")
 			w := e.start(cfg, store)
@@ -60,8 +70,21 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 			if o := testutil.ToFloat64(w.m.EventsOrphaned); o != 0 {
 				t.Errorf("orphaned %v, want 0", o)
 			}
-			if tc.catchUp && (inherited != 60 || deferred != 0) {
-				t.Errorf("inherited %v, deferred %v; want 60 and 0", inherited, deferred)
+			validHeld := held
+			for _, en := range tc.log[:held] {
+				if en.reason != "" {
+					validHeld--
+				}
+			}
+			if tc.catchUp && (inherited != float64(validHeld) || deferred != 0) {
+				t.Errorf("inherited %v, deferred %v; want %d and 0", inherited, deferred, validHeld)
+			}
+			bad := 0
+			for _, n := range ex.bad {
+				bad += n
+			}
+			if n := len(e.dlq(cfg)); n != bad {
+				t.Errorf("%d dead letters, want %d", n, bad)
 			}
 			if !tc.catchUp && (inherited != 0 || deferred == 0) {
 				t.Errorf("inherited %v, deferred %v; want 0 and some (or the test proves nothing)", inherited, deferred)
