@@ -23,7 +23,8 @@ import (
 // reopens included, with no orphan and nothing deferred; the redelivered
 // copies are duplicates. Without that catch-up (the fallback), it holds
 // the last retry of the acknowledges and resolves that find nothing until
-// the redelivery: the same incidents for a log without reopens.
+// the redelivery: the same incidents for a log without reopens. The
+// catch-up runs on every store.
 func TestRestartAfterADeadWorker(t *testing.T) {
 	// Bad input inside the span the dead worker held: skipped by the
 	// catch-up, dead-lettered when redelivered.
@@ -34,12 +35,15 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 		log     []entry
 		held    int // messages the dead worker holds; 0: every one
 		catchUp bool
+		store   int // index in stores
 	}{
-		{"catch_up", controlLog(150), 60, true},
-		{"catch_up_reopens", reopenLog(150), 60, true},
-		{"catch_up_everything", controlLog(40), 0, true},
-		{"catch_up_bad_input", withBad, 60, true},
-		{"redelivery", controlLog(150), 60, false},
+		{"catch_up", controlLog(150), 60, true, 0},
+		{"catch_up_pebble", controlLog(150), 60, true, 1},
+		{"catch_up_redis", reopenLog(150), 60, true, 2},
+		{"catch_up_reopens", reopenLog(150), 60, true, 0},
+		{"catch_up_everything", controlLog(40), 0, true, 0},
+		{"catch_up_bad_input", withBad, 60, true, 0},
+		{"redelivery", controlLog(150), 60, false, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,7 +65,7 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 			e.publish(payloads(tc.log))
 			deadWorker(t, e, cfg, held)
 
-			store := stores[0].open(t, "")
+			store := stores[tc.store].open(t, t.TempDir())
 			w := e.start(cfg, store)
 			e.settle(cfg, w)
 			requireIncidents(t, store, ex)
