@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // maxCatchUp bounds the stream sequences a starting worker reads itself;
@@ -46,6 +47,7 @@ func (c *Consumer) inheritPending(ctx context.Context, cons jetstream.Consumer) 
 		if ctx.Err() != nil {
 			return fmt.Errorf("catch up: %w", ctx.Err())
 		}
+		c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc() // reading the stream is all that can fail
 		c.log.Warn("could not read the messages a stopped worker held; waiting for their redelivery instead",
 			append(fields, zap.Error(err))...)
 		c.holdForRedelivery(info, fields)
