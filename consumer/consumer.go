@@ -79,14 +79,16 @@ type Consumer struct {
 	// inherit is set once the consumer is bound: what messages delivered
 	// before this worker may still come back.
 	inherit inherited
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	store   storage.Store
-	m       *metrics.Metrics
-	log     *zap.Logger
-	dec     *incident.Decoder
-	fp      *dedupe.Fingerprinter
-	folder  *dedupe.Folder
+	// ahead is what readAhead has read of the stream above the ack floor.
+	ahead  window
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	store  storage.Store
+	m      *metrics.Metrics
+	log    *zap.Logger
+	dec    *incident.Decoder
+	fp     *dedupe.Fingerprinter
+	folder *dedupe.Folder
 
 	bound atomic.Bool
 	// lastReceived is the stream sequence of the last message received,

@@ -76,19 +76,9 @@ func (c *Consumer) holdForRedelivery(info *jetstream.ConsumerInfo, fields []zap.
 // sequences read count as this worker's commits for settleOrphans.
 func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, floor, last uint64) (int, error) {
 	cc := c.cfg.Consumer
-	stream, err := c.js.Stream(ctx, cc.Stream)
+	oc, err := c.orderedFrom(ctx, info, floor+1)
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", cc.Stream, err)
-	}
-	filters := info.Config.FilterSubjects
-	if info.Config.FilterSubject != "" {
-		filters = append(filters, info.Config.FilterSubject)
-	}
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: floor + 1,
-		InactiveThreshold: 10 * time.Second, MaxResetAttempts: 3})
-	if err != nil {
-		return 0, fmt.Errorf("ordered consumer: %w", err)
+		return 0, err
 	}
 	total, next := 0, floor+1
 	for done := false; !done; {

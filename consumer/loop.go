@@ -29,6 +29,9 @@ type batch struct {
 	// holds are the deferred events (by position) to redeliver no
 	// earlier than a time: see inherited.
 	holds map[int]time.Time
+	// ahead marks a batch readAhead commits beside the pipeline's: it
+	// does not count among the batches the loop handed over.
+	ahead bool
 }
 
 func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time, seq uint64) {
@@ -280,10 +283,12 @@ func afterUnconfirmed(w, r dedupe.Result) dedupe.Result {
 // so they are complete by the time JetStream sees the acks).
 func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
 	c.storeErr.Store(nil)
-	c.committed.Add(1)
-	select {
-	case c.succeeded <- struct{}{}:
-	default:
+	if !b.ahead {
+		c.committed.Add(1)
+		select {
+		case c.succeeded <- struct{}{}:
+		default:
+		}
 	}
 	now := time.Now()
 	c.m.BatchesCommitted.Inc()

@@ -54,39 +54,59 @@ func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 // outcome, so they count as orphans now instead of being redelivered: one
 // worker alone never defers. (Deferred messages of prev and b count as
 // held: they are acknowledges and resolves, which no later orphan
-// depends on.) It reports whether it cleared any; the caller reads and
-// folds again. It asks the server for the ack floor once; when that
-// fails, the events stay deferred.
-func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, deferred []int) bool {
+// depends on.) Those at their last deferral that are still not settled
+// are settled by readAhead. It reports whether it cleared any, and whether
+// b must be folded without prev's overlay (readAhead committed after prev);
+// the caller reads and folds again. It asks the server for the ack floor
+// once; when that fails, the events stay deferred.
+func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, deferred []int) (cleared, fresh bool) {
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cons, err := c.js.Consumer(ictx, c.cfg.Consumer.Stream, c.cfg.Consumer.Durable)
 	if err != nil {
 		c.log.Debug("consumer info for deferred events", zap.Error(err))
-		return false
+		return false, false
 	}
-	floor := cons.CachedInfo().AckFloor.Stream
+	info := cons.CachedInfo()
+	floor := info.AckFloor.Stream
 	held := c.recentAcks.above(floor, nil)
 	if prev != nil {
 		held = append(held, prev.b.seqs...)
 	}
 	clear(b.holds)
 	now := time.Now()
-	cleared, next := false, 0
+	next := 0
+	var reach []int
 	for _, i := range deferred {
 		held = append(held, b.seqs[next:i]...)
 		next = i
 		if covered(floor, b.seqs[i], held) {
 			b.events[i].Retry = false
 			cleared = true
-		} else if until, ok := c.inherit.hold(floor, b.seqs[i], held, now); ok && c.lastRetry(b.msgs[i]) {
+			continue
+		}
+		if !c.lastRetry(b.msgs[i]) {
+			continue
+		}
+		if until, ok := c.inherit.hold(floor, b.seqs[i], held, now); ok {
 			if b.holds == nil {
 				b.holds = make(map[int]time.Time)
 			}
 			b.holds[i] = until
+			continue
+		}
+		reach = append(reach, i)
+	}
+	if len(reach) == 0 {
+		return cleared, false
+	}
+	settled, fresh := c.readAhead(ctx, info, floor, b, prev, reach)
+	if settled {
+		for _, i := range reach {
+			b.events[i].Retry = false
 		}
 	}
-	return cleared
+	return cleared || settled, fresh
 }
 
 // lastRetry reports whether m's delivery is the last one that may be

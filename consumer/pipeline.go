@@ -78,7 +78,14 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 // must be in the snapshot the orphans are judged on.
 func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
 	at, err := c.fold(ctx, b, prev, f)
-	if err != nil || len(f.res.Deferred) == 0 || !c.settleOrphans(ctx, b, prev, f.res.Deferred) {
+	if err != nil || len(f.res.Deferred) == 0 {
+		return at, err
+	}
+	cleared, fresh := c.settleOrphans(ctx, b, prev, f.res.Deferred)
+	if fresh {
+		prev = nil // durable, and the store holds what was committed after it
+	}
+	if !cleared && !fresh {
 		return at, err
 	}
 	return c.fold(ctx, b, prev, f)

@@ -114,6 +114,10 @@ type Metrics struct {
 	// stream itself before pulling, because they were delivered before it
 	// started and still un-acked (a stopped worker's batch in flight).
 	EventsInherited prometheus.Counter
+	// EventsReadAhead counts the events a worker read from the stream and
+	// committed ahead of their delivery to it, so that an acknowledge or
+	// resolve at its last deferral acts after them (consumer's readAhead).
+	EventsReadAhead prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -201,6 +205,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			"Acknowledge and resolve events with no incident to act on yet, redelivered after consumer.orphan_retry_delay (another pod may hold the trigger they follow)."),
 		EventsInherited: counter("events_inherited_total",
 			"Messages a starting worker read from the stream and committed before pulling: delivered before it started and still un-acked (a stopped worker's batch in flight)."),
+		EventsReadAhead: counter("events_read_ahead_total",
+			"Events read from the stream and committed ahead of their delivery to this worker: the earlier events of an acknowledge's or resolve's identity still un-acked at its last deferral (another pod holds them, or died holding them)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
 		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
 		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
@@ -279,7 +285,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
-		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.IncidentsOpened,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
