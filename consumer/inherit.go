@@ -70,19 +70,20 @@ func (c *Consumer) holdForRedelivery(info *jetstream.ConsumerInfo, fields []zap.
 }
 
 // catchUp reads the stream sequences after floor up to last (those the
-// durable's filter selects) with an ordered consumer, and commits their
+// durable's filter selects) with an ephemeral consumer (spanFrom), and commits their
 // valid events in batches, in stream order; it returns how many. Invalid
 // messages are left to their redelivery, which dead-letters them. The
 // sequences read count as this worker's commits for settleOrphans.
 func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, floor, last uint64) (int, error) {
 	cc := c.cfg.Consumer
-	oc, err := c.orderedFrom(ctx, info, floor+1)
+	sc, done, err := c.spanFrom(ctx, info, floor+1)
 	if err != nil {
 		return 0, err
 	}
+	defer done()
 	total, next := 0, floor+1
 	for done := false; !done; {
-		b, invalid, end, err := c.readInherited(oc, last, int(min(uint64(cc.BatchSize), last-next+1)))
+		b, invalid, end, err := c.readInherited(sc, last, int(min(uint64(cc.BatchSize), last-next+1)))
 		if err != nil {
 			return total, err
 		}
@@ -107,12 +108,12 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 	return total, nil
 }
 
-// readInherited fetches up to n messages from oc (no more than the span
+// readInherited fetches up to n messages from sc (no more than the span
 // has left, so that the last fetch does not wait for messages after it),
 // stopping after last: the valid events in b, the sequences of invalid
 // messages in invalid; end reports that there is nothing more to read.
-func (c *Consumer) readInherited(oc jetstream.Consumer, last uint64, n int) (b *batch, invalid []uint64, end bool, err error) {
-	msgs, err := oc.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
+func (c *Consumer) readInherited(sc jetstream.Consumer, last uint64, n int) (b *batch, invalid []uint64, end bool, err error) {
+	msgs, err := sc.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("fetch: %w", err)
 	}

@@ -22,7 +22,13 @@ type window struct {
 	next   uint64 // the sequence after the last one read; 0: nothing read
 	seqs   []uint64
 	events []dedupe.Keyed
+	failed time.Time // the last read that failed
 }
+
+// aheadPause is how long readAhead rests after a failed read: with a
+// stream the worker may not read (permissions), every deferral would
+// otherwise wait for the failure, and log it.
+const aheadPause = 30 * time.Second
 
 // drop forgets the sequences at or below floor.
 func (w *window) drop(floor uint64) {
@@ -41,15 +47,15 @@ func (w *window) drop(floor uint64) {
 // likely held by a pod that died (JetStream redelivers it only after
 // ack_wait, too late for the acknowledge or resolve that follows it) or
 // stalled. So the worker reads the stream up to the last of them itself
-// (an ordered consumer with the durable's filter) and commits, in stream
+// (an ephemeral consumer with the durable's filter) and commits, in stream
 // order, the events of their identities it has not committed yet; what
 // another pod still holds is then applied twice, which the event markers
 // absorb. Every earlier event of their identities is then applied, so
 // they are decided at once. It reports whether it did that and whether
 // it committed anything (after waiting for prev to be durable: b must then
 // be folded again without prev's overlay). It gives up, leaving them
-// deferred, when the span is too long, the stream cannot be read or the
-// commit is abandoned.
+// deferred, when the span is too long, the stream cannot be read (then it
+// rests for aheadPause) or the commit is abandoned.
 func (c *Consumer) readAhead(ctx context.Context, info *jetstream.ConsumerInfo, floor uint64, b *batch, prev *flight, reach []int) (settled, wrote bool) {
 	last := uint64(0)
 	want := make(map[string]uint64, len(reach)) // fingerprint → the last sequence to apply before
@@ -61,11 +67,15 @@ func (c *Consumer) readAhead(ctx context.Context, info *jetstream.ConsumerInfo, 
 		return false, false
 	}
 	start := time.Now()
+	if !c.ahead.failed.IsZero() && start.Sub(c.ahead.failed) < aheadPause {
+		return false, false
+	}
 	c.ahead.drop(floor)
 	if err := c.readWindow(ctx, info, last); err != nil {
 		c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
-		c.log.Warn("could not read the stream ahead of a deferred acknowledge or resolve; it stays deferred",
-			zap.Uint64("ack_floor_stream_seq", floor), zap.Uint64("stream_seq", last), zap.Error(err))
+		c.ahead.failed = time.Now()
+		c.log.Warn("could not read the stream ahead of a deferred acknowledge or resolve; it stays deferred, and reading ahead rests",
+			zap.Uint64("ack_floor_stream_seq", floor), zap.Uint64("stream_seq", last), zap.Duration("rest", aheadPause), zap.Error(err))
 		return false, false
 	}
 	if !c.ahead.matches(want) {
@@ -125,15 +135,16 @@ func (c *Consumer) readWindow(ctx context.Context, info *jetstream.ConsumerInfo,
 	if w.next > last {
 		return nil
 	}
-	oc, err := c.orderedFrom(ctx, info, w.next)
+	sc, done, err := c.spanFrom(ctx, info, w.next)
 	if err != nil {
 		return err
 	}
+	defer done()
 	for w.next <= last {
 		if len(w.seqs) > maxCatchUp {
 			return fmt.Errorf("more than %d sequences above the ack floor", maxCatchUp)
 		}
-		msgs, err := oc.FetchNoWait(int(min(last-w.next+1, uint64(4*c.cfg.Consumer.BatchSize))))
+		msgs, err := sc.FetchNoWait(int(min(last-w.next+1, uint64(4*c.cfg.Consumer.BatchSize))))
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}
@@ -169,22 +180,30 @@ func (c *Consumer) addToWindow(m jetstream.Msg) {
 	c.ahead.events = append(c.ahead.events, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp})
 }
 
-// orderedFrom opens an ordered consumer of the stream from sequence from,
-// with the durable's filter (info's).
-func (c *Consumer) orderedFrom(ctx context.Context, info *jetstream.ConsumerInfo, from uint64) (jetstream.Consumer, error) {
-	stream, err := c.js.Stream(ctx, c.cfg.Consumer.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", c.cfg.Consumer.Stream, err)
-	}
+// spanTimeout bounds each JetStream API call of a span read: a worker that
+// may not create consumers (permissions) must not stall its pipeline.
+const spanTimeout = 2 * time.Second
+
+// spanFrom creates an ephemeral pull consumer of the stream from sequence
+// from, with the durable's filter (info's), that needs no acks; done
+// deletes it (it would go after InactiveThreshold anyway).
+func (c *Consumer) spanFrom(ctx context.Context, info *jetstream.ConsumerInfo, from uint64) (cons jetstream.Consumer, done func(), err error) {
 	filters := slices.Clone(info.Config.FilterSubjects)
 	if info.Config.FilterSubject != "" {
 		filters = append(filters, info.Config.FilterSubject)
 	}
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
-		InactiveThreshold: 10 * time.Second, MaxResetAttempts: 3})
+	cctx, cancel := context.WithTimeout(ctx, spanTimeout)
+	defer cancel()
+	cons, err = c.js.CreateConsumer(cctx, c.cfg.Consumer.Stream, jetstream.ConsumerConfig{
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 10 * time.Second, MemoryStorage: true, Replicas: 1})
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer: %w", err)
+		return nil, nil, fmt.Errorf("span consumer: %w", err)
 	}
-	return oc, nil
+	name := cons.CachedInfo().Name
+	return cons, func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), spanTimeout)
+		defer cancel()
+		_ = c.js.DeleteConsumer(dctx, c.cfg.Consumer.Stream, name)
+	}, nil
 }

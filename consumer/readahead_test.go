@@ -5,8 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/metrics"
@@ -108,4 +112,105 @@ func deadPull(t *testing.T, e *env, cfg consumer.Config, n int) func() {
 		}
 		nc.Close()
 	}
+}
+
+// TestSpanReadDenied: a worker whose NATS user may not create consumers on
+// the stream cannot read it itself. Starting while a dead worker's messages
+// are un-acked, it warns and falls back to holding the acknowledges and
+// resolves that find nothing until the redelivery; running while a pod
+// dies, its read-ahead fails, warns once (the next attempt waits
+// aheadPause), and those acknowledges and resolves count as orphans, as
+// they did before the read-ahead. Neither stalls the worker for long or
+// loses an event.
+func TestSpanReadDenied(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		running bool // the worker runs when the other pod dies; else it starts after
+		warning string
+	}{
+		{"catch_up", false, "could not read the messages a stopped worker held"},
+		{"read_ahead", true, "could not read the stream ahead of a deferred acknowledge or resolve"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, workerURL := restrictedEnv(t)
+			cfg := testConfig()
+			cfg.SkipSetup = true
+			cfg.Consumer.BatchSize = 20
+			cfg.Consumer.AckWait.Duration = 4 * time.Second
+			log := controlLog(150)
+			ex := expect(t, log, cfg.Dedupe)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+				t.Fatal(err)
+			}
+			core, logs := observer.New(zap.WarnLevel)
+			store := stores[0].open(t, "")
+			var w *worker
+			start := func() {
+				adminURL := e.url
+				e.url = workerURL
+				w = e.startLogged(cfg, store, zap.New(core))
+				e.url = adminURL
+			}
+			if tc.running {
+				die := deadPull(t, e, cfg, 60)
+				start()
+				e.publish(payloads(log))
+				die()
+			} else {
+				e.publish(payloads(log))
+				deadWorker(t, e, cfg, 60)
+				start()
+			}
+			e.settle(cfg, w)
+
+			if n := logs.FilterMessageSnippet(tc.warning).Len(); n != 1 {
+				t.Errorf("%d warnings %q, want 1", n, tc.warning)
+			}
+			if got := testutil.ToFloat64(w.m.NATSErrors.WithLabelValues(metrics.NATSOther)); got < 1 {
+				t.Errorf("nats_errors_total{kind=other} = %v, want at least 1", got)
+			}
+			if got := testutil.ToFloat64(w.m.EventsReadAhead) + testutil.ToFloat64(w.m.EventsInherited); got != 0 {
+				t.Errorf("read ahead or inherited %v events, want 0: the worker may not read the stream", got)
+			}
+			orphaned := testutil.ToFloat64(w.m.EventsOrphaned)
+			if tc.running && orphaned == 0 {
+				t.Errorf("orphaned 0: the test proves nothing (no acknowledge or resolve followed the dead pod's triggers)")
+			}
+			if !tc.running {
+				// The fallback holds them until the redelivery.
+				requireIncidents(t, store, ex)
+			}
+			if got := applied(w); got != ex.uniqueIDs {
+				t.Errorf("applied %d, want %d", got, ex.uniqueIDs)
+			}
+			t.Logf("orphaned %v, deferred %v", orphaned, testutil.ToFloat64(w.m.EventsDeferred))
+		})
+	}
+}
+
+// restrictedEnv is an embedded NATS server with two users: admin, whose
+// URL the env uses, and worker, whose URL it returns, who may not create
+// consumers on the INCIDENTS stream.
+func restrictedEnv(t *testing.T) (*env, string) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, Users: []*server.User{
+			{Username: "admin", Password: "admin"},
+			{Username: "worker", Password: "worker", Permissions: &server.Permissions{Publish: &server.SubjectPermission{
+				Allow: []string{">"}, Deny: []string{"$JS.API.CONSUMER.CREATE.INCIDENTS.>"}}}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	addr := srv.Addr().String()
+	url := "nats://admin:admin@" + addr
+	nc, js := connect(t, url)
+	return &env{t: t, url: url, nc: nc, js: js, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, "nats://worker:worker@" + addr
 }
