@@ -32,6 +32,32 @@ type batch struct {
 	// ahead marks a batch readAhead commits beside the pipeline's: it
 	// does not count among the batches the loop handed over.
 	ahead bool
+	// finals are the positions (ascending) of events delivered more often
+	// than consumer.orphan_retries: Retry is set on them only so that the
+	// fold reports an acknowledge or resolve with nothing to act on, which
+	// settleOrphans may still settle; it is cleared before anything is
+	// written (clearFinals), as they must not be deferred again.
+	finals []int
+}
+
+// final reports whether position i is in b.finals.
+func (b *batch) final(i int) bool {
+	_, ok := slices.BinarySearch(b.finals, i)
+	return ok
+}
+
+// clearFinals clears Retry on every final event; it reports whether one
+// among deferred (positions a fold deferred) was, so the fold is stale.
+func (b *batch) clearFinals(deferred []int) bool {
+	for _, i := range b.finals {
+		b.events[i].Retry = false
+	}
+	for _, i := range deferred {
+		if b.final(i) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *batch) add(m jetstream.Msg, k dedupe.Keyed, ts time.Time, seq uint64) {
@@ -213,8 +239,11 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		return
 	}
 	c.m.EventsDecoded.Inc()
-	retry := md.NumDelivered <= uint64(c.orphanRetries)
+	retry := c.orphanRetries > 0
 	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry}, md.Timestamp, md.Sequence.Stream)
+	if retry && md.NumDelivered > uint64(c.orphanRetries) {
+		cur.finals = append(cur.finals, len(cur.events)-1)
+	}
 }
 
 // commit writes one batch durably, retrying with backoff while the store
@@ -224,6 +253,7 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 // without confirming it (storage.ErrUnconfirmed): its counts are the
 // batch's.
 func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result) error {
+	b.clearFinals(nil) // no settleOrphans on this path
 	stop := c.heartbeat(b.msgs)
 	cc := c.cfg.Consumer
 	backoff := cc.RetryInitial.Duration

@@ -85,6 +85,12 @@ func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, de
 			cleared = true
 			continue
 		}
+		if b.final(i) {
+			// Its deferrals were used up, by this worker or by a pod
+			// that died holding it: it cannot wait any more.
+			reach = append(reach, i)
+			continue
+		}
 		if !c.lastRetry(b.msgs[i]) {
 			continue
 		}
@@ -98,6 +104,7 @@ func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, de
 		reach = append(reach, i)
 	}
 	if len(reach) == 0 {
+		c.ahead.drop(floor) // what was read ahead is not kept past its use
 		return cleared, false
 	}
 	settled, fresh := c.readAhead(ctx, info, floor, b, prev, reach)

@@ -79,9 +79,11 @@ func (c *Consumer) pipeline(ctx context.Context, in <-chan *batch, ready chan<- 
 func (c *Consumer) prepare(ctx context.Context, b *batch, prev *flight, f *flight) (time.Time, error) {
 	at, err := c.fold(ctx, b, prev, f)
 	if err != nil || len(f.res.Deferred) == 0 {
+		b.clearFinals(nil) // for the slow path, after a failed read
 		return at, err
 	}
 	cleared, fresh := c.settleOrphans(ctx, b, prev, f.res.Deferred)
+	cleared = b.clearFinals(f.res.Deferred) || cleared
 	if fresh {
 		prev = nil // durable, and the store holds what was committed after it
 	}

@@ -13,7 +13,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/storage"
 )
 
 // TestReadAheadOfADeadPod: a pod dies holding the first messages of a
@@ -80,6 +82,59 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 				testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)))
 		})
 	}
+}
+
+// TestReadAheadAtTheFinalDelivery: a pod dies holding a trigger while the
+// resolve after it uses up its deferrals elsewhere (here a thief naks it
+// orphan_retries times; in production, a pod that deferred it and died
+// holding it). Its next delivery is final; the worker still reads ahead and
+// commits the trigger first, so the incident is resolved, not left open
+// with the resolve counted as an orphan. The worker starts without its
+// catch-up, which would otherwise commit both before pulling.
+func TestReadAheadAtTheFinalDelivery(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.SkipCatchUp = true
+	cfg.Consumer.AckWait.Duration = 4 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	e.publish([][]byte{
+		[]byte(`{"id":"t-1","source":"gateway","title":"latency","action":"trigger","occurred_at":"2026-04-01T10:00:00Z"}`),
+		[]byte(`{"id":"r-1","source":"gateway","title":"latency","action":"resolve","occurred_at":"2026-04-01T10:01:00Z"}`),
+	})
+	deadWorker(t, e, cfg, 1) // holds the trigger
+	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cfg.Consumer.OrphanRetries {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			if err := m.Nak(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store := stores[0].open(t, "")
+	w := e.start(cfg, store)
+	e.waitFor("the resolve committed", 3*time.Second, func() bool { return applied(w) == 2 })
+	list, err := store.List(ctx, storage.Filter{}, storage.Page{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %d incidents, %v; want 1", len(list), err)
+	}
+	if in := list[0]; in.State != incident.Resolved || in.ResolvedBy != incident.ResolvedByEvent {
+		t.Errorf("incident %s, resolved by %q; want Resolved by the event", in.State, in.ResolvedBy)
+	}
+	if o, ra := testutil.ToFloat64(w.m.EventsOrphaned), testutil.ToFloat64(w.m.EventsReadAhead); o != 0 || ra != 1 {
+		t.Errorf("orphaned %v, read ahead %v; want 0 and 1", o, ra)
+	}
+	e.settle(cfg, w) // the trigger comes back after ack_wait: a duplicate
 }
 
 // deadPull sends a pull request for n messages of the consumer on a
