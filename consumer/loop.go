@@ -239,9 +239,10 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		return
 	}
 	c.m.EventsDecoded.Inc()
-	retry := c.orphanRetries > 0
-	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry}, md.Timestamp, md.Sequence.Stream)
-	if retry && md.NumDelivered > uint64(c.orphanRetries) {
+	retry := md.NumDelivered <= uint64(c.orphanRetries)
+	final := !retry && c.orphanRetries > 0 && c.cfg.Consumer.ReadAhead
+	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry || final}, md.Timestamp, md.Sequence.Stream)
+	if final {
 		cur.finals = append(cur.finals, len(cur.events)-1)
 	}
 }

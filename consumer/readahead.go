@@ -22,68 +22,82 @@ const maxAhead = 1 << 20
 // otherwise wait for the failure, and log it.
 const aheadPause = 30 * time.Second
 
-// readAhead settles the acknowledges and resolves of b at positions reach:
-// each is at its last deferral (or past it: batch.finals) and an earlier
-// message of the stream is still neither committed nor this worker's. A pod that is alive commits
-// its batch within the deferrals, so what is missing by then is most
-// likely held by a pod that died (JetStream redelivers it only after
-// ack_wait, too late for the acknowledge or resolve that follows it) or
-// stalled. So the worker reads the stream up to the last of them itself
-// (an ephemeral consumer with the durable's filter, into c.ahead) and
-// commits, in stream order, the events of their identities it has not
-// committed yet (fetched again by sequence); what
-// another pod still holds is then applied twice, which the event markers
-// absorb. Every earlier event of their identities is then applied, so
-// they are decided at once. It reports whether it did that and whether
-// it committed anything (after waiting for prev to be durable: b must then
-// be folded again without prev's overlay). It gives up, leaving them
-// deferred, when the span is too long, the stream cannot be read (then it
-// rests for aheadPause) or the commit is abandoned.
-func (c *Consumer) readAhead(ctx context.Context, info *jetstream.ConsumerInfo, floor uint64, b *batch, prev *flight, reach []int) (settled, wrote bool) {
+// readAhead settles acknowledges and resolves of b among the positions
+// reach: each is at its last deferral (or past it: batch.finals) and an
+// earlier message of the stream is still neither committed nor this
+// worker's. The worker reads the stream up to the last of them itself (an
+// ephemeral consumer with the durable's filter, into c.ahead). One with no
+// earlier trigger of its identity there is an orphan now (the events of
+// its identity in between, other acknowledges and resolves, cannot give it
+// an incident): it is settled. One with such a trigger waits for its last
+// delivery, when a pod that is alive has long committed its batch: what is
+// missing by then is most likely held by a pod that died (JetStream
+// redelivers it only after ack_wait, too late for the acknowledge or
+// resolve that follows it) or stalled. At that delivery the worker commits
+// the events of its identity before it itself, in stream order (fetched
+// again by sequence, those it has not committed yet), and settles it; what
+// another pod still holds is applied twice, which the event markers
+// absorb. It returns the positions settled, and whether it committed
+// (after waiting for prev to be durable: b must then be folded again
+// without prev's overlay). It settles nothing when the span is too long,
+// the stream cannot be read (then it rests for aheadPause) or the commit is
+// abandoned.
+func (c *Consumer) readAhead(ctx context.Context, info *jetstream.ConsumerInfo, floor uint64, b *batch, prev *flight, reach []int) (settled []int, fresh bool) {
 	last := uint64(0)
-	want := make(map[string]uint64, len(reach)) // fingerprint → the last sequence to apply before
 	for _, i := range reach {
 		last = max(last, b.seqs[i])
-		want[b.events[i].Fingerprint] = max(want[b.events[i].Fingerprint], b.seqs[i])
 	}
 	if last-floor > maxAhead {
 		c.log.Debug("too far above the ack floor to read ahead", zap.Uint64("ack_floor_stream_seq", floor), zap.Uint64("stream_seq", last))
-		return false, false
+		return nil, false
 	}
 	start := time.Now()
 	if !c.ahead.failed.IsZero() && start.Sub(c.ahead.failed) < aheadPause {
-		return false, false
+		return nil, false
 	}
 	c.ahead.drop(floor)
 	if err := c.readWindow(ctx, info, last); err != nil {
 		c.aheadFailed(err, floor, last)
-		return false, false
+		return nil, false
 	}
-	seqs := c.ahead.candidates(want)
-	if len(seqs) == 0 {
-		c.log.Debug("read ahead: nothing of their identities before the deferred acknowledges and resolves",
-			zap.Int("deferred", len(reach)), zap.Uint64("ack_floor_stream_seq", floor), zap.Int("window", len(c.ahead.seqs)), zap.Duration("took", time.Since(start)))
-		return true, false
+	fps := make([]string, len(reach))
+	for n, i := range reach {
+		fps[n] = b.events[i].Fingerprint
+	}
+	first := c.ahead.earliest(fps)
+	want := map[string]uint64{} // fingerprint → the sequence to commit its events before
+	for _, i := range reach {
+		fp := b.events[i].Fingerprint
+		switch {
+		case first[fp] == 0 || first[fp] >= b.seqs[i]:
+			settled = append(settled, i)
+		case b.final(i):
+			want[fp] = max(want[fp], b.seqs[i])
+			settled = append(settled, i)
+		}
+	}
+	if len(want) == 0 {
+		return settled, false
 	}
 	if prev != nil {
 		<-prev.done // its events come first; its seqs are then in recentAcks
 	}
-	side, err := c.fetchEvents(ctx, without(seqs, c.recentAcks.above(floor, nil)), want)
+	side, err := c.fetchEvents(ctx, without(c.ahead.candidates(want), c.recentAcks.above(floor, nil)), want)
 	if err != nil {
 		c.aheadFailed(err, floor, last)
-		return false, true
+		return nil, true
 	}
 	if len(side.events) > 0 {
 		if err := c.commit(ctx, side, nil); err != nil {
-			return false, true
+			return nil, true
 		}
 		c.m.EventsDecoded.Add(float64(len(side.events))) // as the catch-up counts what it reads
 		c.m.EventsReadAhead.Add(float64(len(side.events)))
 	}
-	c.log.Debug("committed the earlier events of deferred acknowledges and resolves ahead of their delivery",
-		zap.Int("deferred", len(reach)), zap.Int("events", len(side.events)),
+	c.log.Debug("committed the earlier events of acknowledges and resolves at their last delivery",
+		zap.Int("settled", len(settled)), zap.Int("events", len(side.events)),
 		zap.Uint64("ack_floor_stream_seq", floor), zap.Duration("took", time.Since(start)))
-	return true, true
+	return settled, true
 }
 
 // aheadFailed records a failed read: counted, logged, and reading ahead

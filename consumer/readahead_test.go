@@ -26,17 +26,19 @@ import (
 // deferrals. At an event's last deferral the running pod reads the stream
 // ahead itself and commits the earlier events of its identity first, so
 // the incidents end as the stream applied in order leaves them, with no
-// orphan. Without the read-ahead, those acknowledges and resolves are
-// orphans once their deferrals run out.
+// orphan. Without the read-ahead (consumer.read_ahead = false), those
+// acknowledges and resolves are orphans once their deferrals run out.
 func TestReadAheadOfADeadPod(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		held  int
-		store int // index in stores
+		store int  // index in stores
+		off   bool // consumer.read_ahead = false
 	}{
-		{"memory", 60, 0},
-		{"pebble", 60, 1},
-		{"most_of_the_stream", 500, 0},
+		{"memory", 60, 0, false},
+		{"pebble", 60, 1, false},
+		{"most_of_the_stream", 500, 0, false},
+		{"read_ahead_off", 60, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -45,6 +47,7 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			// The dead pod's messages come back long after the deferrals
 			// (2 × 50 ms) have run out.
 			cfg.Consumer.AckWait.Duration = 4 * time.Second
+			cfg.Consumer.ReadAhead = !tc.off
 			log := controlLog(150)
 			ex := expect(t, log, cfg.Dedupe)
 			if ex.stats.Orphans != 0 || ex.stats.Resolved < 100 || ex.stats.Acknowledged < 100 {
@@ -64,10 +67,19 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			die()
 			e.settle(cfg, w)
 
-			requireIncidents(t, store, ex)
 			ahead := testutil.ToFloat64(w.m.EventsReadAhead)
-			if o := testutil.ToFloat64(w.m.EventsOrphaned); o != 0 {
-				t.Errorf("orphaned %v, want 0", o)
+			orphaned := testutil.ToFloat64(w.m.EventsOrphaned)
+			if tc.off {
+				// As before the read-ahead: the resolves and acknowledges
+				// after the dead pod's triggers end as orphans.
+				if orphaned == 0 || ahead != 0 {
+					t.Errorf("read_ahead off: orphaned %v, read ahead %v; want some and 0", orphaned, ahead)
+				}
+				return
+			}
+			requireIncidents(t, store, ex)
+			if orphaned != 0 {
+				t.Errorf("orphaned %v, want 0", orphaned)
 			}
 			if ahead == 0 || ahead > float64(tc.held) {
 				t.Errorf("read ahead %v events, want some of the %d the dead pod held", ahead, tc.held)

@@ -16,26 +16,37 @@ import (
 
 // window is what readAhead has read of the stream above the ack floor: for
 // each valid event, in stream order, its sequence and a hash of its
-// fingerprint (16 bytes a sequence, so that the span a dead pod holds back
+// fingerprint marking triggers (16 bytes a sequence, so that the span a dead pod holds back
 // for ack_wait fits at a high rate), so that the next read fetches only
 // newer sequences. The few events a read-ahead commits are fetched again
 // by sequence. It is only touched by the pipeline goroutine.
 type window struct {
 	next   uint64 // the sequence after the last one read; 0: nothing read
 	seqs   []uint64
-	keys   []uint64 // key(fingerprint) of the event at the same index
+	keys   []uint64 // key(fingerprint) of the event at the same index, | 1 for a trigger
 	seed   maphash.Seed
 	seeded bool
 	failed time.Time // the last read that failed
 }
 
-// key hashes a fingerprint; a collision only costs an event fetched for
-// nothing (fetchEvents checks the fingerprint itself).
+// key hashes a fingerprint, with the lowest bit clear (it marks triggers
+// in keys); a collision only costs an event fetched for nothing
+// (fetchEvents checks the fingerprint itself) or a deferral.
 func (w *window) key(fp string) uint64 {
 	if !w.seeded {
 		w.seed, w.seeded = maphash.MakeSeed(), true
 	}
-	return maphash.String(w.seed, fp)
+	return maphash.String(w.seed, fp) &^ 1
+}
+
+// add appends one valid event read from the stream.
+func (w *window) add(seq uint64, fp string, trigger bool) {
+	k := w.key(fp)
+	if trigger {
+		k |= 1
+	}
+	w.seqs = append(w.seqs, seq)
+	w.keys = append(w.keys, k)
 }
 
 // drop forgets the sequences at or below floor.
@@ -59,8 +70,31 @@ func (w *window) candidates(want map[string]uint64) []uint64 {
 	}
 	var out []uint64
 	for j, s := range w.seqs {
-		if b, ok := before[w.keys[j]]; ok && s < b {
+		if b, ok := before[w.keys[j]&^1]; ok && s < b {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// earliest maps each fingerprint of fps that the window may hold a
+// trigger of (a hash collision may say so wrongly) to the smallest
+// sequence of one.
+func (w *window) earliest(fps []string) map[string]uint64 {
+	byKey := make(map[uint64][]string, len(fps))
+	for _, fp := range fps {
+		k := w.key(fp)
+		byKey[k] = append(byKey[k], fp)
+	}
+	out := make(map[string]uint64, len(fps))
+	for j, s := range w.seqs {
+		if w.keys[j]&1 == 0 {
+			continue
+		}
+		for _, fp := range byKey[w.keys[j]&^1] {
+			if _, seen := out[fp]; !seen {
+				out[fp] = s
+			}
 		}
 	}
 	return out
@@ -110,8 +144,7 @@ func (c *Consumer) addToWindow(m jetstream.Msg) {
 	if err != nil {
 		return
 	}
-	c.ahead.seqs = append(c.ahead.seqs, seq)
-	c.ahead.keys = append(c.ahead.keys, c.ahead.key(c.fp.Fingerprint(&ev)))
+	c.ahead.add(seq, c.fp.Fingerprint(&ev), ev.Action == incident.Trigger)
 }
 
 // fetchEvents reads the messages at seqs (ascending) by sequence and

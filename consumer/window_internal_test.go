@@ -5,17 +5,17 @@ import (
 	"testing"
 )
 
-// TestWindow: the window forgets what the ack floor passed, and its
+// TestWindow: the window forgets what the ack floor passed; its
 // candidates are the sequences of a wanted identity before the deferred
-// event, and only those.
+// event, and only those; earliest finds the first trigger of an identity.
 func TestWindow(t *testing.T) {
 	var w window
 	for _, e := range []struct {
-		seq uint64
-		fp  string
-	}{{11, "a"}, {12, "b"}, {13, "a"}, {15, "c"}, {16, "a"}, {18, "b"}} {
-		w.seqs = append(w.seqs, e.seq)
-		w.keys = append(w.keys, w.key(e.fp))
+		seq     uint64
+		fp      string
+		trigger bool
+	}{{11, "a", false}, {12, "b", true}, {13, "a", true}, {15, "c", false}, {16, "a", true}, {18, "b", false}} {
+		w.add(e.seq, e.fp, e.trigger)
 	}
 	w.next = 19
 
@@ -32,6 +32,10 @@ func TestWindow(t *testing.T) {
 		if got := w.candidates(c.want); !slices.Equal(got, c.out) {
 			t.Errorf("candidates(%v) = %v, want %v", c.want, got, c.out)
 		}
+	}
+	// The earliest trigger: c has none, a's first event is a resolve.
+	if got := w.earliest([]string{"a", "b", "c", "z"}); len(got) != 2 || got["a"] != 13 || got["b"] != 12 {
+		t.Errorf("earliest = %v, want a:13 b:12", got)
 	}
 	w.drop(13)
 	if !slices.Equal(w.seqs, []uint64{15, 16, 18}) || len(w.keys) != 3 || w.next != 19 {
