@@ -106,6 +106,7 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 func TestReadAheadAtTheFinalDelivery(t *testing.T) {
 	e := newEnv(t)
 	cfg := testConfig()
+	cfg.Consumer.ReadAhead = true
 	cfg.SkipCatchUp = true
 	cfg.Consumer.AckWait.Duration = 4 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -201,6 +202,7 @@ func TestSpanReadDenied(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e, workerURL := restrictedEnv(t)
 			cfg := testConfig()
+			cfg.Consumer.ReadAhead = true
 			cfg.SkipSetup = true
 			cfg.Consumer.BatchSize = 20
 			cfg.Consumer.AckWait.Duration = 4 * time.Second

@@ -116,7 +116,7 @@ type Metrics struct {
 	EventsInherited prometheus.Counter
 	// EventsReadAhead counts the events a worker read from the stream and
 	// committed ahead of their delivery to it, so that an acknowledge or
-	// resolve at its last deferral acts after them (consumer's readAhead).
+	// resolve at its final delivery acts after them (consumer.read_ahead).
 	EventsReadAhead prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
@@ -206,7 +206,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		EventsInherited: counter("events_inherited_total",
 			"Messages a starting worker read from the stream and committed before pulling: delivered before it started and still un-acked (a stopped worker's batch in flight)."),
 		EventsReadAhead: counter("events_read_ahead_total",
-			"Events read from the stream and committed ahead of their delivery to this worker: the earlier events of an acknowledge's or resolve's identity still un-acked at its last deferral (another pod holds them, or died holding them)."),
+			"Events read from the stream and committed ahead of their delivery to this worker (consumer.read_ahead): the earlier events of an acknowledge's or resolve's identity still un-acked at its final delivery (another pod holds them, or died holding them)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
 		IncidentsReopened:     counter("incidents_reopened_total", "Incidents opened for an identity whose previous incident was resolved."),
 		IncidentsAcknowledged: counter("incidents_acknowledged_total", "Incidents moved from Detected to Triaged by an acknowledge event."),
