@@ -271,11 +271,12 @@ type ConsumerConfig struct {
 	// OrphanRetryDelay is consumer.orphan_retry_delay, how long such an
 	// event waits before its redelivery (10ms..1m).
 	OrphanRetryDelay Duration `toml:"orphan_retry_delay" json:"orphan_retry_delay"`
-	// ReadAhead is consumer.read_ahead (off by default): whether an
-	// acknowledge or resolve still unsettled at its last deferral makes
-	// the worker read the stream above the ack floor itself and commit the
-	// trigger it follows (held by a pod that died, or stalled) first. It
-	// costs a second read of the stream wherever that happens often.
+	// ReadAhead is consumer.read_ahead: whether, for ack_wait after another
+	// worker of the consumer went silent without stopping (workers say
+	// they are alive on a core NATS subject), an acknowledge or resolve
+	// still unsettled at its last deferral makes the worker read the stream
+	// above the ack floor itself and commit the trigger it follows (held by
+	// the dead worker) first.
 	ReadAhead bool `toml:"read_ahead" json:"read_ahead"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics, and how often the worker pings a Redis store
@@ -403,6 +404,7 @@ func Default() Config {
 			MaxClockSkew:     Duration{}, // no bound: the event format has none; examples set 1h
 			OrphanRetries:    2,
 			OrphanRetryDelay: Duration{time.Second},
+			ReadAhead:        true,
 			LagPollInterval:  Duration{5 * time.Second},
 			RetryInitial:     Duration{100 * time.Millisecond},
 			RetryMax:         Duration{10 * time.Second},

@@ -79,6 +79,8 @@ type Consumer struct {
 	// inherit is set once the consumer is bound: what messages delivered
 	// before this worker may still come back.
 	inherit inherited
+	// peers hears the other workers of the consumer (nil: read_ahead off).
+	peers *peers
 	// ahead is what readAhead has read of the stream above the ack floor.
 	ahead  window
 	nc     *nats.Conn
@@ -142,7 +144,18 @@ func New(cfg Config, nc *nats.Conn, store storage.Store, m *metrics.Metrics, log
 		succeeded: make(chan struct{}, 1),
 	}
 	c.dlq = newDeadLetters(c)
+	if cc := cfg.Consumer; cc.ReadAhead && c.orphanRetries > 0 {
+		// A dead worker's messages are back within ack_wait; the
+		// acknowledges and resolves after them end their deferrals later.
+		c.peers = newPeers(cc.Stream, cc.Durable, cc.AckWait.Duration+time.Duration(c.orphanRetries+2)*cc.OrphanRetryDelay.Duration+peerLost)
+	}
 	return c, nil
+}
+
+// readingAhead reports whether readAhead may run now: a peer died holding
+// messages not long ago (read_ahead on).
+func (c *Consumer) readingAhead(now time.Time) bool {
+	return c.peers != nil && c.peers.suspect(now)
 }
 
 // dlqPublishTimeout bounds the wait for the dead-letter stream's PubAck.
@@ -214,7 +227,15 @@ func (c *Consumer) run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); c.pollLag(pollCtx, cons) }()
 	go func() { defer wg.Done(); c.dlq.run() }()
+	stopPeers, peersDone := make(chan struct{}), make(chan struct{})
+	if c.peers != nil {
+		go func() { defer close(peersDone); c.runPeers(stopPeers, func() bool { return err == nil }) }()
+	} else {
+		close(peersDone)
+	}
 	err = c.loop(ctx, cons)
+	close(stopPeers)
+	<-peersDone
 	stopPoll()
 	c.dlq.close()
 	wg.Wait()

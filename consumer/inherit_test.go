@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llm-im/incidentd/consumer"
@@ -106,23 +105,5 @@ func TestRestartAfterADeadWorker(t *testing.T) {
 // never acks them and closes the connection, as a worker killed mid-batch.
 func deadWorker(t *testing.T, e *env, cfg consumer.Config, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	nc, js := connect(t, e.url)
-	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := 0
-	for range batch.Messages() {
-		held++
-	}
-	if held != n {
-		t.Fatalf("the dead worker fetched %d messages, want %d (%v)", held, n, batch.Error())
-	}
-	nc.Close()
+	deadPull(t, e, cfg, n, false)()
 }

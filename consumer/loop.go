@@ -240,7 +240,7 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 	}
 	c.m.EventsDecoded.Inc()
 	retry := md.NumDelivered <= uint64(c.orphanRetries)
-	final := !retry && c.orphanRetries > 0 && c.cfg.Consumer.ReadAhead
+	final := !retry && c.orphanRetries > 0 && c.readingAhead(time.Now())
 	cur.add(m, dedupe.Keyed{Event: ev, Fingerprint: c.fp.Fingerprint(&ev), Received: md.Timestamp, Retry: retry || final}, md.Timestamp, md.Sequence.Stream)
 	if final {
 		cur.finals = append(cur.finals, len(cur.events)-1)

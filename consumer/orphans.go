@@ -55,7 +55,8 @@ func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 // worker alone never defers. (Deferred messages of prev and b count as
 // held: they are acknowledges and resolves, which no later orphan
 // depends on.) Those at their last deferral that are still not settled
-// are settled by readAhead (consumer.read_ahead). It reports whether it cleared any, and whether
+// are settled by readAhead, while a peer that died may hold what they
+// follow (readingAhead). It reports whether it cleared any, and whether
 // b must be folded without prev's overlay (readAhead committed after prev);
 // the caller reads and folds again. It asks the server for the ack floor
 // once; when that fails, the events stay deferred.
@@ -103,7 +104,7 @@ func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, de
 		}
 		reach = append(reach, i)
 	}
-	if len(reach) == 0 || !c.cfg.Consumer.ReadAhead {
+	if len(reach) == 0 || !c.readingAhead(now) {
 		c.ahead.drop(floor) // what was read ahead is not kept past its use
 		return cleared, false
 	}

@@ -44,10 +44,13 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			e := newEnv(t)
 			cfg := testConfig()
 			cfg.Consumer.BatchSize = 20
-			// The dead pod's messages come back long after the deferrals
-			// (2 × 50 ms) have run out.
+			// The dead pod's messages come back after the deferrals
+			// (2 × 1 s) have run out.
 			cfg.Consumer.AckWait.Duration = 4 * time.Second
 			cfg.Consumer.ReadAhead = !tc.off
+			// The running pod notices the death within about a second,
+			// before the deferrals end.
+			cfg.Consumer.OrphanRetryDelay.Duration = time.Second
 			log := controlLog(150)
 			ex := expect(t, log, cfg.Dedupe)
 			if ex.stats.Orphans != 0 || ex.stats.Resolved < 100 || ex.stats.Acknowledged < 100 {
@@ -60,9 +63,10 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			}
 			// The dead pod's pull request waits before the running pod's,
 			// so it gets the first messages published.
-			die := deadPull(t, e, cfg, tc.held)
+			die := deadPull(t, e, cfg, tc.held, true)
 			store := stores[tc.store].open(t, t.TempDir())
 			w := e.start(cfg, store)
+			time.Sleep(300 * time.Millisecond) // the running pod hears the other alive
 			e.publish(payloads(log))
 			die()
 			e.settle(cfg, w)
@@ -84,6 +88,9 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			if ahead == 0 || ahead > float64(tc.held) {
 				t.Errorf("read ahead %v events, want some of the %d the dead pod held", ahead, tc.held)
 			}
+			if lost := testutil.ToFloat64(w.m.PeersLost); lost != 1 {
+				t.Errorf("peers_lost_total %v, want 1", lost)
+			}
 			if got := applied(w); got != ex.uniqueIDs {
 				t.Errorf("applied %d, want %d", got, ex.uniqueIDs)
 			}
@@ -99,7 +106,8 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 // TestReadAheadAtTheFinalDelivery: a pod dies holding a trigger while the
 // resolve after it uses up its deferrals elsewhere (here a thief naks it
 // orphan_retries times; in production, a pod that deferred it and died
-// holding it). Its next delivery is final; the worker still reads ahead and
+// holding it). Its next delivery is final, after the worker noticed the
+// death; the worker still reads ahead and
 // commits the trigger first, so the incident is resolved, not left open
 // with the resolve counted as an orphan. The worker starts without its
 // catch-up, which would otherwise commit both before pulling.
@@ -118,25 +126,28 @@ func TestReadAheadAtTheFinalDelivery(t *testing.T) {
 		[]byte(`{"id":"t-1","source":"gateway","title":"latency","action":"trigger","occurred_at":"2026-04-01T10:00:00Z"}`),
 		[]byte(`{"id":"r-1","source":"gateway","title":"latency","action":"resolve","occurred_at":"2026-04-01T10:01:00Z"}`),
 	})
-	deadWorker(t, e, cfg, 1) // holds the trigger
+	die := deadPull(t, e, cfg, 1, false) // holds the trigger
 	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range cfg.Consumer.OrphanRetries {
+	for n := range cfg.Consumer.OrphanRetries {
 		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for m := range b.Messages() {
-			if err := m.Nak(); err != nil {
+			// The last time, late enough for the worker to notice the death.
+			if err := m.NakWithDelay(time.Duration(n) * 3 * time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	store := stores[0].open(t, "")
 	w := e.start(cfg, store)
-	e.waitFor("the resolve committed", 3*time.Second, func() bool { return applied(w) == 2 })
+	time.Sleep(300 * time.Millisecond) // the worker hears the other pod alive
+	die()
+	e.waitFor("the resolve committed", 10*time.Second, func() bool { return applied(w) == 2 })
 	list, err := store.List(ctx, storage.Filter{}, storage.Page{})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("List = %d incidents, %v; want 1", len(list), err)
@@ -151,9 +162,11 @@ func TestReadAheadAtTheFinalDelivery(t *testing.T) {
 }
 
 // deadPull sends a pull request for n messages of the consumer on a
-// connection of its own; the function it returns waits for them and closes
-// the connection without acking any, as a pod killed mid-batch.
-func deadPull(t *testing.T, e *env, cfg consumer.Config, n int) func() {
+// connection of its own (with waiting, it returns once the server holds
+// the request, for messages published later); the function it returns
+// waits for them and closes the connection without acking any, as a pod
+// killed mid-batch.
+func deadPull(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) func() {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -166,11 +179,30 @@ func deadPull(t *testing.T, e *env, cfg consumer.Config, n int) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the dead pod's pull request", 10*time.Second, func() bool {
-		return e.consumerInfo(cfg).NumWaiting > 0
-	})
+	if waiting {
+		e.waitFor("the dead pod's pull request", 10*time.Second, func() bool {
+			return e.consumerInfo(cfg).NumWaiting > 0
+		})
+	}
+	// It says it is alive as a worker does, until it dies.
+	beats := make(chan struct{})
+	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable
+	go func() {
+		_ = nc.Publish(subject, []byte("dead-pod"))
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-beats:
+				return
+			case <-tick.C:
+				_ = nc.Publish(subject, []byte("dead-pod"))
+			}
+		}
+	}()
 	return func() {
 		t.Helper()
+		defer close(beats)
 		held := 0
 		for range batch.Messages() {
 			held++
@@ -203,6 +235,7 @@ func TestSpanReadDenied(t *testing.T) {
 			e, workerURL := restrictedEnv(t)
 			cfg := testConfig()
 			cfg.Consumer.ReadAhead = true
+			cfg.Consumer.OrphanRetryDelay.Duration = time.Second
 			cfg.SkipSetup = true
 			cfg.Consumer.BatchSize = 20
 			cfg.Consumer.AckWait.Duration = 4 * time.Second
@@ -223,8 +256,9 @@ func TestSpanReadDenied(t *testing.T) {
 				e.url = adminURL
 			}
 			if tc.running {
-				die := deadPull(t, e, cfg, 60)
+				die := deadPull(t, e, cfg, 60, true)
 				start()
+				time.Sleep(300 * time.Millisecond) // the worker hears the other alive
 				e.publish(payloads(log))
 				die()
 			} else {

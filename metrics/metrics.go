@@ -118,6 +118,9 @@ type Metrics struct {
 	// committed ahead of their delivery to it, so that an acknowledge or
 	// resolve at its final delivery acts after them (consumer.read_ahead).
 	EventsReadAhead prometheus.Counter
+	// PeersLost counts the other workers of the consumer found silent
+	// without having said goodbye (consumer.read_ahead).
+	PeersLost prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -205,6 +208,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			"Acknowledge and resolve events with no incident to act on yet, redelivered after consumer.orphan_retry_delay (another pod may hold the trigger they follow)."),
 		EventsInherited: counter("events_inherited_total",
 			"Messages a starting worker read from the stream and committed before pulling: delivered before it started and still un-acked (a stopped worker's batch in flight)."),
+		PeersLost: counter("peers_lost_total",
+			"Other workers of the consumer that went silent without stopping (a crash, a killed pod): reading ahead is on for ack_wait after (consumer.read_ahead)."),
 		EventsReadAhead: counter("events_read_ahead_total",
 			"Events read from the stream and committed ahead of their delivery to this worker (consumer.read_ahead): the earlier events of an acknowledge's or resolve's identity still un-acked at its final delivery (another pod holds them, or died holding them)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
@@ -285,7 +290,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
-		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.IncidentsOpened,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.PeersLost, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,

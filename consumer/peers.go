@@ -1,0 +1,106 @@
+package consumer
+
+import (
+	"bytes"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Workers on one consumer say they are alive on a core NATS subject, so
+// that a worker can tell when another one died holding messages: only then
+// is reading ahead worth its cost (see readAhead).
+const (
+	peerBeat = 250 * time.Millisecond // how often a worker says it is alive
+	peerLost = time.Second            // silence after which it counts as dead
+	peerBye  = " bye"                 // appended by a worker that stops after draining
+)
+
+// peers tracks the other workers of the consumer.
+type peers struct {
+	id      string
+	subject string
+	// window is how long after a loss reading ahead stays on: until the
+	// dead worker's messages have come back (ack_wait) and been committed.
+	window time.Duration
+
+	mu   sync.Mutex
+	last map[string]time.Time // peer id → last heard
+	lost time.Time            // when a peer was last found dead
+}
+
+func newPeers(stream, durable string, window time.Duration) *peers {
+	return &peers{id: uuid.NewString(), subject: "incidentd.peers." + stream + "." + durable, window: window,
+		last: make(map[string]time.Time)}
+}
+
+// suspect reports whether a peer died recently: messages it held may come
+// back only after ack_wait.
+func (p *peers) suspect(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.lost.IsZero() && now.Sub(p.lost) < p.window
+}
+
+// heard records a beat (or a goodbye) of a peer.
+func (p *peers) heard(data []byte, now time.Time) {
+	id, bye := bytes.CutSuffix(data, []byte(peerBye))
+	if string(id) == p.id {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if bye {
+		delete(p.last, string(id))
+		return
+	}
+	p.last[string(id)] = now
+}
+
+// sweep forgets the peers silent for peerLost and returns how many.
+func (p *peers) sweep(now time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for id, t := range p.last {
+		if now.Sub(t) >= peerLost {
+			delete(p.last, id)
+			p.lost = now
+			n++
+		}
+	}
+	return n
+}
+
+// runPeers beats and listens until stop is closed, then says goodbye when
+// drained reports true (the worker committed and acked what it held).
+func (c *Consumer) runPeers(stop <-chan struct{}, drained func() bool) {
+	p := c.peers
+	sub, err := c.nc.Subscribe(p.subject, func(m *nats.Msg) { p.heard(m.Data, time.Now()) })
+	if err != nil {
+		c.log.Warn("cannot hear the other workers; reading ahead stays off", zap.String("subject", p.subject), zap.Error(err))
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	tick := time.NewTicker(peerBeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			if drained() {
+				_ = c.nc.Publish(p.subject, []byte(p.id+peerBye))
+			}
+			return
+		case now := <-tick.C:
+			_ = c.nc.Publish(p.subject, []byte(p.id))
+			if n := p.sweep(now); n > 0 {
+				c.m.PeersLost.Add(float64(n))
+				c.log.Info("another worker went silent without stopping; reading ahead for its messages",
+					zap.Int("workers", n), zap.Duration("for", p.window))
+			}
+		}
+	}
+}

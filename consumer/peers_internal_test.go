@@ -1,0 +1,35 @@
+package consumer
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPeers: a worker that goes silent counts as lost and opens the window
+// for reading ahead; one that says goodbye does not; a worker does not
+// count itself.
+func TestPeers(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	p := newPeers("INCIDENTS", "incidentd", 30*time.Second)
+	if p.subject != "incidentd.peers.INCIDENTS.incidentd" {
+		t.Fatalf("subject %q", p.subject)
+	}
+	p.heard([]byte(p.id), t0)
+	p.heard([]byte("a"), t0)
+	p.heard([]byte("b"), t0)
+	if n := p.sweep(t0.Add(peerLost / 2)); n != 0 || p.suspect(t0.Add(peerLost/2)) {
+		t.Fatalf("sweep before peerLost: %d lost, suspect %v; want none", n, p.suspect(t0))
+	}
+	p.heard([]byte("a"), t0.Add(peerLost/2))
+	p.heard([]byte("b"+peerBye), t0.Add(peerLost/2))
+	if n := p.sweep(t0.Add(peerLost)); n != 0 {
+		t.Fatalf("sweep at peerLost: %d lost, want 0 (a beat since, b said goodbye)", n)
+	}
+	at := t0.Add(2 * peerLost)
+	if n := p.sweep(at); n != 1 {
+		t.Fatalf("sweep: %d lost, want 1 (a went silent)", n)
+	}
+	if !p.suspect(at.Add(29*time.Second)) || p.suspect(at.Add(30*time.Second)) {
+		t.Fatal("suspect: want true for the window after the loss, false after it")
+	}
+}
