@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // Workers on one consumer say they are alive on a core NATS subject, so
@@ -81,6 +83,7 @@ func (c *Consumer) runPeers(stop <-chan struct{}, drained func() bool) {
 	p := c.peers
 	sub, err := c.nc.Subscribe(p.subject, func(m *nats.Msg) { p.heard(m.Data, time.Now()) })
 	if err != nil {
+		c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
 		c.log.Warn("cannot hear the other workers; reading ahead stays off", zap.String("subject", p.subject), zap.Error(err))
 		return
 	}
