@@ -194,12 +194,32 @@ func NormalizeTitle(s string) string {
 // appendNormalizedTitle appends NormalizeTitle(s) as a JCS string without
 // allocating: runs of unicode.IsSpace (what strings.Fields splits on)
 // become one space, runes are lower-cased with unicode.ToLower (what
-// strings.ToLower maps with, for valid UTF-8). FuzzNormalizedTitle checks
-// it against NormalizeTitle.
+// strings.ToLower maps with, for valid UTF-8). ASCII bytes, most titles,
+// take a path with no rune decoding. FuzzNormalizedTitle checks it against
+// NormalizeTitle.
 func appendNormalizedTitle(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	space, wrote := false, false
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			if asciiSpace[c] {
+				space = true
+				continue
+			}
+			if space && wrote {
+				dst = append(dst, ' ')
+			}
+			space, wrote = false, true
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = appendJCSByte(dst, c)
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
 		if unicode.IsSpace(r) {
 			space = true
 			continue
@@ -208,18 +228,13 @@ func appendNormalizedTitle(dst []byte, s string) []byte {
 			dst = append(dst, ' ')
 		}
 		space, wrote = false, true
-		if r < utf8.RuneSelf {
-			c := byte(r)
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			dst = appendJCSByte(dst, c)
-			continue
-		}
 		dst = utf8.AppendRune(dst, unicode.ToLower(r))
 	}
 	return append(dst, '"')
 }
+
+// asciiSpace marks the ASCII bytes unicode.IsSpace accepts.
+var asciiSpace = [utf8.RuneSelf]bool{'\t': true, '\n': true, '\v': true, '\f': true, '\r': true, ' ': true}
 
 // appendJCSByte appends one ASCII byte as RFC 8785 writes it inside a string.
 func appendJCSByte(dst []byte, c byte) []byte {

@@ -4,21 +4,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/valyala/fastjson"
 )
 
 // Decoder turns wire payloads into validated events. It is safe for
-// concurrent use; parsers are pooled so decoding does not allocate a tree per
-// event.
+// concurrent use.
 type Decoder struct {
 	maxBytes int
 	maxSkew  time.Duration // 0: occurred_at has no bound nearer than maxYear
-	pool     fastjson.ParserPool
 }
 
 // NewDecoder returns a decoder that rejects payloads over maxBytes
@@ -42,6 +38,13 @@ func (d *Decoder) LimitClockSkew(skew time.Duration) *Decoder {
 
 // Decode parses and validates one payload. Missing ids and times come from
 // meta. Every failure is a *DecodeError.
+//
+// The payload is read in one pass (see scanner) that checks it is JSON as
+// RFC 8259 defines it, then the event object's members are decoded from
+// where that pass found them. The checks run in this order, so the reason
+// given does not depend on where in the payload the faults lie: size,
+// UTF-8, syntax (nesting depth included), raw control characters in
+// strings, lone surrogate escapes, members given twice, then each field.
 func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	var ev Event
 	if len(data) > d.maxBytes {
@@ -50,39 +53,25 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	if !utf8.Valid(data) {
 		return ev, errf(ReasonInvalidUTF8, "", "payload is not valid UTF-8")
 	}
-	p := d.pool.Get()
-	defer d.pool.Put(p)
-	v, err := p.ParseBytes(data)
-	if err != nil {
-		if strings.Contains(err.Error(), "too big depth") {
-			// fastjson's own message is one "cannot parse array value:"
-			// per level: the dead letter's 1 KiB of it never got to the cause.
-			return ev, errf(ReasonInvalidJSON, "", "arrays and objects nested %d deep: more than the %d levels of values the decoder reads (in any member, ignored ones included)", nesting(data), fastjson.MaxDepth)
-		}
-		return ev, errf(ReasonInvalidJSON, "", "%v", err)
-	}
-	if at, ok := rawControl(data); ok {
-		return ev, errf(ReasonInvalidJSON, "", "control character 0x%02x at byte %d inside a string: JSON requires it escaped", data[at], at)
-	}
-	if esc, at, ok := loneSurrogate(data); ok {
-		return ev, errf(ReasonInvalidUTF8, "", "escape %s at byte %d is half of a UTF-16 surrogate pair, not a character", esc, at)
-	}
-	obj, err := v.Object()
-	if err != nil {
-		return ev, errf(ReasonInvalidJSON, "", "event must be a JSON object")
-	}
 	var f fields
-	var derr *DecodeError
-	obj.Visit(func(key []byte, val *fastjson.Value) {
-		if derr == nil {
-			derr = f.set(key, val)
-		}
-	})
-	if derr != nil {
-		return ev, derr
+	s := scanner{data: data, control: -1, surrogate: -1}
+	object := s.top(&f)
+	switch {
+	case s.deep:
+		return ev, errf(ReasonInvalidJSON, "", "arrays and objects nested %d deep: more than the %d levels of values the decoder reads (in any member, ignored ones included)", nesting(data), maxDepth)
+	case s.err != "":
+		return ev, errf(ReasonInvalidJSON, "", "not JSON: %s", s.err)
+	case s.control >= 0:
+		return ev, errf(ReasonInvalidJSON, "", "control character 0x%02x at byte %d inside a string: JSON requires it escaped", data[s.control], s.control)
+	case s.surrogate >= 0:
+		return ev, errf(ReasonInvalidUTF8, "", "escape %s at byte %d is half of a UTF-16 surrogate pair, not a character", data[s.surrogate:s.surrogate+6], s.surrogate)
+	case !object:
+		return ev, errf(ReasonInvalidJSON, "", "event must be a JSON object")
+	case f.dup != "":
+		return ev, errf(ReasonInvalidJSON, f.dup, "member appears twice")
 	}
 	a := arena{buf: make([]byte, 0, len(data))}
-	if derr := f.build(&ev, meta, &a); derr != nil {
+	if derr := f.build(&ev, data, meta, &a); derr != nil {
 		return ev, derr
 	}
 	if err := ev.Validate(); err != nil {
@@ -97,14 +86,37 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	return ev, nil
 }
 
-// fields collects the raw members; aliases lose to the canonical names
+// top scans the whole payload, filing the members of the event object in
+// f, and reports whether the payload is an object.
+func (s *scanner) top(f *fields) bool {
+	s.ctl = hasControl(s.data)
+	s.ws()
+	object := s.i < len(s.data) && s.data[s.i] == '{'
+	if object {
+		s.object(1, func(name, v span) bool {
+			f.set(s.data, name, v)
+			return true
+		})
+	} else {
+		s.value(0)
+	}
+	if s.err == "" {
+		if s.ws(); s.i < len(s.data) {
+			s.fail(s.i, "more after the JSON value: %s", s.near(s.i))
+		}
+	}
+	return object
+}
+
+// fields collects the members' values; aliases lose to the canonical names
 // whatever their order in the payload. The *Name fields are the members
 // the id, the type and the resources were taken from, for the errors.
 type fields struct {
-	id, externalID, action, dedupKey, source     *fastjson.Value
-	typ, alertType, severity, title, description *fastjson.Value
-	resources, affected, labels, occurredAt      *fastjson.Value
-	value, unit                                  *fastjson.Value
+	id, externalID, action, dedupKey, source     span
+	typ, alertType, severity, title, description span
+	resources, affected, labels, occurredAt      span
+	value, unit                                  span
+	dup                                          string // the first member given twice
 	idName, typeName, resourcesName              string
 }
 
@@ -137,11 +149,15 @@ func pick(canonical, alias, name, aliasName string) (string, string) {
 	return alias, aliasName
 }
 
-// set files one member. The key is switched on as bytes (no string is
-// made unless it ends up in an error): this saved a third of Decode's
-// allocations.
-func (f *fields) set(key []byte, v *fastjson.Value) *DecodeError {
-	var slot **fastjson.Value
+// set files one member. The name is switched on as bytes (no string is
+// made unless it ends up in an error).
+func (f *fields) set(data []byte, name, v span) {
+	key := data[name.start:name.end]
+	var buf [32]byte
+	if name.esc {
+		key = unescape(buf[:0], key)
+	}
+	var slot *span
 	switch string(key) {
 	case "id":
 		slot = &f.id
@@ -176,39 +192,40 @@ func (f *fields) set(key []byte, v *fastjson.Value) *DecodeError {
 	case "unit":
 		slot = &f.unit
 	default:
-		return nil // unknown members are ignored for forward compatibility
-	}
-	if *slot != nil {
-		return errf(ReasonInvalidJSON, string(key), "member appears twice")
+		return // unknown members are ignored for forward compatibility
 	}
 	// A null member is absent, but present all the same: the slot keeps
 	// it until build, so a second one is refused in either order
 	// ({"title":null,"title":"x"} was accepted, {"title":"x","title":null}
 	// refused).
+	if slot.kind != kindAbsent {
+		if f.dup == "" {
+			f.dup = string(key)
+		}
+		return
+	}
 	*slot = v
-	return nil
 }
 
-func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
+func (f *fields) build(ev *Event, data []byte, meta Meta, a *arena) *DecodeError {
 	// null is the same as absent (set kept it only to see a repeat).
-	for _, p := range [...]**fastjson.Value{&f.id, &f.externalID, &f.action, &f.dedupKey, &f.source,
+	for _, p := range [...]*span{&f.id, &f.externalID, &f.action, &f.dedupKey, &f.source,
 		&f.typ, &f.alertType, &f.severity, &f.title, &f.description,
 		&f.resources, &f.affected, &f.labels, &f.occurredAt, &f.value, &f.unit} {
-		if *p != nil && (*p).Type() == fastjson.TypeNull {
-			*p = nil
+		if p.kind == kindNull {
+			p.kind = kindAbsent
 		}
 	}
 	var err *DecodeError
-	str := func(name string, v *fastjson.Value) string {
-		if err != nil || v == nil {
+	str := func(name string, v span) string {
+		if err != nil || v.kind == kindAbsent {
 			return ""
 		}
-		b, e := v.StringBytes()
-		if e != nil {
+		if v.kind != kindString {
 			err = errf(ReasonInvalidField, name, "must be a string")
 			return ""
 		}
-		return a.str(b)
+		return a.text(data, v)
 	}
 	ev.ID, f.idName = pick(str("id", f.id), str("external_id", f.externalID), "id", "external_id")
 	action := str("action", f.action)
@@ -231,7 +248,7 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 		}
 		ev.Action = a
 	}
-	if f.source == nil {
+	if f.source.kind == kindAbsent {
 		return errf(ReasonMissingField, "source", "source is required")
 	}
 	if typ != "" {
@@ -250,17 +267,17 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 		ev.Severity = s
 	}
 	res := f.resources
-	if f.resourcesName = "resources"; res == nil && f.affected != nil {
+	if f.resourcesName = "resources"; res.kind == kindAbsent && f.affected.kind != kindAbsent {
 		res, f.resourcesName = f.affected, "affected_services"
 	}
-	if ev.Resources, err = stringList(f.resourcesName, res, a); err != nil {
+	if ev.Resources, err = stringList(f.resourcesName, data, res, a); err != nil {
 		return err
 	}
 	// Resources are a set: keep them sorted and unique from here on, so the
 	// fingerprint and the fold never sort again.
 	slices.Sort(ev.Resources)
 	ev.Resources = slices.Compact(ev.Resources)
-	if ev.Labels, err = labelMap(f.labels, a); err != nil {
+	if ev.Labels, err = labelMap(data, f.labels, a); err != nil {
 		return err
 	}
 	if occurred != "" {
@@ -277,11 +294,14 @@ func (f *fields) build(ev *Event, meta Meta, a *arena) *DecodeError {
 	} else {
 		ev.OccurredAt = meta.Timestamp.UTC().Truncate(time.Microsecond)
 	}
-	if f.value != nil {
-		x, e := f.value.Float64()
-		if e != nil {
+	if f.value.kind != kindAbsent {
+		if f.value.kind != kindNumber {
 			return errf(ReasonInvalidField, "value", "must be a number")
 		}
+		// The syntax is checked; out of range, ParseFloat gives ±Inf (which
+		// Validate refuses) or zero.
+		raw := data[f.value.start:f.value.end]
+		x, _ := strconv.ParseFloat(unsafe.String(&raw[0], len(raw)), 64)
 		ev.Value = &x
 	}
 	if ev.ID == "" {
@@ -302,56 +322,56 @@ func HeaderIDDigest(msgID string) string {
 	return "nats-msg-id-sha256:" + hex.EncodeToString(sum[:])
 }
 
-func stringList(name string, v *fastjson.Value, a *arena) ([]string, *DecodeError) {
-	if v == nil {
+func stringList(name string, data []byte, v span, a *arena) ([]string, *DecodeError) {
+	if v.kind == kindAbsent {
 		return nil, nil
 	}
-	arr, e := v.Array()
-	if e != nil {
+	if v.kind != kindArray {
 		return nil, errf(ReasonInvalidField, name, "must be an array of strings")
 	}
-	if len(arr) > MaxResources {
-		return nil, errf(ReasonInvalidField, name, "%d entries, at most %d", len(arr), MaxResources)
+	if v.n > MaxResources {
+		return nil, errf(ReasonInvalidField, name, "%d entries, at most %d", v.n, MaxResources)
 	}
-	out := make([]string, 0, len(arr))
-	for _, it := range arr {
-		b, e := it.StringBytes()
-		if e != nil {
-			return nil, errf(ReasonInvalidField, name, "must be an array of strings")
+	out := make([]string, 0, v.n)
+	ok := true
+	s := scanner{data: data, i: v.start, control: -1, surrogate: -1}
+	s.array(1, func(it span) bool {
+		if ok = it.kind == kindString; ok {
+			out = append(out, a.text(data, it))
 		}
-		out = append(out, a.str(b))
+		return ok
+	})
+	if !ok {
+		return nil, errf(ReasonInvalidField, name, "must be an array of strings")
 	}
 	return out, nil
 }
 
-func labelMap(v *fastjson.Value, a *arena) (map[string]string, *DecodeError) {
-	if v == nil {
+func labelMap(data []byte, v span, a *arena) (map[string]string, *DecodeError) {
+	if v.kind == kindAbsent {
 		return nil, nil
 	}
-	obj, e := v.Object()
-	if e != nil {
+	if v.kind != kindObject {
 		return nil, errf(ReasonInvalidField, "labels", "must be an object of strings")
 	}
-	if obj.Len() > MaxLabels {
-		return nil, errf(ReasonInvalidField, "labels", "%d labels, at most %d", obj.Len(), MaxLabels)
+	if v.n > MaxLabels {
+		return nil, errf(ReasonInvalidField, "labels", "%d labels, at most %d", v.n, MaxLabels)
 	}
-	out := make(map[string]string, obj.Len())
+	out := make(map[string]string, v.n)
 	var err *DecodeError
-	obj.Visit(func(k []byte, val *fastjson.Value) {
-		if err != nil {
-			return
+	s := scanner{data: data, i: v.start, control: -1, surrogate: -1}
+	s.object(1, func(name, val span) bool {
+		key := a.text(data, name)
+		if val.kind != kindString {
+			err = errf(ReasonInvalidField, "labels."+truncate(key), "label values must be strings")
+			return false
 		}
-		b, e := val.StringBytes()
-		if e != nil {
-			err = errf(ReasonInvalidField, "labels."+truncate(string(k)), "label values must be strings")
-			return
+		n := len(out)
+		if out[key] = a.text(data, val); len(out) == n {
+			err = errf(ReasonInvalidJSON, "labels."+truncate(key), "label appears twice")
+			return false
 		}
-		key := a.str(k)
-		if _, dup := out[key]; dup {
-			err = errf(ReasonInvalidJSON, "labels."+truncate(string(k)), "label appears twice")
-			return
-		}
-		out[key] = a.str(b)
+		return true
 	})
 	return out, err
 }
@@ -368,47 +388,4 @@ func truncate(s string) string {
 		}
 	}
 	return s[:max]
-}
-
-// arena holds the bytes of every string of one decoded event in a single
-// allocation. Unescaped JSON strings are never longer than the payload and
-// the arena has the payload's capacity, so it never reallocates and the
-// strings handed out stay valid and unchanged.
-type arena struct{ buf []byte }
-
-func (a *arena) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(a.buf)+len(b) > cap(a.buf) {
-		return string(b) // cannot happen (see above); a copy keeps it safe anyway
-	}
-	start := len(a.buf)
-	a.buf = append(a.buf, b...)
-	return unsafe.String(&a.buf[start], len(b))
-}
-
-// nesting returns how deep arrays and objects nest in data (the event
-// object counts 1; strings are skipped).
-func nesting(data []byte) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		switch {
-		case inString:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
-			depth++
-			deepest = max(deepest, depth)
-		case c == ']' || c == '}':
-			depth--
-		}
-	}
-	return deepest
 }

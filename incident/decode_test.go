@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,20 @@ func TestDecodeRejects(t *testing.T) {
 		{"raw control character in a string", "{\"source\":\"s\",\"title\":\"t\x02\"}", ReasonInvalidJSON, ""},
 		{"raw line break in a string", "{\"source\":\"s\",\"title\":\"t\",\"description\":\"a\nb\"}", ReasonInvalidJSON, ""},
 		{"raw tab in an ignored member", "{\"source\":\"s\",\"title\":\"t\",\"x\":\"\t\"}", ReasonInvalidJSON, ""},
+		// RFC 8259 in every member: the parser used until 2026-11 kept an
+		// unknown escape as its two characters and read numbers loosely.
+		{"unknown escape", `{"source":"s","title":"t\q"}`, ReasonInvalidJSON, ""},
+		{"short \\u escape", `{"source":"s","title":"t","x":"\u12"}`, ReasonInvalidJSON, ""},
+		{"leading zero", `{"source":"s","title":"t","x":01}`, ReasonInvalidJSON, ""},
+		{"no digit after the point", `{"source":"s","title":"t","x":1.}`, ReasonInvalidJSON, ""},
+		{"no digit before the point", `{"source":"s","title":"t","value":.5}`, ReasonInvalidJSON, ""},
+		{"no exponent digit", `{"source":"s","title":"t","value":1e}`, ReasonInvalidJSON, ""},
+		{"NaN", `{"source":"s","title":"t","value":NaN}`, ReasonInvalidJSON, ""},
+		{"trailing comma", `{"source":"s","title":"t",}`, ReasonInvalidJSON, ""},
+		{"trailing comma in an array", `{"source":"s","title":"t","resources":["a",]}`, ReasonInvalidJSON, ""},
+		{"after the object", `{"source":"s","title":"t"} {}`, ReasonInvalidJSON, ""},
+		{"misspelt literal", `{"source":"s","title":"t","x":ture}`, ReasonInvalidJSON, ""},
+		{"unquoted name", `{source:"s","title":"t"}`, ReasonInvalidJSON, ""},
 	}
 	dec := NewDecoder(1024)
 	for _, tc := range tests {
@@ -355,6 +370,28 @@ func TestHasControl(t *testing.T) {
 				}
 				if got, want := hasControl(b), pos >= 0; got != want {
 					t.Fatalf("hasControl(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestSpecial: the word test that finds the first quote or backslash of
+// a string is exact: every byte value at every position, behind bytes it
+// must skip, in strings long enough for the word loop and the byte loop.
+func TestSpecial(t *testing.T) {
+	fill := []byte("\x00\x1f\x21\x23\x5b\x5d\x7f\x80\xffabcdefg")
+	for n := 1; n <= len(fill); n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := append([]byte(nil), fill[:n]...)
+				b[pos] = byte(c)
+				want := bytes.IndexAny(b, `"\`)
+				if want < 0 {
+					want = n
+				}
+				if got := special(b, 0); got != want {
+					t.Fatalf("special(%q) = %d, want %d", b, got, want)
 				}
 			}
 		}
