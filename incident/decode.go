@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -74,7 +75,10 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	if derr := f.build(&ev, data, meta, &a); derr != nil {
 		return ev, derr
 	}
-	if err := ev.Validate(); err != nil {
+	if bytes.IndexByte(data, 0x7f) >= 0 {
+		f.verbatim = 0 // DEL is a control character for Validate
+	}
+	if err := ev.validate(f.verbatim); err != nil {
 		return ev, f.sentAs(err)
 	}
 	if d.maxSkew > 0 && !meta.Timestamp.IsZero() {
@@ -118,6 +122,7 @@ type fields struct {
 	value, unit                                  span
 	dup                                          string // the first member given twice
 	idName, typeName, resourcesName              string
+	verbatim                                     verbatim // the strings taken as they are in the payload
 }
 
 // sentAs renames the field of a validation error about the id, the type
@@ -241,6 +246,15 @@ func (f *fields) build(ev *Event, data []byte, meta Meta, a *arena) *DecodeError
 	if err != nil {
 		return err
 	}
+	f.verbatim = verbatimOf(f.dedupKey, verbatimDedupKey) | verbatimOf(f.source, verbatimSource) |
+		verbatimOf(f.title, verbatimTitle) | verbatimOf(f.description, verbatimDescription) | verbatimOf(f.unit, verbatimUnit)
+	if ev.ID != "" {
+		if f.idName == "id" {
+			f.verbatim |= verbatimOf(f.id, verbatimID)
+		} else {
+			f.verbatim |= verbatimOf(f.externalID, verbatimID)
+		}
+	}
 	if action != "" {
 		a, ok := ParseAction(action)
 		if !ok {
@@ -270,15 +284,22 @@ func (f *fields) build(ev *Event, data []byte, meta Meta, a *arena) *DecodeError
 	if f.resourcesName = "resources"; res.kind == kindAbsent && f.affected.kind != kindAbsent {
 		res, f.resourcesName = f.affected, "affected_services"
 	}
-	if ev.Resources, err = stringList(f.resourcesName, data, res, a); err != nil {
+	var plain bool
+	if ev.Resources, plain, err = stringList(f.resourcesName, data, res, a); err != nil {
 		return err
+	}
+	if plain {
+		f.verbatim |= verbatimResources
 	}
 	// Resources are a set: keep them sorted and unique from here on, so the
 	// fingerprint and the fold never sort again.
 	slices.Sort(ev.Resources)
 	ev.Resources = slices.Compact(ev.Resources)
-	if ev.Labels, err = labelMap(data, f.labels, a); err != nil {
+	if ev.Labels, plain, err = labelMap(data, f.labels, a); err != nil {
 		return err
+	}
+	if plain {
+		f.verbatim |= verbatimLabels
 	}
 	if occurred != "" {
 		t, e := ParseTime(occurred)
@@ -322,45 +343,52 @@ func HeaderIDDigest(msgID string) string {
 	return "nats-msg-id-sha256:" + hex.EncodeToString(sum[:])
 }
 
-func stringList(name string, data []byte, v span, a *arena) ([]string, *DecodeError) {
+// stringList decodes an array of strings, and reports whether none of them
+// held an escape.
+func stringList(name string, data []byte, v span, a *arena) ([]string, bool, *DecodeError) {
 	if v.kind == kindAbsent {
-		return nil, nil
+		return nil, true, nil
 	}
 	if v.kind != kindArray {
-		return nil, errf(ReasonInvalidField, name, "must be an array of strings")
+		return nil, false, errf(ReasonInvalidField, name, "must be an array of strings")
 	}
 	if v.n > MaxResources {
-		return nil, errf(ReasonInvalidField, name, "%d entries, at most %d", v.n, MaxResources)
+		return nil, false, errf(ReasonInvalidField, name, "%d entries, at most %d", v.n, MaxResources)
 	}
 	out := make([]string, 0, v.n)
-	ok := true
+	ok, plain := true, true
 	s := scanner{data: data, i: v.start, control: -1, surrogate: -1}
 	s.array(1, func(it span) bool {
 		if ok = it.kind == kindString; ok {
 			out = append(out, a.text(data, it))
+			plain = plain && !it.esc
 		}
 		return ok
 	})
 	if !ok {
-		return nil, errf(ReasonInvalidField, name, "must be an array of strings")
+		return nil, false, errf(ReasonInvalidField, name, "must be an array of strings")
 	}
-	return out, nil
+	return out, plain, nil
 }
 
-func labelMap(data []byte, v span, a *arena) (map[string]string, *DecodeError) {
+// labelMap decodes an object of strings, and reports whether none of its
+// names and values held an escape.
+func labelMap(data []byte, v span, a *arena) (map[string]string, bool, *DecodeError) {
 	if v.kind == kindAbsent {
-		return nil, nil
+		return nil, true, nil
 	}
 	if v.kind != kindObject {
-		return nil, errf(ReasonInvalidField, "labels", "must be an object of strings")
+		return nil, false, errf(ReasonInvalidField, "labels", "must be an object of strings")
 	}
 	if v.n > MaxLabels {
-		return nil, errf(ReasonInvalidField, "labels", "%d labels, at most %d", v.n, MaxLabels)
+		return nil, false, errf(ReasonInvalidField, "labels", "%d labels, at most %d", v.n, MaxLabels)
 	}
 	out := make(map[string]string, v.n)
 	var err *DecodeError
+	plain := true
 	s := scanner{data: data, i: v.start, control: -1, surrogate: -1}
 	s.object(1, func(name, val span) bool {
+		plain = plain && !name.esc && !val.esc
 		key := a.text(data, name)
 		if val.kind != kindString {
 			err = errf(ReasonInvalidField, "labels."+truncate(key), "label values must be strings")
@@ -373,7 +401,7 @@ func labelMap(data []byte, v span, a *arena) (map[string]string, *DecodeError) {
 		}
 		return true
 	})
-	return out, err
+	return out, plain, err
 }
 
 // truncate keeps error messages short when echoing input.
@@ -388,4 +416,13 @@ func truncate(s string) string {
 		}
 	}
 	return s[:max]
+}
+
+// verbatimOf returns bit when v is a string with no escape in it, or
+// absent.
+func verbatimOf(v span, bit verbatim) verbatim {
+	if v.esc {
+		return 0
+	}
+	return bit
 }

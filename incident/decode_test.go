@@ -149,6 +149,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"labels not strings", `{"source":"s","title":"t","labels":{"a":1}}`, ReasonInvalidField, "labels.a"},
 		{"value not a number", `{"source":"s","title":"t","value":"1"}`, ReasonInvalidField, "value"},
 		{"control char in source", `{"source":"a\u0000b","title":"t"}`, ReasonInvalidField, "source"},
+		// Strings with no escape skip Validate's character checks, but not
+		// when the payload holds a DEL (0x7f), a control character too.
+		{"raw DEL in title", "{\"source\":\"s\",\"title\":\"t\x7f\"}", ReasonInvalidField, "title"},
+		{"raw DEL in a label name", "{\"source\":\"s\",\"title\":\"t\",\"labels\":{\"k\x7f\":\"v\"}}", ReasonInvalidField, "labels"},
+		{"raw DEL in a resource", "{\"source\":\"s\",\"title\":\"t\",\"resources\":[\"r\x7f\"]}", ReasonInvalidField, "resources"},
+		{"escaped control char in a label value", `{"source":"s","title":"t","labels":{"k":"a\u0001"}}`, ReasonInvalidField, "labels.k"},
+		{"escaped control char in a resource", `{"source":"s","title":"t","resources":["a\u0001"]}`, ReasonInvalidField, "resources"},
+		{"escaped control char in the unit", `{"source":"s","title":"t","unit":"m\u0009s"}`, ReasonInvalidField, "unit"},
+		{"escaped control char in the dedup key", `{"source":"s","title":"t","dedup_key":"k\n"}`, ReasonInvalidField, "dedup_key"},
+		{"escaped control char in the id", `{"id":"i\r","source":"s","title":"t"}`, ReasonInvalidField, "id"},
+		{"over the limit, verbatim", `{"source":"s","title":"t","unit":"` + strings.Repeat("u", MaxUnitBytes+1) + `"}`, ReasonInvalidField, "unit"},
 		{"dedup key too long", `{"source":"s","title":"t","dedup_key":"` + strings.Repeat("k", 256) + `"}`, ReasonInvalidField, "dedup_key"},
 		{"year out of range", `{"source":"s","title":"t","occurred_at":"0100-01-01T00:00:00Z"}`, ReasonInvalidField, "occurred_at"},
 		// Year 1 is Go's zero time: once read as "no event time" (missing_field).

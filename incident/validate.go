@@ -9,23 +9,54 @@ import (
 
 // Validate checks an event against schema v1's rules. Decode calls it last, so
 // a decoded event always validates; producers may call it before publishing.
-func (e *Event) Validate() error {
+func (e *Event) Validate() error { return e.validate(0) }
+
+// verbatim marks the strings of a decoded event that are bytes of the
+// payload as they were (no escape in them, no DEL byte in the payload):
+// the payload is valid UTF-8 with no raw control byte in a string, so they
+// are too, and only their length is left to check. The decoder passes it
+// to validate; FuzzDecode holds every decoded event to Validate.
+type verbatim uint8
+
+const (
+	verbatimID verbatim = 1 << iota
+	verbatimDedupKey
+	verbatimSource
+	verbatimTitle
+	verbatimDescription
+	verbatimUnit
+	verbatimResources // every resource
+	verbatimLabels    // every label name and value
+)
+
+// check is checkString for a string that may be verbatim (v).
+func (v verbatim) check(bit verbatim, field, s string, max int, multiline bool) *DecodeError {
+	if v&bit != 0 {
+		if len(s) > max {
+			return tooLong(field, s, max)
+		}
+		return nil
+	}
+	return checkString(field, s, max, multiline)
+}
+
+func (e *Event) validate(v verbatim) error {
 	if e.ID == "" {
 		return errf(ReasonMissingField, "id", "no event id in payload, Nats-Msg-Id header or stream position")
 	}
-	if err := checkString("id", e.ID, MaxIDBytes, false); err != nil {
+	if err := v.check(verbatimID, "id", e.ID, MaxIDBytes, false); err != nil {
 		return err
 	}
 	if e.Action > Resolve {
 		return errf(ReasonUnknownAction, "action", "unknown action %d", uint8(e.Action))
 	}
-	if err := checkString("dedup_key", e.DedupKey, MaxDedupKeyBytes, false); err != nil {
+	if err := v.check(verbatimDedupKey, "dedup_key", e.DedupKey, MaxDedupKeyBytes, false); err != nil {
 		return err
 	}
 	if strings.TrimSpace(e.Source) == "" {
 		return errf(ReasonMissingField, "source", "source is required")
 	}
-	if err := checkString("source", e.Source, MaxSourceBytes, false); err != nil {
+	if err := v.check(verbatimSource, "source", e.Source, MaxSourceBytes, false); err != nil {
 		return err
 	}
 	if !e.Type.Valid() {
@@ -37,10 +68,10 @@ func (e *Event) Validate() error {
 	if e.Action == Trigger && strings.TrimSpace(e.Title) == "" {
 		return errf(ReasonMissingField, "title", "title is required for a trigger")
 	}
-	if err := checkString("title", e.Title, MaxTitleBytes, false); err != nil {
+	if err := v.check(verbatimTitle, "title", e.Title, MaxTitleBytes, false); err != nil {
 		return err
 	}
-	if err := checkString("description", e.Description, MaxDescriptionBytes, true); err != nil {
+	if err := v.check(verbatimDescription, "description", e.Description, MaxDescriptionBytes, true); err != nil {
 		return err
 	}
 	if len(e.Resources) > MaxResources {
@@ -50,22 +81,22 @@ func (e *Event) Validate() error {
 		if r == "" {
 			return errf(ReasonInvalidField, "resources", "empty resource name")
 		}
-		if err := checkString("resources", r, MaxResourceBytes, false); err != nil {
+		if err := v.check(verbatimResources, "resources", r, MaxResourceBytes, false); err != nil {
 			return err
 		}
 	}
 	if len(e.Labels) > MaxLabels {
 		return errf(ReasonInvalidField, "labels", "%d labels, at most %d", len(e.Labels), MaxLabels)
 	}
-	for k, v := range e.Labels {
+	for k, val := range e.Labels {
 		if k == "" {
 			return errf(ReasonInvalidField, "labels", "empty label name")
 		}
-		if err := checkString("labels", k, MaxLabelKeyBytes, false); err != nil {
+		if err := v.check(verbatimLabels, "labels", k, MaxLabelKeyBytes, false); err != nil {
 			err.Msg = fmt.Sprintf("name %q: %s", truncate(k), err.Msg) // as Incident.Validate says it
 			return err
 		}
-		if err := checkString("", v, MaxLabelValueBytes, true); err != nil {
+		if err := v.check(verbatimLabels, "", val, MaxLabelValueBytes, true); err != nil {
 			err.Field = "labels." + k // named only on failure: no allocation per label
 			return err
 		}
@@ -79,7 +110,7 @@ func (e *Event) Validate() error {
 	if e.Value != nil && (math.IsNaN(*e.Value) || math.IsInf(*e.Value, 0)) {
 		return errf(ReasonInvalidField, "value", "must be a finite number")
 	}
-	if err := checkString("unit", e.Unit, MaxUnitBytes, false); err != nil {
+	if err := v.check(verbatimUnit, "unit", e.Unit, MaxUnitBytes, false); err != nil {
 		return err
 	}
 	return nil
@@ -103,7 +134,7 @@ func printableASCII8(s string) bool {
 // characters (they would break index keys and log lines), in one pass.
 func checkString(field, s string, max int, multiline bool) *DecodeError {
 	if len(s) > max {
-		return errf(ReasonInvalidField, field, "%d bytes, at most %d", len(s), max)
+		return tooLong(field, s, max)
 	}
 	for i := 0; i < len(s); {
 		if i+8 <= len(s) && printableASCII8(s[i:i+8]) {
@@ -127,4 +158,8 @@ func checkString(field, s string, max int, multiline bool) *DecodeError {
 		i++
 	}
 	return nil
+}
+
+func tooLong(field, s string, max int) *DecodeError {
+	return errf(ReasonInvalidField, field, "%d bytes, at most %d", len(s), max)
 }
