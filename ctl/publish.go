@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/incident"
@@ -202,7 +201,6 @@ func publishGenerated(ctx context.Context, p *publisher, f publishFlags) error {
 func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publishFlags) (int, error) {
 	r := bufio.NewReaderSize(in, 1<<20)
 	dec := incident.NewDecoder(f.maxBytes).LimitClockSkew(f.maxSkew)
-	var parser fastjson.Parser
 	invalid := 0
 	for lineNo := 1; ; lineNo++ {
 		if err := ctx.Err(); err != nil {
@@ -211,7 +209,7 @@ func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publ
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
 			line = bytes.TrimRight(line, "\r\n")
-			id, source := peek(&parser, line)
+			id, source := incident.Peek(line)
 			if f.validate {
 				// As the worker will: the stream position and timestamp stand
 				// in for a missing id and event time.
@@ -234,18 +232,4 @@ func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publ
 			return invalid, fmt.Errorf("read line %d: %w", lineNo, err)
 		}
 	}
-}
-
-// peek reads the id (or external_id) and source of a JSON line; anything
-// unreadable gives empty strings.
-func peek(p *fastjson.Parser, line []byte) (id, source string) {
-	v, err := p.ParseBytes(line)
-	if err != nil {
-		return "", ""
-	}
-	id = string(v.GetStringBytes("id"))
-	if id == "" {
-		id = string(v.GetStringBytes("external_id"))
-	}
-	return id, string(v.GetStringBytes("source"))
 }

@@ -426,3 +426,25 @@ func verbatimOf(v span, bit verbatim) verbatim {
 	}
 	return bit
 }
+
+// Peek returns a payload's event id (id, else external_id) and source
+// without validating the event: empty strings when the payload is not a
+// JSON object or the member is not a string. incidentctl publish picks the
+// Nats-Msg-Id and the subject with it.
+func Peek(data []byte) (id, source string) {
+	var f fields
+	s := scanner{data: data, control: -1, surrogate: -1}
+	if !s.top(&f) || s.err != "" {
+		return "", ""
+	}
+	text := func(v span) string {
+		if v.kind != kindString {
+			return ""
+		}
+		return string(unescape(nil, data[v.start:v.end]))
+	}
+	if id = text(f.id); id == "" {
+		id = text(f.externalID)
+	}
+	return id, text(f.source)
+}

@@ -528,3 +528,25 @@ func TestDecodeNestingLimit(t *testing.T) {
 		t.Fatalf("nesting = %d, want 3", n)
 	}
 }
+
+// TestPeek: the id (else external_id) and source of a payload, escapes
+// decoded, whether or not the event is valid; nothing from what is not a
+// JSON object.
+func TestPeek(t *testing.T) {
+	tests := []struct{ payload, id, source string }{
+		{`{"id":"e-1","source":"llm-gateway","title":"t"}`, "e-1", "llm-gateway"},
+		{`{"external_id":"x-1","source":"s"}`, "x-1", "s"},
+		{`{"id":"","external_id":"x-1","source":"s"}`, "x-1", "s"},
+		{`{"id":"a\u00e9\"b","source":"s\/t"}`, `aé"b`, "s/t"},
+		{`{"id":7,"source":["s"]}`, "", ""},
+		{`{"source":"s","severity":"P9"}`, "", "s"},
+		{`{"id":"e","source":"s"`, "", ""},
+		{`["e","s"]`, "", ""},
+		{``, "", ""},
+	}
+	for _, tc := range tests {
+		if id, source := Peek([]byte(tc.payload)); id != tc.id || source != tc.source {
+			t.Errorf("Peek(%s) = %q, %q; want %q, %q", tc.payload, id, source, tc.id, tc.source)
+		}
+	}
+}
