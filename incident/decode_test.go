@@ -115,6 +115,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"array", `[1,2]`, ReasonInvalidJSON, ""},
 		{"empty", ``, ReasonInvalidJSON, ""},
 		{"duplicate member", `{"source":"a","source":"b","title":"t"}`, ReasonInvalidJSON, "source"},
+		{"duplicate member, one name escaped", `{"source":"a","\u0073ource":"b","title":"t"}`, ReasonInvalidJSON, "source"},
 		// null is absent, but a member all the same: refused in either order.
 		{"null then the member", `{"source":"s","title":null,"title":"t"}`, ReasonInvalidJSON, "title"},
 		{"the member then null", `{"source":"s","title":"t","title":null}`, ReasonInvalidJSON, "title"},
@@ -331,6 +332,13 @@ func TestDecodeEscapes(t *testing.T) {
 		{`{"source":"s","title":"x\\ud800y"}`, `x\ud800y`},
 		{`{"source":"s","title":"x\\\ud83d\ude00"}`, "x\\\U0001F600"},
 		{`{"source":"s","title":"\u00e9\u2028"}`, "\u00e9\u2028"},
+		// member names are matched once unescaped
+		{`{"source":"s","\u0074itle":"escaped name"}`, "escaped name"},
+		{`{"source":"s","titl\u0065":"a\/b"}`, "a/b"},
+	}
+	ev, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","description":"\"\\\/\n\r\t\u0041"}`), testMeta)
+	if err != nil || ev.Description != "\"\\/\n\r\tA" {
+		t.Fatalf("short escapes: %q, %v", ev.Description, err)
 	}
 	for _, tc := range tests {
 		ev, err := NewDecoder(0).Decode([]byte(tc.payload), testMeta)
