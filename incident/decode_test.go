@@ -149,6 +149,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty resource", `{"source":"s","title":"t","resources":[""]}`, ReasonInvalidField, "resources"},
 		{"labels not strings", `{"source":"s","title":"t","labels":{"a":1}}`, ReasonInvalidField, "labels.a"},
 		{"value not a number", `{"source":"s","title":"t","value":"1"}`, ReasonInvalidField, "value"},
+		{"value beyond float64", `{"source":"s","title":"t","value":-1e400}`, ReasonInvalidField, "value"},
 		{"control char in source", `{"source":"a\u0000b","title":"t"}`, ReasonInvalidField, "source"},
 		// Strings with no escape skip Validate's character checks, but not
 		// when the payload holds a DEL (0x7f), a control character too.
