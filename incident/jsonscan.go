@@ -126,29 +126,20 @@ func (s *scanner) literal(word string) bool {
 // member with its name (as a string span) and value, and returns how many
 // members it has. member returning false stops the scan.
 func (s *scanner) object(depth int, member func(name, v span) bool) (int, bool) {
-	if depth > maxDepth {
-		s.deep = true
-		return 0, s.fail(s.i, "nested too deep")
-	}
+	more, ok := s.open(depth, '}')
 	d := s.data
-	s.i++ // '{'
-	s.ws()
-	if s.i < len(d) && d[s.i] == '}' {
-		s.i++
-		return 0, true
-	}
-	for n := 1; ; n++ {
+	n := 0
+	for ; more && ok; more, ok = s.next('}', "an object") {
+		n++
 		if s.i >= len(d) || d[s.i] != '"' {
 			return n, s.fail(s.i, "expected a member name in quotes, found %s", s.near(s.i))
 		}
 		name := span{kind: kindString, start: s.i + 1}
-		esc, ok := s.str()
-		if !ok {
+		if name.esc, ok = s.str(); !ok {
 			return n, false
 		}
-		name.esc, name.end = esc, s.i-1
-		s.ws()
-		if s.i >= len(d) || d[s.i] != ':' {
+		name.end = s.i - 1
+		if s.ws(); s.i >= len(d) || d[s.i] != ':' {
 			return n, s.fail(s.i, "expected ':' after a member name, found %s", s.near(s.i))
 		}
 		s.i++
@@ -160,35 +151,17 @@ func (s *scanner) object(depth int, member func(name, v span) bool) (int, bool) 
 		if member != nil && !member(name, v) {
 			return n, true
 		}
-		s.ws()
-		if s.i < len(d) && d[s.i] == ',' {
-			s.i++
-			s.ws()
-			continue
-		}
-		if s.i < len(d) && d[s.i] == '}' {
-			s.i++
-			return n, true
-		}
-		return n, s.fail(s.i, "expected ',' or '}' in an object, found %s", s.near(s.i))
 	}
+	return n, ok
 }
 
 // array scans the array at s.i, calling item (when not nil) for each item,
 // and returns how many items it has.
 func (s *scanner) array(depth int, item func(v span) bool) (int, bool) {
-	if depth > maxDepth {
-		s.deep = true
-		return 0, s.fail(s.i, "nested too deep")
-	}
-	d := s.data
-	s.i++ // '['
-	s.ws()
-	if s.i < len(d) && d[s.i] == ']' {
-		s.i++
-		return 0, true
-	}
-	for n := 1; ; n++ {
+	more, ok := s.open(depth, ']')
+	n := 0
+	for ; more && ok; more, ok = s.next(']', "an array") {
+		n++
 		v, ok := s.value(depth)
 		if !ok {
 			return n, false
@@ -196,18 +169,41 @@ func (s *scanner) array(depth int, item func(v span) bool) (int, bool) {
 		if item != nil && !item(v) {
 			return n, true
 		}
-		s.ws()
-		if s.i < len(d) && d[s.i] == ',' {
-			s.i++
-			s.ws()
-			continue
-		}
-		if s.i < len(d) && d[s.i] == ']' {
-			s.i++
-			return n, true
-		}
-		return n, s.fail(s.i, "expected ',' or ']' in an array, found %s", s.near(s.i))
 	}
+	return n, ok
+}
+
+// open enters the object or array at s.i, nested depth deep, and reports
+// whether a first member or item follows (not the closing byte).
+func (s *scanner) open(depth int, closing byte) (more, ok bool) {
+	if depth > maxDepth {
+		s.deep = true
+		return false, s.fail(s.i, "nested too deep")
+	}
+	s.i++ // '{' or '['
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == closing {
+		s.i++
+		return false, true
+	}
+	return true, true
+}
+
+// next reads what follows a member or item: a comma (more follow) or the
+// closing byte.
+func (s *scanner) next(closing byte, in string) (more, ok bool) {
+	d := s.data
+	s.ws()
+	if s.i < len(d) && d[s.i] == ',' {
+		s.i++
+		s.ws()
+		return true, true
+	}
+	if s.i < len(d) && d[s.i] == closing {
+		s.i++
+		return false, true
+	}
+	return false, s.fail(s.i, "expected ',' or '%c' in %s, found %s", closing, in, s.near(s.i))
 }
 
 // number scans a number: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
