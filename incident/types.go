@@ -45,6 +45,9 @@ func (s Severity) MoreSevere(o Severity) bool { return s < o }
 // ParseSeverity accepts P0..P4 (any case) and the old system's names
 // critical, high, medium, low and info.
 func ParseSeverity(v string) (Severity, error) {
+	if len(v) == 2 && v[0] == 'P' && v[1] >= '0' && v[1] <= '4' { // the canonical form, without a lower-cased copy
+		return Severity(v[1] - '0'), nil
+	}
 	switch strings.ToLower(strings.TrimSpace(v)) {
 	case "p0", "critical":
 		return P0, nil
@@ -171,8 +174,14 @@ func (t Type) Valid() bool { return t <= Compliance }
 
 // ParseType accepts a type name in any case.
 func ParseType(v string) (Type, error) {
+	for i, n := range typeNames { // the canonical names first: a length compare rules most out
+		if n == v {
+			return Type(i), nil
+		}
+	}
+	v = strings.TrimSpace(v)
 	for i, n := range typeNames {
-		if strings.EqualFold(n, strings.TrimSpace(v)) {
+		if strings.EqualFold(n, v) {
 			return Type(i), nil
 		}
 	}
@@ -219,6 +228,11 @@ func (a Action) String() string {
 
 // ParseAction accepts the three action names in any case.
 func ParseAction(v string) (Action, bool) {
+	for i, n := range actionNames { // the canonical names first
+		if n == v {
+			return Action(i), true
+		}
+	}
 	v = strings.TrimSpace(v)
 	for i, n := range actionNames {
 		if strings.EqualFold(n, v) {
