@@ -2,12 +2,12 @@ package pebble
 
 import (
 	"fmt"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"sync"
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"go.uber.org/zap"
 )
 
