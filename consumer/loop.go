@@ -275,16 +275,12 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 			}
 			return nil
 		}
-		c.m.BatchesFailed.Inc()
 		if ctx.Err() != nil {
+			c.m.BatchesFailed.Inc()
 			stop()
 			return fmt.Errorf("commit abandoned: %w", ctx.Err())
 		}
-		c.storeErr.Store(&err)
-		select {
-		case c.failing <- struct{}{}:
-		default:
-		}
+		c.failed(err)
 		c.log.Warn("commit failed, retrying the same batch", zap.Error(err), zap.Int("attempt", attempt),
 			zap.Int("events", len(b.events)), zap.Duration("backoff", backoff))
 		select {
@@ -314,6 +310,7 @@ func afterUnconfirmed(w, r dedupe.Result) dedupe.Result {
 // so they are complete by the time JetStream sees the acks).
 func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
 	c.storeErr.Store(nil)
+	c.failingSince.Store(0)
 	if !b.ahead {
 		c.committed.Add(1)
 		select {

@@ -13,12 +13,14 @@ import (
 )
 
 // Workers on one consumer say they are alive on a core NATS subject, so
-// that a worker can tell when another one died holding messages: only then
-// is reading ahead worth its cost (see readAhead).
+// that a worker can tell when another one died holding messages, or holds
+// them while its commits keep failing: only then is reading ahead worth its
+// cost (see readAhead).
 const (
-	peerBeat = 250 * time.Millisecond // how often a worker says it is alive
-	peerLost = time.Second            // silence after which it counts as dead
-	peerBye  = " bye"                 // appended by a worker that stops after draining
+	peerBeat  = 250 * time.Millisecond // how often a worker says it is alive
+	peerLost  = time.Second            // silence after which it counts as dead
+	peerBye   = " bye"                 // appended by a worker that stops after draining
+	peerStuck = " stuck"               // appended by a worker whose commits have failed for peerLost
 )
 
 // peers tracks the other workers of the consumer.
@@ -29,18 +31,21 @@ type peers struct {
 	// dead worker's messages have come back (ack_wait) and been committed.
 	window time.Duration
 
-	mu   sync.Mutex
-	last map[string]time.Time // peer id → last heard
-	lost time.Time            // when a peer was last found dead
+	mu       sync.Mutex
+	last     map[string]time.Time // peer id → last heard
+	stuck    map[string]bool      // peers whose last beat said stuck
+	newStuck int                  // peers found stuck since takeStuck
+	lost     time.Time            // when a peer was last found dead, or heard stuck
 }
 
 func newPeers(stream, durable string, window time.Duration) *peers {
 	return &peers{id: uuid.NewString(), subject: "incidentd.peers." + stream + "." + durable, window: window,
-		last: make(map[string]time.Time)}
+		last: make(map[string]time.Time), stuck: make(map[string]bool)}
 }
 
-// suspect reports whether a peer died recently: messages it held may come
-// back only after ack_wait.
+// suspect reports whether a peer died recently, or is stuck or was until
+// recently: messages it held may come back only after ack_wait, or once its
+// store takes commits again.
 func (p *peers) suspect(now time.Time) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -50,6 +55,7 @@ func (p *peers) suspect(now time.Time) bool {
 // heard records a beat (or a goodbye) of a peer.
 func (p *peers) heard(data []byte, now time.Time) {
 	id, bye := bytes.CutSuffix(data, []byte(peerBye))
+	id, stuck := bytes.CutSuffix(id, []byte(peerStuck))
 	if string(id) == p.id {
 		return
 	}
@@ -57,9 +63,29 @@ func (p *peers) heard(data []byte, now time.Time) {
 	defer p.mu.Unlock()
 	if bye {
 		delete(p.last, string(id))
+		delete(p.stuck, string(id))
 		return
 	}
 	p.last[string(id)] = now
+	switch {
+	case stuck:
+		if !p.stuck[string(id)] {
+			p.stuck[string(id)] = true
+			p.newStuck++
+		}
+		p.lost = now // the window runs from its last stuck beat
+	default:
+		delete(p.stuck, string(id))
+	}
+}
+
+// takeStuck returns how many peers were found stuck since the last call.
+func (p *peers) takeStuck() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.newStuck
+	p.newStuck = 0
+	return n
 }
 
 // sweep forgets the peers silent for peerLost and returns how many.
@@ -70,6 +96,7 @@ func (p *peers) sweep(now time.Time) int {
 	for id, t := range p.last {
 		if now.Sub(t) >= peerLost {
 			delete(p.last, id)
+			delete(p.stuck, id)
 			p.lost = now
 			n++
 		}
@@ -98,12 +125,29 @@ func (c *Consumer) runPeers(stop <-chan struct{}, drained func() bool) {
 			}
 			return
 		case now := <-tick.C:
-			_ = c.nc.Publish(p.subject, []byte(p.id))
+			beat := p.id
+			if c.stuck(now) {
+				beat += peerStuck
+			}
+			_ = c.nc.Publish(p.subject, []byte(beat))
 			if n := p.sweep(now); n > 0 {
 				c.m.PeersLost.Add(float64(n))
 				c.log.Info("another worker went silent without stopping; reading ahead for its messages",
 					zap.Int("workers", n), zap.Duration("for", p.window))
 			}
+			if n := p.takeStuck(); n > 0 {
+				c.m.PeersStuck.Add(float64(n))
+				c.log.Info("another worker cannot commit; reading ahead for the messages it holds",
+					zap.Int("workers", n), zap.Duration("after it recovers, for", p.window))
+			}
 		}
 	}
+}
+
+// stuck reports whether this worker's commits have failed for peerLost or
+// longer: it holds its messages (InProgress) and its peers should read
+// ahead for them.
+func (c *Consumer) stuck(now time.Time) bool {
+	since := c.failingSince.Load()
+	return since != 0 && now.UnixNano()-since >= int64(peerLost)
 }

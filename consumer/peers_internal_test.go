@@ -33,3 +33,38 @@ func TestPeers(t *testing.T) {
 		t.Fatal("suspect: want true for the window after the loss, false after it")
 	}
 }
+
+// TestStuckPeers: a worker that says it is stuck (its commits keep
+// failing) is alive, counts once as stuck, and keeps the window for
+// reading ahead open from its last stuck beat; once it beats plainly it is
+// no longer stuck, and a second stuck spell counts again.
+func TestStuckPeers(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	p := newPeers("INCIDENTS", "incidentd", 30*time.Second)
+	p.heard([]byte("a"), t0)
+	if p.suspect(t0) || p.takeStuck() != 0 {
+		t.Fatal("a plain beat: want no suspicion")
+	}
+	for i := range 10 { // stuck for 10 s
+		p.heard([]byte("a"+peerStuck), t0.Add(time.Duration(i)*time.Second))
+		if n := p.sweep(t0.Add(time.Duration(i) * time.Second)); n != 0 {
+			t.Fatalf("a stuck worker beats: swept %d as lost", n)
+		}
+	}
+	if n := p.takeStuck(); n != 1 {
+		t.Fatalf("stuck %d times, want 1 for one spell", n)
+	}
+	last := t0.Add(9 * time.Second)
+	if !p.suspect(last.Add(29*time.Second)) || p.suspect(last.Add(30*time.Second)) {
+		t.Fatal("suspect: want the window to run from the last stuck beat")
+	}
+	p.heard([]byte("a"), last.Add(time.Second))
+	p.heard([]byte("a"+peerStuck), last.Add(2*time.Second))
+	if n := p.takeStuck(); n != 1 {
+		t.Fatalf("a second spell: stuck %d, want 1", n)
+	}
+	p.heard([]byte(p.id+peerStuck), last)
+	if n := p.takeStuck(); n != 0 {
+		t.Fatal("a worker counted itself stuck")
+	}
+}

@@ -121,6 +121,9 @@ type Metrics struct {
 	// PeersLost counts the other workers of the consumer found silent
 	// without having said goodbye (consumer.read_ahead).
 	PeersLost prometheus.Counter
+	// PeersStuck counts the other workers of the consumer heard saying
+	// their commits had been failing for a second (consumer.read_ahead).
+	PeersStuck prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
 	IncidentsReopened     prometheus.Counter
@@ -210,6 +213,8 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			"Messages a starting worker read from the stream and committed before pulling: delivered before it started and still un-acked (a stopped worker's batch in flight)."),
 		PeersLost: counter("peers_lost_total",
 			"Other workers of the consumer that went silent without stopping (a crash, a killed pod): reading ahead is on for ack_wait after (consumer.read_ahead)."),
+		PeersStuck: counter("peers_stuck_total",
+			"Other workers of the consumer that said their commits had been failing for a second, holding their messages: reading ahead is on while they say so and for ack_wait after (consumer.read_ahead)."),
 		EventsReadAhead: counter("events_read_ahead_total",
 			"Events read from the stream and committed ahead of their delivery to this worker (consumer.read_ahead): the earlier events of an acknowledge's or resolve's identity still un-acked at its final delivery (another pod holds them, or died holding them)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
@@ -290,7 +295,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	info.WithLabelValues(build.Version, runtime.Version()).Set(1)
 
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
-		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.PeersLost, m.IncidentsOpened,
+		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.PeersLost, m.PeersStuck, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,

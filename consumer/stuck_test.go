@@ -1,0 +1,174 @@
+package consumer_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/llm-im/incidentd/consumer"
+)
+
+// TestReadAheadOfAStuckPod: a pod holds the first messages of a stream of
+// triggers, acknowledges and resolves and cannot commit them (its store
+// fails; it keeps them with InProgress, so JetStream does not redeliver
+// them), while it goes on saying it is alive, and that it is stuck. The
+// running pod reads ahead for it as for a dead pod: the acknowledges and
+// resolves after the stuck pod's triggers are applied, not counted as
+// orphans, while the stuck pod still holds its messages. When it lets
+// them go, the incidents end as the stream applied in order leaves them.
+func TestReadAheadOfAStuckPod(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 20
+	cfg.Consumer.AckWait.Duration = 4 * time.Second
+	cfg.Consumer.OrphanRetryDelay.Duration = time.Second
+	const held = 60
+	log := controlLog(150)
+	ex := expect(t, log, cfg.Dedupe)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	release := stuckPull(t, e, cfg, held)
+	store := stores[0].open(t, t.TempDir())
+	w := e.start(cfg, store)
+	time.Sleep(300 * time.Millisecond) // the running pod hears the other
+	e.publish(payloads(log))
+	e.waitFor("everything but the stuck pod's messages committed", 30*time.Second, func() bool {
+		info := e.consumerInfo(cfg)
+		return info.NumPending == 0 && info.NumAckPending == held
+	})
+	if got := testutil.ToFloat64(w.m.EventsOrphaned); got != 0 {
+		t.Errorf("orphaned %v while the other pod was stuck, want 0", got)
+	}
+	if got := testutil.ToFloat64(w.m.EventsReadAhead); got == 0 || got > held {
+		t.Errorf("read ahead %v events, want some of the %d the stuck pod holds", got, held)
+	}
+	if stuck, lost := testutil.ToFloat64(w.m.PeersStuck), testutil.ToFloat64(w.m.PeersLost); stuck != 1 || lost != 0 {
+		t.Errorf("peers stuck %v, lost %v; want 1 and 0", stuck, lost)
+	}
+	release()
+	e.settle(cfg, w)
+	requireIncidents(t, store, ex)
+	if got := testutil.ToFloat64(w.m.EventsOrphaned); got != 0 {
+		t.Errorf("orphaned %v, want 0", got)
+	}
+	if got := applied(w); got != ex.uniqueIDs {
+		t.Errorf("applied %d, want %d", got, ex.uniqueIDs)
+	}
+}
+
+// stuckPull pulls the first n messages as a pod whose commits fail would:
+// it keeps them with InProgress and says it is alive and stuck. release
+// lets them go as that pod's shutdown would after giving up (a nak each),
+// says goodbye and disconnects.
+func stuckPull(t *testing.T, e *env, cfg consumer.Config, n int) (release func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js := connect(t, e.url)
+	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the stuck pod's pull request", 10*time.Second, func() bool { return e.consumerInfo(cfg).NumWaiting > 0 })
+	var mu sync.Mutex
+	var msgs []jetstream.Msg
+	go func() {
+		for m := range batch.Messages() {
+			mu.Lock()
+			msgs = append(msgs, m)
+			mu.Unlock()
+		}
+	}()
+	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		beat := time.NewTicker(100 * time.Millisecond)
+		defer beat.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-beat.C:
+				_ = nc.Publish(subject, []byte("stuck-pod stuck"))
+				if i%5 == 0 { // InProgress every 0.5 s, well inside ack_wait
+					mu.Lock()
+					for _, m := range msgs {
+						_ = m.InProgress()
+					}
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		if len(msgs) != n {
+			t.Fatalf("the stuck pod holds %d messages, want %d", len(msgs), n)
+		}
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+		_ = nc.Publish(subject, []byte("stuck-pod bye"))
+		_ = nc.Flush()
+		nc.Close()
+	}
+}
+
+// TestStuckBeat: a worker whose commits keep failing says so in its beat
+// once they have failed for a second, and stops saying so when the store
+// takes its commit.
+func TestStuckBeat(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	store := stores[0].open(t, "")
+	f := &flaky{Store: store}
+	f.failing.Store(true)
+	nc, _ := connect(t, e.url)
+	var mu sync.Mutex
+	var beats [][]byte
+	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		mu.Lock()
+		beats = append(beats, m.Data)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := func() []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(beats) == 0 {
+			return nil
+		}
+		return beats[len(beats)-1]
+	}
+	w := e.start(cfg, f)
+	e.publish(payloads(logicalLog(200, 0, true, 4)))
+	e.waitFor("a stuck beat", 10*time.Second, func() bool { return bytes.HasSuffix(last(), []byte(" stuck")) })
+	f.failing.Store(false)
+	e.waitFor("a plain beat", 10*time.Second, func() bool {
+		b := last()
+		return b != nil && !bytes.HasSuffix(b, []byte(" stuck"))
+	})
+	e.settle(cfg, w)
+}
