@@ -100,7 +100,10 @@ type Consumer struct {
 	// failingSince is when the store began failing (unix nanoseconds; 0
 	// while it takes commits), for the peers' stuck beat.
 	failingSince atomic.Int64
-	failing      chan struct{} // signalled by a failing commit so pulling stops
+	// applyingSince is when the commit under way began (unix nanoseconds;
+	// 0 between commits), for the same beat.
+	applyingSince atomic.Int64
+	failing       chan struct{} // signalled by a failing commit so pulling stops
 	// committed counts the batches committed and acked; succeeded is
 	// signalled with each, so a paused loop resumes at once.
 	committed atomic.Uint64

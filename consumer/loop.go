@@ -260,7 +260,9 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 	backoff := cc.RetryInitial.Duration
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
+		done := c.applying()
 		res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
+		done()
 		if written != nil && (err == nil || errors.Is(err, storage.ErrUnconfirmed)) {
 			res = afterUnconfirmed(*written, res)
 		}

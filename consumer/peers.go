@@ -14,13 +14,13 @@ import (
 
 // Workers on one consumer say they are alive on a core NATS subject, so
 // that a worker can tell when another one died holding messages, or holds
-// them while its commits keep failing: only then is reading ahead worth its
-// cost (see readAhead).
+// them while its commits keep failing or take long: only then is reading
+// ahead worth its cost (see readAhead).
 const (
 	peerBeat  = 250 * time.Millisecond // how often a worker says it is alive
 	peerLost  = time.Second            // silence after which it counts as dead
 	peerBye   = " bye"                 // appended by a worker that stops after draining
-	peerStuck = " stuck"               // appended by a worker whose commits have failed for peerLost
+	peerStuck = " stuck"               // appended by a worker whose commits have failed, or one has run, for peerLost
 )
 
 // peers tracks the other workers of the consumer.
@@ -145,9 +145,20 @@ func (c *Consumer) runPeers(stop <-chan struct{}, drained func() bool) {
 }
 
 // stuck reports whether this worker's commits have failed for peerLost or
-// longer: it holds its messages (InProgress) and its peers should read
-// ahead for them.
+// longer, or the one under way has taken that long (a commit takes tens of
+// milliseconds): it holds its messages (InProgress) and its peers should
+// read ahead for them.
 func (c *Consumer) stuck(now time.Time) bool {
-	since := c.failingSince.Load()
-	return since != 0 && now.UnixNano()-since >= int64(peerLost)
+	for _, since := range []int64{c.failingSince.Load(), c.applyingSince.Load()} {
+		if since != 0 && now.UnixNano()-since >= int64(peerLost) {
+			return true
+		}
+	}
+	return false
+}
+
+// applying marks a commit under way for stuck, until the returned func.
+func (c *Consumer) applying() (done func()) {
+	c.applyingSince.Store(time.Now().UnixNano())
+	return func() { c.applyingSince.Store(0) }
 }

@@ -124,7 +124,9 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 			c.acked(b, f.res, 0, time.Since(start))
 			return nil
 		}
+		done := c.applying()
 		err := c.store.Apply(ctx, storage.Batch{Incidents: f.res.Incidents, EventIDs: f.res.EventIDs, At: at})
+		done()
 		if err == nil {
 			c.acked(b, f.res, 0, time.Since(start))
 			return nil

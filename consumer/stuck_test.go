@@ -133,42 +133,59 @@ func stuckPull(t *testing.T, e *env, cfg consumer.Config, n int) (release func()
 	}
 }
 
-// TestStuckBeat: a worker whose commits keep failing says so in its beat
-// once they have failed for a second, and stops saying so when the store
-// takes its commit.
+// TestStuckBeat: a worker whose commits keep failing, or whose commit
+// under way takes long, says so in its beat once that has lasted a second,
+// and stops saying so when the store has taken its commit.
 func TestStuckBeat(t *testing.T) {
-	e := newEnv(t)
-	cfg := testConfig()
-	cfg.Consumer.BatchSize = 50
-	store := stores[0].open(t, "")
-	f := &flaky{Store: store}
-	f.failing.Store(true)
+	for _, tc := range []struct {
+		name string
+		slow bool // one commit takes 3 s; else commits fail until told
+	}{
+		{"failing", false},
+		{"slow", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			cfg.Consumer.BatchSize = 50
+			store := stores[0].open(t, "")
+			f := &flaky{Store: store}
+			if tc.slow {
+				f.applySleep, f.sleepCalls = 3*time.Second, 1
+			} else {
+				f.failing.Store(true)
+			}
+			beats := listen(t, e, cfg)
+			w := e.start(cfg, f)
+			e.publish(payloads(logicalLog(200, 0, true, 4)))
+			e.waitFor("a stuck beat", 10*time.Second, func() bool { return bytes.HasSuffix(beats(), []byte(" stuck")) })
+			f.failing.Store(false)
+			e.waitFor("a plain beat", 10*time.Second, func() bool {
+				b := beats()
+				return b != nil && !bytes.HasSuffix(b, []byte(" stuck"))
+			})
+			e.settle(cfg, w)
+		})
+	}
+}
+
+// listen subscribes to the workers' beats and returns the last one heard.
+func listen(t *testing.T, e *env, cfg consumer.Config) (last func() []byte) {
+	t.Helper()
 	nc, _ := connect(t, e.url)
 	var mu sync.Mutex
-	var beats [][]byte
+	var beat []byte
 	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable
 	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		mu.Lock()
-		beats = append(beats, m.Data)
+		beat = m.Data
 		mu.Unlock()
 	}); err != nil {
 		t.Fatal(err)
 	}
-	last := func() []byte {
+	return func() []byte {
 		mu.Lock()
 		defer mu.Unlock()
-		if len(beats) == 0 {
-			return nil
-		}
-		return beats[len(beats)-1]
+		return beat
 	}
-	w := e.start(cfg, f)
-	e.publish(payloads(logicalLog(200, 0, true, 4)))
-	e.waitFor("a stuck beat", 10*time.Second, func() bool { return bytes.HasSuffix(last(), []byte(" stuck")) })
-	f.failing.Store(false)
-	e.waitFor("a plain beat", 10*time.Second, func() bool {
-		b := last()
-		return b != nil && !bytes.HasSuffix(b, []byte(" stuck"))
-	})
-	e.settle(cfg, w)
 }
