@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -51,16 +52,7 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			// The running pod notices the death within about a second,
 			// before the deferrals end.
 			cfg.Consumer.OrphanRetryDelay.Duration = time.Second
-			log := controlLog(150)
-			ex := expect(t, log, cfg.Dedupe)
-			if ex.stats.Orphans != 0 || ex.stats.Resolved < 100 || ex.stats.Acknowledged < 100 {
-				t.Fatalf("the log, in order: %+v", ex.stats)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
-				t.Fatal(err)
-			}
+			log, ex := controlSetup(t, e, cfg)
 			// The dead pod's pull request waits before the running pod's,
 			// so it gets the first messages published.
 			die := deadPull(t, e, cfg, tc.held, true)
@@ -168,22 +160,7 @@ func TestReadAheadAtTheFinalDelivery(t *testing.T) {
 // killed mid-batch.
 func deadPull(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) func() {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	nc, js := connect(t, e.url)
-	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if waiting {
-		e.waitFor("the dead pod's pull request", 10*time.Second, func() bool {
-			return e.consumerInfo(cfg).NumWaiting > 0
-		})
-	}
+	nc, batch := pullFirst(t, e, cfg, n, waiting)
 	// It says it is alive as a worker does, until it dies.
 	beats := make(chan struct{})
 	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable
@@ -214,6 +191,30 @@ func deadPull(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) fu
 	}
 }
 
+// pullFirst fetches n messages on its own connection, as another pod
+// would; with waiting, it returns once its pull request waits at the
+// server, so it gets the first messages published after.
+func pullFirst(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) (*nats.Conn, jetstream.MessageBatch) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js := connect(t, e.url)
+	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waiting {
+		e.waitFor("the other pod's pull request", 10*time.Second, func() bool {
+			return e.consumerInfo(cfg).NumWaiting > 0
+		})
+	}
+	return nc, batch
+}
+
 // TestSpanReadDenied: a worker whose NATS user may not create consumers on
 // the stream cannot read it itself. Starting while a dead worker's messages
 // are un-acked, it warns and falls back to holding the acknowledges and
@@ -239,13 +240,7 @@ func TestSpanReadDenied(t *testing.T) {
 			cfg.SkipSetup = true
 			cfg.Consumer.BatchSize = 20
 			cfg.Consumer.AckWait.Duration = 4 * time.Second
-			log := controlLog(150)
-			ex := expect(t, log, cfg.Dedupe)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
-				t.Fatal(err)
-			}
+			log, ex := controlSetup(t, e, cfg)
 			core, logs := observer.New(zap.WarnLevel)
 			store := stores[0].open(t, "")
 			var w *worker

@@ -29,13 +29,7 @@ func TestReadAheadOfAStuckPod(t *testing.T) {
 	cfg.Consumer.AckWait.Duration = 4 * time.Second
 	cfg.Consumer.OrphanRetryDelay.Duration = time.Second
 	const held = 60
-	log := controlLog(150)
-	ex := expect(t, log, cfg.Dedupe)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
-		t.Fatal(err)
-	}
+	log, ex := controlSetup(t, e, cfg)
 	release := stuckPull(t, e, cfg, held)
 	store := stores[0].open(t, t.TempDir())
 	w := e.start(cfg, store)
@@ -65,24 +59,31 @@ func TestReadAheadOfAStuckPod(t *testing.T) {
 	}
 }
 
+// controlSetup sets up the stream and consumer for a run of
+// controlLog(150), and returns the log with what applying it in order
+// gives (checked to hold acknowledges and resolves, and no orphan).
+func controlSetup(t *testing.T, e *env, cfg consumer.Config) ([]entry, expectation) {
+	t.Helper()
+	log := controlLog(150)
+	ex := expect(t, log, cfg.Dedupe)
+	if ex.stats.Orphans != 0 || ex.stats.Resolved < 100 || ex.stats.Acknowledged < 100 {
+		t.Fatalf("the log, in order: %+v", ex.stats)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	return log, ex
+}
+
 // stuckPull pulls the first n messages as a pod whose commits fail would:
 // it keeps them with InProgress and says it is alive and stuck. release
 // lets them go as that pod's shutdown would after giving up (a nak each),
 // says goodbye and disconnects.
 func stuckPull(t *testing.T, e *env, cfg consumer.Config, n int) (release func()) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	nc, js := connect(t, e.url)
-	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the stuck pod's pull request", 10*time.Second, func() bool { return e.consumerInfo(cfg).NumWaiting > 0 })
+	nc, batch := pullFirst(t, e, cfg, n, true)
 	var mu sync.Mutex
 	var msgs []jetstream.Msg
 	go func() {
