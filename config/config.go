@@ -272,11 +272,12 @@ type ConsumerConfig struct {
 	// event waits before its redelivery (10ms..1m).
 	OrphanRetryDelay Duration `toml:"orphan_retry_delay" json:"orphan_retry_delay"`
 	// ReadAhead is consumer.read_ahead: whether, for ack_wait after another
-	// worker of the consumer went silent without stopping (workers say
-	// they are alive on a core NATS subject), an acknowledge or resolve
-	// still unsettled at its last deferral makes the worker read the stream
-	// above the ack floor itself and commit the trigger it follows (held by
-	// the dead worker) first.
+	// worker of the consumer went silent without stopping, or while one
+	// says it is stuck (its commits failing or slow) and for ack_wait
+	// after (workers say they are alive on a core NATS subject), an
+	// acknowledge or resolve still unsettled at its last deferral makes the
+	// worker read the stream above the ack floor itself and commit the
+	// trigger it follows (held by the dead or stuck worker) first.
 	ReadAhead bool `toml:"read_ahead" json:"read_ahead"`
 	// LagPollInterval is consumer.lag_poll_interval, how often consumer lag
 	// is sampled for metrics, and how often the worker pings a Redis store
