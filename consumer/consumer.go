@@ -97,11 +97,8 @@ type Consumer struct {
 	// for the warning of a pull that went silent.
 	lastReceived atomic.Uint64
 	storeErr     atomic.Pointer[error]
-	// failingSince is when the store began failing (unix nanoseconds; 0
-	// while it takes commits), for the peers' stuck beat.
-	failingSince atomic.Int64
 	// applyingSince is when the commit under way began (unix nanoseconds;
-	// 0 between commits), for the same beat.
+	// 0 between commits), for the peers' stuck beat.
 	applyingSince atomic.Int64
 	failing       chan struct{} // signalled by a failing commit so pulling stops
 	// committed counts the batches committed and acked; succeeded is

@@ -312,7 +312,6 @@ func afterUnconfirmed(w, r dedupe.Result) dedupe.Result {
 // so they are complete by the time JetStream sees the acks).
 func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.Duration) {
 	c.storeErr.Store(nil)
-	c.failingSince.Store(0)
 	if !b.ahead {
 		c.committed.Add(1)
 		select {

@@ -20,7 +20,7 @@ const (
 	peerBeat  = 250 * time.Millisecond // how often a worker says it is alive
 	peerLost  = time.Second            // silence after which it counts as dead
 	peerBye   = " bye"                 // appended by a worker that stops after draining
-	peerStuck = " stuck"               // appended by a worker whose commits have failed, or one has run, for peerLost
+	peerStuck = " stuck"               // appended by a worker whose store fails, or whose commit has run for peerLost
 )
 
 // peers tracks the other workers of the consumer.
@@ -144,17 +144,17 @@ func (c *Consumer) runPeers(stop <-chan struct{}, drained func() bool) {
 	}
 }
 
-// stuck reports whether this worker's commits have failed for peerLost or
-// longer, or the one under way has taken that long (a commit takes tens of
-// milliseconds): it holds its messages (InProgress) and its peers should
-// read ahead for them.
+// stuck reports whether this worker's store is failing (a commit failed
+// and has not succeeded since: the worker holds that batch until a retry
+// does), or its commit under way has run for peerLost (a commit takes tens
+// of milliseconds). Either way it holds its messages (InProgress), and its
+// peers should read ahead for them.
 func (c *Consumer) stuck(now time.Time) bool {
-	for _, since := range []int64{c.failingSince.Load(), c.applyingSince.Load()} {
-		if since != 0 && now.UnixNano()-since >= int64(peerLost) {
-			return true
-		}
+	if c.storeErr.Load() != nil {
+		return true
 	}
-	return false
+	since := c.applyingSince.Load()
+	return since != 0 && now.UnixNano()-since >= int64(peerLost)
 }
 
 // applying marks a commit under way for stuck, until the returned func.

@@ -155,7 +155,6 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 func (c *Consumer) failed(err error) {
 	c.m.BatchesFailed.Inc()
 	c.storeErr.Store(&err)
-	c.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 	select {
 	case c.failing <- struct{}{}:
 	default:

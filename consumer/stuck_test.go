@@ -134,9 +134,9 @@ func stuckPull(t *testing.T, e *env, cfg consumer.Config, n int) (release func()
 	}
 }
 
-// TestStuckBeat: a worker whose commits keep failing, or whose commit
-// under way takes long, says so in its beat once that has lasted a second,
-// and stops saying so when the store has taken its commit.
+// TestStuckBeat: a worker whose commits fail says so in its beat, as does
+// one whose commit under way has run for a second, and stops saying so
+// when the store has taken its commit.
 func TestStuckBeat(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -122,8 +122,8 @@ type Metrics struct {
 	// without having said goodbye (consumer.read_ahead).
 	PeersLost prometheus.Counter
 	// PeersStuck counts the other workers of the consumer heard saying
-	// their commits had been failing, or their commit under way running,
-	// for a second (consumer.read_ahead).
+	// they cannot commit: their store failing, or their commit under way
+	// running for a second (consumer.read_ahead).
 	PeersStuck prometheus.Counter
 
 	IncidentsOpened       prometheus.Counter
@@ -215,7 +215,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		PeersLost: counter("peers_lost_total",
 			"Other workers of the consumer that went silent without stopping (a crash, a killed pod): reading ahead is on for ack_wait after (consumer.read_ahead)."),
 		PeersStuck: counter("peers_stuck_total",
-			"Other workers of the consumer that said their commits had been failing, or their commit under way running, for a second, holding their messages: reading ahead is on while they say so and for ack_wait after (consumer.read_ahead)."),
+			"Other workers of the consumer that said they cannot commit (their store failing, or their commit under way running for a second), holding their messages: reading ahead is on while they say so and for ack_wait after (consumer.read_ahead)."),
 		EventsReadAhead: counter("events_read_ahead_total",
 			"Events read from the stream and committed ahead of their delivery to this worker (consumer.read_ahead): the earlier events of an acknowledge's or resolve's identity still un-acked at its final delivery (another pod holds them, or died holding them)."),
 		IncidentsOpened:       counter("incidents_opened_total", "Incidents opened (reopens included)."),
