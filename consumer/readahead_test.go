@@ -38,7 +38,12 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 	}{
 		{"memory", 60, 0, false},
 		{"pebble", 60, 1, false},
-		{"most_of_the_stream", 500, 0, false},
+		// Half the stream: the dead pod must fill its batch with fresh
+		// messages. Holding 500 of the 600, it waited for redeliveries of
+		// acknowledges the running pod had deferred and died holding
+		// them, so they came back after ack_wait behind their resolves
+		// (Redelivery reorders, a known limit): one run in about twenty.
+		{"half_of_the_stream", 300, 0, false},
 		{"read_ahead_off", 60, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +59,8 @@ func TestReadAheadOfADeadPod(t *testing.T) {
 			cfg.Consumer.OrphanRetryDelay.Duration = time.Second
 			log, ex := controlSetup(t, e, cfg)
 			// The dead pod's pull request waits before the running pod's,
-			// so it gets the first messages published.
+			// so it gets most of the first messages published (waiting
+			// pull requests share what arrives).
 			die := deadPull(t, e, cfg, tc.held, true)
 			store := stores[tc.store].open(t, t.TempDir())
 			w := e.start(cfg, store)
