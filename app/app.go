@@ -223,6 +223,9 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	if a.msrv == nil {
 		mux.Handle(a.cfg.Metrics.Path, api.ReadOnly(metrics.Handler(a.gath)))
+		if a.cfg.Metrics.Pprof {
+			registerPprof(mux)
+		}
 	}
 	mux.Handle("/healthz", api.ReadOnly(metrics.HealthzHandler()))
 	mux.Handle("/readyz", api.ReadOnly(a.m.Health.ReadyzHandler()))
@@ -240,6 +243,9 @@ func (a *App) routes() http.Handler {
 func (a *App) metricsRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(a.cfg.Metrics.Path, api.ReadOnly(metrics.Handler(a.gath)))
+	if a.cfg.Metrics.Pprof {
+		registerPprof(mux)
+	}
 	mux.Handle("/", api.NotFoundHandler())
 	return readBody(mux, &a.httpLimits)
 }
@@ -319,6 +325,10 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	} else {
 		close(metricsServed)
+	}
+	if a.cfg.Metrics.Pprof {
+		a.log.Info("profiles served (metrics.pprof); no authentication: keep the listener private",
+			zap.String("addr", a.MetricsAddr()), zap.String("path", config.PprofPath))
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

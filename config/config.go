@@ -343,7 +343,16 @@ type MetricsConfig struct {
 	// endpoints stay on http.listen), for example to keep scrapes on a
 	// port the API's clients cannot reach.
 	Listen string `toml:"listen" json:"listen"`
+	// Pprof is metrics.pprof: serve the Go runtime's profiles
+	// (net/http/pprof: CPU, heap, goroutines, execution trace) under
+	// /debug/pprof/ beside the metrics endpoint, on its listener. Off by
+	// default: like the API, they have no authentication, and a CPU
+	// profile or a trace costs the worker CPU while it runs.
+	Pprof bool `toml:"pprof" json:"pprof"`
 }
+
+// PprofPath is where metrics.pprof serves the profiles.
+const PprofPath = "/debug/pprof/"
 
 // LogConfig is the [log] table.
 type LogConfig struct {

@@ -647,6 +647,33 @@ func TestEnvOverrides(t *testing.T) {
 			problems: []string{`metrics.path: "/api/v1/incidents" is taken by the worker's own /api/ endpoint`},
 		},
 		{
+			name: "metrics.pprof is off by default, set in the file or by METRICS_PPROF",
+			file: "[metrics]\npprof = true\n",
+			env:  map[string]string{"METRICS_PPROF": "true"},
+			check: func(t *testing.T, c Config) {
+				if Default().Metrics.Pprof {
+					t.Error("metrics.pprof is on by default")
+				}
+				if !c.Metrics.Pprof {
+					t.Error("metrics.pprof stayed off")
+				}
+				got, err := Load(writeFile(t, "[metrics]\npprof = true\n"), mapEnv(map[string]string{"METRICS_PPROF": "false"}))
+				if err != nil || got.Metrics.Pprof {
+					t.Errorf("METRICS_PPROF=false over the file: pprof %v, %v", got.Metrics.Pprof, err)
+				}
+			},
+		},
+		{
+			name:     "malformed METRICS_PPROF",
+			env:      map[string]string{"METRICS_PPROF": "on"},
+			problems: []string{`METRICS_PPROF (metrics.pprof): want true or false, got "on"`},
+		},
+		{
+			name:     "metrics.path under the profiles of metrics.pprof",
+			file:     "[metrics]\npath = \"/debug/pprof/metrics\"\npprof = true\nlisten = \"127.0.0.1:9102\"\n",
+			problems: []string{`metrics.path: "/debug/pprof/metrics" is taken by the profiles of metrics.pprof (/debug/pprof/)`},
+		},
+		{
 			name:     "metrics listen clashes with the embedded server",
 			env:      map[string]string{"METRICS_LISTEN": "127.0.0.1:4222"},
 			problems: []string{`METRICS_LISTEN (metrics.listen): "127.0.0.1:4222" clashes with nats.embedded_listen "127.0.0.1:4222"`},

@@ -32,6 +32,7 @@ var EnvOverrides = []EnvOverride{
 	{"HTTP_LISTEN", "http.listen"},
 	{"HTTP_ALLOW_WRITES", "http.allow_writes"},
 	{"METRICS_LISTEN", "metrics.listen"},
+	{"METRICS_PPROF", "metrics.pprof"},
 	{"LOG_LEVEL", "log.level"},
 }
 
@@ -200,6 +201,14 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 			cfg.HTTP.AllowWrites = b
 		case "METRICS_LISTEN":
 			cfg.Metrics.Listen = v
+		case "METRICS_PPROF":
+			b, ok := parseBool(v)
+			if !ok {
+				p.add(o.Var+" ("+o.Key+")", "want true or false, got %q", v)
+				bad[o.Key] = true
+				continue
+			}
+			cfg.Metrics.Pprof = b
 		case "LOG_LEVEL":
 			cfg.Log.Level = v
 		}

@@ -556,6 +556,8 @@ func (c Config) validateMetrics(p *problems) {
 	switch {
 	case !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " ?#{}") || path == "/":
 		p.add("metrics.path", `must be a URL path such as "/metrics" (no space, query, fragment or wildcard), got %q`, path)
+	case c.Metrics.Pprof && (path == strings.TrimSuffix(PprofPath, "/") || strings.HasPrefix(path, PprofPath)):
+		p.add("metrics.path", "%q is taken by the profiles of metrics.pprof (%s)", path, PprofPath)
 	case c.Metrics.Listen == "":
 		for _, r := range reservedPaths {
 			if path == strings.TrimSuffix(r, "/") || strings.HasPrefix(path, r) {
