@@ -110,6 +110,9 @@ type Consumer struct {
 	dlqSetup atomic.Bool
 
 	lastSweep time.Time // only touched by the lag poller
+	// ackLimited: the last consumer info had num_ack_pending at
+	// max_ack_pending (only touched by the lag poller).
+	ackLimited bool
 	// pruneFrom is where the retention walk goes on at the next sweep
 	// (zero: from the cutoff); only touched by the lag poller.
 	pruneFrom storage.PruneCursor

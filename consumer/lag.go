@@ -34,6 +34,7 @@ func (c *Consumer) sample(ctx context.Context, cons jetstream.Consumer) {
 		c.m.ConsumerPending.Set(float64(info.NumPending))
 		c.m.ConsumerAckPending.Set(float64(info.NumAckPending))
 		c.m.ConsumerRedelivered.Set(float64(info.NumRedelivered))
+		c.ackLimit(info.NumAckPending, info.Config.MaxAckPending)
 		if every := c.cfg.Dedupe.SweepInterval.Duration; every > 0 && time.Since(c.lastSweep) >= every {
 			c.lastSweep = time.Now()
 			c.sweep(ictx, info.NumPending)
@@ -42,6 +43,29 @@ func (c *Consumer) sample(ctx context.Context, cons jetstream.Consumer) {
 		c.log.Debug("consumer info", zap.Error(err))
 	}
 	c.sampleStore(ctx)
+}
+
+// ackLimit reports the consumer's max_ack_pending and whether the
+// messages delivered and not acked reached it: JetStream then delivers
+// nothing more to any worker until acks come back, so the fleet's
+// throughput is whatever its commits free, however many pods run. Logged
+// and counted once a spell (as the lag poll sees it); with several pods each
+// pod that samples it says so.
+func (c *Consumer) ackLimit(ackPending, maxAckPending int) {
+	c.m.ConsumerMaxAckPending.Set(float64(maxAckPending))
+	limited := maxAckPending > 0 && ackPending >= maxAckPending
+	switch {
+	case limited && !c.ackLimited:
+		c.m.ConsumerAckPendingLimit.Inc()
+		bs := c.cfg.Consumer.BatchSize
+		c.log.Warn("max_ack_pending reached: JetStream delivers to no worker of the consumer until acks come back; "+
+			"each worker holds up to 5 x batch_size + 128 messages, so give consumer.max_ack_pending workers x 6 x batch_size or more",
+			zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending),
+			zap.Int("per_worker", 6*bs))
+	case !limited && c.ackLimited:
+		c.log.Info("below max_ack_pending again", zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending))
+	}
+	c.ackLimited = limited
 }
 
 // sampleStore reads the store's size and its incidents per state into their

@@ -144,11 +144,16 @@ type Metrics struct {
 	BatchSize       prometheus.Histogram
 	EndToEndLatency prometheus.Histogram
 
-	ConsumerPending     prometheus.Gauge
-	ConsumerAckPending  prometheus.Gauge
-	ConsumerRedelivered prometheus.Gauge
-	StoreSize           prometheus.Gauge
-	StoreIncidents      prometheus.Gauge
+	ConsumerPending    prometheus.Gauge
+	ConsumerAckPending prometheus.Gauge
+	// ConsumerMaxAckPending is the consumer's max_ack_pending as JetStream
+	// has it; ConsumerAckPendingLimit counts the spells in which a worker
+	// saw num_ack_pending reach it (JetStream then delivers to no worker).
+	ConsumerMaxAckPending   prometheus.Gauge
+	ConsumerAckPendingLimit prometheus.Counter
+	ConsumerRedelivered     prometheus.Gauge
+	StoreSize               prometheus.Gauge
+	StoreIncidents          prometheus.Gauge
 	// StoreIncidentsByState holds the store's incidents per state (label
 	// state: the six of incident.States), sampled with StoreIncidents; the
 	// four active states summed are the open incidents.
@@ -238,8 +243,11 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		EndToEndLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "end_to_end_latency_seconds",
 			Help:    "Commit time minus the message's JetStream timestamp, per event.",
 			Buckets: LatencyBuckets}),
-		ConsumerPending:     gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
-		ConsumerAckPending:  gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
+		ConsumerPending:       gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
+		ConsumerAckPending:    gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
+		ConsumerMaxAckPending: gauge("consumer_max_ack_pending_messages", "The consumer's max_ack_pending as JetStream has it: at num_ack_pending this high, it delivers to no worker."),
+		ConsumerAckPendingLimit: counter("consumer_ack_pending_limit_total",
+			"Times this worker found num_ack_pending at max_ack_pending (the 'max_ack_pending reached' warning): JetStream delivered to no worker of the consumer until acks came back."),
 		ConsumerRedelivered: gauge("consumer_redelivered_messages", "JetStream's num_redelivered: messages delivered more than once and not acked or terminated, including those past max_deliver until they leave the stream."),
 		StoreSize:           gauge("store_size_bytes", "Size of the store on the worker's disk (0 for memory and Redis, whose data lives in Redis)."),
 		StoreIncidents:      gauge("store_incidents", "Incidents in the store."),
@@ -299,7 +307,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.PeersLost, m.PeersStuck, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
-		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
+		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerMaxAckPending, m.ConsumerAckPendingLimit, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
 		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.SweepFailures, m.IncidentsPruned, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
