@@ -2,15 +2,11 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
-	"go.uber.org/zap/zaptest"
-
-	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 )
 
@@ -33,28 +29,10 @@ func TestPprof(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
-	run := func(t *testing.T, cfg config.Config) *app.App {
-		t.Helper()
-		a, err := app.New(cfg, zaptest.NewLogger(t), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		})
-		waitFor(t, "the listener", func() bool { c, _ := get(t, http.MethodGet, a.HTTPURL()+"/healthz"); return c == http.StatusOK })
-		return a
-	}
 	t.Run("on http.listen", func(t *testing.T) {
 		cfg := testConfig(t, config.BackendMemory)
 		cfg.Metrics.Pprof = true
-		a := run(t, cfg)
+		a := startWorker(t, cfg)
 		base := a.HTTPURL() + config.PprofPath
 		code, body := get(t, http.MethodGet, base)
 		if code != http.StatusOK || !bytes.Contains(body, []byte("goroutine")) {
@@ -86,7 +64,7 @@ func TestPprof(t *testing.T) {
 		cfg := testConfig(t, config.BackendMemory)
 		cfg.Metrics.Pprof = true
 		cfg.Metrics.Listen = "127.0.0.1:0"
-		a := run(t, cfg)
+		a := startWorker(t, cfg)
 		if code, body := get(t, http.MethodGet, "http://"+a.MetricsAddr()+config.PprofPath+"goroutine?debug=1"); code != http.StatusOK || !strings.Contains(string(body), "goroutine") {
 			t.Errorf("profiles on the metrics listener: %d %.200s", code, body)
 		}
@@ -95,7 +73,7 @@ func TestPprof(t *testing.T) {
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		a := run(t, testConfig(t, config.BackendMemory))
+		a := startWorker(t, testConfig(t, config.BackendMemory))
 		for _, p := range []string{"", "heap", "profile?seconds=1", "goroutine"} {
 			if code, _ := get(t, http.MethodGet, a.HTTPURL()+config.PprofPath+p); code != http.StatusNotFound {
 				t.Errorf("GET %s%s with metrics.pprof off: %d, want 404", config.PprofPath, p, code)

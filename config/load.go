@@ -191,24 +191,20 @@ func applyEnv(cfg *Config, env func(string) (string, bool), p *problems, bad map
 			cfg.NATS.EmbeddedListen = v
 		case "HTTP_LISTEN":
 			cfg.HTTP.Listen = v
-		case "HTTP_ALLOW_WRITES":
+		case "HTTP_ALLOW_WRITES", "METRICS_PPROF":
 			b, ok := parseBool(v)
 			if !ok {
 				p.add(o.Var+" ("+o.Key+")", "want true or false, got %q", v)
 				bad[o.Key] = true
 				continue
 			}
-			cfg.HTTP.AllowWrites = b
+			if o.Var == "METRICS_PPROF" {
+				cfg.Metrics.Pprof = b
+			} else {
+				cfg.HTTP.AllowWrites = b
+			}
 		case "METRICS_LISTEN":
 			cfg.Metrics.Listen = v
-		case "METRICS_PPROF":
-			b, ok := parseBool(v)
-			if !ok {
-				p.add(o.Var+" ("+o.Key+")", "want true or false, got %q", v)
-				bad[o.Key] = true
-				continue
-			}
-			cfg.Metrics.Pprof = b
 		case "LOG_LEVEL":
 			cfg.Log.Level = v
 		}
