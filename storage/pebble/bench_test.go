@@ -162,9 +162,35 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 	return loadgen.Batches(loadgen.New(gc), batches, size)
 }
 
+// mergeBatches makes batches of size events that repeat the preload's
+// first identities, in its order and at its event times, with new event
+// ids: every event merges into an open incident the preload stored long
+// before (a stream of repeat alerts; the records are cold in the LSM).
+func mergeBatches(batches, size int) [][]dedupe.Keyed {
+	fp, err := dedupe.NewFingerprinter(nil, nil)
+	if err != nil {
+		panic(err)
+	}
+	out := make([][]dedupe.Keyed, batches)
+	var g *loadgen.Generator
+	for made := 0; made < batches*size; made++ {
+		if made%4096 == 0 && made%100_000 < 4096 { // where preload renews its generator
+			gc := loadgen.DefaultConfig()
+			gc.Seed, gc.DuplicateRatio, gc.IDPrefix = uint64(1000+made), 0, "merge"
+			gc.Start = preloadStart.Add(time.Duration(made) * time.Millisecond)
+			g = loadgen.New(gc)
+		}
+		ev := g.Next()
+		out[made/size] = append(out[made/size], dedupe.Keyed{Event: ev, Fingerprint: fp.Fingerprint(&ev)})
+	}
+	return out
+}
+
 // BenchmarkApply: 512-event batches (Lookup, fold, one Apply) onto the
 // preloaded store. Batches beyond BENCH_BATCHES (default 400) wrap around
-// and are all duplicates: run it with -benchtime=400x or less.
+// and are all duplicates: run it with -benchtime=400x or less. The merges
+// variant sends repeat alerts of stored incidents (mergeBatches) instead
+// of loadgen's stream, which mostly opens incidents.
 // BENCH_RECORD_CACHE_MB overrides state.pebble.record_cache_mb.
 //
 // serial runs storage.Ingest one batch after the other. pipelined drives
@@ -179,10 +205,12 @@ func BenchmarkApply(b *testing.B) {
 		name      string
 		sync      bool
 		pipelined bool
+		merges    bool
 	}{
-		{"sync=true", true, false},
-		{"sync=false", false, false},
-		{"sync=true/pipelined", true, true},
+		{"sync=true", true, false, false},
+		{"sync=false", false, false, false},
+		{"sync=true/pipelined", true, true, false},
+		{"merges/sync=true/pipelined", true, true, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := pebble.DefaultConfig()
@@ -196,9 +224,19 @@ func BenchmarkApply(b *testing.B) {
 				n = v
 			}
 			batches := streamBatches(b, n, 512)
+			if tc.merges {
+				if n*512 > benchIncidents() {
+					b.Skipf("BENCH_BATCHES %d repeat more events than the %d incidents stored", n, benchIncidents())
+				}
+				batches = mergeBatches(n, 512)
+			}
 			folder := dedupe.NewFolder(0, newUUID)
 			ctx := context.Background()
 			p := &storetest.Pipelined{Store: s, Folder: folder}
+			before, err := s.Stats(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
 			events := 0
 			cpu0 := cpuTime()
 			b.ResetTimer()
@@ -218,7 +256,11 @@ func BenchmarkApply(b *testing.B) {
 			if err := p.Drain(); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+			elapsed := time.Since(start)
+			if after, err := s.Stats(ctx); err != nil || tc.merges && after.Incidents != before.Incidents {
+				b.Fatalf("repeat alerts opened incidents: %d stored before, %d after (%v)", before.Incidents, after.Incidents, err)
+			}
+			b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 			// The machine is shared: CPU time per event (all threads,
 			// compactions included) is the steadier figure.
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(events), "cpu-µs/event")
