@@ -162,10 +162,16 @@ func streamBatches(b *testing.B, batches, size int) [][]dedupe.Keyed {
 	return loadgen.Batches(loadgen.New(gc), batches, size)
 }
 
+// repeatAfter is how much later than the preload's events mergeBatches
+// repeats them: inside the quiet period, so they merge, and late enough to
+// move every merged incident's last_seen, hence its four index keys, as a
+// repeat alert does.
+const repeatAfter = 10 * time.Minute
+
 // mergeBatches makes batches of size events that repeat the preload's
-// first identities, in its order and at its event times, with new event
-// ids: every event merges into an open incident the preload stored long
-// before (a stream of repeat alerts; the records are cold in the LSM).
+// first identities, in its order, repeatAfter later, with new event ids:
+// every event merges into an open incident the preload stored long before
+// (a stream of repeat alerts; the records are cold in the LSM).
 func mergeBatches(batches, size int) [][]dedupe.Keyed {
 	fp, err := dedupe.NewFingerprinter(nil, nil)
 	if err != nil {
@@ -177,7 +183,7 @@ func mergeBatches(batches, size int) [][]dedupe.Keyed {
 		if made%4096 == 0 && made%100_000 < 4096 { // where preload renews its generator
 			gc := loadgen.DefaultConfig()
 			gc.Seed, gc.DuplicateRatio, gc.IDPrefix = uint64(1000+made), 0, "merge"
-			gc.Start = preloadStart.Add(time.Duration(made) * time.Millisecond)
+			gc.Start = preloadStart.Add(time.Duration(made)*time.Millisecond + repeatAfter)
 			g = loadgen.New(gc)
 		}
 		ev := g.Next()
@@ -259,6 +265,14 @@ func BenchmarkApply(b *testing.B) {
 			elapsed := time.Since(start)
 			if after, err := s.Stats(ctx); err != nil || tc.merges && after.Incidents != before.Incidents {
 				b.Fatalf("repeat alerts opened incidents: %d stored before, %d after (%v)", before.Incidents, after.Incidents, err)
+			}
+			if tc.merges { // the repeat moved last_seen, hence the index keys
+				first := batches[0][0]
+				got, err := s.List(ctx, storage.Filter{Fingerprints: []string{first.Fingerprint}}, storage.Page{Limit: 1})
+				if err != nil || len(got) != 1 || !got[0].LastSeen.Equal(first.Event.OccurredAt) ||
+					!got[0].FirstSeen.Before(got[0].LastSeen) || got[0].OccurrenceCount != 2 {
+					b.Fatalf("the first repeat's incident: %+v, %v; want last_seen %v after first_seen, 2 occurrences", got, err, first.Event.OccurredAt)
+				}
 			}
 			b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 			// The machine is shared: CPU time per event (all threads,
