@@ -26,9 +26,9 @@ import (
 // identities back to back (another pod's commits, as dense as a pod
 // draining a backlog makes them, each touching identities of a's batch),
 // while store a ingests rounds batches of one event per identity. It
-// returns a's first error, how many conflicts a's Ingests met and how many
-// events b applied to each identity.
-func racePods(t *testing.T, a, b storage.Store, keys []string, rounds int) (error, int, []int) {
+// returns how many conflicts a's Ingests met, how many events b applied to
+// each identity and a's first error.
+func racePods(t *testing.T, a, b storage.Store, keys []string, rounds int) (int, []int, error) {
 	t.Helper()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -63,7 +63,7 @@ func racePods(t *testing.T, a, b storage.Store, keys []string, rounds int) (erro
 	}
 	stop.Store(true)
 	wg.Wait()
-	return first, conflicts, bEvents
+	return conflicts, bEvents, first
 }
 
 // TestWriteLeaseEndsStarvation: two pods on one Redis, one committing
@@ -88,7 +88,7 @@ func TestWriteLeaseEndsStarvation(t *testing.T) {
 	storetest.IngestAll(t, a, dedupe.NewFolder(0, storetest.NewIDs("s")), storetest.Key(seed...), len(seed))
 
 	const rounds = 5
-	err, conflicts, bEvents := racePods(t, a, b, keys, rounds)
+	conflicts, bEvents, err := racePods(t, a, b, keys, rounds)
 	if err != nil {
 		t.Fatalf("pod a with the write lease: %v (after %d conflicts)", err, conflicts)
 	}
