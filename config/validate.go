@@ -363,6 +363,9 @@ func (c Config) validateConsumer(p *problems) {
 	}
 	p.intRange("consumer.max_deliver", k.MaxDeliver, 1, 1000)
 	switch {
+	case k.MaxAckPending < 1:
+		// Its own bound first: an invalid batch_size must not hide it.
+		p.add("consumer.max_ack_pending", "must be at least 1 (and at least consumer.batch_size), got %d", k.MaxAckPending)
 	case k.MaxAckPending < k.BatchSize:
 		p.add("consumer.max_ack_pending", "must be at least consumer.batch_size (%d), got %d", k.BatchSize, k.MaxAckPending)
 	case k.MaxAckPending > 1000000:
@@ -387,7 +390,10 @@ func (c Config) validateConsumer(p *problems) {
 	p.durRange("consumer.orphan_retry_delay", k.OrphanRetryDelay, 10*time.Millisecond, time.Minute)
 	p.durRange("consumer.lag_poll_interval", k.LagPollInterval, 100*time.Millisecond, 10*time.Minute)
 	p.durRange("consumer.retry_initial", k.RetryInitial, time.Millisecond, time.Minute)
-	if k.RetryMax.Duration < k.RetryInitial.Duration {
+	if k.RetryMax.Duration < time.Millisecond {
+		// Its own bound first: an invalid retry_initial must not hide it.
+		p.add("consumer.retry_max", "must be at least 1ms (and at least consumer.retry_initial), got %s", k.RetryMax)
+	} else if k.RetryMax.Duration < k.RetryInitial.Duration {
 		p.add("consumer.retry_max", "must be at least consumer.retry_initial (%s), got %s", k.RetryInitial, k.RetryMax)
 	} else if k.RetryMax.Duration > 10*time.Minute {
 		p.add("consumer.retry_max", "must be at most 10m, got %s", k.RetryMax)
