@@ -83,16 +83,29 @@ type process struct {
 }
 
 // output returns what the process printed so far.
-func (p *process) output() string {
-	p.out.mu.Lock()
-	defer p.out.mu.Unlock()
-	return p.out.String()
-}
+func (p *process) output() string { return p.out.String() }
 
 // lockedBuffer lets the process write its log while the test reads it.
+// The buffer is a named field, not embedded: an embedded bytes.Buffer
+// would lend its unlocked ReadFrom to io.Copy, which os/exec uses to copy
+// the process's output (a data race the race detector found).
 type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends to the buffer under the lock.
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // start runs binary with the config lines written to dir/redis.conf and
@@ -125,9 +138,7 @@ func start(t testing.TB, binary, dir string, port int, conf []string) *process {
 		_ = p.cmd.Process.Kill()
 		_ = p.cmd.Wait()
 		if t.Failed() {
-			out.mu.Lock()
 			t.Logf("%s :%d output:\n%s", binary, port, out.String())
-			out.mu.Unlock()
 		}
 	})
 	return p
