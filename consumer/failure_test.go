@@ -267,12 +267,13 @@ func TestFailedReadDuringSlowCommit(t *testing.T) {
 	f := &flaky{Store: store}
 	f.onApply = func(ctx context.Context) error {
 		mu.Lock()
-		r := armed
+		r, n := armed, 0
 		if r != nil {
 			r.applies++
+			n = r.applies
 		}
 		mu.Unlock()
-		if r == nil || r.applies != 1 {
+		if n != 1 {
 			return nil
 		}
 		close(r.applyHeld)
@@ -285,12 +286,13 @@ func TestFailedReadDuringSlowCommit(t *testing.T) {
 	}
 	f.onLookup = func(ctx context.Context) error {
 		mu.Lock()
-		r := armed
+		r, n := armed, 0
 		if r != nil {
 			r.lookups++
+			n = r.lookups
 		}
 		mu.Unlock()
-		if r == nil || r.lookups != 2 {
+		if n != 2 {
 			return nil
 		}
 		select {

@@ -114,7 +114,11 @@ func TestReadAheadAtTheFinalDelivery(t *testing.T) {
 	cfg := testConfig()
 	cfg.Consumer.ReadAhead = true
 	cfg.SkipCatchUp = true
-	cfg.Consumer.AckWait.Duration = 4 * time.Second
+	// The resolve's final delivery comes about 3 s after the trigger's
+	// first, the trigger's redelivery ack_wait after it: 8 s leaves the
+	// worker 5 s to take the resolve alone (with 4 s, a run under the race
+	// detector got both in one batch, nothing to read ahead).
+	cfg.Consumer.AckWait.Duration = 8 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
