@@ -1,16 +1,16 @@
 package redis
 
 import (
-	"bytes"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/llm-im/incidentd/storage/redis/redistest"
 )
 
 func TestConfigOverridesURLCredentials(t *testing.T) {
@@ -47,7 +47,7 @@ func TestNewNeverLogsPasswords(t *testing.T) {
 		"redis://:hun ter2@local host/0",
 	}
 	for _, u := range urls {
-		var buf lockedBuffer
+		var buf redistest.SyncBuffer
 		core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zap.DebugLevel)
 		RouteClientLogs(zap.New(core))
 		before := clientGoroutines(nil)
@@ -71,24 +71,6 @@ func TestNewNeverLogsPasswords(t *testing.T) {
 			}
 		}
 	}
-}
-
-// lockedBuffer is a log sink that goroutines may write while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // clientGoroutines returns the ids of the goroutines running go-redis code

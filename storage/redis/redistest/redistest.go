@@ -79,30 +79,31 @@ type process struct {
 	cmd  *exec.Cmd
 	dir  string
 	port int
-	out  *lockedBuffer
+	out  *SyncBuffer
 }
 
 // output returns what the process printed so far.
 func (p *process) output() string { return p.out.String() }
 
-// lockedBuffer lets the process write its log while the test reads it.
-// The buffer is a named field, not embedded: an embedded bytes.Buffer
-// would lend its unlocked ReadFrom to io.Copy, which os/exec uses to copy
-// the process's output (a data race the race detector found).
-type lockedBuffer struct {
+// SyncBuffer is an output sink that a process or goroutines may write
+// while the test reads it. The buffer is a named field, not embedded: an
+// embedded bytes.Buffer would lend its unlocked ReadFrom to io.Copy, which
+// os/exec uses to copy a process's output (a data race the race detector
+// found).
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 // Write appends to the buffer under the lock.
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
 // String returns what was written so far.
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -127,7 +128,7 @@ func start(t testing.TB, binary, dir string, port int, conf []string) *process {
 	if err := os.WriteFile(file, []byte(strings.Join(append(base, conf...), "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &lockedBuffer{}
+	out := &SyncBuffer{}
 	p := &process{dir: dir, port: port, out: out}
 	p.cmd = exec.Command(path, file)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
