@@ -140,7 +140,7 @@ func (d *deadLetters) retryLater(m jetstream.Msg, r incident.Reason, err error) 
 
 // deadLetterFailed counts a failed dead-letter publish and, when no stream
 // answered (the dead-letter stream was deleted), sets that stream up again
-// in the background, unless SkipSetup.
+// in the background after rebindDelay, unless SkipSetup.
 func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
 	c.m.DeadLetterFailures.WithLabelValues(string(r)).Inc()
 	if c.cfg.SkipSetup || !(errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)) {
@@ -151,6 +151,10 @@ func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
 	}
 	go func() {
 		defer c.dlqSetup.Store(false)
+		time.Sleep(rebindDelay) // the deleted stream's files may not be moved aside yet
+		if c.nc.IsClosed() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		act, err := setupStream(ctx, c.js, DLQStreamConfig(c.cfg.Consumer))

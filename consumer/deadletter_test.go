@@ -20,6 +20,9 @@ import (
 func TestDeadLetterStreamRecreated(t *testing.T) {
 	e := newEnv(t)
 	cfg := testConfig()
+	// The stream is set up again after 5 s (rebindDelay): redeliveries 2 s
+	// apart keep the message's five deliveries beyond that.
+	cfg.Consumer.RetryMax.Duration = 2 * time.Second
 	w := e.start(cfg, stores[0].open(t, ""))
 	e.waitFor("worker ready", 10*time.Second, func() bool { return w.c.Ready() == nil })
 	if err := e.js.DeleteStream(context.Background(), cfg.Consumer.DLQStream); err != nil {

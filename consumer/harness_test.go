@@ -172,16 +172,29 @@ func (e *env) waitFor(what string, d time.Duration, cond func() bool) {
 // publish sends payloads on incidents.events.<n%4> and waits for every ack.
 func (e *env) publish(payloads [][]byte) {
 	e.t.Helper()
+	futures := make([]jetstream.PubAckFuture, 0, min(len(payloads), 1000))
 	for i, p := range payloads {
-		if _, err := e.js.PublishAsync(fmt.Sprintf("incidents.events.src%d", i%4), p); err != nil {
+		f, err := e.js.PublishAsync(fmt.Sprintf("incidents.events.src%d", i%4), p)
+		if err != nil {
 			e.t.Fatal(err)
 		}
+		futures = append(futures, f)
 		if i%1000 == 999 || i == len(payloads)-1 {
 			select {
 			case <-e.js.PublishAsyncComplete():
 			case <-time.After(30 * time.Second):
 				e.t.Fatal("publish did not complete")
 			}
+			// A publish JetStream refused (no stream, a store error) must
+			// fail here, not look like a message the worker never took.
+			for _, f := range futures {
+				select {
+				case err := <-f.Err():
+					e.t.Fatalf("publish %q: %v", f.Msg().Data, err)
+				default:
+				}
+			}
+			futures = futures[:0]
 		}
 	}
 }

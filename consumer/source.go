@@ -33,8 +33,14 @@ const (
 )
 
 // rebindDelay is how long the worker waits before it sets up a consumer (and
-// stream) that disappeared.
-const rebindDelay = time.Second
+// stream) that disappeared, or a dead-letter stream that did. nats-server
+// deletes a stream in this order: out of the account's streams (a lookup
+// says it does not exist), its consumers stopped (the worker hears its
+// consumer is gone), and only then its files moved aside; a stream created
+// in between has its new files moved away with the old ones, and every
+// later publish to it fails. 1 s was not always enough on a busy machine
+// (TestStreamRecreated failed once in CI with the publishes after it lost).
+const rebindDelay = 5 * time.Second
 
 func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
 	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Consumer.BatchSize), jetstream.PullThresholdMessages(3*c.cfg.Consumer.BatchSize/2),
@@ -127,10 +133,8 @@ func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (
 	backoff := c.cfg.Consumer.RetryInitial.Duration
 	if !c.bound.Load() {
 		// The consumer is gone, often because its stream is being deleted:
-		// nats-server tells consumers before it has moved the stream's
-		// directory away, and a stream created at once in that directory
-		// lost its files with it (seen in TestStreamRecreated: every later
-		// publish failed with a "critical write error").
+		// see rebindDelay (seen in TestStreamRecreated: every publish after
+		// a stream created at once failed with a "critical write error").
 		select {
 		case <-ctx.Done():
 			return nil, cons, nil
