@@ -195,17 +195,19 @@ func triggers(n int) []incident.Event {
 // ids reach the worker and only its markers absorb them.
 func publishAll(t *testing.T, js jetstream.JetStream, events []incident.Event) {
 	t.Helper()
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for i := range events {
 		subject := "incidents.events." + events[i].Source
 		for {
 			// A loaded machine acks slowly: wait for room, do not fail.
-			_, err := js.PublishAsync(subject, loadgen.Marshal(events[i]), jetstream.WithStallWait(time.Second))
+			f, err := js.PublishAsync(subject, loadgen.Marshal(events[i]), jetstream.WithStallWait(time.Second))
 			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 				continue
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
+			futures = append(futures, f)
 			break
 		}
 	}
@@ -213,6 +215,15 @@ func publishAll(t *testing.T, js jetstream.JetStream, events []incident.Event) {
 	case <-js.PublishAsyncComplete():
 	case <-time.After(time.Minute):
 		t.Fatal("publishes not acknowledged within a minute")
+	}
+	// A publish JetStream refused must fail here, not as a store that
+	// differs from the fold of every event.
+	for i, f := range futures {
+		select {
+		case err := <-f.Err():
+			t.Fatalf("publish %d of %d: %v", i+1, len(futures), err)
+		default:
+		}
 	}
 }
 
