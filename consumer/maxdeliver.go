@@ -135,7 +135,8 @@ func (c *Consumer) pumpMaxDeliveries(ctx context.Context, stream jetstream.Strea
 }
 
 // bindMaxDeliveries binds *cons to the advisory consumer when it is nil,
-// setting the stream and consumer up again when they are missing.
+// setting the stream and consumer up again, rebindDelay after it finds them
+// missing.
 func (c *Consumer) bindMaxDeliveries(ctx context.Context, cons *jetstream.Consumer) error {
 	if *cons != nil {
 		return nil
@@ -143,6 +144,11 @@ func (c *Consumer) bindMaxDeliveries(ctx context.Context, cons *jetstream.Consum
 	cc := c.cfg.Consumer
 	got, err := c.js.Consumer(ctx, cc.MaxDeliveriesStream(), cc.Durable)
 	if (errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)) && !c.cfg.SkipSetup {
+		select { // a deleted stream's files may not be moved aside yet: see rebindDelay
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(rebindDelay):
+		}
 		var acts []string
 		if acts, err = setupMaxDeliveries(ctx, c.js, cc); err == nil {
 			c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedMaxDeliveries).Inc()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 )
 
 // TestMaxDeliver lets a message exhaust MaxDeliver outside the worker: the
@@ -109,5 +110,47 @@ func TestMaxDeliverWhileNoWorkerRuns(t *testing.T) {
 	})
 	if got := testutil.ToFloat64(w.m.DeadLettersAbandoned.WithLabelValues(string(incident.ReasonMaxDeliver))); got != 0 {
 		t.Fatalf("%v messages given up", got)
+	}
+}
+
+// TestMaxDeliveriesStreamRecreated deletes the advisory stream under a
+// running worker: the worker sets it up again by itself (after
+// rebindDelay, so that nats-server has moved the old stream's files aside),
+// and a message that exhausts MaxDeliver afterwards has its advisory there
+// and is dead-lettered by the next worker.
+func TestMaxDeliveriesStreamRecreated(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	cfg.SkipCatchUp = true
+	ctx := context.Background()
+	w := e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("worker ready", 10*time.Second, func() bool { return w.c.Ready() == nil })
+	if err := e.js.DeleteStream(ctx, cfg.Consumer.MaxDeliveriesStream()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("advisory stream and consumer set up again", 30*time.Second, func() bool {
+		_, err := e.js.Consumer(ctx, cfg.Consumer.MaxDeliveriesStream(), cfg.Consumer.Durable)
+		return err == nil && testutil.ToFloat64(w.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedMaxDeliveries)) == 1
+	})
+	// With the worker stopped, a thief takes a message's only delivery
+	// and never acks it: its advisory must land in the stream set up
+	// again, for the next worker to dead-letter the message.
+	w.stop(t)
+	e.publish([][]byte{[]byte(`{"id":"lost-2","source":"s","title":"never acked"}`)})
+	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.Messages() {
+	}
+	e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("dead letter", 30*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	if got := e.dlq(cfg)[0].Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
+		t.Fatalf("reason %q, want max_deliver", got)
 	}
 }
