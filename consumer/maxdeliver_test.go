@@ -29,17 +29,7 @@ func TestMaxDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.publish([][]byte{[]byte(`{"id":"lost-1","source":"s","title":"never acked"}`)})
-	// A thief takes the only delivery and never acks it.
-	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range b.Messages() {
-	}
+	stealDelivery(t, e, cfg)
 	w := e.start(cfg, stores[0].open(t, ""))
 	e.waitFor("dead letter", 20*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
 	m := e.dlq(cfg)[0]
@@ -138,6 +128,19 @@ func TestMaxDeliveriesStreamRecreated(t *testing.T) {
 	// again, for the next worker to dead-letter the message.
 	w.stop(t)
 	e.publish([][]byte{[]byte(`{"id":"lost-2","source":"s","title":"never acked"}`)})
+	stealDelivery(t, e, cfg)
+	e.start(cfg, stores[0].open(t, ""))
+	e.waitFor("dead letter", 30*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	if got := e.dlq(cfg)[0].Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
+		t.Fatalf("reason %q, want max_deliver", got)
+	}
+}
+
+// stealDelivery has a thief take the next delivery of one message and
+// never ack it (with MaxDeliver 1, its only one).
+func stealDelivery(t *testing.T, e *env, cfg consumer.Config) {
+	t.Helper()
+	ctx := context.Background()
 	cons, err := e.js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
 	if err != nil {
 		t.Fatal(err)
@@ -146,11 +149,11 @@ func TestMaxDeliveriesStreamRecreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := 0
 	for range b.Messages() {
+		n++
 	}
-	e.start(cfg, stores[0].open(t, ""))
-	e.waitFor("dead letter", 30*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
-	if got := e.dlq(cfg)[0].Header.Get(consumer.HeaderReason); got != string(incident.ReasonMaxDeliver) {
-		t.Fatalf("reason %q, want max_deliver", got)
+	if n != 1 {
+		t.Fatalf("the thief took %d messages, want 1 (%v)", n, b.Error())
 	}
 }
