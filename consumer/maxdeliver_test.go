@@ -21,9 +21,7 @@ import (
 // advisory find it so.)
 func TestMaxDeliver(t *testing.T) {
 	e := newEnv(t)
-	cfg := testConfig()
-	cfg.Consumer.MaxDeliver = 1
-	cfg.SkipCatchUp = true
+	cfg := maxDeliverOnce()
 	ctx := context.Background()
 	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
 		t.Fatal(err)
@@ -110,9 +108,7 @@ func TestMaxDeliverWhileNoWorkerRuns(t *testing.T) {
 // and is dead-lettered by the next worker.
 func TestMaxDeliveriesStreamRecreated(t *testing.T) {
 	e := newEnv(t)
-	cfg := testConfig()
-	cfg.Consumer.MaxDeliver = 1
-	cfg.SkipCatchUp = true
+	cfg := maxDeliverOnce()
 	ctx := context.Background()
 	w := e.start(cfg, stores[0].open(t, ""))
 	e.waitFor("worker ready", 10*time.Second, func() bool { return w.c.Ready() == nil })
@@ -156,4 +152,13 @@ func stealDelivery(t *testing.T, e *env, cfg consumer.Config) {
 	if n != 1 {
 		t.Fatalf("the thief took %d messages, want 1 (%v)", n, b.Error())
 	}
+}
+
+// maxDeliverOnce is the test configuration with one delivery per message
+// and no catch-up at start (which would read a thief's message itself).
+func maxDeliverOnce() consumer.Config {
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	cfg.SkipCatchUp = true
+	return cfg
 }
