@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -547,7 +548,13 @@ func TestStreamRecreated(t *testing.T) {
 		e.publish([][]byte{fmt.Appendf(nil, `{"source":"s","title":"run %d"}`, n), []byte(`not json`)})
 		e.settle(cfg, w)
 		if got := applied(w); got != n {
-			t.Fatalf("run %d: %d events applied, want %d", n, got, n)
+			// Failed twice in CI's full run (never alone): say where the
+			// event went, for whoever takes it up.
+			v := func(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+			t.Fatalf("run %d: %d events applied, want %d; decoded %v, event-id duplicates %v, merged %v, deferred %v, orphaned %v, inherited %v, read ahead %v; consumer num_pending %v",
+				n, got, n, v(w.m.EventsDecoded), v(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)),
+				v(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateMerged)), v(w.m.EventsDeferred), v(w.m.EventsOrphaned),
+				v(w.m.EventsInherited), v(w.m.EventsReadAhead), e.consumerInfo(cfg).NumPending)
 		}
 		e.waitFor(fmt.Sprintf("run %d: %d dead letters", n, n), 10*time.Second, func() bool { return len(e.dlq(cfg)) == n })
 	}
