@@ -217,8 +217,33 @@ func (e *env) consumerInfo(cfg consumer.Config) *jetstream.ConsumerInfo {
 // drained reports whether every message was delivered and acked (or
 // terminated).
 func (e *env) drained(cfg consumer.Config) bool {
-	info := e.consumerInfo(cfg)
-	return info.NumPending == 0 && info.NumAckPending == 0
+	return e.caughtUp(cfg.Consumer.Stream, cfg.Consumer.Durable, 0)
+}
+
+// caughtUp reports whether the durable consumer of stream delivered every
+// message the stream holds and has ackPending of them un-acked. The
+// consumer's pending count alone does not say so: nats-server sends the
+// PubAck before it tells the stream's consumers of the message (through a
+// queue another goroutine serves), so for a moment after a publish the
+// consumer can show nothing pending (TestStreamRecreated failed in CI on
+// that: its one event was still on the way when the test read the counts).
+func (e *env) caughtUp(stream, durable string, ackPending int) bool {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, stream) // first: what the consumer must have delivered
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := e.js.Consumer(ctx, stream, durable)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.Delivered.Stream >= s.CachedInfo().State.LastSeq && info.NumPending == 0 && info.NumAckPending == ackPending
 }
 
 // settle waits until every message is acked and every decoded event was

@@ -88,13 +88,8 @@ func TestMaxDeliverWhileNoWorkerRuns(t *testing.T) {
 	if got := len(e.dlq(cfg)); got != n {
 		t.Fatalf("%d dead letters, want %d", got, n)
 	}
-	ac, err := e.js.Consumer(ctx, cfg.Consumer.MaxDeliveriesStream(), cfg.Consumer.Durable)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.waitFor("every advisory acked", 10*time.Second, func() bool {
-		info, err := ac.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return e.caughtUp(cfg.Consumer.MaxDeliveriesStream(), cfg.Consumer.Durable, 0)
 	})
 	if got := testutil.ToFloat64(w.m.DeadLettersAbandoned.WithLabelValues(string(incident.ReasonMaxDeliver))); got != 0 {
 		t.Fatalf("%v messages given up", got)

@@ -38,8 +38,9 @@ const (
 // says it does not exist), its consumers stopped (the worker hears its
 // consumer is gone), and only then its files moved aside; a stream created
 // in between has its new files moved away with the old ones, and every
-// later publish to it fails. 1 s was not always enough on a busy machine
-// (TestStreamRecreated failed once in CI with the publishes after it lost).
+// later publish to it fails. The files are moved within the delete
+// request, so a few milliseconds usually suffice; 5 s leaves room for a
+// machine that stalls, and is short beside a deleted stream's outage.
 const rebindDelay = 5 * time.Second
 
 func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {

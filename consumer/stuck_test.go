@@ -36,8 +36,7 @@ func TestReadAheadOfAStuckPod(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the running pod hears the other
 	e.publish(payloads(log))
 	e.waitFor("everything but the stuck pod's messages committed", 30*time.Second, func() bool {
-		info := e.consumerInfo(cfg)
-		return info.NumPending == 0 && info.NumAckPending == held
+		return e.caughtUp(cfg.Consumer.Stream, cfg.Consumer.Durable, held)
 	})
 	if got := testutil.ToFloat64(w.m.EventsOrphaned); got != 0 {
 		t.Errorf("orphaned %v while the other pod was stuck, want 0", got)

@@ -68,16 +68,23 @@ func startWorkerWith(t *testing.T, change func(*config.Config)) *app.App {
 	return a
 }
 
-// drained waits until the worker's consumer has acked the whole stream.
+// drained waits until the worker's consumer has delivered and acked the
+// whole stream. Its pending count alone does not say so: nats-server
+// tells the consumer of a message only after the PubAck.
 func drained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	waitFor(t, "the worker to drain the stream", func() bool {
+		s, err := js.Stream(context.Background(), "INCIDENTS")
+		if err != nil {
+			return false
+		}
 		c, err := js.Consumer(context.Background(), "INCIDENTS", "incidentd")
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0
+		last := s.CachedInfo().State.LastSeq
+		return err == nil && last > 0 && info.Delivered.Stream >= last && info.NumPending == 0 && info.NumAckPending == 0
 	})
 }
 
