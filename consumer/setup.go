@@ -178,7 +178,14 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	if err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
 	}
-	if kept := consumerDiff(got.CachedInfo().Config, want); len(kept) > 0 && !(len(kept) == 1 && paused(have)) {
+	// Read the consumer again rather than trust the update's answer: the
+	// first create or update a consumer sees after nats-server (re)starts
+	// is answered with the consumer as it was when the server started.
+	now, err := got.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read %s after the update: %w", what, err)
+	}
+	if kept := consumerDiff(now.Config, want); len(kept) > 0 && !(len(kept) == 1 && paused(have)) {
 		return "", fmt.Errorf("%w: %s still has %v after the update: the server would not change it", ErrMismatch, what, kept)
 	}
 	if paused(have) { // an update does not end a pause

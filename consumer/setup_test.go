@@ -3,13 +3,17 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/natsembed"
 )
 
 // TestSetupResetsLimits: a stream with limits that refuse or drop events,
@@ -141,5 +145,49 @@ func TestSetupRefusesUnusableStreams(t *testing.T) {
 		if !errors.Is(err, consumer.ErrMismatch) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want a mismatch naming %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestSetupUpdatesAfterRestart changes consumer settings on a server that
+// restarted since the consumer was made: nats-server 2.15 answers the
+// first update after its start with the consumer as it was then (a
+// snapshot it keeps for that first answer), which must not read as a
+// setting the server refused (found by a black-box run: `incidentctl
+// setup` beside a running worker failed, and a new pod changing ack_wait
+// exited, while the change had been made).
+func TestSetupUpdatesAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	ctx := context.Background()
+	start := func() (*natsembed.Server, jetstream.JetStream) {
+		srv, err := natsembed.New(natsembed.Config{Listen: "127.0.0.1:0", StoreDir: dir}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		_, js := connect(t, srv.ClientURL())
+		return srv, js
+	}
+	srv, js := start()
+	if _, err := consumer.Setup(ctx, js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	_, js = start()
+	md, aw := cfg.Consumer.MaxDeliver, cfg.Consumer.AckWait.Duration
+	cfg.Consumer.MaxDeliver, cfg.Consumer.AckWait.Duration = md+2, aw+time.Second
+	rep, err := consumer.Setup(ctx, js, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if report := strings.Join(rep.Actions, "\n"); !strings.Contains(report, fmt.Sprintf("max_deliver %d -> %d", md, md+2)) {
+		t.Errorf("report lacks the max_deliver change:\n%s", report)
+	}
+	c, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have := c.CachedInfo().Config; have.MaxDeliver != md+2 || have.AckWait != aw+time.Second {
+		t.Errorf("consumer after setup: max_deliver %d, ack_wait %s; want %d, %s", have.MaxDeliver, have.AckWait, md+2, aw+time.Second)
 	}
 }
