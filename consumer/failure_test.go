@@ -530,6 +530,13 @@ func TestShutdownAbandonsAFailingCommit(t *testing.T) {
 	if n := logs.FilterMessageSnippet("shutdown: gave up the commit in hand").Len(); n != 1 {
 		t.Errorf("%d shutdown step lines for the abandoned commit, want 1", n)
 	}
+	// The first step line counts the batch the pipeline was retrying
+	// (it once said nothing was in hand, with a commit failing).
+	if l := logs.FilterMessage("shutdown: stopped pulling").All(); len(l) != 1 {
+		t.Errorf("%d stopped-pulling lines, want 1", len(l))
+	} else if f := l[0].ContextMap(); f["batches_committing"] == uint64(0) && f["in_hand"] == int64(0) || f["batches_committing"] == nil {
+		t.Errorf("stopped pulling with %v: the failing batch is not counted", f)
+	}
 	w2 := e.start(cfg, store)
 	e.settle(cfg, w2)
 	requireIncidents(t, store, ex)

@@ -139,7 +139,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		}
 		select {
 		case <-ctx.Done():
-			return c.drain(cancelCommit, src, cur, committing, done, batches, closeBatches, exited)
+			return c.drain(cancelCommit, src, cur, committing, sent, done, batches, closeBatches, exited)
 		case m, ok := <-in:
 			if !ok {
 				src = nil
@@ -159,7 +159,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		case err := <-done:
 			committing = false
 			if err != nil { // only when commitCtx ended
-				return c.drain(cancelCommit, src, cur, false, done, batches, closeBatches, exited)
+				return c.drain(cancelCommit, src, cur, false, sent, done, batches, closeBatches, exited)
 			}
 		case <-c.failing:
 			// A commit may have succeeded since the signal: then it is
@@ -379,18 +379,23 @@ func (c *Consumer) heartbeat(msgs []jetstream.Msg) (stop func()) {
 
 // drain is the shutdown: stop pulling, take what the client already
 // buffered, wait for the commits in flight, commit the rest, each step logged
-// with its duration. Commits give up after DrainTimeout.
-func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, committing bool, ready chan error, batches chan *batch, closeBatches func(), exited chan error) error {
+// with its duration. Commits give up after DrainTimeout. sent is the count
+// of batches handed to the pipeline (see c.committed); taking is whether
+// the pipeline has yet to take the last one.
+func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, taking bool, sent uint64, ready chan error, batches chan *batch, closeBatches func(), exited chan error) error {
 	timer := time.AfterFunc(c.cfg.DrainTimeout, cancel)
 	defer timer.Stop()
 	t := time.Now()
 	if src != nil {
 		c.stopPulling(src, cur)
 	}
+	// in_hand: messages not handed to the pipeline yet; batches_committing:
+	// batches it holds, not yet durable and acked (one may be retrying a
+	// failing store).
 	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)),
-		zap.Int("in_hand", len(cur.msgs)), zap.Bool("commit_in_flight", committing))
+		zap.Int("in_hand", len(cur.msgs)), zap.Uint64("batches_committing", sent-min(sent, c.committed.Load())))
 	t = time.Now()
-	if committing {
+	if taking {
 		<-ready
 	}
 	if len(cur.msgs) > 0 {
