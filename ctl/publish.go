@@ -165,6 +165,13 @@ func publishSummary(st publishStats) string {
 		st.Sent, noun, st.Acked, st.Duplicates, st.Failed)
 }
 
+// stoppedAt is the error of an NDJSON run stopped before line lineNo was
+// sent, so that the rest can be published from that line (events with an
+// id are applied once however often they are published).
+func stoppedAt(err error, lineNo int) error {
+	return fmt.Errorf("publish stopped (%w) before line %d: it and the lines after it were not sent", err, lineNo)
+}
+
 func invalidErr(n int) error {
 	if n == 0 {
 		return nil
@@ -182,16 +189,26 @@ func publishGenerated(ctx context.Context, p *publisher, f publishFlags) error {
 	// live ones (and are not swept as long quiet).
 	cfg.Start = time.Now().UTC().Add(-time.Duration(f.generate) * cfg.Step)
 	g := loadgen.New(cfg)
-	for range f.generate {
-		if err := ctx.Err(); err != nil {
-			return err
+	for i := range f.generate {
+		err := ctx.Err()
+		if err == nil {
+			ev := g.Next()
+			err = p.publish(ctx, subjectFor(f.subject, ev.Source), ev.ID, loadgen.Marshal(ev))
 		}
-		ev := g.Next()
-		if err := p.publish(ctx, subjectFor(f.subject, ev.Source), ev.ID, loadgen.Marshal(ev)); err != nil {
+		if stopped(ctx, err) {
+			return fmt.Errorf("publish stopped (%w): %d of the %d generated events were not sent", err, f.generate-i, f.generate)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// stopped reports whether err is the run's context ending (Ctrl-C,
+// SIGTERM), which publish reports as such, naming what was not sent.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // publishNDJSON publishes each non-blank line as is, with Nats-Msg-Id from
@@ -204,7 +221,7 @@ func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publ
 	invalid := 0
 	for lineNo := 1; ; lineNo++ {
 		if err := ctx.Err(); err != nil {
-			return invalid, err
+			return invalid, stoppedAt(err, lineNo)
 		}
 		line, err := r.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
@@ -220,7 +237,9 @@ func publishNDJSON(ctx context.Context, o IO, in io.Reader, p *publisher, f publ
 					goto next
 				}
 			}
-			if perr := p.publish(ctx, subjectFor(f.subject, source), id, bytes.Clone(line)); perr != nil {
+			if perr := p.publish(ctx, subjectFor(f.subject, source), id, bytes.Clone(line)); stopped(ctx, perr) {
+				return invalid, stoppedAt(perr, lineNo)
+			} else if perr != nil {
 				return invalid, p.lineError(lineNo, len(line), perr)
 			}
 		}

@@ -273,3 +273,73 @@ func TestPublishOneSummary(t *testing.T) {
 		t.Errorf("stderr repeats the summary: %q", r.err)
 	}
 }
+
+// TestPublishStopped: a publish run stopped midway (Ctrl-C, SIGTERM) exits
+// 1 and says what was not sent: for --generate how many events, for NDJSON
+// the line to go on from; the summary counts what was.
+func TestPublishStopped(t *testing.T) {
+	url := embeddedNATS(t)
+	env := map[string]string{"NATS_URL": url}
+	mustCode(t, runCtl(t, env, "", "setup"), ctl.ExitOK)
+	const n = 2_000_000
+	var lines strings.Builder
+	for i := range n / 10 {
+		fmt.Fprintf(&lines, `{"id":"e%d","source":"s","title":"x"}`+"\n", i)
+	}
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+		want        string
+	}{
+		{"generate", "", []string{"publish", "--generate", fmt.Sprint(n)}, "publish stopped (context canceled): "},
+		{"ndjson", lines.String(), []string{"publish"}, "publish stopped (context canceled) before line "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			o := ctl.IO{In: strings.NewReader(tc.stdin), Out: &out, Err: &errb, Env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			js := jsFor(t, url)
+			s, err := js.Stream(ctx, "INCIDENTS")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := s.CachedInfo().State.Msgs
+			go func() { // stop once some of the run is in the stream
+				for {
+					info, err := s.Info(ctx)
+					if err != nil || info.State.Msgs > before+1000 {
+						cancel()
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+			code := ctl.Run(ctx, tc.args, o)
+			if code != ctl.ExitError {
+				t.Fatalf("exit %d, want %d; stderr %s", code, ctl.ExitError, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Fatalf("stderr %q lacks %q", errb.String(), tc.want)
+			}
+			var sent, acked, dups, failed int
+			if _, err := fmt.Sscanf(out.String(), "published %d events: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed", &sent, &acked, &dups, &failed); err != nil {
+				t.Fatalf("summary %q: %v", out.String(), err)
+			}
+			if sent == 0 || acked+failed != sent || dups > acked {
+				t.Errorf("summary %q does not add up", out.String())
+			}
+			if tc.name == "generate" {
+				var unsent int
+				if _, err := fmt.Sscanf(errb.String()[strings.Index(errb.String(), tc.want)+len(tc.want):], "%d of the", &unsent); err != nil || sent+unsent != n {
+					t.Errorf("sent %d + not sent %d (%v), want %d: %s", sent, unsent, err, n, errb.String())
+				}
+			} else {
+				var line int
+				if _, err := fmt.Sscanf(errb.String()[strings.Index(errb.String(), tc.want)+len(tc.want):], "%d:", &line); err != nil || line != sent+1 {
+					t.Errorf("stopped before line %d (%v) after %d sent, want line %d: %s", line, err, sent, sent+1, errb.String())
+				}
+			}
+		})
+	}
+}
