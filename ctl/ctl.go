@@ -120,7 +120,7 @@ func newRoot(o IO) *cobra.Command {
 	var rf rootFlags
 	root := &cobra.Command{
 		Use:           "incidentctl",
-		Short:         "Operate incidentd: publish events, query incidents, set states, prune old incidents, set up JetStream, migrate stores, benchmark",
+		Short:         "Operate incidentd: publish events, query incidents, set states, prune old incidents, set up JetStream, read and replay dead letters, migrate stores, benchmark",
 		Version:       app.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -144,7 +144,7 @@ func newRoot(o IO) *cobra.Command {
 		newPublishCmd(o, logger),
 		newGetCmd(o, logger), newListCmd(o, logger), newCountCmd(o, logger),
 		newSetStateCmd(o, logger),
-		newSetupCmd(o, logger),
+		newSetupCmd(o, logger), newDLQCmd(o, logger),
 		newMigrateCmd(o, logger), newExportCmd(o, logger), newImportCmd(o, logger),
 		newVerifyCmd(o, logger), newBackupCmd(o, logger), newRestoreCmd(o, logger),
 		newPruneCmd(o, logger),
