@@ -97,7 +97,10 @@ func TestDLQListAndReplay(t *testing.T) {
 	a, stop := runApp(t, cfg)
 	url := a.NATSURL()
 	js := jsFor(t, url)
-	ctlRun := func(args ...string) result { t.Helper(); return runCtl(t, map[string]string{"NATS_URL": url}, "", args...) }
+	ctlRun := func(args ...string) result {
+		t.Helper()
+		return runCtl(t, map[string]string{"NATS_URL": url}, "", args...)
+	}
 	big := fmt.Sprintf(`{"source":"s","title":"big","description":%q}`, strings.Repeat("x", 700))
 	in := big + "\nnot json\n" + `{"id":"ok1","source":"s","title":"fine"}` + "\n"
 	mustCode(t, runCtl(t, map[string]string{"NATS_URL": a.NATSURL()}, in, "publish"), ctl.ExitOK)
