@@ -4,55 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/incident"
 )
-
-// runApp runs a worker on cfg until the returned stop is called (or the
-// test ends).
-func runApp(t *testing.T, cfg config.Config) (*app.App, func()) {
-	t.Helper()
-	a, err := app.New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(stop)
-	waitFor(t, "the worker to be ready", func() bool {
-		resp, err := http.Get(a.HTTPURL() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return a, stop
-}
 
 // dlqMsgs reads the dead letters with `dlq list -o json`.
 func dlqMsgs(t *testing.T, url string) []ctlDeadLetter {
@@ -95,6 +58,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	cfg.Consumer.MaxEventBytes = 512
 	cfg.Consumer.DuplicateWindow.Duration = time.Second
 	a, stop := runApp(t, cfg)
+	waitReady(t, a)
 	url := a.NATSURL()
 	js := jsFor(t, url)
 	ctlRun := func(args ...string) result {
@@ -126,6 +90,7 @@ func TestDLQListAndReplay(t *testing.T) {
 
 	cfg.Consumer.MaxEventBytes = 4096
 	a, _ = runApp(t, cfg)
+	waitReady(t, a)
 	url = a.NATSURL()
 	js = jsFor(t, url)
 	bigOnce := func(what string) {

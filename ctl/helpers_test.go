@@ -3,8 +3,10 @@ package ctl_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/dedupe"
@@ -167,4 +170,39 @@ func heldRedis(t *testing.T) (storage.Store, []string) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s, []string{"--state-backend", "redis", "--state-redis-url", srv.URL()}
+}
+
+// runApp runs a worker on cfg until the returned stop is called (or the
+// test ends, when a stop not called yet runs); Run must end without error.
+func runApp(t *testing.T, cfg config.Config) (*app.App, func()) {
+	t.Helper()
+	a, err := app.New(cfg, zaptest.NewLogger(t), nil) // nil: with the process collector
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// waitReady waits until the worker's /readyz answers 200: its streams and
+// consumer exist.
+func waitReady(t *testing.T, a *app.App) {
+	t.Helper()
+	waitFor(t, "the worker to be ready", func() bool {
+		resp, err := http.Get(a.HTTPURL() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }

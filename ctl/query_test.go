@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/app"
@@ -43,28 +41,8 @@ func startWorkerWith(t *testing.T, change func(*config.Config)) *app.App {
 	if change != nil {
 		change(&cfg)
 	}
-	a, err := app.New(cfg, zaptest.NewLogger(t), nil) // nil: with the process collector
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	// Ready: its streams and consumer exist.
-	waitFor(t, "the worker to be ready", func() bool {
-		resp, err := http.Get(a.HTTPURL() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	a, _ := runApp(t, cfg)
+	waitReady(t, a)
 	return a
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	pebbledb "github.com/cockroachdb/pebble/v2"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
@@ -53,19 +52,7 @@ func startPebbleWorker(t *testing.T, dir string) *app.App {
 	cfg.NATS.EmbeddedListen = "127.0.0.1:0"
 	cfg.NATS.EmbeddedStoreDir = t.TempDir()
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	a, err := app.New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	a, _ := runApp(t, cfg)
 	return a
 }
 
