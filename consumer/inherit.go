@@ -42,7 +42,18 @@ func (c *Consumer) inheritPending(ctx context.Context, cons jetstream.Consumer) 
 		return nil
 	}
 	start := time.Now()
-	n, err := c.catchUp(ctx, info, floor, last)
+	skip, err := c.exhausted(ctx, floor, last)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("catch up: %w", ctx.Err())
+		}
+		c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
+		c.log.Warn("could not read which messages reached max_deliver; catching up on all of them", append(fields, zap.Error(err))...)
+	}
+	if len(skip) > 0 {
+		fields = append(fields, zap.Int("left_to_max_deliver", len(skip)))
+	}
+	n, err := c.catchUp(ctx, info, floor, last, skip)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("catch up: %w", ctx.Err())
@@ -72,9 +83,11 @@ func (c *Consumer) holdForRedelivery(info *jetstream.ConsumerInfo, fields []zap.
 // catchUp reads the stream sequences after floor up to last (those the
 // durable's filter selects) with an ephemeral consumer (spanFrom), and commits their
 // valid events in batches, in stream order; it returns how many. Invalid
-// messages are left to their redelivery, which dead-letters them. The
-// sequences read count as this worker's commits for settleOrphans.
-func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, floor, last uint64) (int, error) {
+// messages are left to their redelivery, which dead-letters them, and
+// those in skip (they reached max_deliver: see exhausted) to the advisory
+// handler. The sequences read count as this worker's commits for
+// settleOrphans.
+func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, floor, last uint64, skip map[uint64]bool) (int, error) {
 	cc := c.cfg.Consumer
 	sc, done, err := c.spanFrom(ctx, info, floor+1)
 	if err != nil {
@@ -83,7 +96,7 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 	defer done()
 	total, next := 0, floor+1
 	for done := false; !done; {
-		b, invalid, end, err := c.readInherited(sc, last, int(min(uint64(cc.BatchSize), last-next+1)))
+		b, invalid, end, err := c.readInherited(sc, last, int(min(uint64(cc.BatchSize), last-next+1)), skip)
 		if err != nil {
 			return total, err
 		}
@@ -111,8 +124,9 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 // readInherited fetches up to n messages from sc (no more than the span
 // has left, so that the last fetch does not wait for messages after it),
 // stopping after last: the valid events in b, the sequences of invalid
-// messages in invalid; end reports that there is nothing more to read.
-func (c *Consumer) readInherited(sc jetstream.Consumer, last uint64, n int) (b *batch, invalid []uint64, end bool, err error) {
+// messages and of those in skip in invalid; end reports that there is
+// nothing more to read.
+func (c *Consumer) readInherited(sc jetstream.Consumer, last uint64, n int, skip map[uint64]bool) (b *batch, invalid []uint64, end bool, err error) {
 	msgs, err := sc.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("fetch: %w", err)
@@ -131,6 +145,10 @@ func (c *Consumer) readInherited(sc jetstream.Consumer, last uint64, n int) (b *
 			continue
 		}
 		end = end || seq == last
+		if skip[seq] {
+			invalid = append(invalid, seq) // the advisory handler dead-letters it
+			continue
+		}
 		meta := incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: seq, Timestamp: md.Timestamp}
 		ev, err := c.dec.Decode(m.Data(), meta)
 		if err != nil {

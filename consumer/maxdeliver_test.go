@@ -42,6 +42,49 @@ func TestMaxDeliver(t *testing.T) {
 	})
 }
 
+// TestCatchUpLeavesMaxDelivered: a worker starting while messages a
+// stopped worker held are un-acked reads that span itself (the catch-up),
+// but not a message JetStream already gave up on (its max-deliveries
+// advisory is in the advisory stream): that one is dead-lettered, as
+// max_deliver promises, and the others are applied.
+func TestCatchUpLeavesMaxDelivered(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.Consumer.MaxDeliver = 1
+	cfg.Consumer.AckWait.Duration = 4 * time.Second // the worker starts well within it
+	ctx := context.Background()
+	if _, err := consumer.Setup(ctx, e.js, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	e.publish([][]byte{[]byte(`{"id":"gave-up","source":"s","title":"a"}`), []byte(`{"id":"held-1","source":"s","title":"b"}`),
+		[]byte(`{"id":"held-2","source":"s","title":"c"}`)})
+	stealDelivery(t, e, cfg) // seq 1, its only delivery
+	adv, err := e.js.Stream(ctx, cfg.Consumer.MaxDeliveriesStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the advisory of seq 1", 30*time.Second, func() bool {
+		info, err := adv.Info(ctx)
+		return err == nil && info.State.Msgs == 1
+	})
+	stealDelivery(t, e, cfg) // seqs 2 and 3: held by a "dead" worker,
+	stealDelivery(t, e, cfg) // not given up on yet
+	store := stores[0].open(t, "")
+	w := e.start(cfg, store)
+	e.waitFor("the held messages caught up", 10*time.Second, func() bool { return testutil.ToFloat64(w.m.EventsInherited) == 2 })
+	e.waitFor("seq 1 dead-lettered", 20*time.Second, func() bool { return len(e.dlq(cfg)) == 1 })
+	if m := e.dlq(cfg)[0]; m.Header.Get(consumer.HeaderReason) != string(incident.ReasonMaxDeliver) || m.Header.Get(consumer.HeaderStreamSeq) != "1" {
+		t.Fatalf("dead letter %v, want seq 1 with reason max_deliver", m.Header)
+	}
+	snap, err := store.Lookup(ctx, nil, []string{"gave-up", "held-1", "held-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ap := snap.Applied; ap["gave-up"] || !ap["held-1"] || !ap["held-2"] {
+		t.Fatalf("applied %v: want held-1 and held-2 only", ap)
+	}
+}
+
 // TestMaxDeliverWhileNoWorkerRuns lets a burst of messages exhaust
 // MaxDeliver while no worker runs, as in a crash loop: the advisories wait
 // in the advisory stream, and the worker started afterwards dead-letters
