@@ -47,8 +47,10 @@ commits in a temporary directory unless --state-dir names one; a --config file's
 path is never used, so a bench cannot fill a real store) and measures
 how fast it drains the stream: events/s, batches/s, flush p50/p99. Then it publishes at
 --rate events/s for --duration and reads the publish-to-commit latency p50/p99 from the
-worker's incidentd_end_to_end_latency_seconds histogram. Worker RSS is the process's
-VmHWM (in process: it includes the publisher, and the nats-server when embedded).
+worker's incidentd_end_to_end_latency_seconds histogram. Worker RSS is the highest
+VmRSS of this process sampled every 100 ms while the worker ran (in process: it includes
+the publisher, and the nats-server when embedded), or with --worker-url the highest of the
+worker's process_resident_memory_bytes, sampled every second.
 
 NATS: --nats-url, else $NATS_URL, else the [nats] url of --config (whose credentials are
 used in any case), else embedded in this process (the issue's targets are
