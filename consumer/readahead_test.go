@@ -203,7 +203,8 @@ func deadPull(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) fu
 
 // pullFirst fetches n messages on its own connection, as another pod
 // would; with waiting, it returns once its pull request waits at the
-// server, so it gets the first messages published after.
+// server, so it gets the first messages published after; without, once
+// the server has delivered it n messages already in the stream.
 func pullFirst(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) (*nats.Conn, jetstream.MessageBatch) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -221,7 +222,16 @@ func pullFirst(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) (
 		e.waitFor("the other pod's pull request", 10*time.Second, func() bool {
 			return e.consumerInfo(cfg).NumWaiting > 0
 		})
+		return nc, batch
 	}
+	// The messages are already in the stream: wait until the server has
+	// delivered them to this request. The request leaves through the
+	// connection's own flusher, so a pull sent on another connection just
+	// after (a test's thief) could otherwise be served first and take the
+	// messages meant for this pod (seen once under the race detector).
+	e.waitFor("the other pod's messages", 10*time.Second, func() bool {
+		return e.consumerInfo(cfg).NumAckPending >= n
+	})
 	return nc, batch
 }
 
