@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -211,6 +213,38 @@ func NotFoundHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNoSuchEndpoint})
 	})
+}
+
+// Canonical serves h only paths in canonical form. A path with an empty
+// segment ("//"), "." or ".." answers the JSON 404 of NotFoundHandler,
+// which http.ServeMux would otherwise redirect with a bare 307 to the
+// cleaned path: "POST /api/v1/incidents/$ID/state" with $ID unset must
+// fail loudly, not look like a success to "curl -f".
+func Canonical(h http.Handler) http.Handler {
+	notFound := NotFoundHandler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; r.Method != http.MethodConnect && p != cleanPath(p) {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is p as http.ServeMux cleans it: rooted, without empty, "."
+// and ".." segments, its trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // Register adds the API routes to mux, and makes the API's JSON 404 the

@@ -196,6 +196,49 @@ func TestNotFoundCodes(t *testing.T) {
 	}
 }
 
+// TestCanonical: a path with an empty, "." or ".." segment is the JSON
+// 404 of an unknown endpoint, not http.ServeMux's bare 307 to the cleaned
+// path (which "curl -f" takes for a success); canonical paths, the
+// trailing slash of the item path included, are served as before.
+func TestCanonical(t *testing.T) {
+	s, _ := fixture(t)
+	h := api.New(s, zaptest.NewLogger(t)).EnableWrites(s, nil)
+	mux := http.NewServeMux()
+	h.Register(mux)
+	c := api.Canonical(mux)
+	for _, tc := range []struct {
+		method, target, body string
+		code                 int
+		errCode              string
+	}{
+		{"POST", "/api/v1/incidents//state", `{"state":"Closed"}`, http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "/api/v1/incidents//", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "/api/v1//incidents?limit=1", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "//api/v1/incidents", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "/api/v1/./incidents", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "/api/v1/incidents/x/../inc-07", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"GET", "/api/v1/incidents", "", http.StatusOK, ""},
+		{"GET", "/api/v1/incidents/inc-07", "", http.StatusOK, ""},
+		{"GET", "/api/v1/incidents/", "", http.StatusNotFound, api.CodeNoSuchEndpoint},
+		{"POST", "/api/v1/incidents/inc-07/state", `{"state":"Investigating"}`, http.StatusOK, ""},
+	} {
+		code, e := answer(t, c, tc.method, tc.target, tc.body)
+		if code != tc.code || e.Code != tc.errCode {
+			t.Errorf("%s %s: %d %+v, want %d code %q", tc.method, tc.target, code, e, tc.code, tc.errCode)
+		}
+	}
+	// Without the wrapper, the mux redirects: what Canonical is for.
+	if code, _ := answerRaw(mux, "POST", "/api/v1/incidents//state"); code != http.StatusTemporaryRedirect {
+		t.Errorf("bare mux: %d, want 307 (has http.ServeMux stopped redirecting?)", code)
+	}
+}
+
+func answerRaw(h http.Handler, method, target string) (int, string) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	return rec.Code, rec.Body.String()
+}
+
 // TestReadOnly: GET and HEAD pass, another method is a JSON 405 with Allow.
 func TestReadOnly(t *testing.T) {
 	h := api.ReadOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))

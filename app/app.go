@@ -236,7 +236,7 @@ func (a *App) routes() http.Handler {
 		a.log.Info("api: operator state changes enabled (http.allow_writes)", zap.String("path", "POST "+api.StatePath))
 	}
 	h.Register(mux)
-	return readBody(mux, &a.httpLimits)
+	return readBody(api.Canonical(mux), &a.httpLimits)
 }
 
 // metricsRoutes is the metrics listener's handler: the endpoint alone.
@@ -247,7 +247,7 @@ func (a *App) metricsRoutes() http.Handler {
 		registerPprof(mux)
 	}
 	mux.Handle("/", api.NotFoundHandler())
-	return readBody(mux, &a.httpLimits)
+	return readBody(api.Canonical(mux), &a.httpLimits)
 }
 
 func (a *App) storeForAPI() api.Reader { return a.store }

@@ -2,11 +2,15 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/llm-im/incidentd/api"
 	"github.com/llm-im/incidentd/app"
 	"github.com/llm-im/incidentd/config"
 )
@@ -55,5 +59,48 @@ func checkMethods(t *testing.T, url string) {
 		if resp.StatusCode != want || resp.Header.Get("Allow") != allow {
 			t.Errorf("%s %s: %d Allow %q, want %d %q", m, url, resp.StatusCode, resp.Header.Get("Allow"), want, allow)
 		}
+	}
+}
+
+// TestNonCanonicalPaths: on both listeners, a path with an empty, "." or
+// ".." segment (an unset shell variable in a URL) answers the JSON 404
+// no_such_endpoint, not a redirect to the cleaned path.
+func TestNonCanonicalPaths(t *testing.T) {
+	cfg := testConfig(t, config.BackendMemory)
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.HTTP.AllowWrites = true
+	a, err := app.New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	base, murl := a.HTTPURL(), "http://"+a.MetricsAddr()
+	waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct{ method, url string }{
+		{http.MethodPost, base + "/api/v1/incidents//state"},
+		{http.MethodGet, base + "/api/v1/incidents//"},
+		{http.MethodGet, base + "/api/v1//incidents?limit=1"},
+		{http.MethodGet, base + "//healthz"},
+		{http.MethodGet, base + "/./readyz"},
+		{http.MethodGet, murl + "//metrics"},
+	} {
+		req, _ := http.NewRequest(tc.method, tc.url, strings.NewReader(`{"state":"Closed"}`))
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e api.ErrorResponse
+		if resp.StatusCode != http.StatusNotFound || json.Unmarshal(b, &e) != nil || e.Code != api.CodeNoSuchEndpoint {
+			t.Errorf("%s %s: %d %s, want 404 code %s", tc.method, tc.url, resp.StatusCode, b, api.CodeNoSuchEndpoint)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
