@@ -115,3 +115,70 @@ func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
 		t.Errorf("stderr: %s", r.err)
 	}
 }
+
+// TestImportMigrateApplyStateVariables: the stores of import and migrate
+// take the STATE_* variables as the worker and the query commands do (the
+// file, then the variables, then the flags). In a worker pod's shell
+// (STATE_BACKEND=redis, STATE_REDIS_URL) an import with --to-config naming
+// the workers' file (no backend in its [state] table) goes to the pods'
+// Redis, not into a new Pebble store under the current directory, and a
+// migrate with --from-config reads it. The summary marks a Pebble target
+// at the default path whatever named it (here a file without state.path).
+func TestImportMigrateApplyStateVariables(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{})
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
+	mustCode(t, r, ctl.ExitOK)
+	export := r.out
+	cfg := filepath.Join(t.TempDir(), "incidentd.toml")
+	writeFile(t, cfg, "[dedupe]\nwindow = \"15m\"\n[state]\n")
+	pod := map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": srv.URL()}
+
+	r = runCtl(t, pod, export, "import", "--to-config", cfg)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.Contains(r.out, "copied 1 incidents") || !strings.Contains(r.out, "into redis 127.0.0.1:") {
+		t.Errorf("import summary: %s", r.out)
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "data")); !os.IsNotExist(err) {
+		t.Fatalf("a store was created under the current directory: %v", err)
+	}
+	count := func(env map[string]string, args ...string) int {
+		t.Helper()
+		r := runCtl(t, env, "", append([]string{"count"}, args...)...)
+		mustCode(t, r, ctl.ExitOK)
+		var n struct{ Count int }
+		if err := json.Unmarshal([]byte(r.out), &n); err != nil {
+			t.Fatalf("count: %v: %s", err, r.out)
+		}
+		return n.Count
+	}
+	if n := count(pod, "--config", cfg); n != 1 {
+		t.Errorf("count --config with the pod's variables: %d, want the 1 imported", n)
+	}
+
+	// STATE_BACKEND names the backend of a --to-redis-url, as the usage
+	// error for a URL without a backend says.
+	r = runCtl(t, map[string]string{"STATE_BACKEND": "redis"}, export, "import", "--to-redis-url", srv.URL(), "--to-key-prefix", "team-b")
+	mustCode(t, r, ctl.ExitOK)
+	if n := count(nil, "--state-backend", "redis", "--state-redis-url", srv.URL(), "--state-key-prefix", "team-b"); n != 1 {
+		t.Errorf("count team-b: %d, want 1", n)
+	}
+
+	// migrate --from-config reads the pods' Redis; the target's flags
+	// replace what the variables set.
+	to := filepath.Join(t.TempDir(), "pebble")
+	r = runCtl(t, pod, "", "migrate", "--from-config", cfg, "--to-backend", "pebble", "--to-path", to)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.Contains(r.out, "copied 1 incidents") || !strings.Contains(r.out, "into pebble "+to+", target") {
+		t.Errorf("migrate summary: %s", r.out)
+	}
+
+	// Without the variables the same file names the default Pebble path,
+	// and the summary says so.
+	r = runCtl(t, nil, export, "import", "--to-config", cfg)
+	mustCode(t, r, ctl.ExitOK)
+	if !strings.Contains(r.out, "(the default state.path, under the current directory)") {
+		t.Errorf("import summary without the default-path mark: %s", r.out)
+	}
+}

@@ -103,6 +103,7 @@ Incident Manager".`,
 	}
 	cmd.Flags().StringVarP(&in, "file", "f", "", "input `file` (default stdin)")
 	to.register(cmd.Flags(), "to", true)
+	to.env = o.Env
 	return cmd
 }
 
@@ -157,6 +158,7 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 	}
 	from.register(cmd.Flags(), "from", true)
 	to.register(cmd.Flags(), "to", true)
+	from.env, to.env = o.Env, o.Env
 	cmd.Flags().StringVar(&apiURL, "from-api-url", "", "read the source through a running worker's query API")
 	return cmd
 }
@@ -181,7 +183,7 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 		return fmt.Errorf("target count: %w", err)
 	}
 	fmt.Fprintf(o.Out, "copied %d incidents in %s (%d relinked) into %s, target now holds %d\n", res.Written, time.Since(start).Round(time.Millisecond), res.Relinked,
-		describeStore(st, to.path == "" && to.config == ""), n)
+		describeStore(st), n)
 	if int(n) != len(all) {
 		return fmt.Errorf("target holds %d incidents, the source had %d", n, len(all))
 	}

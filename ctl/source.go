@@ -34,7 +34,8 @@ type storeFlags struct {
 	redisURL     string
 	clusterNodes []string
 	keyPrefix    string
-	// env applies the STATE_* variables (only for the --state-* flags).
+	// env looks up the STATE_* variables, which fill in what the config
+	// file leaves out and the flags override, as for the worker (nil: none).
 	env func(string) (string, bool)
 	// locked is what to do when a worker holds the Pebble directory (a
 	// default by prefix when empty, see lockedHint).

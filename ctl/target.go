@@ -11,17 +11,17 @@ import (
 
 // describeStore names where the store of st is, for the summary line of
 // import and migrate: a Pebble store's absolute path (marked as the
-// default when no flag or config file named one: the current directory's
-// ./data/pebble), a Redis deployment's addresses, database and key
+// default when it is state.path's default, ./data/pebble of the current
+// directory), a Redis deployment's addresses, database and key
 // prefix. It never shows a password.
-func describeStore(st config.StateConfig, defaultPath bool) string {
+func describeStore(st config.StateConfig) string {
 	switch st.Backend {
 	case config.BackendPebble:
 		p, err := filepath.Abs(st.Path)
 		if err != nil {
 			p = st.Path
 		}
-		if defaultPath {
+		if filepath.Clean(st.Path) == filepath.Clean(config.Default().State.Path) {
 			return fmt.Sprintf("pebble %s (the default state.path, under the current directory)", p)
 		}
 		return "pebble " + p
