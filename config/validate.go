@@ -150,10 +150,10 @@ func (c Config) validateState(p *problems) {
 		// would keep the incidents in a local Pebble directory instead of
 		// the Redis the operator pointed at.
 		if s.RedisURL != "" {
-			p.add("state.redis_url", "is set, but state.backend is not, and the default backend (pebble, in %q) does not use it: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag)", s.Path, BackendRedis, BackendRedis)
+			p.add("state.redis_url", "is set, but state.backend is not, and the default backend (pebble, in %q) does not use it: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag, the only way for an import or migrate store named by --from-*/--to-* flags without their config file)", s.Path, BackendRedis, BackendRedis)
 		}
 		if len(s.RedisClusterNodes) > 0 {
-			p.add("state.redis_cluster_nodes", "are set, but state.backend is not, and the default backend (pebble, in %q) does not use them: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag)", s.Path, BackendRedisCluster, BackendRedisCluster)
+			p.add("state.redis_cluster_nodes", "are set, but state.backend is not, and the default backend (pebble, in %q) does not use them: set state.backend = %q (STATE_BACKEND=%s; in incidentctl, the --*-backend flag, the only way for an import or migrate store named by --from-*/--to-* flags without their config file)", s.Path, BackendRedisCluster, BackendRedisCluster)
 		}
 		if s.RedisURL == "" && len(s.RedisClusterNodes) == 0 && s.KeyPrefix != defaultKeyPrefix {
 			p.add("state.key_prefix", "is set (%q), but state.backend is not, and the default backend (pebble, in %q) has no key prefix: set state.backend = %q or %q with its state.redis_url or state.redis_cluster_nodes", s.KeyPrefix, s.Path, BackendRedis, BackendRedisCluster)

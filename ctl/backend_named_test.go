@@ -116,9 +116,11 @@ func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
 	}
 }
 
-// TestImportMigrateApplyStateVariables: the stores of import and migrate
-// take the STATE_* variables as the worker and the query commands do (the
-// file, then the variables, then the flags). In a worker pod's shell
+// TestImportMigrateApplyStateVariables: a store of import and migrate
+// named by its config file (--to-config, --from-config) takes the STATE_*
+// variables as a worker started with that file does (the file, then the
+// variables, then the flags); one named by flags alone ignores them. In a
+// worker pod's shell
 // (STATE_BACKEND=redis, STATE_REDIS_URL) an import with --to-config naming
 // the workers' file (no backend in its [state] table) goes to the pods'
 // Redis, not into a new Pebble store under the current directory, and a
@@ -157,9 +159,16 @@ func TestImportMigrateApplyStateVariables(t *testing.T) {
 		t.Errorf("count --config with the pod's variables: %d, want the 1 imported", n)
 	}
 
-	// STATE_BACKEND names the backend of a --to-redis-url, as the usage
-	// error for a URL without a backend says.
+	// A side named by flags alone is what they say: the pod's variables
+	// neither name its backend nor replace its password (this Redis has
+	// none: a password would be refused).
 	r = runCtl(t, map[string]string{"STATE_BACKEND": "redis"}, export, "import", "--to-redis-url", srv.URL(), "--to-key-prefix", "team-b")
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "the only way for an import or migrate store named by --from-*/--to-* flags") {
+		t.Errorf("stderr does not say that the flag is needed: %s", r.err)
+	}
+	pw := map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": srv.URL(), "STATE_REDIS_PASSWORD": "the-pods-password"}
+	r = runCtl(t, pw, export, "import", "--to-backend", "redis", "--to-redis-url", srv.URL(), "--to-key-prefix", "team-b")
 	mustCode(t, r, ctl.ExitOK)
 	if n := count(nil, "--state-backend", "redis", "--state-redis-url", srv.URL(), "--state-key-prefix", "team-b"); n != 1 {
 		t.Errorf("count team-b: %d, want 1", n)

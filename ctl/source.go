@@ -36,6 +36,8 @@ type storeFlags struct {
 	keyPrefix    string
 	// env looks up the STATE_* variables, which fill in what the config
 	// file leaves out and the flags override, as for the worker (nil: none).
+	// A --from-*/--to-* store takes them only with its config file (see
+	// lookup).
 	env func(string) (string, bool)
 	// locked is what to do when a worker holds the Pebble directory (a
 	// default by prefix when empty, see lockedHint).
@@ -67,11 +69,25 @@ func (f *storeFlags) given() bool {
 // configuration's warnings for the store (see backendFlag), for open to
 // log.
 func (f *storeFlags) stateConfig() (config.StateConfig, []string, error) {
-	cfg, err := loadConfigOverride(f.config, f.env, f.override)
+	cfg, err := loadConfigOverride(f.config, f.lookup(), f.override)
 	if err != nil {
 		return cfg.State, nil, err
 	}
 	return cfg.State, cfg.Warnings, nil
+}
+
+// lookup is the environment the store's configuration reads. The STATE_*
+// variables describe one store, the worker's: a --state-* store (the
+// query commands' single store) always takes them, a source or target of
+// import and migrate only when named by a config file (--from-config,
+// --to-config: the store a worker started with that file would use). A
+// side named by flags alone is what they say: a pod's STATE_REDIS_PASSWORD
+// must not replace the password of another Redis a migration writes to.
+func (f *storeFlags) lookup() func(string) (string, bool) {
+	if f.prefix != "state" && f.config == "" {
+		return nil
+	}
+	return f.env
 }
 
 // override applies the flags over the loaded configuration, returning the
