@@ -47,7 +47,7 @@ type storeFlags struct {
 func (f *storeFlags) register(fs *pflag.FlagSet, prefix string, withConfig bool) {
 	f.prefix = prefix
 	if withConfig {
-		fs.StringVar(&f.config, prefix+"-config", "", "TOML config `file` whose [state] table names the store")
+		fs.StringVar(&f.config, prefix+"-config", "", "TOML config `file` whose [state] table, with the STATE_* variables, names the store (as for a worker started with it)")
 	}
 	fs.StringVar(&f.backend, prefix+"-backend", "", "store backend: memory, pebble, redis or redis_cluster")
 	fs.StringVar(&f.path, prefix+"-path", "", "Pebble data `directory`")
