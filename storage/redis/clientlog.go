@@ -189,6 +189,12 @@ func (c *clientLogger) forget(now time.Time) {
 	}
 }
 
+// changeFormats start the go-redis lines that say the Sentinel master
+// changed: each line of them is a kind of its own, so a failover soon
+// after the client's start (which logs its first master) is logged at
+// once; only a repeat naming the same master is held back.
+var changeFormats = []string{"sentinel: new master", "sentinel: selected addr"}
+
 // verbRE matches one fmt verb.
 var verbRE = regexp.MustCompile(`%[-+# 0-9.*\[\]]*[a-zA-Z%]`)
 
@@ -196,6 +202,11 @@ var verbRE = regexp.MustCompile(`%[-+# 0-9.*\[\]]*[a-zA-Z%]`)
 // a format that is only verbs ("%s", which go-redis uses for prepared
 // messages), the message with its digits blanked out.
 func lineKind(format, msg string) string {
+	for _, f := range changeFormats {
+		if strings.HasPrefix(format, f) {
+			return "\x01" + msg
+		}
+	}
 	if strings.TrimSpace(verbRE.ReplaceAllString(format, "")) != "" {
 		return format
 	}

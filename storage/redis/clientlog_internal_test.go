@@ -73,6 +73,16 @@ func TestClientLogRateLimit(t *testing.T) {
 	if w, i, d := c.lines(zapcore.WarnLevel), c.lines(zapcore.InfoLevel), c.lines(zapcore.DebugLevel); w != 106 || i != 1 || d != 1 {
 		t.Fatalf("counted warn %d, info %d, debug %d; want 106, 1, 1", w, i, d)
 	}
+	// A Sentinel master change is logged at once, though the first
+	// master was logged a second before; the same master again is not.
+	master := "sentinel: new master=%q addr=%q"
+	c.Printf(ctx, master, "mymaster", "127.0.0.1:6379")
+	now = now.Add(time.Second)
+	c.Printf(ctx, master, "mymaster", "127.0.0.1:6380")
+	c.Printf(ctx, master, "mymaster", "127.0.0.1:6380")
+	if got := logs.FilterMessageSnippet("sentinel: new master").Len(); got != 2 {
+		t.Fatalf("%d new-master lines, want 2 (one per master)", got)
+	}
 	now = now.Add(clientLogWindow)
 	c.Printf(ctx, dial, 5, "quiet again")
 	if last := logs.All()[logs.Len()-1]; last.ContextMap()["suppressed"] != nil {
