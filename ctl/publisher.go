@@ -385,4 +385,4 @@ func connect(t natsTarget) (*nats.Conn, error) {
 }
 
 // natsURLHelp is the --nats-url help of setup and publish.
-const natsURLHelp = "NATS server (default $NATS_URL, else the [nats] url of --config, else " + DefaultNATSURL + ")"
+const natsURLHelp = "NATS server (default $NATS_URL, else the [nats] url of --config, else the embedded server a worker on that configuration listens on: nats.embedded_listen or $NATS_EMBEDDED_LISTEN, " + DefaultNATSURL + " by default)"

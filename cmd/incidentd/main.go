@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "incidentd: unexpected argument %q (a configuration file goes after --config)\n", fs.Arg(0))
+		fs.SetOutput(stderr)
+		fs.Usage()
 		return exitConfig
 	}
 	if *version {

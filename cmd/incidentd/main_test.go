@@ -95,6 +95,10 @@ func TestPositionalArgumentRefused(t *testing.T) {
 	if code := run([]string{"incidentd.toml"}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "--config") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
+	// With the flags, as for an unknown flag.
+	if !strings.Contains(errb.String(), "-check-config") || out.Len() != 0 {
+		t.Errorf("stderr does not list the flags (or stdout is not empty): %q", errb.String())
+	}
 }
 
 // TestUsage: -h and --help print the usage on stdout and succeed; a usage
