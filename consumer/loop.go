@@ -100,7 +100,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 		}
 		paused, pausedSince = true, time.Now()
 		c.log.Warn("pausing pull; holding the messages in hand with InProgress", zap.String("why", why))
-		src.it.Drain() // buffered messages still arrive on src.msgs, then it closes
+		src.drain() // the request in flight still delivers to src.msgs, then it closes
 	}
 	slow := func() bool { return committing && c.ipEvery > 0 && time.Since(commitStart) >= c.ipEvery }
 	// writable: every batch handed over is committed and no failure was

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,25 +13,177 @@ import (
 	"github.com/llm-im/incidentd/metrics"
 )
 
-// source pumps one Messages() iterator into a channel the loop can select on.
+// source pumps the durable consumer's messages into a channel the loop can
+// select on. It pulls with one Fetch at a time, each asking for two batches
+// (2 × batch_size) for at most fetchExpiry: every request has an inbox and
+// a buffer of its own sized for what it asked, and the next is sent only
+// once every message of the one before was handed on, so the client never
+// holds more than it asked for and never drops a message. A Messages()
+// iterator did: its buffer is the size of one request, and after a missed
+// heartbeat or a reconnect it issued a new request while the server still
+// served the old one (after a NATS restart, one sent while disconnected
+// too), so the server delivered more than the buffer held; the client
+// dropped the rest as a slow consumer, and JetStream redelivered them only
+// after ack_wait, behind later messages (a resolve then found no trigger).
 type source struct {
-	it   jetstream.MessagesContext
 	msgs chan jetstream.Msg
-	quit chan struct{}
+	// draining is closed by drain: no new request; the one in flight is
+	// taken to its end, then msgs closes.
+	draining  chan struct{}
+	drainOnce sync.Once
+	// quit is closed by stop: the request in flight is abandoned (what it
+	// still brings is never seen, and JetStream redelivers it after
+	// ack_wait), then msgs closes.
+	quit     chan struct{}
+	stopOnce sync.Once
 }
 
-// Pull requests expire after pullExpiry and ask JetStream for an idle
-// heartbeat every pullHeartbeat. When neither messages nor heartbeats
-// arrive for two heartbeats, the iterator decides its requests are gone and
-// issues new ones (kind missed_heartbeat in incidentd_nats_errors_total).
-// nats.go's defaults (30 s and 15 s) made that a 30 s stall: in about 1 of
-// 50 benchmark drains on a loaded 2-core machine the server stopped
-// delivering while the client still counted requested messages, and only
-// the missed heartbeats ended it.
-const (
-	pullExpiry    = 15 * time.Second
-	pullHeartbeat = 5 * time.Second
-)
+// drain ends pulling without losing a message: the request in flight
+// (at most fetchExpiry long) delivers all it brings to msgs, then msgs
+// closes.
+func (s *source) drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// stop ends pulling at once.
+func (s *source) stop() { s.stopOnce.Do(func() { close(s.quit) }) }
+
+// fetchExpiry is how long one pull request waits at the server for
+// messages. Short, so that a request lost with a server that restarted
+// costs two seconds (the client gives it a second more than the server),
+// and a drain (pausing for a failing store, a shutdown) waits at most that
+// long for the request in flight to end.
+const fetchExpiry = time.Second
+
+// startSource sends the first pull request and starts the pump.
+func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
+	s := &source{msgs: make(chan jetstream.Msg, 128), draining: make(chan struct{}), quit: make(chan struct{})}
+	first, err := c.fetch(cons)
+	if err != nil {
+		return nil, fmt.Errorf("pull messages: %w", err)
+	}
+	go c.pump(s, cons, first)
+	return s, nil
+}
+
+// fetch sends one pull request for two batches. It ends when they have
+// arrived, or with the server's status at fetchExpiry, or a second later
+// when that status does not come (a request lost with its server): never
+// while the server may still deliver to it.
+func (c *Consumer) fetch(cons jetstream.Consumer) (jetstream.MessageBatch, error) {
+	return cons.Fetch(2*c.cfg.Consumer.BatchSize, jetstream.FetchMaxWait(fetchExpiry))
+}
+
+// pump hands on every message of each request, then sends the next,
+// until drained or stopped. A failed request is counted and logged (the
+// first of a run as a warning), and the next waits retry_initial.
+func (c *Consumer) pump(s *source, cons jetstream.Consumer, b jetstream.MessageBatch) {
+	defer close(s.msgs)
+	failures := 0 // consecutive failed requests: the first is a warning, the rest debug
+	for {
+		var err error
+		if b != nil {
+			n, ok := s.forward(b)
+			if !ok {
+				return
+			}
+			err = b.Error()
+			if err == nil && n > 0 && failures > 0 {
+				c.log.Info("pull recovered", zap.Int("errors", failures))
+				failures = 0
+			}
+		}
+		if err != nil && c.pullFailed(s, cons, err, &failures) {
+			return
+		}
+		select {
+		case <-s.draining:
+			return
+		case <-s.quit:
+			return
+		default:
+		}
+		if !c.waitConnected(s) {
+			return
+		}
+		if b, err = c.fetch(cons); err != nil {
+			b = nil
+			if c.pullFailed(s, cons, err, &failures) {
+				return
+			}
+		}
+	}
+}
+
+// forward hands every message of b to s.msgs; it reports how many, and
+// false when s was stopped meanwhile.
+func (s *source) forward(b jetstream.MessageBatch) (int, bool) {
+	n := 0
+	for m := range b.Messages() {
+		select {
+		case s.msgs <- m:
+			n++
+		case <-s.quit:
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// waitConnected waits, while the connection to NATS is down, for it to
+// come back, so that no pull request is queued in the client's reconnect
+// buffer for a server that may have restarted. It reports false when s was
+// stopped or drained meanwhile, or the connection closed.
+func (c *Consumer) waitConnected(s *source) bool {
+	for !c.nc.IsConnected() {
+		if c.nc.IsClosed() {
+			return false
+		}
+		select {
+		case <-s.quit:
+			return false
+		case <-s.draining:
+			return false
+		case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
+		}
+	}
+	return true
+}
+
+// pullFailed handles a failed pull request: a consumer that is gone ends
+// the source (the loop sets it up again); anything else is counted, logged
+// and waited out for retry_initial. It reports whether the pump must end.
+func (c *Consumer) pullFailed(s *source, cons jetstream.Consumer, err error, failures *int) bool {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
+		c.log.Error("the durable consumer is gone; setting it up again", zap.Error(err))
+		c.bound.Store(false)
+		return true
+	}
+	c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
+	*failures++
+	state, gone := consumerState(cons)
+	if gone {
+		// A server restarted without its JetStream state, or the stream
+		// deleted while NATS was away: no pull request can ever be
+		// answered, so set everything up again.
+		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
+		c.log.Error("the durable consumer is gone (its stream, or the server's JetStream state, was lost); setting it up again",
+			append(state, zap.Error(err))...)
+		c.bound.Store(false)
+		return true
+	}
+	if *failures == 1 {
+		c.log.Warn("pull error; a new pull request follows", append(state,
+			zap.Uint64("client_received_stream_seq", c.lastReceived.Load()), zap.Error(err))...)
+	} else {
+		c.log.Debug("pull error; a new pull request follows", zap.Error(err))
+	}
+	select {
+	case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
+		return false
+	case <-s.quit:
+		return true
+	}
+}
 
 // rebindDelay is how long the worker waits before it sets up a consumer (and
 // stream) that disappeared, or a dead-letter stream that did. nats-server
@@ -42,72 +195,6 @@ const (
 // request, so a few milliseconds usually suffice; 5 s leaves room for a
 // machine that stalls, and is short beside a deleted stream's outage.
 const rebindDelay = 5 * time.Second
-
-func (c *Consumer) startSource(cons jetstream.Consumer) (*source, error) {
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*c.cfg.Consumer.BatchSize), jetstream.PullThresholdMessages(3*c.cfg.Consumer.BatchSize/2),
-		jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
-	if err != nil {
-		return nil, fmt.Errorf("pull messages: %w", err)
-	}
-	s := &source{it: it, msgs: make(chan jetstream.Msg, 128), quit: make(chan struct{})}
-	go func() {
-		defer close(s.msgs)
-		failures := 0 // consecutive pull errors: the first is a warning, the rest debug
-		for {
-			m, err := it.Next()
-			if err == nil && failures > 0 {
-				c.log.Info("pull recovered", zap.Int("errors", failures))
-				failures = 0
-			}
-			switch {
-			case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-				return
-			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-				c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
-				c.log.Error("the durable consumer is gone; setting it up again", zap.Error(err))
-				c.bound.Store(false)
-				it.Stop()
-				return
-			case err != nil: // missed heartbeats (NATS away, a lost pull request): the iterator recovers
-				c.m.NATSErrors.WithLabelValues(metrics.NATSErrorKind(err)).Inc()
-				failures++
-				state, gone := consumerState(cons)
-				if gone {
-					// A server restarted without its JetStream state, or the
-					// stream deleted while NATS was away: no pull request can
-					// ever be answered, so set everything up again.
-					c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
-					c.log.Error("the durable consumer is gone (its stream, or the server's JetStream state, was lost); setting it up again",
-						append(state, zap.Error(err))...)
-					c.bound.Store(false)
-					it.Stop()
-					return
-				}
-				if failures == 1 {
-					// Delivered beyond what the client received: lost on the
-					// way or in the client; equal, with no waiting pull: the
-					// request was lost.
-					c.log.Warn("pull error; the iterator issues a new pull request", append(state,
-						zap.Uint64("client_received_stream_seq", c.lastReceived.Load()), zap.Error(err))...)
-				} else {
-					c.log.Debug("pull error; the iterator issues a new pull request", zap.Error(err))
-				}
-				select {
-				case <-time.After(c.cfg.Consumer.RetryInitial.Duration):
-				case <-s.quit:
-					return
-				}
-				continue
-			}
-			select {
-			case s.msgs <- m:
-			case <-s.quit:
-				return
-			}
-		}
-	}()
-	return s, nil
-}
 
 // consumerState describes the durable consumer as the server sees it, for
 // the warning of a pull that went silent: whether the server still held
@@ -164,18 +251,19 @@ func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (
 	}
 }
 
-// drainWait bounds how long the shutdown waits for the client buffer.
+// drainWait bounds how long the shutdown waits for the pull request in
+// flight (fetchExpiry) and the client buffer.
 const drainWait = 2 * time.Second
 
-// stopPulling ends the pull subscription, taking what the client already
-// buffered into cur. Without a connection (or when that takes longer than
-// drainWait) the buffer is dropped instead: those messages were never acked
+// stopPulling ends pulling, taking what the request in flight still brings
+// into cur. Without a connection (or when that takes longer than
+// drainWait) the rest is dropped instead: those messages were never acked
 // and JetStream redelivers them.
 func (c *Consumer) stopPulling(src *source, cur *batch) {
 	if !c.nc.IsConnected() {
-		src.it.Stop()
+		src.stop()
 	} else {
-		src.it.Drain()
+		src.drain()
 	}
 	timeout := time.After(drainWait)
 	for {
@@ -186,8 +274,7 @@ func (c *Consumer) stopPulling(src *source, cur *batch) {
 			}
 			c.receive(cur, m)
 		case <-timeout:
-			src.it.Stop()
-			close(src.quit)
+			src.stop()
 			timeout = nil
 		}
 	}

@@ -254,7 +254,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		StoreIncidentsByState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "store_incidents_by_state",
 			Help: "Incidents in the store by state; Detected, Triaged, Investigating and Remediating are the open ones."}, []string{"state"}),
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
-			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent; disconnected: the connection to NATS was lost)."}, []string{"kind"}),
+			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent, not produced since requests last a second; disconnected: the connection to NATS was lost)."}, []string{"kind"}),
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
 		StoreUnreachable: counter("store_unreachable_total",
 			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
