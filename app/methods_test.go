@@ -24,18 +24,29 @@ func TestProbeMethods(t *testing.T) {
 		if own {
 			cfg.Metrics.Listen = "127.0.0.1:0"
 		}
-		a, err := app.New(cfg, zaptest.NewLogger(t), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
+		a, stop := runReady(t, cfg)
 		base, murl := a.HTTPURL(), "http://"+a.MetricsAddr()
-		waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
 		for _, url := range []string{base + "/healthz", base + "/readyz", murl + "/metrics"} {
 			checkMethods(t, url)
 		}
+		stop()
+	}
+}
+
+// runReady runs an App on cfg until it is ready; stop ends it and fails
+// the test if Run returned an error.
+func runReady(t *testing.T, cfg config.Config) (*app.App, func()) {
+	t.Helper()
+	a, err := app.New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitFor(t, "ready", func() bool { return httpGet(t, a.HTTPURL()+"/readyz", nil) == http.StatusOK })
+	return a, func() {
+		t.Helper()
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -69,15 +80,9 @@ func TestNonCanonicalPaths(t *testing.T) {
 	cfg := testConfig(t, config.BackendMemory)
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.HTTP.AllowWrites = true
-	a, err := app.New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, stop := runReady(t, cfg)
+	defer stop()
 	base, murl := a.HTTPURL(), "http://"+a.MetricsAddr()
-	waitFor(t, "ready", func() bool { return httpGet(t, base+"/readyz", nil) == http.StatusOK })
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range []struct{ method, url string }{
 		{http.MethodPost, base + "/api/v1/incidents//state"},
@@ -98,9 +103,5 @@ func TestNonCanonicalPaths(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || json.Unmarshal(b, &e) != nil || e.Code != api.CodeNoSuchEndpoint {
 			t.Errorf("%s %s: %d %s, want 404 code %s", tc.method, tc.url, resp.StatusCode, b, api.CodeNoSuchEndpoint)
 		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -20,19 +20,8 @@ import (
 // worker finds its consumer gone, reports not-ready, sets the streams and
 // the consumer up again and ingests what is published next.
 func TestJetStreamStateLost(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	e := newEnv(t)
-	srv, err := natsembed.New(natsembed.Config{Listen: addr, StoreDir: t.TempDir()}, e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.url = srv.ClientURL()
-	e.nc, e.js = connect(t, e.url)
+	e, addr, srv := restartableEnv(t, t.TempDir())
+	var err error
 	cfg := testConfig()
 	log := logicalLog(400, 0, true, 11)
 	ex := expect(t, log, cfg.Dedupe)
@@ -78,20 +67,9 @@ func TestJetStreamStateLost(t *testing.T) {
 // redeliver it only after ack_wait, behind later ones), so no redelivery,
 // and the incidents are those of the stream applied in order.
 func TestNATSRestartDropsNothing(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	e := newEnv(t)
 	dir := t.TempDir()
-	srv, err := natsembed.New(natsembed.Config{Listen: addr, StoreDir: dir}, e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.url = srv.ClientURL()
-	e.nc, e.js = connect(t, e.url)
+	e, addr, srv := restartableEnv(t, dir)
+	var err error
 	cfg := testConfig()
 	cfg.Consumer.AckWait.Duration = 5 * time.Second // room for the slow commits
 	cfg.Consumer.BatchSize = 512                    // the default
@@ -134,4 +112,24 @@ func TestNATSRestartDropsNothing(t *testing.T) {
 	info := e.consumerInfo(cfg)
 	t.Logf("redeliveries %d, event-id duplicates %v", info.Delivered.Consumer-info.Delivered.Stream,
 		testutil.ToFloat64(w.m.EventsDuplicate.WithLabelValues(metrics.DuplicateEventID)))
+}
+
+// restartableEnv is an env whose NATS server (JetStream in dir) listens on
+// a fixed free address, so a test can shut it down and start another there.
+func restartableEnv(t *testing.T, dir string) (e *env, addr string, srv *natsembed.Server) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	e = newEnv(t)
+	srv, err = natsembed.New(natsembed.Config{Listen: addr, StoreDir: dir}, e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url = srv.ClientURL()
+	e.nc, e.js = connect(t, e.url)
+	return e, addr, srv
 }

@@ -17,12 +17,7 @@ import (
 // the operator meant Redis. Naming the backend by flag, STATE_BACKEND or the
 // file makes the same URL work.
 func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
-	srv := redistest.StartStandalone(t, redistest.Options{})
-	cwd := t.TempDir()
-	t.Chdir(cwd)
-	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
-	mustCode(t, r, ctl.ExitOK)
-	export := r.out
+	srv, cwd, export := redisAndOneIncident(t)
 	cfg := filepath.Join(t.TempDir(), "nobackend.toml")
 	writeFile(t, cfg, "[state]\nredis_url = \""+srv.URL()+"\"\n")
 
@@ -109,7 +104,7 @@ func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
 	}
 
 	// A flag's bad value is named by the flag.
-	r = runCtl(t, map[string]string{"STATE_BACKEND": "redis"}, "", "count", "--state-redis-url", "redis://r:6379/99")
+	r := runCtl(t, map[string]string{"STATE_BACKEND": "redis"}, "", "count", "--state-redis-url", "redis://r:6379/99")
 	mustCode(t, r, ctl.ExitUsage)
 	if !strings.Contains(r.err, "--state-redis-url (state.redis_url): the database number must be 0 to 15") {
 		t.Errorf("stderr: %s", r.err)
@@ -127,17 +122,12 @@ func TestRedisURLWithoutBackendIsNoPebble(t *testing.T) {
 // migrate with --from-config reads it. The summary marks a Pebble target
 // at the default path whatever named it (here a file without state.path).
 func TestImportMigrateApplyStateVariables(t *testing.T) {
-	srv := redistest.StartStandalone(t, redistest.Options{})
-	cwd := t.TempDir()
-	t.Chdir(cwd)
-	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
-	mustCode(t, r, ctl.ExitOK)
-	export := r.out
+	srv, cwd, export := redisAndOneIncident(t)
 	cfg := filepath.Join(t.TempDir(), "incidentd.toml")
 	writeFile(t, cfg, "[dedupe]\nwindow = \"15m\"\n[state]\n")
 	pod := map[string]string{"STATE_BACKEND": "redis", "STATE_REDIS_URL": srv.URL()}
 
-	r = runCtl(t, pod, export, "import", "--to-config", cfg)
+	r := runCtl(t, pod, export, "import", "--to-config", cfg)
 	mustCode(t, r, ctl.ExitOK)
 	if !strings.Contains(r.out, "copied 1 incidents") || !strings.Contains(r.out, "into redis 127.0.0.1:") {
 		t.Errorf("import summary: %s", r.out)
@@ -190,4 +180,16 @@ func TestImportMigrateApplyStateVariables(t *testing.T) {
 	if !strings.Contains(r.out, "(the default state.path, under the current directory)") {
 		t.Errorf("import summary without the default-path mark: %s", r.out)
 	}
+}
+
+// redisAndOneIncident starts a Redis server, moves the test into an empty
+// current directory (cwd), and exports one incident of a Pebble store.
+func redisAndOneIncident(t *testing.T) (srv *redistest.Server, cwd, export string) {
+	t.Helper()
+	srv = redistest.StartStandalone(t, redistest.Options{})
+	cwd = t.TempDir()
+	t.Chdir(cwd)
+	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
+	mustCode(t, r, ctl.ExitOK)
+	return srv, cwd, r.out
 }
