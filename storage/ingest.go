@@ -26,8 +26,9 @@ const MaxConflictRetries = 16
 // not count against MaxConflictRetries; the waits for others' leases last
 // LeaseWaitLimit at most. The returned int is the number of conflicts.
 // The returned result is that of the fold that was applied. now is called
-// once per attempt. When Apply fails with ErrUnconfirmed, the result of the
-// fold it wrote is returned with the error.
+// once per attempt. When Apply fails with ErrUnconfirmed or
+// ErrOutcomeUnknown, the result of the fold it wrote (or may have written)
+// is returned with the error.
 func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keyed, now func() time.Time) (res dedupe.Result, attempt int, err error) {
 	fps, ids, _ := LookupKeys(events)
 	leaser, _ := s.(WriteLeaser)
@@ -67,7 +68,7 @@ func Ingest(ctx context.Context, s Store, f *dedupe.Folder, events []dedupe.Keye
 		if err == nil {
 			return res, attempt, nil
 		}
-		if errors.Is(err, ErrUnconfirmed) {
+		if errors.Is(err, ErrUnconfirmed) || errors.Is(err, ErrOutcomeUnknown) {
 			return res, attempt, fmt.Errorf("apply: %w", err)
 		}
 		if errors.Is(err, ErrLeased) && !held {

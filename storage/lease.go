@@ -30,6 +30,15 @@ type WriteLeaser interface {
 	ReleaseWrites(ctx context.Context) error
 }
 
+// Settler is a Store whose Apply can end in ErrOutcomeUnknown.
+type Settler interface {
+	// Settle decides the outcome of the writes whose Apply returned
+	// ErrOutcomeUnknown since the last Settle: written reports that one
+	// of them was written; otherwise none was, and none will be. An error
+	// means the store cannot tell yet (it still fails): call it again.
+	Settle(ctx context.Context) (written bool, err error)
+}
+
 // LeaseAfterConflicts is how many conflicts in a row Ingest takes before it
 // asks a WriteLeaser store for the write lease.
 const LeaseAfterConflicts = 2

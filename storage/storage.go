@@ -26,6 +26,11 @@ var (
 	// wait_replicas acknowledged it in time). Its events count as applied:
 	// a retry finds them so, and must not count them again.
 	ErrUnconfirmed = errors.New("storage: written but not confirmed durable")
+	// ErrOutcomeUnknown is returned by Apply when the batch was sent but
+	// its answer was lost (a timeout, a broken connection): it may have
+	// been written, or may still be. A store that returns it is a Settler,
+	// whose Settle tells which before the batch is retried.
+	ErrOutcomeUnknown = errors.New("storage: write sent, its outcome unknown")
 	// ErrClosed is returned by any call after Close.
 	ErrClosed = errors.New("storage: store closed")
 	// ErrLocked is returned by Open when another process holds the store.

@@ -74,9 +74,10 @@ func score(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 // retention from the moment the server writes them, by the server's clock,
 // so Batch.At only matters as "now"), or nothing and
 // storage.ErrConflict when an incident's stored version is not Version-1 or
-// an event id was already applied. A go-redis retry of a script the server
-// already ran lands here as a conflict: Ingest re-reads, finds every event
-// applied and writes nothing.
+// an event id was already applied. Each call has its own attempt key
+// (scripts.go): a go-redis retry of a script the server already ran
+// answers "ok" and writes nothing, and a call whose answer was lost
+// returns storage.ErrOutcomeUnknown until Settle decides it.
 func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -91,9 +92,10 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		}
 		return err
 	}
-	res, acks, err := s.runApply(ctx, append(args.args, s.token))
+	ak := s.key("attempt", newToken())
+	res, acks, err := s.runApply(ctx, append(args.args, attemptTTL.Milliseconds(), s.token, ak))
 	if err != nil {
-		return s.wrap("apply", err)
+		return s.applyFailed(ak, err)
 	}
 	if len(res) == 1 && res[0] == "ok" && acks < s.waitN {
 		return fmt.Errorf("redis apply: written on the master but acknowledged by %d of %d replicas within %v: %w", acks, s.waitN, s.waitFor, storage.ErrUnconfirmed)
@@ -116,6 +118,10 @@ func (s *Store) Apply(ctx context.Context, b storage.Batch) error {
 		return fmt.Errorf("event %s already applied: %w", res[1], storage.ErrConflict)
 	case len(res) == 1 && res[0] == "ok":
 		return nil
+	case len(res) == 1 && res[0] == "abandoned":
+		// Only a copy of a call whose answer was lost and that Settle
+		// then claimed; Apply itself never sees it.
+		return fmt.Errorf("redis apply: the attempt was settled as not written: %w", storage.ErrConflict)
 	}
 	return fmt.Errorf("redis apply: unexpected reply %q", res)
 }

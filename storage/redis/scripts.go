@@ -38,7 +38,15 @@ import goredis "github.com/redis/go-redis/v9"
 //	                                     included), grouped by set in Go
 //	S: ns × (set key, id)                the sets with one new member
 //	                                     (mostly fingerprint sets)
-//	last: this store's write-lease token (lease.go)
+//	last: how long the attempt key lives (ms), this store's write-lease
+//	      token (lease.go), and the attempt key (prefix:attempt:<id>)
+//
+// The attempt key makes a copy of the same call harmless, and a call whose
+// answer was lost decidable (Store.Settle): a script that finds it "w"
+// (written by an earlier copy: a go-redis retry, or the first copy run
+// after the retry) returns {"ok"} and writes nothing; one that finds any
+// other value (Settle claimed the attempt as abandoned) returns
+// {"abandoned"} and writes nothing; one that writes sets it to "w".
 //
 // Checks, all before any write: no other store may hold the write lease
 // (prefix:lease, see storage.WriteLeaser); a new incident's record must not exist; an
@@ -57,7 +65,7 @@ import goredis "github.com/redis/go-redis/v9"
 // scored by when they expire (server time in unix ms): one ZADD per batch
 // instead of a SET PX per event, with the same meaning (a marker counts
 // while its expiry is in the future, by the server's clock).
-// Returns {"ok"}, {"leased", holder}, {"conflict", id, stored version}, {"identity", index
+// Returns {"ok"}, {"abandoned"}, {"leased", holder}, {"conflict", id, stored version}, {"identity", index
 // of the fingerprint in I (0-based), current pointer} or {"applied", event
 // id}.
 var applyScript = goredis.NewScript(`
@@ -76,8 +84,12 @@ local I = U + 7 * nupd
 local M = I + 2 * d + c1
 local G = M + m
 local CH = 4000
+local ak = ARGV[#ARGV]
+local seen = redis.call('GET', ak)
+if seen == 'w' then return {'ok'} end
+if seen then return {'abandoned'} end
 local lease = redis.call('GET', p .. ':lease')
-if lease and lease ~= ARGV[#ARGV] then return {'leased', lease} end
+if lease and lease ~= ARGV[#ARGV - 1] then return {'leased', lease} end
 -- run calls cmd [key] ARGV[a..b] in chunks (unpack has a stack limit) and
 -- returns the replies of array commands concatenated.
 local function run(cmd, key, a, b)
@@ -238,6 +250,7 @@ if m > 0 then
     redis.call('ZADD', applied, unpack(t))
   end
 end
+redis.call('SET', ak, 'w', 'PX', ARGV[#ARGV - 2])
 return {'ok'}
 `)
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,6 +145,20 @@ func (s *Server) FlushAll(t testing.TB) {
 
 // Kill stops the server at once.
 func (s *Server) Kill() { s.proc.Kill() }
+
+// Freeze stops the server process (SIGSTOP) until Thaw: it answers
+// nothing, and reads what clients sent meanwhile when it runs again.
+func (s *Server) Freeze(t testing.TB) { s.signal(t, syscall.SIGSTOP) }
+
+// Thaw lets a frozen server run again (SIGCONT).
+func (s *Server) Thaw(t testing.TB) { s.signal(t, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
 
 // CPUTime is the CPU time (user + system) the server process used so far,
 // read from /proc; 0 where that is not available.
