@@ -624,3 +624,46 @@ func TestShutdownLeavesNothingUnacked(t *testing.T) {
 		t.Errorf("applied %d, want %d", got, ex.uniqueIDs)
 	}
 }
+
+// lostReply is a store whose first Apply writes the batch but answers
+// storage.ErrOutcomeUnknown, as a Redis reply lost to a stall does; its
+// Settle says the write was applied.
+type lostReply struct {
+	storage.Store
+	lost    atomic.Bool
+	settled atomic.Int64
+}
+
+func (l *lostReply) Apply(ctx context.Context, b storage.Batch) error {
+	if err := l.Store.Apply(ctx, b); err != nil {
+		return err
+	}
+	if l.lost.CompareAndSwap(false, true) {
+		return fmt.Errorf("redis apply: i/o timeout (%w)", storage.ErrOutcomeUnknown)
+	}
+	return nil
+}
+
+func (l *lostReply) Settle(context.Context) (bool, error) {
+	l.settled.Add(1)
+	return true, nil
+}
+
+// TestLostReplyCountsOnce: a batch whose write was applied but whose
+// answer was lost is settled as written on the retry, so its events count
+// as applied and its incidents as opened, not as event-id duplicates.
+func TestLostReplyCountsOnce(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	log := logicalLog(300, 0, false, 29)
+	ex := expect(t, log, cfg.Dedupe)
+	store := &lostReply{Store: memory.New()}
+	w := e.start(cfg, store)
+	e.publish(payloads(log))
+	e.settle(cfg, w)
+	requireIncidents(t, store.Store, ex)
+	requireCounters(t, w.m, ex)
+	if !store.lost.Load() || store.settled.Load() != 1 {
+		t.Errorf("lost %v, settled %d times; want one lost reply settled once", store.lost.Load(), store.settled.Load())
+	}
+}

@@ -32,6 +32,10 @@ type batch struct {
 	// ahead marks a batch readAhead commits beside the pipeline's: it
 	// does not count among the batches the loop handed over.
 	ahead bool
+	// unsettled is the fold an earlier Apply of the batch may have written
+	// (storage.ErrOutcomeUnknown): the next attempt asks the store's
+	// Settle first, and counts that fold when it was written.
+	unsettled *dedupe.Result
 	// finals are the positions (ascending) of events delivered more often
 	// than consumer.orphan_retries: Retry is set on them only so that the
 	// fold reports an acknowledge or resolve with nothing to act on, which
@@ -260,9 +264,7 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 	backoff := cc.RetryInitial.Duration
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		done := c.applying()
-		res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
-		done()
+		res, conflicts, err := c.try(ctx, b)
 		if written != nil && (err == nil || errors.Is(err, storage.ErrUnconfirmed)) {
 			res = afterUnconfirmed(*written, res)
 		}
@@ -293,6 +295,43 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 		}
 		backoff = min(2*backoff, cc.RetryMax.Duration)
 	}
+}
+
+// try is one attempt of commit. When an earlier Apply of b may have been
+// written (b.unsettled), the store's Settle decides first: written, that
+// fold is the batch's result (a read now would find its events applied,
+// and count them as duplicates); not written (and never to be), a fresh
+// read, fold and apply follow.
+func (c *Consumer) try(ctx context.Context, b *batch) (dedupe.Result, int, error) {
+	if b.unsettled != nil {
+		wrote, err := c.settle(ctx)
+		if err != nil {
+			return dedupe.Result{}, 0, fmt.Errorf("settle the write whose answer was lost: %w", err)
+		}
+		res := *b.unsettled
+		b.unsettled = nil
+		if wrote {
+			c.log.Info("the write whose answer was lost had been applied", zap.Int("events", len(res.EventIDs)))
+			return res, 0, nil
+		}
+	}
+	done := c.applying()
+	res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
+	done()
+	if errors.Is(err, storage.ErrOutcomeUnknown) {
+		b.unsettled = &res
+	}
+	return res, conflicts, err
+}
+
+// settle asks a storage.Settler store about the writes whose answer was
+// lost; another store never returns storage.ErrOutcomeUnknown.
+func (c *Consumer) settle(ctx context.Context) (bool, error) {
+	s, ok := c.store.(storage.Settler)
+	if !ok {
+		return false, nil
+	}
+	return s.Settle(ctx)
 }
 
 // afterUnconfirmed is the result of a retry r of a batch whose earlier

@@ -144,6 +144,9 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 			f.refolded = true
 			return c.commit(ctx, b, &f.res)
 		}
+		if errors.Is(err, storage.ErrOutcomeUnknown) {
+			b.unsettled = &f.res
+		}
 	} else {
 		c.failed(prepErr)
 	}
