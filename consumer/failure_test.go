@@ -644,7 +644,10 @@ func (l *lostReply) Apply(ctx context.Context, b storage.Batch) error {
 	return nil
 }
 
-func (l *lostReply) Settle(context.Context) (bool, error) {
+func (l *lostReply) Settle(_ context.Context, lost error) (bool, error) {
+	if !errors.Is(lost, storage.ErrOutcomeUnknown) {
+		return false, fmt.Errorf("settle of %v", lost)
+	}
 	l.settled.Add(1)
 	return true, nil
 }

@@ -33,9 +33,10 @@ type batch struct {
 	// does not count among the batches the loop handed over.
 	ahead bool
 	// unsettled is the fold an earlier Apply of the batch may have written
-	// (storage.ErrOutcomeUnknown): the next attempt asks the store's
-	// Settle first, and counts that fold when it was written.
-	unsettled *dedupe.Result
+	// (storage.ErrOutcomeUnknown), with that Apply's error: the next
+	// attempt asks the store's Settle about it first, and counts that fold
+	// when it was written.
+	unsettled *lostWrite
 	// finals are the positions (ascending) of events delivered more often
 	// than consumer.orphan_retries: Retry is set on them only so that the
 	// fold reports an acknowledge or resolve with nothing to act on, which
@@ -304,11 +305,11 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 // read, fold and apply follow.
 func (c *Consumer) try(ctx context.Context, b *batch) (dedupe.Result, int, error) {
 	if b.unsettled != nil {
-		wrote, err := c.settle(ctx)
+		wrote, err := c.settle(ctx, b.unsettled.err)
 		if err != nil {
 			return dedupe.Result{}, 0, fmt.Errorf("settle the write whose answer was lost: %w", err)
 		}
-		res := *b.unsettled
+		res := b.unsettled.res
 		b.unsettled = nil
 		if wrote {
 			c.log.Info("the write whose answer was lost had been applied", zap.Int("events", len(res.EventIDs)))
@@ -319,19 +320,27 @@ func (c *Consumer) try(ctx context.Context, b *batch) (dedupe.Result, int, error
 	res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
 	done()
 	if errors.Is(err, storage.ErrOutcomeUnknown) {
-		b.unsettled = &res
+		b.unsettled = &lostWrite{res: res, err: err}
 	}
 	return res, conflicts, err
 }
 
-// settle asks a storage.Settler store about the writes whose answer was
-// lost; another store never returns storage.ErrOutcomeUnknown.
-func (c *Consumer) settle(ctx context.Context) (bool, error) {
+// lostWrite is a fold an Apply may have written, and that Apply's error
+// (storage.ErrOutcomeUnknown), which names the write for Settle.
+type lostWrite struct {
+	res dedupe.Result
+	err error
+}
+
+// settle asks a storage.Settler store about the write whose answer was
+// lost (lost is its error); another store never returns
+// storage.ErrOutcomeUnknown.
+func (c *Consumer) settle(ctx context.Context, lost error) (bool, error) {
 	s, ok := c.store.(storage.Settler)
 	if !ok {
 		return false, nil
 	}
-	return s.Settle(ctx)
+	return s.Settle(ctx, lost)
 }
 
 // afterUnconfirmed is the result of a retry r of a batch whose earlier

@@ -145,7 +145,7 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 			return c.commit(ctx, b, &f.res)
 		}
 		if errors.Is(err, storage.ErrOutcomeUnknown) {
-			b.unsettled = &f.res
+			b.unsettled = &lostWrite{res: f.res, err: err}
 		}
 	} else {
 		c.failed(prepErr)

@@ -32,11 +32,11 @@ type WriteLeaser interface {
 
 // Settler is a Store whose Apply can end in ErrOutcomeUnknown.
 type Settler interface {
-	// Settle decides the outcome of the writes whose Apply returned
-	// ErrOutcomeUnknown since the last Settle: written reports that one
-	// of them was written; otherwise none was, and none will be. An error
-	// means the store cannot tell yet (it still fails): call it again.
-	Settle(ctx context.Context) (written bool, err error)
+	// Settle decides the outcome of the write whose Apply returned lost
+	// (an error wrapping ErrOutcomeUnknown, as Apply or Ingest returned
+	// it): written, or not and never to be. An error means the store
+	// cannot tell yet (it still fails): call it again.
+	Settle(ctx context.Context, lost error) (written bool, err error)
 }
 
 // LeaseAfterConflicts is how many conflicts in a row Ingest takes before it

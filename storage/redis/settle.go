@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,43 +16,49 @@ import (
 // or a client's retries before it runs, or is settled.
 const attemptTTL = 10 * time.Minute
 
+// lostWrite is the error of an apply call whose answer was lost: it names
+// the call's attempt key, for Settle, and wraps storage.ErrOutcomeUnknown.
+type lostWrite struct {
+	key string
+	err error
+}
+
+func (l *lostWrite) Error() string {
+	return fmt.Sprintf("redis apply: %v (%v)", l.err, storage.ErrOutcomeUnknown)
+}
+
+func (l *lostWrite) Unwrap() []error { return []error{l.err, storage.ErrOutcomeUnknown} }
+
 // applyFailed wraps a failed apply call. When the server may have run the
 // script (no Redis error reply came back: a timeout, a broken connection,
-// a context that ended while waiting), the attempt is remembered for
-// Settle and the error wraps storage.ErrOutcomeUnknown.
+// a context that ended while waiting), the error is a lostWrite, which
+// wraps storage.ErrOutcomeUnknown.
 func (s *Store) applyFailed(ak string, err error) error {
 	var reply goredis.Error
 	if errors.As(err, &reply) || errors.Is(err, goredis.ErrClosed) || s.closed.Load() {
 		return s.wrap("apply", err)
 	}
-	s.unsettledMu.Lock()
-	s.unsettled = append(s.unsettled, ak)
-	s.unsettledMu.Unlock()
-	return fmt.Errorf("redis apply: %w (%w)", err, storage.ErrOutcomeUnknown)
+	return &lostWrite{key: ak, err: err}
 }
 
-// Settle decides the apply calls whose answer was lost (storage.Settler):
-// for each, it claims the attempt key as abandoned unless the script wrote
-// it first. A claimed attempt can no longer write (the script checks the
-// key before anything else); one the script wrote reports written. Both
-// are final, whenever the lost call reaches the server, if ever.
-func (s *Store) Settle(ctx context.Context) (bool, error) {
+// Settle decides the apply call whose answer was lost that lost names
+// (storage.Settler: the error Apply returned, wrapped or not): it claims
+// the call's attempt key as abandoned unless the script wrote it first. A
+// claimed call can no longer write (the script checks its key before
+// anything else); one the script wrote reports written. Both are final,
+// whenever the lost call reaches the server, if ever. An error that names
+// no call of this store settles nothing (false).
+func (s *Store) Settle(ctx context.Context, lost error) (bool, error) {
 	if err := s.check(ctx); err != nil {
 		return false, err
 	}
-	s.unsettledMu.Lock()
-	keys := append([]string(nil), s.unsettled...)
-	s.unsettledMu.Unlock()
-	written := false
-	for _, ak := range keys {
-		w, err := s.settleOne(ctx, ak)
-		if err != nil {
-			return false, s.wrap("settle", err)
-		}
-		written = written || w
-		s.unsettledMu.Lock()
-		s.unsettled = slices.DeleteFunc(s.unsettled, func(k string) bool { return k == ak })
-		s.unsettledMu.Unlock()
+	var lw *lostWrite
+	if !errors.As(lost, &lw) {
+		return false, nil
+	}
+	written, err := s.settleOne(ctx, lw.key)
+	if err != nil {
+		return false, s.wrap("settle", err)
 	}
 	return written, nil
 }

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -54,8 +56,7 @@ func TestAttemptKey(t *testing.T) {
 	}
 
 	claimed := s.key("attempt", "claimed")
-	s.unsettled = append(s.unsettled, claimed)
-	if written, err := s.Settle(ctx); err != nil || written {
+	if written, err := s.Settle(ctx, &lostWrite{key: claimed, err: errors.New("i/o timeout")}); err != nil || written {
 		t.Fatalf("Settle of an attempt that never ran = %v, %v; want not written", written, err)
 	}
 	if out := run(claimed); len(out) != 1 || out[0] != "abandoned" || count() != 0 {
@@ -70,8 +71,11 @@ func TestAttemptKey(t *testing.T) {
 	if out := run(ak); len(out) != 1 || out[0] != "ok" || count() != n || n != int64(res.Stats.Opened) {
 		t.Fatalf("second copy: %q, %d incidents; want ok and the %d of the first copy", out, count(), res.Stats.Opened)
 	}
-	s.unsettled = append(s.unsettled, ak)
-	if written, err := s.Settle(ctx); err != nil || !written {
+	lost := fmt.Errorf("apply: %w", &lostWrite{key: ak, err: errors.New("i/o timeout")}) // as Ingest wraps it
+	if written, err := s.Settle(ctx, lost); err != nil || !written {
 		t.Fatalf("Settle of an attempt that ran = %v, %v; want written", written, err)
+	}
+	if written, err := s.Settle(ctx, errors.New("another error")); err != nil || written {
+		t.Fatalf("Settle of an error naming no write = %v, %v; want not written", written, err)
 	}
 }

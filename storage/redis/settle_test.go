@@ -51,9 +51,10 @@ func TestLostReplySettled(t *testing.T) {
 	if len(res.EventIDs) == 0 || res.Stats.Opened == 0 {
 		t.Fatalf("no fold returned with the error: %+v", res.Stats)
 	}
-	if _, err := s.Settle(ctx); err == nil {
+	if _, err := s.Settle(ctx, err); err == nil {
 		t.Fatal("Settle answered while the server stalls")
 	}
+	lost := err
 	srv.Thaw(t)
 	thawed = true
 	// It runs the write it was sent (go-redis's retries of it too).
@@ -68,7 +69,7 @@ func TestLostReplySettled(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	written, err := s.Settle(ctx)
+	written, err := s.Settle(ctx, lost)
 	if err != nil || !written {
 		t.Fatalf("Settle after the stall = %v, %v; want written", written, err)
 	}
@@ -84,8 +85,8 @@ func TestLostReplySettled(t *testing.T) {
 	if n, err := s.Count(ctx, storage.Filter{}); err != nil || n != int64(first.Stats.Opened+res.Stats.Opened) {
 		t.Fatalf("Count = %d, %v; want %d + %d: the batch once", n, err, first.Stats.Opened, res.Stats.Opened)
 	}
-	if written, err := s.Settle(ctx); err != nil || written {
-		t.Fatalf("a second Settle = %v, %v; want nothing left to settle", written, err)
+	if written, err := s.Settle(ctx, lost); err != nil || !written {
+		t.Fatalf("a second Settle = %v, %v; want written again (it is final)", written, err)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,11 +45,6 @@ type Store struct {
 	role      roleProbe       // standalone: Ping asks ROLE too
 	closed    atomic.Bool
 	token     string // this store as a write-lease holder (lease.go)
-
-	// unsettled are the attempt keys of apply calls whose answer was
-	// lost, oldest first, until Settle decides them (settle.go).
-	unsettledMu sync.Mutex
-	unsettled   []string
 }
 
 var _ storage.Store = (*Store)(nil)
