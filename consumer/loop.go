@@ -320,7 +320,7 @@ func (c *Consumer) try(ctx context.Context, b *batch) (dedupe.Result, int, error
 	res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)
 	done()
 	if errors.Is(err, storage.ErrOutcomeUnknown) {
-		b.unsettled = &lostWrite{res: res, err: err}
+		b.unsettled = &lostWrite{res: res, err: err} // commit logs err
 	}
 	return res, conflicts, err
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/storage"
@@ -146,6 +148,7 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 		}
 		if errors.Is(err, storage.ErrOutcomeUnknown) {
 			b.unsettled = &lostWrite{res: f.res, err: err}
+			c.log.Warn("a write got no answer; settling it before the batch is retried", zap.Int("events", len(f.res.EventIDs)), zap.Error(err))
 		}
 	} else {
 		c.failed(prepErr)
