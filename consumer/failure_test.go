@@ -625,20 +625,26 @@ func TestShutdownLeavesNothingUnacked(t *testing.T) {
 	}
 }
 
-// lostReply is a store whose first Apply writes the batch but answers
-// storage.ErrOutcomeUnknown, as a Redis reply lost to a stall does; its
-// Settle says the write was applied.
+// lostReply is a store whose first Apply answers
+// storage.ErrOutcomeUnknown, as a Redis reply lost to a stall does. With
+// ran, that Apply wrote the batch and Settle says so; without, it wrote
+// nothing and Settle abandons it.
 type lostReply struct {
 	storage.Store
+	ran     bool
 	lost    atomic.Bool
 	settled atomic.Int64
 }
 
 func (l *lostReply) Apply(ctx context.Context, b storage.Batch) error {
+	first := l.lost.CompareAndSwap(false, true)
+	if first && !l.ran {
+		return fmt.Errorf("redis apply: i/o timeout (%w)", storage.ErrOutcomeUnknown)
+	}
 	if err := l.Store.Apply(ctx, b); err != nil {
 		return err
 	}
-	if l.lost.CompareAndSwap(false, true) {
+	if first {
 		return fmt.Errorf("redis apply: i/o timeout (%w)", storage.ErrOutcomeUnknown)
 	}
 	return nil
@@ -649,24 +655,39 @@ func (l *lostReply) Settle(_ context.Context, lost error) (bool, error) {
 		return false, fmt.Errorf("settle of %v", lost)
 	}
 	l.settled.Add(1)
-	return true, nil
+	return l.ran, nil
 }
 
-// TestLostReplyCountsOnce: a batch whose write was applied but whose
-// answer was lost is settled as written on the retry, so its events count
-// as applied and its incidents as opened, not as event-id duplicates.
+// TestLostReplyCountsOnce: a batch whose write got no answer is settled
+// before it is retried. Written, its events count as applied and its
+// incidents as opened, not as event-id duplicates; abandoned, the batch
+// is written again. Either way every counter is exact, and
+// incidentd_writes_unanswered_total says which it was.
 func TestLostReplyCountsOnce(t *testing.T) {
-	e := newEnv(t)
-	cfg := testConfig()
-	log := logicalLog(300, 0, false, 29)
-	ex := expect(t, log, cfg.Dedupe)
-	store := &lostReply{Store: memory.New()}
-	w := e.start(cfg, store)
-	e.publish(payloads(log))
-	e.settle(cfg, w)
-	requireIncidents(t, store.Store, ex)
-	requireCounters(t, w.m, ex)
-	if !store.lost.Load() || store.settled.Load() != 1 {
-		t.Errorf("lost %v, settled %d times; want one lost reply settled once", store.lost.Load(), store.settled.Load())
+	for _, ran := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ran=%v", ran), func(t *testing.T) {
+			e := newEnv(t)
+			cfg := testConfig()
+			log := logicalLog(300, 0, false, 29)
+			ex := expect(t, log, cfg.Dedupe)
+			store := &lostReply{Store: memory.New(), ran: ran}
+			w := e.start(cfg, store)
+			e.publish(payloads(log))
+			e.settle(cfg, w)
+			requireIncidents(t, store.Store, ex)
+			requireCounters(t, w.m, ex)
+			if !store.lost.Load() || store.settled.Load() != 1 {
+				t.Errorf("lost %v, settled %d times; want one lost reply settled once", store.lost.Load(), store.settled.Load())
+			}
+			want := map[string]float64{metrics.WriteApplied: 0, metrics.WriteAbandoned: 1}
+			if ran {
+				want = map[string]float64{metrics.WriteApplied: 1, metrics.WriteAbandoned: 0}
+			}
+			for outcome, n := range want {
+				if got := testutil.ToFloat64(w.m.WritesUnanswered.WithLabelValues(outcome)); got != n {
+					t.Errorf("writes_unanswered_total{outcome=%q} = %v, want %v", outcome, got, n)
+				}
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-im/incidentd/dedupe"
 	"github.com/llm-im/incidentd/incident"
+	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -150,7 +151,7 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 				src = nil
 				if !paused {
 					c.m.PullRestarts.Inc()
-					c.log.Warn("message iterator closed, restarting pull")
+					c.log.Warn("pulling ended; setting the pull up again")
 					if src, cons, err = c.restartSource(ctx, cons); err != nil {
 						return err
 					}
@@ -312,9 +313,12 @@ func (c *Consumer) try(ctx context.Context, b *batch) (dedupe.Result, int, error
 		res := b.unsettled.res
 		b.unsettled = nil
 		if wrote {
+			c.m.WritesUnanswered.WithLabelValues(metrics.WriteApplied).Inc()
 			c.log.Info("the write whose answer was lost had been applied", zap.Int("events", len(res.EventIDs)))
 			return res, 0, nil
 		}
+		c.m.WritesUnanswered.WithLabelValues(metrics.WriteAbandoned).Inc()
+		c.log.Info("the write whose answer was lost was abandoned before it ran; writing the batch again", zap.Int("events", len(res.EventIDs)))
 	}
 	done := c.applying()
 	res, conflicts, err := storage.Ingest(ctx, c.store, c.folder, b.events, time.Now)

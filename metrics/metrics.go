@@ -77,6 +77,20 @@ const (
 // incidentd_jetstream_recreated_total{object}.
 var RecreatedObjects = []string{RecreatedConsumer, RecreatedDeadLetterStream, RecreatedMaxDeliveries}
 
+// How a write whose answer was lost was settled: the label values of
+// incidentd_writes_unanswered_total{outcome}.
+const (
+	// WriteApplied: the write had run; its batch counts as committed.
+	WriteApplied = "applied"
+	// WriteAbandoned: the write was claimed before it ran and never will;
+	// the batch is read, folded and written again.
+	WriteAbandoned = "abandoned"
+)
+
+// WriteOutcomes are the label values of
+// incidentd_writes_unanswered_total{outcome}.
+var WriteOutcomes = []string{WriteApplied, WriteAbandoned}
+
 // LatencyBuckets are the end-to-end latency histogram's bounds, in seconds:
 // fine around the 50 ms objective, up to an hour of backlog. Past 10 s (the
 // IncidentdEndToEndLatencyHigh threshold) no bound is more than 1.5 times
@@ -173,9 +187,15 @@ type Metrics struct {
 	// JetStreamRecreated counts JetStream objects found missing and set
 	// up again, by object (RecreatedObjects).
 	JetStreamRecreated *prometheus.CounterVec
-	// PullRestarts counts the pull iterator closing and pulling starting
-	// anew (after a lost consumer, or the iterator ending on its own).
+	// PullRestarts counts pulling ending and being set up anew (after a
+	// lost consumer, or the connection to NATS closed).
 	PullRestarts prometheus.Counter
+	// WritesUnanswered counts batch writes whose answer was lost (a Redis
+	// stall longer than read_timeout), by how settling them ended
+	// (WriteOutcomes): applied, the write had run and its batch counts as
+	// committed; abandoned, it was claimed before it ran and the batch is
+	// written again.
+	WritesUnanswered *prometheus.CounterVec
 	// SweepFailures counts quiet-period sweeps and retention prunes that
 	// failed (the store could not be read or written); the next sweep
 	// tries again.
@@ -260,11 +280,16 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
 		JetStreamRecreated: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "jetstream_recreated_total",
 			Help: "JetStream objects the worker found missing and set up again, by object (consumer, dead_letter_stream, max_deliveries)."}, []string{"object"}),
-		PullRestarts:  counter("pull_restarts_total", "Times the pull iterator closed and pulling started anew."),
+		PullRestarts:  counter("pull_restarts_total", "Times pulling ended (the consumer lost, the connection to NATS closed) and was set up anew."),
+		WritesUnanswered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "writes_unanswered_total",
+			Help: "Batch writes whose answer was lost (a Redis stall longer than read_timeout), by how settling them ended: applied (the write had run) or abandoned (claimed before it ran; the batch is written again)."}, []string{"outcome"}),
 		SweepFailures: counter("sweep_failures_total", "Quiet-period sweeps and retention prunes that failed; the next sweep tries again."),
 		IncidentsPruned: counter("incidents_pruned_total",
 			"Resolved and Closed incidents deleted by the sweep because their last event and last change are older than state.incident_retention."),
 		Health: NewHealth(),
+	}
+	for _, o := range WriteOutcomes {
+		m.WritesUnanswered.WithLabelValues(o)
 	}
 	for _, o := range RecreatedObjects {
 		m.JetStreamRecreated.WithLabelValues(o)
@@ -308,7 +333,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
 		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerMaxAckPending, m.ConsumerAckPendingLimit, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
-		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.SweepFailures, m.IncidentsPruned, ready, info}
+		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.WritesUnanswered, m.SweepFailures, m.IncidentsPruned, ready, info}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics register: %w", err)
