@@ -280,7 +280,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
 		JetStreamRecreated: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "jetstream_recreated_total",
 			Help: "JetStream objects the worker found missing and set up again, by object (consumer, dead_letter_stream, max_deliveries)."}, []string{"object"}),
-		PullRestarts:  counter("pull_restarts_total", "Times pulling ended (the consumer lost, the connection to NATS closed) and was set up anew."),
+		PullRestarts: counter("pull_restarts_total", "Times pulling ended (the consumer lost, the connection to NATS closed) and was set up anew."),
 		WritesUnanswered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "writes_unanswered_total",
 			Help: "Batch writes whose answer was lost (a Redis stall longer than read_timeout), by how settling them ended: applied (the write had run) or abandoned (claimed before it ran; the batch is written again)."}, []string{"outcome"}),
 		SweepFailures: counter("sweep_failures_total", "Quiet-period sweeps and retention prunes that failed; the next sweep tries again."),
