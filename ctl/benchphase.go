@@ -28,7 +28,7 @@ func (b *bench) publishOne(ctx context.Context, p *publisher) error {
 
 // load publishes --events events before the worker starts.
 func (b *bench) load(ctx context.Context) error {
-	p, err := newPublisher(ctx, b.nc, b.f.maxPending)
+	p, err := newPublisher(ctx, b.nc, b.f.maxPending, 0)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (b *bench) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := newPublisher(ctx, b.nc, b.f.maxPending)
+	p, err := newPublisher(ctx, b.nc, b.f.maxPending, 0)
 	if err != nil {
 		return err
 	}

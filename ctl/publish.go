@@ -31,6 +31,7 @@ type publishFlags struct {
 	resolve           float64
 	subject           string
 	maxPending        int
+	retryFor          time.Duration
 	validate          bool
 	maxBytes          int
 	maxSkew           time.Duration
@@ -65,6 +66,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.Float64Var(&f.resolve, "resolve-ratio", 0, "with --generate: share of resolve events")
 	fs.StringVar(&f.subject, "subject", DefaultSubject, "subject `template`; {source} is the event's source")
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
+	fs.DurationVar(&f.retryFor, "retry-for", time.Minute, "how long to keep sending again, with their Nats-Msg-Id, the events whose publish or ack was lost with the connection to NATS (a server restart), counted from the first such failure until an ack succeeds; events without an id are not sent again; 0: fail them at once")
 	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
 	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes (default: --config's, else 65536)")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", 0, "with --validate: the worker's consumer.max_clock_skew, 0 for no bound (default: --config's, else 0)")
@@ -77,6 +79,9 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 func (f publishFlags) check(generateSet bool) error {
 	if f.maxPending < 1 {
 		return fmt.Errorf("%w: --max-pending must be at least 1", errUsage)
+	}
+	if f.retryFor < 0 {
+		return fmt.Errorf("%w: --retry-for %v: must be 0 (no retries) or more", errUsage, f.retryFor)
 	}
 	if generateSet && f.generate < 1 {
 		return fmt.Errorf("%w: --generate %d: must be at least 1", errUsage, f.generate)
@@ -131,13 +136,13 @@ func runPublish(ctx context.Context, o IO, f publishFlags) error {
 		return err
 	}
 	defer nc.Close()
-	p, err := newPublisher(ctx, nc, f.maxPending)
+	p, err := newPublisher(ctx, nc, f.maxPending, f.retryFor)
 	if err != nil {
 		return err
 	}
 	prog := startProgress(o.Err, func(d time.Duration) string {
 		s := p.stats()
-		return fmt.Sprintf("published %d, acked %d (%d duplicates dropped), failed %d, %s", s.Sent, s.Acked, s.Duplicates, s.Failed, rate(s.Acked, d))
+		return fmt.Sprintf("published %d, acked %d (%d duplicates dropped), failed %d%s, %s", s.Sent, s.Acked, s.Duplicates, s.Failed, retriedNote(s), rate(s.Acked, d))
 	})
 	var invalid int
 	if f.generate > 0 {
@@ -161,8 +166,17 @@ func publishSummary(st publishStats) string {
 	if st.Sent == 1 {
 		noun = "event"
 	}
-	return fmt.Sprintf("published %d %s: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed",
-		st.Sent, noun, st.Acked, st.Duplicates, st.Failed)
+	return fmt.Sprintf("published %d %s: %d acked, %d dropped by JetStream as duplicates (Nats-Msg-Id), %d failed%s",
+		st.Sent, noun, st.Acked, st.Duplicates, st.Failed, retriedNote(st))
+}
+
+// retriedNote tells, when any were, how many events were sent again after
+// the connection to NATS was lost.
+func retriedNote(st publishStats) string {
+	if st.Retried == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d sent again after the connection to NATS was lost)", st.Retried)
 }
 
 // stoppedAt is the error of an NDJSON run stopped before line lineNo was

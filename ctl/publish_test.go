@@ -212,6 +212,7 @@ func TestPublishBadFlags(t *testing.T) {
 		{[]string{"--generate", "5", "--ack-ratio", "0.4", "--resolve-ratio", "0.4"}, "--duplicates 0.3 is 1.1"},
 		{[]string{"--generate", "5", "-f", "events.ndjson"}, "-f events.ndjson and --generate"},
 		{[]string{"--max-pending", "0"}, "--max-pending must be at least 1"},
+		{[]string{"--retry-for", "-1s"}, "--retry-for -1s: must be 0 (no retries) or more"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

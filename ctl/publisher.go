@@ -54,6 +54,13 @@ type publisher struct {
 	dups     atomic.Int64
 	failed   atomic.Int64
 	resolved atomic.Int64 // acks the collector saw succeed or fail
+	// retried counts messages sent again after their publish or ack was
+	// lost with the connection (see republish.go); retryFor bounds how
+	// long failures in a row may last, from outageSince (unix ns, 0 when
+	// the last ack succeeded).
+	retried     atomic.Int64
+	retryFor    time.Duration
+	outageSince atomic.Int64
 	errOnce  sync.Once
 	firstErr error
 	// noStream holds the subjects JetStream answered "no response from
@@ -63,14 +70,16 @@ type publisher struct {
 }
 
 // newPublisher starts the ack collector; maxPending bounds the acks in
-// flight. Once ctx ends the collector waits interruptGrace more for the
-// acks outstanding, then stops: wait counts the rest as failed.
-func newPublisher(ctx context.Context, nc *nats.Conn, maxPending int) (*publisher, error) {
+// flight, and a message lost with the connection to NATS is sent again for
+// up to retryFor (0: never). Once ctx ends the collector waits
+// interruptGrace more for the acks outstanding, then stops: wait counts
+// the rest as failed.
+func newPublisher(ctx context.Context, nc *nats.Conn, maxPending int, retryFor time.Duration) (*publisher, error) {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), done: make(chan struct{})}
+	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), done: make(chan struct{}), retryFor: retryFor}
 	go p.collect(ctx)
 	return p, nil
 }
@@ -83,12 +92,18 @@ func (p *publisher) collect(ctx context.Context) {
 		for waiting := true; waiting; {
 			select {
 			case ack := <-f.Ok():
+				p.ackSucceeded()
 				p.acked.Add(1)
 				if ack.Duplicate {
 					p.dups.Add(1)
 				}
 				waiting = false
 			case err := <-f.Err():
+				again, err := p.resend(ctx, f.Msg(), err)
+				if again != nil {
+					f = again
+					continue
+				}
 				if isNoStream(err) {
 					p.noStream.Store(f.Msg().Subject, true)
 				}
@@ -126,6 +141,9 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			continue
+		}
+		if err != nil && p.mayRetry(err, msgID) && p.awaitConnection(ctx) {
 			continue
 		}
 		if err != nil {
@@ -174,10 +192,13 @@ type publishStats struct {
 	Acked      int64 `json:"acked"`
 	Duplicates int64 `json:"duplicates_dropped_by_jetstream"`
 	Failed     int64 `json:"failed"`
+	// Retried counts messages sent again after their publish or ack was
+	// lost with the connection to NATS.
+	Retried int64 `json:"retried"`
 }
 
 func (p *publisher) stats() publishStats {
-	return publishStats{Sent: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(), Failed: p.failed.Load()}
+	return publishStats{Sent: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(), Failed: p.failed.Load(), Retried: p.retried.Load()}
 }
 
 // err is nil when every publish was acked, or when the only failure is

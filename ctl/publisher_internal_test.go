@@ -39,7 +39,7 @@ func TestPublishStopsWhenInterrupted(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := newPublisher(ctx, nc, 64)
+	p, err := newPublisher(ctx, nc, 64, time.Minute) // retries on: the stop still wins
 	if err != nil {
 		t.Fatal(err)
 	}
