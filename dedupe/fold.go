@@ -180,11 +180,16 @@ type foldState struct {
 	f       *Folder
 	earlier map[string]*incident.Incident // by id: incidents the latest reopened, as read
 	early   map[string]*incident.Incident // by id: this batch's copies of earlier incidents
-	now     time.Time
-	cur     map[string]*incident.Incident // fingerprint -> newest incident owned (copied) by this batch
-	slab    []incident.Incident           // backing store of the batch's copies: one allocation
-	seen    map[string]struct{}
-	res     Result
+	// reopened holds, by id, the incidents this batch's triggers reopened
+	// as they were read (not copied: the batch had not changed them), so
+	// that a later event of the batch that belongs to one finds it
+	// (pickEarlier) as it would in a batch of its own, through earlier.
+	reopened map[string]*incident.Incident
+	now      time.Time
+	cur      map[string]*incident.Incident // fingerprint -> newest incident owned (copied) by this batch
+	slab     []incident.Incident           // backing store of the batch's copies: one allocation
+	seen     map[string]struct{}
+	res      Result
 }
 
 // slot is what one event acts on: the newest incident of its identity (nil
@@ -282,6 +287,12 @@ func (st *foldState) trigger(k *Keyed, sl *slot) {
 		n := st.open(k)
 		if inc != nil {
 			n.ReopenOf = inc.ID
+			if !sl.owned {
+				if st.reopened == nil {
+					st.reopened = map[string]*incident.Incident{}
+				}
+				st.reopened[inc.ID] = inc
+			}
 			st.res.Stats.Reopened++
 		}
 		st.res.Stats.Opened++

@@ -354,3 +354,56 @@ func TestFoldLateTriggerOfReopenedIncident(t *testing.T) {
 		check(t, byID[old.ID], byID[reopen.ID])
 	})
 }
+
+// TestFoldLateTriggerBesideTheReopen: a batch that reopens an identity
+// whose incident an earlier batch resolved (by a resolve, or by the quiet
+// period) and then holds a trigger older than the reopen, not after that
+// resolution: the trigger is late on the earlier incident, as it is when
+// it comes in a batch of its own (found by a black-box run: it was merged
+// into the reopen, whose first_seen it moved back).
+func TestFoldLateTriggerBesideTheReopen(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		first    []Keyed
+		resolved time.Duration
+	}{
+		{"resolve event", []Keyed{trig("a1", "fp", 0, incident.P3), ctl("a2", "fp", incident.Resolve, 5*time.Minute)}, 5 * time.Minute},
+		{"quiet period", []Keyed{trig("a1", "fp", 0, incident.P3), trig("a0", "fp", 2*time.Minute, incident.P3)}, 17 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewFolder(15*time.Minute, counterIDs())
+			now := t0.Add(time.Hour)
+			first := f.Fold(nil, nil, tc.first, now)
+			old := first.Incidents[0]
+			if tc.name == "quiet period" {
+				// The sweep resolves it once quiet (or a trigger's timeout).
+				old = old.Clone()
+				f.timeout(old)
+			}
+			reopenAt := tc.resolved + time.Minute
+			events := []Keyed{trig("a3", "fp", reopenAt, incident.P3), trig("a4", "fp", 3*time.Minute, incident.P1)}
+			latest := map[string]*incident.Incident{"fp": old}
+			r := f.FoldEarlier(latest, nil, nil, events, now)
+			byID := map[string]*incident.Incident{}
+			for _, in := range r.Incidents {
+				byID[in.ID] = in
+			}
+			var reopen *incident.Incident
+			for _, in := range r.Incidents {
+				if in.ReopenOf == old.ID {
+					reopen = in
+				}
+			}
+			if reopen == nil || byID[old.ID] == nil || r.Stats.Late != 1 || r.Stats.Reopened != 1 {
+				t.Fatalf("stats %+v, wrote %v", r.Stats, r.Incidents)
+			}
+			if e := byID[old.ID]; e.LateCount != 1 || e.OccurrenceCount != old.OccurrenceCount+1 || e.PeakSeverity != incident.P1 {
+				t.Errorf("earlier incident: late %d, count %d (was %d), peak %s; want the late trigger counted on it",
+					e.LateCount, e.OccurrenceCount, old.OccurrenceCount, e.PeakSeverity)
+			}
+			if reopen.OccurrenceCount != 1 || !reopen.FirstSeen.Equal(t0.Add(reopenAt)) || reopen.PeakSeverity != incident.P3 {
+				t.Errorf("reopen: count %d, first_seen %v, peak %s; want only its own trigger", reopen.OccurrenceCount, reopen.FirstSeen, reopen.PeakSeverity)
+			}
+		})
+	}
+}

@@ -167,7 +167,9 @@ func (st *foldState) pickEarlier(k *Keyed, sl *slot) {
 	e, owned := st.early[inc.ReopenOf]
 	if !owned {
 		if e = st.earlier[inc.ReopenOf]; e == nil {
-			return
+			if e = st.reopened[inc.ReopenOf]; e == nil {
+				return
+			}
 		}
 	}
 	late := byTime && e.ResolvedAt != nil && !k.Event.OccurredAt.After(*e.ResolvedAt)
