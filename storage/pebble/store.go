@@ -13,6 +13,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,7 +134,8 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 	if err := os.MkdirAll(cfg.Path, 0o750); err != nil {
 		return nil, fmt.Errorf("pebble: create %s: %w", cfg.Path, err)
 	}
-	if err := foreignFiles(cfg.Path); err != nil {
+	unfinished, err := foreignFiles(cfg.Path)
+	if err != nil {
 		return nil, err
 	}
 	lock, err := pebbledb.LockDirectory(cfg.Path, vfs.Default)
@@ -151,6 +156,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		if dirLock != nil {
 			_ = dirLock.Close()
 		}
+	}
+	if err := removeUnfinished(cfg.Path, unfinished, log); err != nil {
+		release()
+		return nil, err
 	}
 	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
 		scans: map[*pebbledb.Snapshot]struct{}{},
@@ -214,26 +223,68 @@ func HoldsNothing(e fs.DirEntry) bool {
 	return e.Name() == "LOCK" || (e.Name() == "lost+found" && e.IsDir())
 }
 
+// creationFile matches the files Pebble writes while it creates a
+// database, before the manifest marker that makes them one.
+var creationFile = regexp.MustCompile(`^(MANIFEST-\d+|OPTIONS-\d+|\d+\.log|\d+\.dbtmp|marker\.format-version\.\d+\.\d+|CURRENT)$`)
+
 // foreignFiles refuses a directory that holds anything but no database.
-func foreignFiles(dir string) error {
+// Pebble's own files without a database are a creation that did not
+// finish (the process killed while it created the store, before Open
+// returned, so before anything was written): it returns them, for New to
+// remove once it holds the directory's lock.
+func foreignFiles(dir string) (unfinished []string, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("pebble: %w", err)
+		return nil, fmt.Errorf("pebble: %w", err)
+	}
+	entries = slices.DeleteFunc(entries, HoldsNothing)
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	desc, err := pebbledb.Peek(dir, vfs.Default)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: %s: %w", dir, err)
+	}
+	if desc.Exists {
+		return nil, nil
 	}
 	for _, e := range entries {
-		if HoldsNothing(e) {
-			continue
-		}
-		desc, err := pebbledb.Peek(dir, vfs.Default)
-		if err != nil {
-			return fmt.Errorf("pebble: %s: %w", dir, err)
-		}
-		if !desc.Exists {
-			return fmt.Errorf("%w: %s holds %s (a sled directory? Pebble cannot read it: give state.path a new or empty directory and migrate, see the README)",
+		if !e.Type().IsRegular() || !creationFile.MatchString(e.Name()) {
+			return nil, fmt.Errorf("%w: %s holds %s (a sled directory? Pebble cannot read it: give state.path a new or empty directory and migrate, see the README)",
 				ErrForeignDirectory, dir, e.Name())
 		}
+		if info, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".log") && info.Size() > maxEmptyWAL {
+			// Writes come only after the marker: this is a store whose
+			// marker was lost, not a creation that stopped.
+			return nil, fmt.Errorf("%w: %s holds Pebble's write-ahead log %s with data (%d bytes) but no manifest marker: a damaged store, not a new one; restore it from a backup (see the README)",
+				ErrForeignDirectory, dir, e.Name(), info.Size())
+		}
+		unfinished = append(unfinished, e.Name())
+	}
+	return unfinished, nil
+}
+
+// maxEmptyWAL is the most a write-ahead log of a store that was never
+// written to holds (11 bytes measured); one write is hundreds.
+const maxEmptyWAL = 64
+
+// removeUnfinished removes the files of a creation that did not finish
+// (see foreignFiles), the directory's lock held, so that Pebble creates
+// the database anew instead of meeting a manifest no marker names.
+func removeUnfinished(dir string, files []string, log *zap.Logger) error {
+	if len(files) == 0 {
 		return nil
 	}
+	if desc, err := pebbledb.Peek(dir, vfs.Default); err != nil || desc.Exists {
+		return nil // created meanwhile by the lock's previous holder: open it
+	}
+	for _, name := range files {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pebble: remove the files of an unfinished creation: %w", err)
+		}
+	}
+	log.Warn("removed the files of a store creation that did not finish (the process was stopped while it created the store, before anything was written to it); creating it anew",
+		zap.String("path", dir), zap.Strings("files", files))
 	return nil
 }
 

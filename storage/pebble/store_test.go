@@ -566,3 +566,100 @@ func TestRefusesAForeignDirectory(t *testing.T) {
 	}
 	open(t, volume)
 }
+
+// TestUnfinishedCreationStartsAnew: a process killed while Pebble created
+// the store leaves Pebble's files without the manifest marker (a black-box
+// run found LOCK and MANIFEST-000001 alone, after which every start was
+// refused as a sled directory). Nothing was ever written to such a store,
+// so it is created anew, with a warning; a file Pebble does not write
+// beside them still makes the directory foreign.
+func TestUnfinishedCreationStartsAnew(t *testing.T) {
+	unfinished := func(t *testing.T, keep func(name string) bool) pebble.Config {
+		t.Helper()
+		cfg := testConfig(t)
+		s := open(t, cfg)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := os.ReadDir(cfg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "marker.manifest.") || !keep(e.Name()) {
+				if err := os.Remove(filepath.Join(cfg.Path, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return cfg
+	}
+	for name, keep := range map[string]func(string) bool{
+		"every file but the manifest marker": func(string) bool { return true },
+		"LOCK and the manifest alone":        func(n string) bool { return n == "LOCK" || strings.HasPrefix(n, "MANIFEST-") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := unfinished(t, keep)
+			s := open(t, cfg)
+			st, err := s.Stats(t.Context())
+			if err != nil || st.Incidents != 0 {
+				t.Fatalf("stats %+v, %v; want an empty store", st, err)
+			}
+			in := storetest.SparseIncident("inc-1", "fp-1")
+			if err := s.Apply(t.Context(), storage.Batch{Incidents: []*incident.Incident{in}, EventIDs: []string{"ev-1"}, At: storetest.Base}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, cfg)
+			if _, err := s.Get(t.Context(), "inc-1"); err != nil {
+				t.Fatalf("after reopening: %v", err)
+			}
+		})
+	}
+	t.Run("with a file Pebble does not write", func(t *testing.T) {
+		cfg := unfinished(t, func(string) bool { return true })
+		if err := os.WriteFile(filepath.Join(cfg.Path, "conf"), []byte("sled"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := pebble.New(cfg, zaptest.NewLogger(t), nil); !errors.Is(err, pebble.ErrForeignDirectory) {
+			if s != nil {
+				_ = s.Close()
+			}
+			t.Fatalf("opened: %v", err)
+		}
+	})
+}
+
+// TestLostMarkerIsNoNewStore: a store whose write-ahead log holds writes
+// but whose manifest marker is gone is damaged, not an unfinished
+// creation: it is refused, and its files are left as they were.
+func TestLostMarkerIsNoNewStore(t *testing.T) {
+	cfg := testConfig(t)
+	s := open(t, cfg)
+	in := storetest.SparseIncident("inc-1", "fp-1")
+	if err := s.Apply(t.Context(), storage.Batch{Incidents: []*incident.Incident{in}, EventIDs: []string{"ev-1"}, At: storetest.Base}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	markers, _ := filepath.Glob(filepath.Join(cfg.Path, "marker.manifest.*"))
+	for _, m := range markers {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := os.ReadDir(cfg.Path)
+	s2, err := pebble.New(cfg, zaptest.NewLogger(t), nil)
+	if s2 != nil {
+		_ = s2.Close()
+	}
+	if !errors.Is(err, pebble.ErrForeignDirectory) || !strings.Contains(err.Error(), "restore it from a backup") {
+		t.Fatalf("opened or wrong error: %v", err)
+	}
+	if after, _ := os.ReadDir(cfg.Path); len(after) != len(before) {
+		t.Errorf("files changed: %v, then %v", before, after)
+	}
+}
