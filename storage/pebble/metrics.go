@@ -12,7 +12,7 @@ type collector struct {
 
 	compactions, flushes, readAmp, stalls, stallSeconds  *prometheus.Desc
 	l0Files, memtable, cacheHits, cacheMisses            *prometheus.Desc
-	identities                                           *prometheus.Desc
+	identities, corruptions                              *prometheus.Desc
 	recordHits, recordMisses, recordEntries, recordBytes *prometheus.Desc
 }
 
@@ -32,6 +32,7 @@ func newCollector(s *Store) *collector {
 		cacheHits:     d("incidentd_pebble_block_cache_hits_total", "Block cache hits."),
 		cacheMisses:   d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
 		identities:    d("incidentd_pebble_identities", "Identity pointers held in memory (about 80 bytes of heap each)."),
+		corruptions:   d("incidentd_pebble_corruptions_total", "Reads that met on-disk corruption (a checksum mismatch, a damaged file): each fails; the store needs restoring from a backup."),
 		recordHits:    d("incidentd_pebble_record_cache_hits_total", "Stored incidents read from the record cache instead of Pebble."),
 		recordMisses:  d("incidentd_pebble_record_cache_misses_total", "Stored incidents the record cache did not hold (read from Pebble)."),
 		recordEntries: d("incidentd_pebble_record_cache_entries", "Records held by the record cache."),
@@ -42,7 +43,7 @@ func newCollector(s *Store) *collector {
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.compactions, c.flushes, c.readAmp, c.stalls, c.stallSeconds,
-		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities,
+		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities, c.corruptions,
 		c.recordHits, c.recordMisses, c.recordEntries, c.recordBytes} {
 		ch <- d
 	}
@@ -75,6 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.cacheHits, float64(m.BlockCache.Hits))
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
 	gauge(c.identities, float64(s.ids.len()))
+	counter(c.corruptions, float64(s.corrupt.read()))
 	entries, bytes, hits, misses := s.records.stats()
 	counter(c.recordHits, float64(hits))
 	counter(c.recordMisses, float64(misses))

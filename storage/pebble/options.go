@@ -34,7 +34,7 @@ func (s *Store) options() *pebbledb.Options {
 		},
 		Lock:          s.lock,
 		Logger:        zapLogger{s.log.Sugar()},
-		EventListener: s.stall.listener(),
+		EventListener: s.listener(),
 	}
 	// Updates delete the old index keys at the head of each index value,
 	// so tombstones cluster; Pebble's tombstone-density compactions then
@@ -75,6 +75,52 @@ func (z zapLogger) Errorf(format string, args ...any) { z.l.Errorf(format, args.
 func (z zapLogger) Fatalf(format string, args ...any) {
 	z.l.Errorf(format, args...)
 	panic(fmt.Sprintf(format, args...))
+}
+
+// listener is the store's Pebble event listener: write stalls and
+// on-disk corruption.
+func (s *Store) listener() *pebbledb.EventListener {
+	l := s.stall.listener()
+	// Pebble's default for a corruption is Logger.Fatalf: a panic that
+	// took the worker down on every start (found by a black-box run).
+	// The read that met it fails with Pebble's corruption error instead:
+	// the worker reports not ready and retries, its API still answers,
+	// and incidentctl exits 1 naming the file.
+	l.DataCorruption = s.corrupt.seen
+	return l
+}
+
+// corruptionStats counts the on-disk corruptions Pebble detected, and logs
+// each corrupt file once.
+type corruptionStats struct {
+	log   *zap.Logger
+	mu    sync.Mutex
+	count int64
+	files map[string]bool
+}
+
+func (c *corruptionStats) seen(info pebbledb.DataCorruptionInfo) {
+	c.mu.Lock()
+	c.count++
+	first := !c.files[info.Path]
+	if first {
+		if c.files == nil {
+			c.files = map[string]bool{}
+		}
+		c.files[info.Path] = true
+	}
+	c.mu.Unlock()
+	if first {
+		c.log.Error("on-disk corruption: every read of what this file holds fails; stop the worker and restore the store from a backup (see the README)",
+			zap.String("file", info.Path), zap.Error(info.Details))
+	}
+}
+
+// read returns how many corruptions were detected.
+func (c *corruptionStats) read() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.count
 }
 
 // stallStats counts write stalls for the collector.

@@ -81,6 +81,7 @@ type Store struct {
 	dirLock *os.File
 	wopts   *pebbledb.WriteOptions
 	stall   *stallStats
+	corrupt *corruptionStats
 
 	// life guards closed: every call holds it shared, Close exclusively.
 	life   sync.RWMutex
@@ -161,7 +162,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		release()
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, records: newRecordCache(cfg.RecordCacheMB << 20),
+	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, corrupt: &corruptionStats{log: log}, records: newRecordCache(cfg.RecordCacheMB << 20),
 		scans: map[*pebbledb.Snapshot]struct{}{},
 		stop:  make(chan struct{}), done: make(chan struct{})}
 	s.wopts = pebbledb.NoSync
