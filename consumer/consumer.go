@@ -96,6 +96,10 @@ type Consumer struct {
 	// lastReceived is the stream sequence of the last message received,
 	// for the warning of a pull that went silent.
 	lastReceived atomic.Uint64
+	// acksBuffered counts the acks sent while the connection to NATS was
+	// down since it was last up: they wait in the client's reconnect
+	// buffer, and a shutdown before it reconnects loses them.
+	acksBuffered atomic.Int64
 	storeErr     atomic.Pointer[error]
 	// applyingSince is when the commit under way began (unix nanoseconds;
 	// 0 between commits), for the peers' stuck beat.

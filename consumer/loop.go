@@ -394,6 +394,11 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 			first = cmp.Or(first, err)
 		}
 	}
+	if c.nc.IsConnected() {
+		c.acksBuffered.Store(0) // a reconnect sends the buffer first
+	} else {
+		c.acksBuffered.Add(int64(len(b.msgs) - failed))
+	}
 	if c.orphanRetries > 0 {
 		c.recentAcks.add(b.seqs, res.Deferred)
 	}
@@ -462,6 +467,34 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, tak
 			zap.Duration("took", time.Since(t)))
 		return fmt.Errorf("%w (after %v): %w", ErrCommitAbandoned, time.Since(t).Round(time.Millisecond), err)
 	}
+	if n := c.undeliveredAcks(); n > 0 {
+		c.m.AcksFailed.Add(float64(n))
+		c.log.Warn("shutdown: committed the batches in hand, but NATS is unreachable: their acks are lost with the client's reconnect buffer; JetStream redelivers those messages after ack_wait, absorbed as duplicates",
+			zap.Int64("acks", n), zap.Duration("took", time.Since(t)))
+		return nil
+	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
 	return nil
+}
+
+// ackFlushWait is how long a shutdown waits for NATS to come back when acks
+// were sent while it was unreachable.
+const ackFlushWait = 3 * time.Second
+
+// undeliveredAcks returns how many acks, sent while NATS was unreachable,
+// may not have reached it: none when the connection comes back within
+// ackFlushWait and a flush then succeeds.
+func (c *Consumer) undeliveredAcks() int64 {
+	n := c.acksBuffered.Load()
+	if n == 0 {
+		return 0
+	}
+	deadline := time.Now().Add(ackFlushWait)
+	for !c.nc.IsConnected() && !c.nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.nc.IsConnected() && c.nc.FlushTimeout(time.Second) == nil {
+		return 0
+	}
+	return n
 }

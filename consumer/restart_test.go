@@ -10,6 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/natsembed"
@@ -132,4 +135,48 @@ func restartableEnv(t *testing.T, dir string) (e *env, addr string, srv *natsemb
 	e.url = srv.ClientURL()
 	e.nc, e.js = connect(t, e.url)
 	return e, addr, srv
+}
+
+// TestShutdownWhileNATSIsDown: batches committed while NATS is away are
+// acked into the client's reconnect buffer; a shutdown before it comes
+// back loses those acks. The worker says so (a warning, not "committed
+// and acked"), counts them in incidentd_acks_failed_total, and JetStream
+// still holds the messages as delivered and not acked, for redelivery
+// (found by a black-box run: the log said acked and stopped cleanly).
+func TestShutdownWhileNATSIsDown(t *testing.T) {
+	dir := t.TempDir()
+	e, addr, srv := restartableEnv(t, dir)
+	cfg := testConfig()
+	cfg.Consumer.BatchSize = 50
+	cfg.Consumer.AckWait.Duration = 30 * time.Second
+	log := logicalLog(2000, 0, false, 23)
+	store := stores[0].open(t, "")
+	slow := &flaky{Store: store, applySleep: 300 * time.Millisecond, sleepCalls: 1 << 30}
+	core, logs := observer.New(zap.InfoLevel)
+	w := e.startLogged(cfg, slow, zap.New(zapcore.NewTee(core, e.log.Core())))
+	e.publish(payloads(log))
+	e.waitFor("a first batch committed", 30*time.Second, func() bool { return testutil.ToFloat64(w.m.BatchesCommitted) >= 1 })
+	srv.Shutdown()
+	e.waitFor("the worker disconnected", 10*time.Second, func() bool { return !w.nc.IsConnected() })
+	committed := testutil.ToFloat64(w.m.BatchesCommitted)
+	e.waitFor("a batch committed while NATS is down", 30*time.Second, func() bool { return testutil.ToFloat64(w.m.BatchesCommitted) > committed })
+	w.stop(t)
+	w.nc.Close() // as incidentd does next: the reconnect buffer goes with it
+
+	if got := testutil.ToFloat64(w.m.AcksFailed); got < 1 {
+		t.Errorf("acks_failed_total = %v, want the acks lost with NATS counted", got)
+	}
+	if logs.FilterMessageSnippet("NATS is unreachable: their acks are lost").Len() != 1 ||
+		logs.FilterMessage("shutdown: committed and acked the batches in hand").Len() != 0 {
+		t.Errorf("shutdown lines: %v", logs.FilterMessageSnippet("shutdown:").All())
+	}
+	srv2, err := natsembed.New(natsembed.Config{Listen: addr, StoreDir: dir}, e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv2.Shutdown)
+	e.waitFor("the test's connection back", 30*time.Second, func() bool { return e.nc.IsConnected() })
+	if n := e.consumerInfo(cfg).NumAckPending; n == 0 {
+		t.Errorf("no message delivered and un-acked after the shutdown: the lost acks were not lost?")
+	}
 }
