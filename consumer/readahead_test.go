@@ -260,6 +260,14 @@ func TestSpanReadDenied(t *testing.T) {
 			cfg.SkipSetup = true
 			cfg.Consumer.BatchSize = 20
 			cfg.Consumer.AckWait.Duration = 4 * time.Second
+			if tc.running {
+				// The deferred acknowledges and resolves (orphan_retries 2,
+				// a second apart) must reach their final delivery before
+				// the dead pod's triggers come back, or they find them and
+				// nothing is orphaned: with 4 s, a CI run under load 10 had
+				// none (deferred 22, orphaned 0).
+				cfg.Consumer.AckWait.Duration = 12 * time.Second
+			}
 			log, ex := controlSetup(t, e, cfg)
 			core, logs := observer.New(zap.WarnLevel)
 			store := stores[0].open(t, "")
