@@ -2,8 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -42,4 +44,31 @@ func TestStandaloneURLOnClusterNode(t *testing.T) {
 			t.Errorf("%s holds %d keys (%v) after the refusals, want 0", addr, n, err)
 		}
 	}
+}
+
+// TestPingFailsWhenClusterIsDown: a cluster whose state is fail (a slot
+// range without a master: here another range's master and its replica
+// are gone) refuses the deployment's keys with CLUSTERDOWN while its
+// nodes still answer PING. The store's Ping, which the worker's readiness
+// probe sends, must fail then (found by a black-box run: idle pods stayed
+// ready).
+func TestPingFailsWhenClusterIsDown(t *testing.T) {
+	c := redistest.StartCluster(t)
+	s, err := redis.New(redis.Config{Cluster: true, ClusterNodes: c.Nodes()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping of a healthy cluster: %v", err)
+	}
+	c.BreakAwayFrom(t, "{llm-im}:incidents")
+	redistest.Eventually(t, 30*time.Second, "ping failing with CLUSTERDOWN", func() error {
+		err := s.Ping(ctx)
+		if err == nil || !strings.Contains(err.Error(), "CLUSTERDOWN") {
+			return fmt.Errorf("ping: %v", err)
+		}
+		return nil
+	})
 }

@@ -18,6 +18,7 @@ import (
 type Cluster struct {
 	// Addrs are the six nodes' host:port.
 	Addrs []string
+	procs map[string]*process
 }
 
 // StartCluster starts six cluster-enabled servers (each with the extra
@@ -29,7 +30,7 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 	Require(t, "redis-server")
 	cli := Require(t, "redis-cli")
 	root := t.TempDir()
-	c := &Cluster{}
+	c := &Cluster{procs: map[string]*process{}}
 	for range 6 {
 		p := FreePort(t)
 		proc := start(t, "redis-server", filepath.Join(root, "node-"+strconv.Itoa(p)), p, append([]string{
@@ -39,6 +40,7 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 		addr := "127.0.0.1:" + strconv.Itoa(p)
 		waitPing(t, &goredis.Options{Addr: addr, DisableIdentity: true}, proc)
 		c.Addrs = append(c.Addrs, addr)
+		c.procs[addr] = proc
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
@@ -140,4 +142,36 @@ func (c *Cluster) Failover(t testing.TB, key string) (oldMaster, newMaster strin
 	})
 	c.waitOK(t)
 	return oldMaster, newMaster
+}
+
+// BreakAwayFrom kills the master of a slot range other than key's, and its
+// replica, and waits until the master of key's slot reports
+// cluster_state:fail: a cluster that requires full coverage (the default)
+// then refuses every keyed command with CLUSTERDOWN, while its nodes still
+// answer PING. The cluster stays broken for the rest of the test.
+func (c *Cluster) BreakAwayFrom(t testing.TB, key string) {
+	t.Helper()
+	keep, _ := c.MasterOf(t, key)
+	for i := 0; ; i++ {
+		other := fmt.Sprintf("other-%d", i)
+		master, replica := c.MasterOf(t, other)
+		if master == keep {
+			continue
+		}
+		c.procs[master].Kill()
+		c.procs[replica].Kill()
+		break
+	}
+	Eventually(t, 60*time.Second, "cluster_state:fail on "+keep, func() error {
+		n := node(keep)
+		defer n.Close()
+		info, err := n.ClusterInfo(context.Background()).Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "cluster_state:fail") {
+			return fmt.Errorf("%s: cluster state not failed yet", keep)
+		}
+		return nil
+	})
 }
