@@ -95,6 +95,35 @@ func splitBatches(rng *rand.Rand, f *Folder, s *simStore, log []Keyed) {
 	}
 }
 
+// mixedLog makes a random log of 10 to 89 events over three identities,
+// 0 to 4 minutes apart, each up to skew older than the clock (some out of
+// order): a tenth acknowledges, resolves tenths resolves, the rest
+// triggers. With received, the stream receives them in log order.
+func mixedLog(rng *rand.Rand, skew time.Duration, resolves int, received bool) []Keyed {
+	var log []Keyed
+	clock := time.Duration(0)
+	for i := 0; i < 10+rng.IntN(80); i++ {
+		fp := fmt.Sprintf("fp-%d", rng.IntN(3))
+		clock += time.Duration(rng.Int64N(int64(4 * time.Minute)))
+		at := clock - time.Duration(rng.Int64N(int64(skew)))
+		id := fmt.Sprintf("e%d", i)
+		var k Keyed
+		switch r := rng.IntN(10); {
+		case r == 0:
+			k = ctl(id, fp, incident.Acknowledge, at)
+		case r <= resolves:
+			k = ctl(id, fp, incident.Resolve, at)
+		default:
+			k = trig(id, fp, at, incident.Severity(rng.IntN(5)))
+		}
+		if received {
+			k = recv(k, i+1)
+		}
+		log = append(log, k)
+	}
+	return log
+}
+
 // For random trigger-only logs whose times lie within one quiet period, every
 // permutation, batched any way, yields the same incidents.
 func TestPropertyTriggersFoldOrderInsensitively(t *testing.T) {
@@ -137,22 +166,7 @@ func TestPropertyDuplicatesChangeNothing(t *testing.T) {
 	var seen Stats
 	for seed := uint64(0); seed < 300; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 11))
-		var log []Keyed
-		clock := time.Duration(0)
-		for i := 0; i < 10+rng.IntN(80); i++ {
-			fp := fmt.Sprintf("fp-%d", rng.IntN(3))
-			clock += time.Duration(rng.Int64N(int64(4 * time.Minute)))
-			at := clock - time.Duration(rng.Int64N(int64(3*time.Minute))) // some out of order
-			id := fmt.Sprintf("e%d", i)
-			switch r := rng.IntN(10); {
-			case r == 0:
-				log = append(log, ctl(id, fp, incident.Acknowledge, at))
-			case r == 1:
-				log = append(log, ctl(id, fp, incident.Resolve, at))
-			default:
-				log = append(log, trig(id, fp, at, incident.Severity(rng.IntN(5))))
-			}
-		}
+		log := mixedLog(rng, 3*time.Minute, 1, false)
 		base := newSim()
 		splitBatches(rng, NewFolder(window, counterIDs()), base, log)
 		want := base.normalized(t, false)
@@ -232,24 +246,7 @@ func TestPropertyBatchingChangesNothing(t *testing.T) {
 	var seen Stats
 	for seed := uint64(0); seed < 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 13))
-		var log []Keyed
-		clock := time.Duration(0)
-		for i := 0; i < 10+rng.IntN(80); i++ {
-			fp := fmt.Sprintf("fp-%d", rng.IntN(3))
-			clock += time.Duration(rng.Int64N(int64(4 * time.Minute)))
-			at := clock - time.Duration(rng.Int64N(int64(6*time.Minute))) // some out of order
-			id := fmt.Sprintf("e%d", i)
-			var k Keyed
-			switch r := rng.IntN(10); {
-			case r == 0:
-				k = ctl(id, fp, incident.Acknowledge, at)
-			case r <= 2:
-				k = ctl(id, fp, incident.Resolve, at)
-			default:
-				k = trig(id, fp, at, incident.Severity(rng.IntN(5)))
-			}
-			log = append(log, recv(k, i+1))
-		}
+		log := mixedLog(rng, 6*time.Minute, 2, true)
 		base := newSim()
 		base.ingest(NewFolder(window, counterIDs()), log)
 		want := base.normalized(t, false)
