@@ -61,8 +61,8 @@ type publisher struct {
 	retried     atomic.Int64
 	retryFor    time.Duration
 	outageSince atomic.Int64
-	errOnce  sync.Once
-	firstErr error
+	errOnce     sync.Once
+	firstErr    error
 	// noStream holds the subjects JetStream answered "no response from
 	// stream" for: no stream listens there, and every later publish on
 	// one of them would fail the same way, so it fails at once.
