@@ -76,6 +76,10 @@ type Consumer struct {
 	// recentAcks holds the sequences this worker acked or dead-lettered
 	// above the ack floor.
 	recentAcks ackedSeqs
+	// recentDeferred holds the sequences of the acknowledges and resolves
+	// this worker deferred, above the ack floor: no later orphan depends
+	// on them, wherever they are redelivered.
+	recentDeferred ackedSeqs
 	// inherit is set once the consumer is bound: what messages delivered
 	// before this worker may still come back.
 	inherit inherited

@@ -401,6 +401,7 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 	}
 	if c.orphanRetries > 0 {
 		c.recentAcks.add(b.seqs, res.Deferred)
+		c.recentDeferred.addAt(b.seqs, res.Deferred)
 	}
 	if failed > 0 { // one line per batch, not per message
 		c.m.AcksFailed.Add(float64(failed))

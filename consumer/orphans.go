@@ -38,6 +38,21 @@ func (a *ackedSeqs) add(seqs []uint64, skip []int) {
 	}
 }
 
+// addAt remembers the seqs at the positions in at.
+func (a *ackedSeqs) addAt(seqs []uint64, at []int) {
+	if len(at) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.seqs)+len(at) > maxAcked {
+		a.seqs = append(a.seqs[:0], a.seqs[len(a.seqs)/2:]...)
+	}
+	for _, i := range at {
+		a.seqs = append(a.seqs, seqs[i])
+	}
+}
+
 // above drops the sequences at or below floor and appends the others to dst.
 func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 	a.mu.Lock()
@@ -52,9 +67,10 @@ func (a *ackedSeqs) above(floor uint64, dst []uint64) []uint64 {
 // consumer's ack floor, or acked or dead-lettered by this worker), in prev (the batch in
 // flight before b), or earlier in b. A retry could not change their
 // outcome, so they count as orphans now instead of being redelivered: one
-// worker alone never defers. (Deferred messages of prev and b count as
-// held: they are acknowledges and resolves, which no later orphan
-// depends on.) Those at their last deferral that are still not settled
+// worker alone never defers. (Deferred messages of prev and b, and those
+// this worker deferred in earlier batches, count as held: they are
+// acknowledges and resolves, which no later orphan depends on; without
+// the earlier ones, one deferral made every orphan after it wait too.) Those at their last deferral that are still not settled
 // are settled by readAhead, while a peer that died may hold what they
 // follow (readingAhead). It reports whether it cleared any, and whether
 // b must be folded without prev's overlay (readAhead committed after prev);
@@ -71,6 +87,7 @@ func (c *Consumer) settleOrphans(ctx context.Context, b *batch, prev *flight, de
 	info := cons.CachedInfo()
 	floor := info.AckFloor.Stream
 	held := c.recentAcks.above(floor, nil)
+	held = c.recentDeferred.above(floor, held)
 	if prev != nil {
 		held = append(held, prev.b.seqs...)
 	}
