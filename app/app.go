@@ -182,7 +182,8 @@ func (a *App) connect() error {
 		nats.ErrorHandler(a.natsError),
 	)
 	if a.cfg.Embedded() {
-		s, err := natsembed.New(natsembed.Config{Listen: n.EmbeddedListen, StoreDir: n.EmbeddedStoreDir}, a.log)
+		s, err := natsembed.New(natsembed.Config{Listen: n.EmbeddedListen, StoreDir: n.EmbeddedStoreDir,
+			SyncInterval: n.EmbeddedSyncInterval.Every, SyncAlways: n.EmbeddedSyncInterval.Always}, a.log)
 		if err != nil {
 			return err
 		}

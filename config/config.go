@@ -208,6 +208,11 @@ type NATSConfig struct {
 	// EmbeddedStoreDir is nats.embedded_store_dir, the embedded server's
 	// JetStream storage directory.
 	EmbeddedStoreDir string `toml:"embedded_store_dir" json:"embedded_store_dir"`
+	// EmbeddedSyncInterval is nats.embedded_sync_interval: how often the
+	// embedded server flushes its streams to disk (1s..1h), or "always"
+	// (after every message). A message JetStream acked but did not flush
+	// yet is lost if the machine (not the process) crashes.
+	EmbeddedSyncInterval SyncInterval `toml:"embedded_sync_interval" json:"embedded_sync_interval"`
 
 	// URLFrom says where Load took URL from, for messages: "NATS_URL" or
 	// "nats.url in FILE"; empty when URL is empty or was set by the
@@ -395,6 +400,8 @@ func Default() Config {
 			Name:             "incidentd",
 			EmbeddedListen:   "127.0.0.1:4222",
 			EmbeddedStoreDir: "./data/nats",
+			// nats-server's own default
+			EmbeddedSyncInterval: SyncInterval{Every: 2 * time.Minute},
 		},
 		Consumer: ConsumerConfig{
 			Stream:           "INCIDENTS",

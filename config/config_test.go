@@ -143,6 +143,8 @@ func TestBounds(t *testing.T) {
 		{"embedded listen", func(c *Config) { c.NATS.EmbeddedListen = "4222" }, "nats.embedded_listen", "host:port"},
 		{"embedded listen port", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:65536" }, "nats.embedded_listen", "between 0 and 65535"},
 		{"embedded store dir", func(c *Config) { c.NATS.EmbeddedStoreDir = "" }, "nats.embedded_store_dir", "required"},
+		{"embedded sync low", func(c *Config) { c.NATS.EmbeddedSyncInterval = SyncInterval{Every: 500 * time.Millisecond} }, "nats.embedded_sync_interval", `500ms is out of range: a duration from 1s to 1h, or "always"`},
+		{"embedded sync high", func(c *Config) { c.NATS.EmbeddedSyncInterval = SyncInterval{Every: 2 * time.Hour} }, "nats.embedded_sync_interval", "from 1s to 1h"},
 		{"stream name", func(c *Config) { c.Consumer.Stream = "IN.CIDENTS" }, "consumer.stream", "."},
 		{"durable empty", func(c *Config) { c.Consumer.Durable = "" }, "consumer.durable", "empty"},
 		{"dlq stream same", func(c *Config) { c.Consumer.DLQStream = "INCIDENTS" }, "consumer.dlq_stream", "consumer.stream"},
@@ -241,6 +243,8 @@ func TestValidAlternatives(t *testing.T) {
 		}},
 		{"bloom disabled", func(c *Config) { c.State.Pebble.BloomBitsPerKey = 0 }},
 		{"record cache disabled", func(c *Config) { c.State.Pebble.RecordCacheMB = 0 }},
+		{"embedded sync always", func(c *Config) { c.NATS.EmbeddedSyncInterval = SyncInterval{Always: true} }},
+		{"embedded sync 1s", func(c *Config) { c.NATS.EmbeddedSyncInterval = SyncInterval{Every: time.Second} }},
 		{"listen port 0", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:0"; c.HTTP.Listen = "127.0.0.1:0" }},
 		{"same port different hosts", func(c *Config) { c.NATS.EmbeddedListen = "127.0.0.1:8080"; c.HTTP.Listen = "10.0.0.1:8080" }},
 	}
@@ -342,6 +346,9 @@ func TestLoadFileErrors(t *testing.T) {
 		{"unitless string", "[consumer]\nack_wait = \"30\"\n", []string{`consumer.ack_wait: "30" is not a duration: it has no unit`}},
 		{"wrong type", "[state]\npool_size = \"many\"\n", []string{`state.pool_size: want an integer, got the string "many"`, "config.toml:2:1"}},
 		{"syntax", "[state\n", []string{"config.toml:1:"}},
+		{"sync interval integer", "[nats]\nembedded_sync_interval = 10\n", []string{`nats.embedded_sync_interval: want a duration string (like "2m") or "always", got the integer 10`}},
+		{"sync interval word", "[nats]\nembedded_sync_interval = \"never\"\n", []string{`nats.embedded_sync_interval: "never" is not a duration (like "30s", "15m" or "1h30m"), or "always"`}},
+		{"sync interval table", "[nats.embedded_sync_interval]\nevery = \"1s\"\n", []string{`nats.embedded_sync_interval: want a duration string`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -951,6 +958,32 @@ func TestURLProblemsHideMisspeltSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSyncIntervalText: nats.embedded_sync_interval reads "always" (any
+// case) or a duration, and writes back what it read.
+func TestSyncIntervalText(t *testing.T) {
+	for _, tt := range []struct {
+		in, out string
+		want    SyncInterval
+	}{
+		{"always", "always", SyncInterval{Always: true}},
+		{" Always ", "always", SyncInterval{Always: true}},
+		{"10s", "10s", SyncInterval{Every: 10 * time.Second}},
+		{"2m0s", "2m", SyncInterval{Every: 2 * time.Minute}},
+	} {
+		var got SyncInterval
+		if err := got.UnmarshalText([]byte(tt.in)); err != nil || got != tt.want {
+			t.Errorf("UnmarshalText(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+		if b, _ := got.MarshalText(); string(b) != tt.out {
+			t.Errorf("MarshalText(%+v) = %q, want %q", got, b, tt.out)
+		}
+	}
+	cfg, err := Load(writeFile(t, "[nats]\nembedded_sync_interval = \"always\"\n"), noEnv)
+	if err != nil || !cfg.NATS.EmbeddedSyncInterval.Always {
+		t.Errorf("Load: %+v, %v", cfg.NATS.EmbeddedSyncInterval, err)
 	}
 }
 

@@ -91,6 +91,16 @@ func (d *decoder) value(v reflect.Value, raw any, key string) bool {
 			return d.fail(key, "%v", err)
 		}
 		v.Set(reflect.ValueOf(dur))
+	case t == syncIntervalType:
+		s, ok := raw.(string)
+		if !ok {
+			return d.fail(key, `want a duration string (like "2m") or "always", got %s`, describe(raw, true))
+		}
+		var si SyncInterval
+		if err := si.UnmarshalText([]byte(s)); err != nil {
+			return d.fail(key, "%v", err)
+		}
+		v.Set(reflect.ValueOf(si))
 	case t.Kind() == reflect.String:
 		// Strings may be secrets: the wrong value is not echoed.
 		s, ok := raw.(string)
@@ -290,7 +300,10 @@ func keyPositions(data []byte) map[string]unstable.Position {
 	return pos
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType     = reflect.TypeFor[Duration]()
+	syncIntervalType = reflect.TypeFor[SyncInterval]()
+)
 
 func tomlName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
@@ -320,7 +333,7 @@ func knownKeys(t reflect.Type, prefix string, out []string) []string {
 			continue
 		}
 		out = append(out, prefix+name)
-		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType && f.Type != syncIntervalType {
 			out = knownKeys(f.Type, prefix+name+".", out)
 		}
 	}

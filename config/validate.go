@@ -322,6 +322,9 @@ func (c Config) validateNATS(p *problems) {
 	if c.Embedded() && strings.TrimSpace(n.EmbeddedStoreDir) == "" {
 		p.add("nats.embedded_store_dir", "required when nats.url is empty (the embedded server keeps its JetStream data there)")
 	}
+	if s := n.EmbeddedSyncInterval; !s.Always && (s.Every < time.Second || s.Every > time.Hour) {
+		p.add("nats.embedded_sync_interval", "%s is out of range: a duration from 1s to 1h, or \"always\"", s)
+	}
 }
 
 func (c Config) validateConsumer(p *problems) {

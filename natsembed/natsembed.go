@@ -37,6 +37,11 @@ type Config struct {
 	// StartTimeout bounds the wait for the server to accept connections
 	// (10s when zero).
 	StartTimeout time.Duration
+	// SyncInterval is how often JetStream flushes its files to disk
+	// (nats-server's default, 2m, when zero); SyncAlways flushes after
+	// every message instead.
+	SyncInterval time.Duration
+	SyncAlways   bool
 }
 
 // Server is a running embedded nats-server.
@@ -84,6 +89,8 @@ func start(cfg Config, host string, port int, log *zap.Logger) (*Server, error) 
 		NoSigs:                true,
 		MaxPayload:            8 << 20,
 		DisableShortFirstPing: true,
+		SyncInterval:          cfg.SyncInterval,
+		SyncAlways:            cfg.SyncAlways,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -104,7 +111,7 @@ func start(cfg Config, host string, port int, log *zap.Logger) (*Server, error) 
 		return nil, fmt.Errorf("%w (listen %s): %s", ErrNotReady, cfg.Listen, err)
 	}
 	s := &Server{srv: srv, log: log}
-	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir))
+	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir), zap.String("sync", s.SyncPolicy()))
 	return s, nil
 }
 
@@ -162,3 +169,16 @@ func (l *logger) Fatalf(format string, v ...any) {
 func (l *logger) Errorf(format string, v ...any) { l.s.Errorf(format, v...) }
 func (l *logger) Debugf(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l *logger) Tracef(format string, v ...any) {}
+
+// SyncPolicy is how often the server flushes its JetStream files to disk,
+// as it applies it: "always" (after every message) or the interval.
+func (s *Server) SyncPolicy() string {
+	jc := s.srv.JetStreamConfig()
+	switch {
+	case jc == nil:
+		return "none"
+	case jc.SyncAlways:
+		return "always"
+	}
+	return jc.SyncInterval.String()
+}

@@ -85,3 +85,26 @@ func TestStoreDirLocked(t *testing.T) {
 	}
 	again.Shutdown()
 }
+
+// TestSyncPolicy: nats.embedded_sync_interval reaches the server's
+// JetStream, as the server applies it.
+func TestSyncPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  natsembed.Config
+		want string
+	}{
+		{natsembed.Config{}, "2m0s"},
+		{natsembed.Config{SyncInterval: 5 * time.Second}, "5s"},
+		{natsembed.Config{SyncAlways: true}, "always"},
+	} {
+		tc.cfg.Listen, tc.cfg.StoreDir = "127.0.0.1:0", t.TempDir()
+		s, err := natsembed.New(tc.cfg, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.SyncPolicy(); got != tc.want {
+			t.Errorf("%+v: sync %q, want %q", tc.cfg, got, tc.want)
+		}
+		s.Shutdown()
+	}
+}
