@@ -174,7 +174,7 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	if len(d) == 0 {
 		return what + " unchanged", nil
 	}
-	got, err := js.UpdateConsumer(ctx, stream, mergeConsumer(have, want))
+	got, err := updateConsumer(ctx, js, stream, mergeConsumer(have, want))
 	if err != nil {
 		return "", fmt.Errorf("%w: update %s (%v): %w", ErrMismatch, what, d, err)
 	}
@@ -194,4 +194,27 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 		}
 	}
 	return what + " updated: " + strings.Join(d, ", "), nil
+}
+
+// errReplicasExceedStream is JetStream's error code for a consumer with more
+// replicas than its stream has.
+const errReplicasExceedStream = 10126
+
+// updateConsumer updates a consumer; when its stream's replicas were just
+// raised, the cluster may not have applied that yet, so a consumer update
+// refused for exceeding the stream's replicas is tried again for up to 10 s.
+func updateConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := js.UpdateConsumer(ctx, stream, cc)
+		var api *jetstream.APIError
+		if err == nil || !errors.As(err, &api) || api.ErrorCode != errReplicasExceedStream || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -91,6 +91,9 @@ func consumerDiff(have, want jetstream.ConsumerConfig) []string {
 	d = durDiff(d, "ack_wait", have.AckWait, want.AckWait)
 	d = differ(d, "max_deliver", have.MaxDeliver, want.MaxDeliver)
 	d = differ(d, "max_ack_pending", have.MaxAckPending, want.MaxAckPending)
+	// 0 is one replica (or, on a replicated stream, as many as the stream:
+	// written explicitly once Setup updates it).
+	d = differ(d, "replicas", max(have.Replicas, 1), max(want.Replicas, 1))
 	d = differ(d, "filter_subjects", filters(have), filters(want))
 	d = differ(d, "backoff", have.BackOff, want.BackOff)
 	d = differ(d, "headers_only", have.HeadersOnly, want.HeadersOnly)
@@ -125,7 +128,7 @@ func filters(c jetstream.ConsumerConfig) []string {
 // mergeConsumer is have with the managed fields of want.
 func mergeConsumer(have, want jetstream.ConsumerConfig) jetstream.ConsumerConfig {
 	m := have
-	m.AckWait, m.MaxDeliver, m.MaxAckPending = want.AckWait, want.MaxDeliver, want.MaxAckPending
+	m.AckWait, m.MaxDeliver, m.MaxAckPending, m.Replicas = want.AckWait, want.MaxDeliver, want.MaxAckPending, want.Replicas
 	m.FilterSubject, m.FilterSubjects, m.BackOff, m.HeadersOnly = want.FilterSubject, want.FilterSubjects, want.BackOff, want.HeadersOnly
 	m.InactiveThreshold, m.RateLimit, m.PauseUntil = want.InactiveThreshold, want.RateLimit, nil
 	m.MaxRequestBatch, m.MaxRequestExpires, m.MaxRequestMaxBytes = want.MaxRequestBatch, want.MaxRequestExpires, want.MaxRequestMaxBytes

@@ -1,0 +1,136 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/consumer"
+)
+
+// freePorts returns n loopback ports free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	return ports
+}
+
+// jetStreamCluster starts three clustered nats-servers with JetStream on
+// loopback and returns a client URL listing them, once JetStream answers.
+func jetStreamCluster(t *testing.T) string {
+	t.Helper()
+	ports := freePorts(t, 3)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var urls []string
+	for i, p := range ports {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: p},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		t.Cleanup(s.Shutdown)
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("server %d not ready", i)
+		}
+		urls = append(urls, s.ClientURL())
+	}
+	url := strings.Join(urls, ",")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("JetStream cluster not ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSetupReplicas: on a cluster, consumer.replicas going from 1 to 3
+// replicates the consumers as well as the streams (found by a black-box
+// run: the consumers stayed on one server, reported "unchanged", and had
+// no failover).
+func TestSetupReplicas(t *testing.T) {
+	url := jetStreamCluster(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := testConfig().Consumer
+	cfg.Replicas = 1
+	if _, err := consumer.Setup(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Replicas = 3
+	rep, err := consumer.Setup(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("consumer %s on stream %s updated", cfg.Durable, cfg.Stream)
+	if !strings.Contains(strings.Join(rep.Actions, "\n"), want) {
+		t.Errorf("actions %q, want one starting %q", rep.Actions, want)
+	}
+	for stream, durable := range map[string]string{cfg.Stream: cfg.Durable, cfg.MaxDeliveriesStream(): cfg.Durable} {
+		c, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.Replicas != 3 {
+			t.Errorf("consumer %s on %s: %d replicas, want 3", durable, stream, info.Config.Replicas)
+		}
+	}
+	if rep, err = consumer.Setup(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range rep.Actions {
+		if !strings.HasSuffix(a, "unchanged") {
+			t.Errorf("a second setup: %q, want unchanged", a)
+		}
+	}
+}
