@@ -30,15 +30,16 @@ func Open(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (s
 
 // OpenContext is Open, given up when ctx ends while the store is being
 // reached (a stop asked for while the worker starts; Redis, which may take
-// three dial timeouts to fail): the error then wraps ctx's. A local store
-// (memory, Pebble) opens whatever ctx says.
+// three dial timeouts to fail; Pebble, whose open waits while a flush it
+// replays fails, as on a full disk): the error then wraps ctx's. Memory
+// opens whatever ctx says.
 func OpenContext(ctx context.Context, cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
 	log = log.Named("store")
 	switch cfg.Backend {
 	case config.BackendMemory:
 		return memory.NewWithConfig(memory.Config{AppliedRetention: cfg.AppliedRetention.Duration}), nil
 	case config.BackendPebble, config.BackendSledAlias:
-		return openPebble(cfg, log, reg)
+		return openPebble(ctx, cfg, log, reg)
 	case config.BackendRedis, config.BackendRedisCluster:
 		return openRedis(ctx, cfg, log, reg)
 	}
@@ -46,13 +47,35 @@ func OpenContext(ctx context.Context, cfg config.StateConfig, log *zap.Logger, r
 }
 
 // openPebble opens the Pebble backend from [state] and [state.pebble]. A
-// failed open returns a nil interface, never a typed nil.
-func openPebble(cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
-	s, err := pebble.New(pebble.ConfigFrom(cfg), log, reg)
-	if err != nil {
-		return nil, err
+// failed open returns a nil interface, never a typed nil. When ctx ends
+// first, it returns at once; a store opened after that is closed.
+func openPebble(ctx context.Context, cfg config.StateConfig, log *zap.Logger, reg prometheus.Registerer) (storage.Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open pebble store: %w", err)
 	}
-	return s, nil
+	type opened struct {
+		s   *pebble.Store
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		s, err := pebble.New(pebble.ConfigFrom(cfg), log, reg)
+		done <- opened{s, err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			return nil, o.err
+		}
+		return o.s, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-done; o.err == nil {
+				_ = o.s.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open pebble store: %w", ctx.Err())
+	}
 }
 
 // openRedis maps [state] and [state.redis] onto the Redis backend's Config.

@@ -12,7 +12,7 @@ type collector struct {
 
 	compactions, flushes, readAmp, stalls, stallSeconds  *prometheus.Desc
 	l0Files, memtable, cacheHits, cacheMisses            *prometheus.Desc
-	identities, corruptions                              *prometheus.Desc
+	identities, corruptions, bgErrors                    *prometheus.Desc
 	recordHits, recordMisses, recordEntries, recordBytes *prometheus.Desc
 }
 
@@ -33,6 +33,7 @@ func newCollector(s *Store) *collector {
 		cacheMisses:   d("incidentd_pebble_block_cache_misses_total", "Block cache misses."),
 		identities:    d("incidentd_pebble_identities", "Identity pointers held in memory (about 80 bytes of heap each)."),
 		corruptions:   d("incidentd_pebble_corruptions_total", "Reads that met on-disk corruption (a checksum mismatch, a damaged file): each fails; the store needs restoring from a backup."),
+		bgErrors:      d("incidentd_pebble_background_errors_total", "Flushes and compactions that failed (a full disk, permissions, a read-only file system); Pebble retries them, and writes stall while flushes fail."),
 		recordHits:    d("incidentd_pebble_record_cache_hits_total", "Stored incidents read from the record cache instead of Pebble."),
 		recordMisses:  d("incidentd_pebble_record_cache_misses_total", "Stored incidents the record cache did not hold (read from Pebble)."),
 		recordEntries: d("incidentd_pebble_record_cache_entries", "Records held by the record cache."),
@@ -43,7 +44,7 @@ func newCollector(s *Store) *collector {
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.compactions, c.flushes, c.readAmp, c.stalls, c.stallSeconds,
-		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities, c.corruptions,
+		c.l0Files, c.memtable, c.cacheHits, c.cacheMisses, c.identities, c.corruptions, c.bgErrors,
 		c.recordHits, c.recordMisses, c.recordEntries, c.recordBytes} {
 		ch <- d
 	}
@@ -77,6 +78,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
 	gauge(c.identities, float64(s.ids.len()))
 	counter(c.corruptions, float64(s.corrupt.read()))
+	counter(c.bgErrors, float64(s.bgErrors.read()))
 	entries, bytes, hits, misses := s.records.stats()
 	counter(c.recordHits, float64(hits))
 	counter(c.recordMisses, float64(misses))

@@ -2,6 +2,7 @@ package pebble
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -72,9 +73,17 @@ type zapLogger struct{ l *zap.SugaredLogger }
 
 func (z zapLogger) Infof(format string, args ...any)  { z.l.Debugf(format, args...) }
 func (z zapLogger) Errorf(format string, args ...any) { z.l.Errorf(format, args...) }
+
+// Fatalf is what Pebble calls when it cannot go on (a WAL or MANIFEST
+// write failed: a full disk, a read-only or vanished file system,
+// permission denied), and it must not return. Its default panicked: a
+// Go stack trace and exit 2. This logs one error line naming the cause and
+// exits 1: every batch acked is durable, what is not acked is redelivered.
 func (z zapLogger) Fatalf(format string, args ...any) {
-	z.l.Errorf(format, args...)
-	panic(fmt.Sprintf(format, args...))
+	z.l.Desugar().Error("pebble cannot go on; exiting (restart once the cause is fixed: disk space, permissions, a read-only file system)",
+		zap.String("error", fmt.Sprintf(format, args...)))
+	_ = z.l.Sync()
+	os.Exit(1)
 }
 
 // listener is the store's Pebble event listener: write stalls and
@@ -87,6 +96,9 @@ func (s *Store) listener() *pebbledb.EventListener {
 	// the worker reports not ready and retries, its API still answers,
 	// and incidentctl exits 1 naming the file.
 	l.DataCorruption = s.corrupt.seen
+	// Pebble retries a failed flush or compaction at once: on a full disk
+	// its default logged each failure, a thousand lines a second.
+	l.BackgroundError = s.bgErrors.seen
 	return l
 }
 
@@ -114,6 +126,43 @@ func (c *corruptionStats) seen(info pebbledb.DataCorruptionInfo) {
 		c.log.Error("on-disk corruption: every read of what this file holds fails; stop the worker and restore the store from a backup (see the README)",
 			zap.String("file", info.Path), zap.Error(info.Details))
 	}
+}
+
+// backgroundErrors counts the errors of Pebble's background work (flushes,
+// compactions), and logs the first and then at most one every
+// bgErrorEvery, with how many it did not log.
+type backgroundErrors struct {
+	log        *zap.Logger
+	mu         sync.Mutex
+	count      int64
+	logged     time.Time
+	suppressed int64
+}
+
+// bgErrorEvery is how often a background error is logged at most.
+const bgErrorEvery = 10 * time.Second
+
+func (b *backgroundErrors) seen(err error) {
+	b.mu.Lock()
+	b.count++
+	now := time.Now()
+	if !b.logged.IsZero() && now.Sub(b.logged) < bgErrorEvery {
+		b.suppressed++
+		b.mu.Unlock()
+		return
+	}
+	n := b.suppressed
+	b.logged, b.suppressed = now, 0
+	b.mu.Unlock()
+	b.log.Error("pebble background work failed (a flush or compaction; Pebble retries it)",
+		zap.Error(err), zap.Int64("not_logged_since_last", n))
+}
+
+// read returns how many background errors happened.
+func (b *backgroundErrors) read() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.count
 }
 
 // read returns how many corruptions were detected.

@@ -82,6 +82,8 @@ type Store struct {
 	wopts   *pebbledb.WriteOptions
 	stall   *stallStats
 	corrupt *corruptionStats
+	// bgErrors counts failed flushes and compactions.
+	bgErrors *backgroundErrors
 
 	// life guards closed: every call holds it shared, Close exclusively.
 	life   sync.RWMutex
@@ -162,7 +164,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Store, error)
 		release()
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, corrupt: &corruptionStats{log: log}, records: newRecordCache(cfg.RecordCacheMB << 20),
+	s := &Store{cfg: cfg, log: log, lock: lock, dirLock: dirLock, stall: &stallStats{}, corrupt: &corruptionStats{log: log}, bgErrors: &backgroundErrors{log: log}, records: newRecordCache(cfg.RecordCacheMB << 20),
 		scans: map[*pebbledb.Snapshot]struct{}{},
 		stop:  make(chan struct{}), done: make(chan struct{})}
 	s.wopts = pebbledb.NoSync

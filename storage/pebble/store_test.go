@@ -316,8 +316,8 @@ func TestCollector(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg)
 	// incidentd_store_size_bytes belongs to the worker's metrics (from Stats),
 	// not to this collector: registering it twice would fail at start.
-	if err != nil || n != 15 {
-		t.Fatalf("series = %d, %v; want 15", n, err)
+	if err != nil || n != 16 {
+		t.Fatalf("series = %d, %v; want 16", n, err)
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
