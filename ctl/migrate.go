@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -38,16 +39,15 @@ func newExportCmd(o IO, logger func() *zap.Logger) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("export: %w", err)
 			}
-			w := o.Out
 			if out != "" && out != "-" {
-				f, err := os.Create(out)
-				if err != nil {
+				var werr error // writeIncidents's errors say export already
+				if err := writeFileWhole(out, func(w io.Writer) error { werr = writeIncidents(w, all, array); return werr }); err != nil {
+					if werr != nil {
+						return werr
+					}
 					return fmt.Errorf("export: %w", err)
 				}
-				defer f.Close()
-				w = f
-			}
-			if err := writeIncidents(w, all, array); err != nil {
+			} else if err := writeIncidents(o.Out, all, array); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.Err, "exported %d incidents\n", len(all))

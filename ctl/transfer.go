@@ -109,7 +109,10 @@ func writeIncidents(w io.Writer, all []*incident.Incident, array bool) error {
 	if array {
 		bw.WriteString("]\n")
 	}
-	return bw.Flush()
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
 }
 
 // importResult says what importInto wrote.
