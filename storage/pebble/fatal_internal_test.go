@@ -1,11 +1,13 @@
 package pebble
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -58,4 +60,48 @@ func TestBackgroundErrorsRateLimited(t *testing.T) {
 	if len(all) != 2 || all[1].ContextMap()["not_logged_since_last"] != int64(999) {
 		t.Errorf("second line %+v, want one saying 999 were not logged", all[len(all)-1].ContextMap())
 	}
+}
+
+// TestWatchGivesUp: a compaction whose background work keeps failing (a
+// full disk: incidentctl prune --compact printed "compacting" for ever, found
+// by a black-box run) is cancelled with the last error as the cause; one
+// whose errors stop is not.
+func TestWatchGivesUp(t *testing.T) {
+	b := &backgroundErrors{log: zap.NewNop()}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				b.seen(errors.New("write 000031.sst: no space left on device"))
+			}
+		}
+	}()
+	go b.watch(ctx, cancel, 200*time.Millisecond, 20*time.Millisecond)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not given up while errors kept coming")
+	}
+	if c := context.Cause(ctx); !errors.Is(c, ErrBackgroundFailing) || !strings.Contains(c.Error(), "no space left") {
+		t.Errorf("cause %v", c)
+	}
+
+	quiet := &backgroundErrors{log: zap.NewNop()}
+	quiet.seen(errors.New("once"))
+	qctx, qcancel := context.WithCancelCause(context.Background())
+	defer qcancel(nil)
+	done := make(chan struct{})
+	go func() { defer close(done); quiet.watch(qctx, qcancel, 50*time.Millisecond, 10*time.Millisecond) }()
+	time.Sleep(300 * time.Millisecond) // long enough to give up, were it to
+	if context.Cause(qctx) != nil {
+		t.Errorf("given up after one error: %v", context.Cause(qctx))
+	}
+	qcancel(nil)
+	<-done
 }

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -135,6 +136,7 @@ type backgroundErrors struct {
 	log        *zap.Logger
 	mu         sync.Mutex
 	count      int64
+	last       error
 	logged     time.Time
 	suppressed int64
 }
@@ -145,6 +147,7 @@ const bgErrorEvery = 10 * time.Second
 func (b *backgroundErrors) seen(err error) {
 	b.mu.Lock()
 	b.count++
+	b.last = err
 	now := time.Now()
 	if !b.logged.IsZero() && now.Sub(b.logged) < bgErrorEvery {
 		b.suppressed++
@@ -163,6 +166,36 @@ func (b *backgroundErrors) read() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
+}
+
+// watch cancels ctx (with the last error as its cause) once background
+// errors have kept coming for giveUp, checking every tick: a compaction
+// on a full disk fails and is retried for ever. It returns when ctx ends.
+func (b *backgroundErrors) watch(ctx context.Context, cancel context.CancelCauseFunc, giveUp, tick time.Duration) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	seen := b.read()
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			b.mu.Lock()
+			n, last := b.count, b.last
+			b.mu.Unlock()
+			switch {
+			case n == seen:
+				since = time.Time{} // none since the last tick
+			case since.IsZero():
+				since = now
+			case now.Sub(since) >= giveUp:
+				cancel(fmt.Errorf("%w for %v: %w", ErrBackgroundFailing, giveUp, last))
+				return
+			}
+			seen = n
+		}
+	}
 }
 
 // read returns how many corruptions were detected.

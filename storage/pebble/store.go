@@ -555,11 +555,25 @@ func (s *Store) Compact(ctx context.Context) error {
 		return err
 	}
 	defer s.life.RUnlock()
-	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go s.bgErrors.watch(cctx, cancel, compactGiveUp, time.Second)
+	if err := s.db.Compact(cctx, []byte{0}, []byte{0xff}, true); err != nil {
+		if cause := context.Cause(cctx); errors.Is(cause, ErrBackgroundFailing) {
+			err = cause
+		}
 		return fmt.Errorf("pebble compact: %w", err)
 	}
 	return nil
 }
+
+// compactGiveUp is how long Compact goes on while Pebble's background work
+// keeps failing (a full disk: it retries for ever).
+const compactGiveUp = 30 * time.Second
+
+// ErrBackgroundFailing is the cause of a Compact given up because flushes
+// or compactions kept failing.
+var ErrBackgroundFailing = errors.New("pebble: background work kept failing")
 
 // Close stops the background purge, unregisters the collector, closes the
 // database and releases the directory lock. Every later call, Close included, returns
