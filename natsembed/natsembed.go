@@ -111,7 +111,7 @@ func start(cfg Config, host string, port int, log *zap.Logger) (*Server, error) 
 		return nil, fmt.Errorf("%w (listen %s): %s", ErrNotReady, cfg.Listen, err)
 	}
 	s := &Server{srv: srv, log: log}
-	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir), zap.String("sync", s.SyncPolicy()))
+	log.Info("embedded nats-server started", zap.String("url", s.ClientURL()), zap.String("store_dir", cfg.StoreDir), zap.String("sync", s.SyncPolicy()), zap.Int64("max_store_bytes", s.maxStore()))
 	return s, nil
 }
 
@@ -181,4 +181,14 @@ func (s *Server) SyncPolicy() string {
 		return "always"
 	}
 	return jc.SyncInterval.String()
+}
+
+// maxStore is the JetStream file storage the server allows itself: set
+// from the disk space free at start, so a start on a nearly full disk
+// keeps a small limit until the next start.
+func (s *Server) maxStore() int64 {
+	if jc := s.srv.JetStreamConfig(); jc != nil {
+		return jc.MaxStore
+	}
+	return 0
 }
