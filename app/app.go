@@ -405,11 +405,22 @@ func (a *App) shutdown() error {
 	return errors.Join(errs...)
 }
 
+// storeCloseWait bounds closing the store at shutdown: a close behind a
+// write blocked on a frozen disk would never return.
+const storeCloseWait = 10 * time.Second
+
 func (a *App) closeStore() error {
-	if err := a.store.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
-		return fmt.Errorf("close store: %w", err)
+	closed := make(chan error, 1)
+	go func() { closed <- a.store.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil && !errors.Is(err, storage.ErrClosed) {
+			return fmt.Errorf("close store: %w", err)
+		}
+		return nil
+	case <-time.After(storeCloseWait):
+		return fmt.Errorf("close store: did not return in %v (a write blocked on the disk?); leaving it", storeCloseWait)
 	}
-	return nil
 }
 
 // abort releases what New started, after a failure.

@@ -31,6 +31,10 @@ var (
 	ErrNotBound = errors.New("consumer: not bound to the durable consumer")
 	// ErrStoreFailing means the last commit failed; pulling is paused.
 	ErrStoreFailing = errors.New("consumer: store not writable")
+	// ErrCommitStuck means a commit has run for longer than the InProgress
+	// interval (ack_wait/3): the store is blocked (a frozen disk, a stalled
+	// write) though no error came back.
+	ErrCommitStuck = errors.New("consumer: a commit has not returned")
 	// ErrCommitAbandoned is what Run returns when its shutdown gave up a
 	// commit after DrainTimeout: the messages of that batch stay un-acked
 	// and JetStream redelivers them after ack_wait. Nothing is lost, but
@@ -80,6 +84,9 @@ type Consumer struct {
 	// this worker deferred, above the ack floor: no later orphan depends
 	// on them, wherever they are redelivered.
 	recentDeferred ackedSeqs
+	// leftStuck is set by the loop when its drain left a commit that did
+	// not return: nothing then waits for the pipeline.
+	leftStuck bool
 	// inherit is set once the consumer is bound: what messages delivered
 	// before this worker may still come back.
 	inherit inherited
@@ -185,7 +192,21 @@ func (c *Consumer) Ready() error {
 	if p := c.storeErr.Load(); p != nil {
 		return fmt.Errorf("%w: %w", ErrStoreFailing, *p)
 	}
+	if since := c.applyingSince.Load(); since != 0 {
+		if d := time.Since(time.Unix(0, since)); d >= c.slowCommit() {
+			return fmt.Errorf("%w for %v", ErrCommitStuck, d.Round(time.Second))
+		}
+	}
 	return nil
+}
+
+// slowCommit is how long a commit runs before it counts as stuck for
+// Ready: the InProgress interval, ack_wait/3 by default.
+func (c *Consumer) slowCommit() time.Duration {
+	if c.ipEvery > 0 {
+		return c.ipEvery
+	}
+	return c.cfg.Consumer.AckWait.Duration / 3
 }
 
 // Run sets up the stream and consumer (unless SkipSetup), then pulls and

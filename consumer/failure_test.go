@@ -691,3 +691,46 @@ func TestLostReplyCountsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownLeavesABlockedCommit: a commit blocked where cancelling
+// cannot reach it (a write to a frozen disk: found by a black-box run,
+// whose worker outlived SIGTERM by the 58 s the disk stayed frozen) holds
+// the shutdown for DrainTimeout plus a grace at most, then Run returns
+// ErrCommitAbandoned. While it is blocked, the worker is not ready.
+func TestShutdownLeavesABlockedCommit(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.DrainTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	blocked := make(chan struct{}, 1)
+	frozen := &flaky{Store: memory.New(), onApply: func(context.Context) error {
+		select {
+		case blocked <- struct{}{}:
+		default:
+		}
+		<-release // deaf to ctx, as a write(2) is
+		return nil
+	}}
+	defer close(release)
+	cfg.InProgressEvery = 200 * time.Millisecond
+	w := e.start(cfg, frozen)
+	e.publish(payloads(logicalLog(5, 0, false, 1)))
+	<-blocked
+	// Not ready once the commit has run for the InProgress interval
+	// (the worker said ready throughout a 90 s freeze before).
+	e.waitFor("not ready while the commit is stuck", 10*time.Second, func() bool {
+		return errors.Is(w.c.Ready(), consumer.ErrCommitStuck)
+	})
+	start := time.Now()
+	w.cancel()
+	select {
+	case err := <-w.done:
+		if !errors.Is(err, consumer.ErrCommitAbandoned) {
+			t.Fatalf("Run = %v, want ErrCommitAbandoned", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the shutdown waited for the blocked commit")
+	}
+	w.once.Do(func() {})
+	t.Logf("stopped %v after the stop", time.Since(start).Round(time.Millisecond))
+}

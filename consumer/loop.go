@@ -125,7 +125,12 @@ func (c *Consumer) loop(ctx context.Context, cons jetstream.Consumer) error {
 	batches, exited := make(chan *batch), make(chan error, 1)
 	go c.pipeline(commitCtx, batches, done, exited)
 	closeBatches := sync.OnceFunc(func() { close(batches) })
-	defer func() { closeBatches(); <-exited }()
+	defer func() {
+		closeBatches()
+		if !c.leftStuck {
+			<-exited
+		}
+	}()
 	commit := func() {
 		b := cur
 		cur = &batch{}
@@ -453,15 +458,38 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, tak
 	c.log.Info("shutdown: stopped pulling", zap.Duration("took", time.Since(t)),
 		zap.Int("in_hand", len(cur.msgs)), zap.Uint64("batches_committing", sent-min(sent, c.committed.Load())))
 	t = time.Now()
+	// A commit blocked where ctx cannot reach (a write to a frozen disk)
+	// would hold the shutdown for as long: past drainGrace after
+	// DrainTimeout, the drain leaves it.
+	stuck := time.NewTimer(c.cfg.DrainTimeout + drainGrace)
+	defer stuck.Stop()
 	if taking {
-		<-ready
+		select {
+		case <-ready:
+		case <-stuck.C:
+			return c.leaveStuck(t)
+		}
 	}
 	if len(cur.msgs) > 0 {
-		batches <- cur
-		<-ready
+		select {
+		case batches <- cur:
+		case <-stuck.C:
+			return c.leaveStuck(t)
+		}
+		select {
+		case <-ready:
+		case <-stuck.C:
+			return c.leaveStuck(t)
+		}
 	}
 	closeBatches()
-	if err := <-exited; err != nil {
+	var err error
+	select {
+	case err = <-exited:
+	case <-stuck.C:
+		return c.leaveStuck(t)
+	}
+	if err != nil {
 		// The step line, in its place in the shutdown sequence; Run
 		// returns the error, which incidentd reports once it has stopped.
 		c.log.Warn("shutdown: gave up the commit in hand after ack_wait; its messages stay un-acked for redelivery",
@@ -476,6 +504,19 @@ func (c *Consumer) drain(cancel context.CancelFunc, src *source, cur *batch, tak
 	}
 	c.log.Info("shutdown: committed and acked the batches in hand", zap.Duration("took", time.Since(t)))
 	return nil
+}
+
+// drainGrace is how long past DrainTimeout a shutdown waits for a commit
+// that does not return when cancelled.
+const drainGrace = 5 * time.Second
+
+// leaveStuck ends a drain whose commit did not return: its messages stay
+// un-acked (or are acked, if it completes before the process ends).
+func (c *Consumer) leaveStuck(t time.Time) error {
+	c.leftStuck = true
+	c.log.Warn("shutdown: the commit in hand did not return after ack_wait (the store blocks it: a frozen or stalled disk?); leaving it, its messages stay un-acked for redelivery",
+		zap.Duration("took", time.Since(t)))
+	return fmt.Errorf("%w (after %v): the store did not return", ErrCommitAbandoned, time.Since(t).Round(time.Millisecond))
 }
 
 // ackFlushWait is how long a shutdown waits for NATS to come back when acks
