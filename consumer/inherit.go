@@ -112,7 +112,7 @@ func (c *Consumer) catchUp(ctx context.Context, info *jetstream.ConsumerInfo, fl
 		if len(b.events) == 0 {
 			continue
 		}
-		if err := c.commit(ctx, b, nil); err != nil {
+		if err := c.commit(ctx, b, nil, time.Now()); err != nil {
 			return total, err
 		}
 		c.m.EventsInherited.Add(float64(len(b.events)))

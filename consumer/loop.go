@@ -263,14 +263,16 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 // an error only when ctx ends first; the messages then stay un-acked.
 // written, when not nil, is the fold an earlier Apply of the batch wrote
 // without confirming it (storage.ErrUnconfirmed): its counts are the
-// batch's.
-func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result) error {
+// batch's. since is when the batch's commit began (an earlier attempt by
+// the caller included): incidentd_flush_duration_seconds records the time
+// from then to the durable write, every failed attempt and backoff
+// included.
+func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result, since time.Time) error {
 	b.clearFinals(nil) // no settleOrphans on this path
 	stop := c.heartbeat(b.msgs)
 	cc := c.cfg.Consumer
 	backoff := cc.RetryInitial.Duration
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
 		res, conflicts, err := c.try(ctx, b)
 		if written != nil && (err == nil || errors.Is(err, storage.ErrUnconfirmed)) {
 			res = afterUnconfirmed(*written, res)
@@ -280,14 +282,14 @@ func (c *Consumer) commit(ctx context.Context, b *batch, written *dedupe.Result)
 		}
 		if err == nil {
 			stop()
-			c.acked(b, res, conflicts, time.Since(start))
+			c.acked(b, res, conflicts, time.Since(since))
 			if attempt > 1 {
 				c.log.Info("commit succeeded after retries", zap.Int("attempts", attempt))
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
-			c.m.BatchesFailed.Inc()
+			c.m.CommitFailed(err)
 			stop()
 			return fmt.Errorf("commit abandoned: %w", ctx.Err())
 		}
@@ -384,6 +386,7 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 	c.m.ObserveFold(res.Stats)
 	failed, first := 0, error(nil)
 	deferred := res.Deferred
+	applied := appliedIDs(res)
 	for i, m := range b.msgs {
 		var err error
 		if len(deferred) > 0 && deferred[0] == i {
@@ -391,7 +394,9 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 			deferred = deferred[1:]
 			err = m.NakWithDelay(max(c.cfg.Consumer.OrphanRetryDelay.Duration, time.Until(b.holds[i])))
 		} else {
-			c.m.ObserveLatency(b.stamps[i], now)
+			if applied.take(b.events[i].Event.ID) {
+				c.m.ObserveLatency(b.stamps[i], now)
+			}
 			err = m.Ack()
 		}
 		if err != nil {
@@ -413,6 +418,39 @@ func (c *Consumer) acked(b *batch, res dedupe.Result, conflicts int, took time.D
 		c.log.Warn("acks failed after a durable commit; those messages will be redelivered and absorbed as duplicates",
 			zap.Int("failed", failed), zap.Int("batch", len(b.msgs)), zap.Error(first))
 	}
+}
+
+// appliedSet holds the event ids a commit applied, each as often as it
+// was applied (once); nil when the fold found no event-id duplicate, so
+// that every event not deferred was applied.
+type appliedSet map[string]int
+
+// appliedIDs is res's applied event ids: the end-to-end latency is
+// observed for those only, not for event-id duplicates (a redelivery, a
+// replay of a recreated consumer: incidents that showed up long ago).
+// Merged triggers are applied events and count.
+func appliedIDs(res dedupe.Result) appliedSet {
+	if res.Stats.Duplicates == 0 {
+		return nil
+	}
+	s := make(appliedSet, len(res.EventIDs))
+	for _, id := range res.EventIDs {
+		s[id]++
+	}
+	return s
+}
+
+// take reports whether id was applied, using that up: of two messages of
+// one id in a batch, the first is the one applied.
+func (s appliedSet) take(id string) bool {
+	if s == nil {
+		return true
+	}
+	if s[id] == 0 {
+		return false
+	}
+	s[id]--
+	return true
 }
 
 // heartbeat sends InProgress for msgs every ipEvery until stopped.

@@ -151,7 +151,7 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 		}
 		if errors.Is(err, storage.ErrUnconfirmed) {
 			f.refolded = true
-			return c.commit(ctx, b, &f.res)
+			return c.commit(ctx, b, &f.res, start)
 		}
 		if errors.Is(err, storage.ErrOutcomeUnknown) {
 			b.unsettled = &lostWrite{res: f.res, err: err}
@@ -161,12 +161,12 @@ func (c *Consumer) finish(ctx context.Context, b *batch, f *flight, at, start ti
 		c.failed(prepErr)
 	}
 	f.refolded = true
-	return c.commit(ctx, b, nil)
+	return c.commit(ctx, b, nil, start)
 }
 
 // failed records a failing store: not ready, and the loop pauses pulling.
 func (c *Consumer) failed(err error) {
-	c.m.BatchesFailed.Inc()
+	c.m.CommitFailed(err)
 	c.storeErr.Store(&err)
 	select {
 	case c.failing <- struct{}{}:

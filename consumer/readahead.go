@@ -88,7 +88,7 @@ func (c *Consumer) readAhead(ctx context.Context, info *jetstream.ConsumerInfo, 
 		return nil, true
 	}
 	if len(side.events) > 0 {
-		if err := c.commit(ctx, side, nil); err != nil {
+		if err := c.commit(ctx, side, nil, time.Now()); err != nil {
 			return nil, true
 		}
 		c.m.EventsDecoded.Add(float64(len(side.events))) // as the catch-up counts what it reads

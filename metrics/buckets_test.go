@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,5 +44,32 @@ func TestLatencyP99OfADrainedBacklog(t *testing.T) {
 		if got < want/1.5 || got > want*1.5 {
 			t.Errorf("backlog %vs: p99 reads %.1fs, true %.1fs", backlog, got, want)
 		}
+	}
+}
+
+// IncidentdSlowCommits compares a flush p99 with 1 s: 1 s must be a bound,
+// or histogram_quantile interpolates inside the bucket around it and reads
+// over 1 s with no commit that long (with the bucket (0.512, 1.024] it read
+// 1.019 s once a fifth of the commits took 0.6 s).
+func TestFlushBucketsHoldTheSlowCommitThreshold(t *testing.T) {
+	b := metrics.FlushBuckets
+	if !slices.Contains(b, 1) {
+		t.Fatalf("flush buckets %v lack 1 s", b)
+	}
+	for i := 1; i < len(b); i++ {
+		if b[i] <= b[i-1] {
+			t.Fatalf("bucket %v after %v", b[i], b[i-1])
+		}
+	}
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x_seconds", Help: "x", Buckets: b})
+	for i := range 100 {
+		if i < 25 {
+			h.Observe(0.9)
+		} else {
+			h.Observe(0.01)
+		}
+	}
+	if got := metrics.HistogramQuantile(0.99, metrics.Snapshot(h)); got > 1 {
+		t.Errorf("p99 of commits all under 1 s reads %.3f s", got)
 	}
 }

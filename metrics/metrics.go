@@ -7,9 +7,14 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,6 +105,60 @@ var LatencyBuckets = []float64{0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 
 	0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300,
 	600, 900, 1800, 3600}
 
+// FlushBuckets are the flush-duration histogram's bounds, in seconds:
+// 0.5 ms doubling to 16.384 s, with 1 s added. IncidentdSlowCommits compares
+// a p99 with 1 s: histogram_quantile interpolates inside the bucket holding
+// the rank, so a threshold inside a bucket ((0.512, 1.024] before 1 was
+// added) fired with no commit over 1 s once a fifth of them took over
+// 0.512 s. A threshold that is a bound reads true only when over 1 % of
+// the commits took longer.
+var FlushBuckets = func() []float64 {
+	b := prometheus.ExponentialBuckets(0.0005, 2, 16)
+	i, _ := slices.BinarySearch(b, 1)
+	return slices.Insert(b, i, 1)
+}()
+
+// Label values of incidentd_commit_errors_total{reason}: what the store
+// answered a failed batch commit attempt.
+const (
+	// CommitErrorOOM: Redis at maxmemory refused the write ("OOM command
+	// not allowed when used memory > 'maxmemory'").
+	CommitErrorOOM = "oom"
+	// CommitErrorReadOnly: Redis answered READONLY (a replica, mid
+	// failover).
+	CommitErrorReadOnly = "readonly"
+	// CommitErrorTimeout: the store did not answer in time (a deadline, a
+	// network timeout).
+	CommitErrorTimeout = "timeout"
+	// CommitErrorOther: anything else.
+	CommitErrorOther = "other"
+)
+
+// CommitErrorReasons are the label values of
+// incidentd_commit_errors_total{reason}.
+var CommitErrorReasons = []string{CommitErrorOOM, CommitErrorReadOnly, CommitErrorTimeout, CommitErrorOther}
+
+// CommitErrorReason classifies the error of a failed batch commit attempt
+// as one of CommitErrorReasons. Redis errors are read from their text (the
+// store wraps them; go-redis's error type is not needed here).
+func CommitErrorReason(err error) string {
+	if err == nil {
+		return CommitErrorOther
+	}
+	msg := err.Error()
+	var ne net.Error
+	switch {
+	case strings.Contains(msg, "OOM command not allowed"):
+		return CommitErrorOOM
+	case strings.Contains(msg, "READONLY "):
+		return CommitErrorReadOnly
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return CommitErrorTimeout
+	}
+	return CommitErrorOther
+}
+
 // Build describes the running binary for incidentd_build_info.
 type Build struct {
 	Version string
@@ -150,7 +209,10 @@ type Metrics struct {
 
 	BatchesCommitted prometheus.Counter
 	BatchesFailed    prometheus.Counter
-	StoreConflicts   prometheus.Counter
+	// CommitErrors counts the same failed attempts as BatchesFailed, by
+	// what the store answered (CommitErrorReasons).
+	CommitErrors   *prometheus.CounterVec
+	StoreConflicts prometheus.Counter
 	// BatchesRefolded counts prepared folds discarded and redone on a
 	// fresh read because the batch before was folded again.
 	BatchesRefolded prometheus.Counter
@@ -252,16 +314,18 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 			Help: "Operators' state changes through this worker's API, by the state set (requests that changed nothing excluded)."}, []string{"to"}),
 		BatchesCommitted: counter("batches_committed_total", "Batches durably committed to the store and acked."),
 		BatchesFailed:    counter("batches_failed_total", "Batch commit attempts that failed (each retry counts)."),
-		StoreConflicts:   counter("store_conflicts_total", "Optimistic-concurrency conflicts resolved by re-reading and folding again."),
-		BatchesRefolded:  counter("batches_refolded_total", "Batches read and folded again before their write because the batch before them was folded again (a conflict, a store failure)."),
+		CommitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "commit_errors_total",
+			Help: "Batch commit attempts that failed, by what the store answered: oom (Redis at maxmemory), readonly (a Redis replica), timeout, other; they sum to incidentd_batches_failed_total."}, []string{"reason"}),
+		StoreConflicts:  counter("store_conflicts_total", "Optimistic-concurrency conflicts resolved by re-reading and folding again."),
+		BatchesRefolded: counter("batches_refolded_total", "Batches read and folded again before their write because the batch before them was folded again (a conflict, a store failure)."),
 		FlushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "flush_duration_seconds",
-			Help:    "Time to commit one batch durably (lookup, fold, apply, retries included).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+			Help:    "Time to commit one batch durably, from its first read to its durable write: lookup, fold, apply, and every failed attempt and backoff before it (a batch retried through a store outage records the outage).",
+			Buckets: FlushBuckets}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "batch_size_events",
 			Help:    "Valid events per committed batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
 		EndToEndLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "end_to_end_latency_seconds",
-			Help:    "Commit time minus the message's JetStream timestamp, per event.",
+			Help:    "Commit time minus the message's JetStream timestamp, per event the commit applied (merges included; event-id duplicates, such as a replay of events already applied, and deferred events are not observed).",
 			Buckets: LatencyBuckets}),
 		ConsumerPending:       gauge("consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (num_pending)."),
 		ConsumerAckPending:    gauge("consumer_ack_pending_messages", "Messages delivered but not yet acked (num_ack_pending)."),
@@ -287,6 +351,9 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		IncidentsPruned: counter("incidents_pruned_total",
 			"Resolved and Closed incidents deleted by the sweep because their last event and last change are older than state.incident_retention."),
 		Health: NewHealth(),
+	}
+	for _, r := range CommitErrorReasons {
+		m.CommitErrors.WithLabelValues(r)
 	}
 	for _, o := range WriteOutcomes {
 		m.WritesUnanswered.WithLabelValues(o)
@@ -331,7 +398,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 	cs := []prometheus.Collector{m.EventsReceived, m.EventsDecoded, m.EventsInvalid, m.EventsDeadLettered, m.DeadLetterFailures, m.DeadLettersAbandoned,
 		m.EventsApplied, m.EventsDuplicate, m.EventsLate, m.EventsOrphaned, m.EventsDeferred, m.EventsInherited, m.EventsReadAhead, m.PeersLost, m.PeersStuck, m.IncidentsOpened,
 		m.IncidentsReopened, m.IncidentsAcknowledged, m.IncidentsResolved, m.IncidentsOperatorTransitions, m.BatchesCommitted,
-		m.BatchesFailed, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
+		m.BatchesFailed, m.CommitErrors, m.StoreConflicts, m.BatchesRefolded, m.FlushDuration, m.BatchSize, m.EndToEndLatency,
 		m.ConsumerPending, m.ConsumerAckPending, m.ConsumerMaxAckPending, m.ConsumerAckPendingLimit, m.ConsumerRedelivered, m.StoreSize, m.StoreIncidents,
 		m.StoreIncidentsByState, m.NATSErrors, m.AcksFailed, m.StoreUnreachable, m.JetStreamRecreated, m.PullRestarts, m.WritesUnanswered, m.SweepFailures, m.IncidentsPruned, ready, info}
 	for _, c := range cs {
@@ -366,6 +433,12 @@ func (m *Metrics) ObserveOperator(from, to incident.State) {
 	if from.Active() && !to.Active() {
 		m.IncidentsResolved.WithLabelValues(string(incident.ResolvedByOperator)).Inc()
 	}
+}
+
+// CommitFailed counts one failed batch commit attempt with its error.
+func (m *Metrics) CommitFailed(err error) {
+	m.BatchesFailed.Inc()
+	m.CommitErrors.WithLabelValues(CommitErrorReason(err)).Inc()
 }
 
 // ObserveLatency records the end-to-end latency of one event committed at

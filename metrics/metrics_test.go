@@ -1,9 +1,11 @@
 package metrics_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,5 +264,42 @@ func TestStoreIncidentsByStateStartsAtZero(t *testing.T) {
 		if v := testutil.ToFloat64(m.StoreIncidentsByState.WithLabelValues(st.String())); v != 0 {
 			t.Errorf("state %s reads %v", st, v)
 		}
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "read tcp 10.0.0.1:6379: i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// The commit errors' reasons, from the errors the stores wrap.
+func TestCommitErrorReason(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("apply: redis apply: %w", errors.New("OOM command not allowed when used memory > 'maxmemory'.")), metrics.CommitErrorOOM},
+		{fmt.Errorf("apply: %w", errors.New("READONLY You can't write against a read only replica.")), metrics.CommitErrorReadOnly},
+		{fmt.Errorf("lookup: %w", context.DeadlineExceeded), metrics.CommitErrorTimeout},
+		{fmt.Errorf("apply: %w", &net.OpError{Op: "read", Net: "tcp", Err: timeoutErr{}}), metrics.CommitErrorTimeout},
+		{errors.New("pebble: disk full"), metrics.CommitErrorOther},
+		{context.Canceled, metrics.CommitErrorOther},
+	} {
+		if got := metrics.CommitErrorReason(c.err); got != c.want {
+			t.Errorf("%v: %s, want %s", c.err, got, c.want)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Build{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.CommitErrors); n != len(metrics.CommitErrorReasons) {
+		t.Errorf("%d commit_errors_total series at start, want %d", n, len(metrics.CommitErrorReasons))
+	}
+	m.CommitFailed(errors.New("OOM command not allowed"))
+	if testutil.ToFloat64(m.BatchesFailed) != 1 || testutil.ToFloat64(m.CommitErrors.WithLabelValues(metrics.CommitErrorOOM)) != 1 {
+		t.Error("CommitFailed did not count the attempt in both")
 	}
 }
