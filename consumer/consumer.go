@@ -222,27 +222,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // bind sets up the streams and the consumer (unless SkipSetup) and returns
-// the consumer handle.
-func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
+// the consumer handle, and whether this worker created the durable
+// consumer (it was missing).
+func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, bool, error) {
 	cc := c.cfg.Consumer
+	var created bool
 	if !c.cfg.SkipSetup {
 		rep, err := Setup(ctx, c.js, cc)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		created = rep.ConsumerCreated
 		for _, a := range rep.Actions {
 			c.log.Info("jetstream setup", zap.String("action", a))
 		}
 	}
 	cons, err := c.js.Consumer(ctx, cc.Stream, cc.Durable)
 	if err != nil {
-		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+		return nil, created, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
 	}
-	return cons, nil
+	return cons, created, nil
 }
 
 func (c *Consumer) run(ctx context.Context) error {
-	cons, err := c.bind(ctx)
+	cons, _, err := c.bind(ctx) // a consumer created at start is no recreation
 	if err != nil {
 		return err
 	}

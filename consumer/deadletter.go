@@ -162,7 +162,9 @@ func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
 			c.log.Error("dead-letter stream missing and not set up again", zap.Error(err))
 			return
 		}
-		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedDeadLetterStream).Inc()
+		if created(act) { // another worker may have set it up first
+			c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedDeadLetterStream).Inc()
+		}
 		c.log.Warn("dead-letter stream was missing", zap.String("action", act))
 	}()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,7 +152,9 @@ func (c *Consumer) bindMaxDeliveries(ctx context.Context, cons *jetstream.Consum
 		}
 		var acts []string
 		if acts, err = setupMaxDeliveries(ctx, c.js, cc); err == nil {
-			c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedMaxDeliveries).Inc()
+			if slices.ContainsFunc(acts, created) { // another worker may have set them up first
+				c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedMaxDeliveries).Inc()
+			}
 			c.log.Warn("max-deliveries advisory stream or consumer was missing", zap.Strings("actions", acts))
 			got, err = c.js.Consumer(ctx, cc.MaxDeliveriesStream(), cc.Durable)
 		}

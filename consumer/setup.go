@@ -21,7 +21,13 @@ var ErrMismatch = errors.New("consumer: existing JetStream object does not match
 // "stream INCIDENTS updated: max_age 24h -> 168h".
 type Report struct {
 	Actions []string
+	// ConsumerCreated: this call created the durable consumer (it did not
+	// exist). Another worker finding it there finds it unchanged.
+	ConsumerCreated bool
 }
+
+// created reports whether a setup action created its object.
+func created(action string) bool { return strings.HasSuffix(action, " created") }
 
 // StreamConfig is the incident stream the configuration asks for: file
 // storage, limits retention, a Nats-Msg-Id duplicate window and a maximum age.
@@ -91,6 +97,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfi
 		return rep, err
 	}
 	rep.Actions = append(rep.Actions, act)
+	rep.ConsumerCreated = created(act)
 	acts, err := setupMaxDeliveries(ctx, js, cfg)
 	if err != nil {
 		return rep, err

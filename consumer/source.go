@@ -153,7 +153,6 @@ func (c *Consumer) waitConnected(s *source) bool {
 // and waited out for retry_initial. It reports whether the pump must end.
 func (c *Consumer) pullFailed(s *source, cons jetstream.Consumer, err error, failures *int) bool {
 	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
 		c.log.Error("the durable consumer is gone; setting it up again", zap.Error(err))
 		c.bound.Store(false)
 		return true
@@ -165,7 +164,6 @@ func (c *Consumer) pullFailed(s *source, cons jetstream.Consumer, err error, fai
 		// A server restarted without its JetStream state, or the stream
 		// deleted while NATS was away: no pull request can ever be
 		// answered, so set everything up again.
-		c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
 		c.log.Error("the durable consumer is gone (its stream, or the server's JetStream state, was lost); setting it up again",
 			append(state, zap.Error(err))...)
 		c.bound.Store(false)
@@ -232,7 +230,13 @@ func (c *Consumer) restartSource(ctx context.Context, cons jetstream.Consumer) (
 	for {
 		var err error
 		if !c.bound.Load() {
-			cons, err = c.bind(ctx)
+			var created bool
+			cons, created, err = c.bind(ctx)
+			if created {
+				// Counted where it was created, not where it was found
+				// gone: every worker of the consumer finds that.
+				c.m.JetStreamRecreated.WithLabelValues(metrics.RecreatedConsumer).Inc()
+			}
 		}
 		if err == nil {
 			var src *source
