@@ -6,7 +6,8 @@
 // breaks.
 //
 // The package only describes and checks settings: it opens no files other
-// than the config file, dials nothing and logs nothing. Load returns the
+// than the config file and the [nats] credential and TLS files Validate
+// checks, dials nothing and logs nothing. Load returns the
 // notes a caller should log (for example the "sled" alias) in
 // Config.Warnings, and Redacted returns a copy that is safe to log.
 package config
@@ -194,14 +195,36 @@ type NATSConfig struct {
 	URL string `toml:"url" json:"url"`
 	// Name is nats.name, the client connection name.
 	Name string `toml:"name" json:"name"`
-	// CredentialsFile is nats.credentials_file, a .creds file (JWT + nkey).
+	// CredentialsFile is nats.credentials_file, a .creds file (a user JWT
+	// and its nkey seed); Validate reads it to check it holds a user JWT.
 	CredentialsFile string `toml:"credentials_file" json:"credentials_file"`
+	// NkeySeedFile is nats.nkey_seed_file, a file holding a user nkey seed
+	// alone (nkey authentication, no JWT): the seed signs the server's
+	// challenge and never leaves the process.
+	NkeySeedFile string `toml:"nkey_seed_file" json:"nkey_seed_file"`
 	// User is nats.user.
 	User string `toml:"user" json:"user"`
 	// Password is nats.password. Secret.
 	Password string `toml:"password" json:"password"`
 	// Token is nats.token. Secret.
 	Token string `toml:"token" json:"token"`
+	// TLSCAFile is nats.tls_ca_file, a PEM bundle of the CAs trusted to
+	// sign the servers' certificates (the system's pool when empty).
+	TLSCAFile string `toml:"tls_ca_file" json:"tls_ca_file"`
+	// TLSCertFile is nats.tls_cert_file, the client certificate for mutual
+	// TLS (set together with TLSKeyFile).
+	TLSCertFile string `toml:"tls_cert_file" json:"tls_cert_file"`
+	// TLSKeyFile is nats.tls_key_file, the client certificate's key.
+	TLSKeyFile string `toml:"tls_key_file" json:"tls_key_file"`
+	// TLSServerName is nats.tls_server_name, overriding the name checked in
+	// the servers' certificates (the URL's host by default).
+	TLSServerName string `toml:"tls_server_name" json:"tls_server_name"`
+	// PingInterval is nats.ping_interval (1s..10m): how often the client
+	// pings the server; after MaxPingsOutstanding pings without an answer
+	// the connection counts as lost and the client reconnects.
+	PingInterval Duration `toml:"ping_interval" json:"ping_interval"`
+	// MaxPingsOutstanding is nats.max_pings_outstanding (1..100).
+	MaxPingsOutstanding int `toml:"max_pings_outstanding" json:"max_pings_outstanding"`
 	// EmbeddedListen is nats.embedded_listen, the embedded server's client
 	// address (host:port; port 0 picks a free one).
 	EmbeddedListen string `toml:"embedded_listen" json:"embedded_listen"`
@@ -400,6 +423,11 @@ func Default() Config {
 			Name:             "incidentd",
 			EmbeddedListen:   "127.0.0.1:4222",
 			EmbeddedStoreDir: "./data/nats",
+			// A frozen or partitioned server is found within about
+			// ping_interval × (max_pings_outstanding + 1), 40 s, not
+			// nats.go's 6 min (2m × 2 + 2m).
+			PingInterval:        Duration{10 * time.Second},
+			MaxPingsOutstanding: 3,
 			// nats-server's own default
 			EmbeddedSyncInterval: SyncInterval{Every: 2 * time.Minute},
 		},

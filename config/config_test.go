@@ -592,7 +592,7 @@ func TestEnvOverrides(t *testing.T) {
 		{
 			name:     "credentials in the NATS URL and nats.user",
 			file:     "[nats]\nurl = \"nats://u:s3cret@n:4222\"\nuser = \"other\"\npassword = \"pw\"\n",
-			problems: []string{`nats.url: "nats://u:xxxxx@n:4222" carries credentials and nats.user, nats.token or nats.credentials_file is set too`},
+			problems: []string{`nats.url: "nats://u:xxxxx@n:4222" carries credentials and nats.user, nats.token, nats.credentials_file or nats.nkey_seed_file is set too`},
 		},
 		{
 			name: "an empty [metrics] table keeps the defaults",

@@ -65,8 +65,10 @@ func (p *problems) durRange(field string, v Duration, lo, hi time.Duration) {
 }
 
 // Validate checks every setting and returns a *ValidationError listing all
-// problems at once (not only the first), or nil. It is pure: it opens no
-// files and dials nothing.
+// problems at once (not only the first), or nil. It dials nothing, and the
+// only files it opens are those [nats] names (credentials, nkey seed, TLS),
+// to check they are readable and of the right kind; no problem quotes their
+// contents.
 func (c Config) Validate() error {
 	var p problems
 	c.validate(&p)
@@ -304,8 +306,8 @@ func (c Config) validateNATS(p *problems) {
 				p.add("nats.url", "not a valid server URL: %q", shown)
 				continue
 			}
-			if parsed.User != nil && (n.User != "" || n.Token != "" || n.CredentialsFile != "") {
-				p.add("nats.url", "%q carries credentials and nats.user, nats.token or nats.credentials_file is set too: choose one authentication method", shown)
+			if parsed.User != nil && (n.User != "" || n.Token != "" || n.CredentialsFile != "" || n.NkeySeedFile != "") {
+				p.add("nats.url", "%q carries credentials and nats.user, nats.token, nats.credentials_file or nats.nkey_seed_file is set too: choose one authentication method", shown)
 			}
 		}
 	}
@@ -318,6 +320,28 @@ func (c Config) validateNATS(p *problems) {
 	if n.CredentialsFile != "" && (n.User != "" || n.Token != "") {
 		p.add("nats.credentials_file", "set together with nats.user or nats.token: choose one authentication method")
 	}
+	if n.NkeySeedFile != "" && (n.User != "" || n.Token != "" || n.CredentialsFile != "") {
+		p.add("nats.nkey_seed_file", "set together with nats.user, nats.token or nats.credentials_file: choose one authentication method")
+	}
+	checkCredentialsFile(p, n.CredentialsFile)
+	checkSeedFile(p, n.NkeySeedFile)
+	if (n.TLSCertFile == "") != (n.TLSKeyFile == "") {
+		p.add("nats.tls_cert_file", "nats.tls_cert_file and nats.tls_key_file must be set together or not at all")
+	}
+	checkPEMFile(p, "nats.tls_ca_file", n.TLSCAFile, "CERTIFICATE")
+	checkPEMFile(p, "nats.tls_cert_file", n.TLSCertFile, "CERTIFICATE")
+	checkPEMFile(p, "nats.tls_key_file", n.TLSKeyFile, "PRIVATE KEY")
+	if c.Embedded() {
+		for _, f := range []struct{ key, v string }{
+			{"tls_ca_file", n.TLSCAFile}, {"tls_cert_file", n.TLSCertFile}, {"tls_key_file", n.TLSKeyFile}, {"tls_server_name", n.TLSServerName},
+		} {
+			if f.v != "" {
+				p.add("nats."+f.key, "is set but nats.url is empty: the embedded server has no TLS")
+			}
+		}
+	}
+	p.durRange("nats.ping_interval", n.PingInterval, time.Second, 10*time.Minute)
+	p.intRange("nats.max_pings_outstanding", n.MaxPingsOutstanding, 1, 100)
 	checkListen(p, "nats.embedded_listen", n.EmbeddedListen)
 	if c.Embedded() && strings.TrimSpace(n.EmbeddedStoreDir) == "" {
 		p.add("nats.embedded_store_dir", "required when nats.url is empty (the embedded server keeps its JetStream data there)")

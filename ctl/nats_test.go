@@ -164,7 +164,7 @@ func TestNATSCredentialsConflict(t *testing.T) {
 	tokenCfg := filepath.Join(dir, "token.toml")
 	writeFile(t, tokenCfg, "[nats]\ntoken = \"f1letok\"\n")
 	creds := filepath.Join(dir, "alice.creds")
-	writeFile(t, creds, "")
+	writeFile(t, creds, "-----BEGIN NATS USER JWT-----\neyJ0.x.y\n------END NATS USER JWT------\n")
 	credsCfg := filepath.Join(dir, "creds.toml")
 	writeFile(t, credsCfg, "[nats]\ncredentials_file = \""+creds+"\"\n")
 	commands := [][]string{{"setup"}, {"publish", "--generate", "1"}, {"bench", "--events", "10"}}
@@ -192,7 +192,7 @@ func TestNATSCredentialsConflict(t *testing.T) {
 				// same way as --nats-url.
 				r = runCtl(t, map[string]string{"NATS_URL": c.url}, "", append(append([]string{}, cmd...), "--config", c.cfg)...)
 				mustCode(t, r, ctl.ExitUsage)
-				want = `NATS_URL (nats.url): "` + c.shown + `" carries credentials and nats.user, nats.token or nats.credentials_file is set too`
+				want = `NATS_URL (nats.url): "` + c.shown + `" carries credentials and nats.user, nats.token, nats.credentials_file or nats.nkey_seed_file is set too`
 				if cmd[0] == "bench" {
 					want = `NATS_URL "` + c.shown + `" carries credentials, and so does the [nats] table of ` + c.cfg
 				}
