@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +37,12 @@ var Version = "dev"
 // ErrNATSDisconnected is the readiness failure while the NATS connection is
 // down.
 var ErrNATSDisconnected = errors.New("app: NATS not connected")
+
+// ErrNATSClosed is Run's error when the NATS client closed its connection
+// for good while the worker was not stopping: it no longer reconnects, so
+// the worker stops (and its process exits 1) for the orchestrator to
+// start it again rather than stay up with nothing to read.
+var ErrNATSClosed = errors.New("nats connection closed for good")
 
 // App is one worker: everything is started by New and stopped by Run when its
 // context ends.
@@ -67,6 +75,16 @@ type App struct {
 	HTTPLimits HTTPLimits
 	// httpLimits are the limits in force, read by readBody.
 	httpLimits HTTPLimits
+
+	// stopping is set before the worker closes its NATS connection
+	// itself; natsClosed is closed when the connection closed without it
+	// (its last error in natsClosedErr).
+	stopping      atomic.Bool
+	natsClosed    chan struct{}
+	natsClosedErr error
+	closedOnce    sync.Once
+	// natsLogs rate-limits the repeated NATS client warnings.
+	natsLogs natsLogLimiter
 }
 
 // New starts the embedded nats-server (when cfg.NATS.URL is empty), connects
@@ -100,7 +118,7 @@ func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg pro
 	if !ok {
 		gath = prometheus.DefaultGatherer
 	}
-	a := &App{cfg: cfg, log: log, reg: reg, gath: gath}
+	a := &App{cfg: cfg, log: log, reg: reg, gath: gath, natsClosed: make(chan struct{})}
 	defer func() { // a is not the named result: "return nil, err" must not nil it
 		if err != nil {
 			a.abort()
@@ -172,6 +190,11 @@ func (a *App) connect() error {
 	opts := append(NATSOptions(n),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		// Keep trying through a rejected login (a password rotated on
+		// the server before the worker's secret): nats.go gives up
+		// after the same auth error twice otherwise.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ClosedHandler(a.natsClosedHandler),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				a.m.NATSErrors.WithLabelValues(metrics.NATSDisconnected).Inc()
@@ -199,6 +222,25 @@ func (a *App) connect() error {
 	return nil
 }
 
+// natsClosedHandler is told when the connection is closed: by the worker
+// itself at its shutdown, or by the client giving up, which Run turns into
+// ErrNATSClosed.
+func (a *App) natsClosedHandler(c *nats.Conn) {
+	if a.stopping.Load() {
+		return
+	}
+	a.closedOnce.Do(func() {
+		a.natsClosedErr = c.LastError()
+		close(a.natsClosed)
+	})
+}
+
+// closeNATS closes the connection as the worker's own decision.
+func (a *App) closeNATS() {
+	a.stopping.Store(true)
+	a.nc.Close()
+}
+
 // connectedURL is the URL of the server c is connected to, with its secrets
 // masked as in the logged configuration (config.RedactNATSURL): the
 // password and a token (a user without a password), which the client's
@@ -208,10 +250,26 @@ func connectedURL(c *nats.Conn) string { return config.RedactNATSURL(c.Connected
 // natsError counts and logs the NATS client's asynchronous errors. A slow
 // consumer is the one that matters: the client dropped messages, and
 // JetStream redelivers them only after ack_wait.
+//
+// An authorization failure (the server refused the worker's credentials at
+// a reconnection; the client keeps trying every second) and a permissions
+// violation (one per refused publish or subscribe, which can come every
+// 250 ms) are logged once a minute for each distinct error, with how many
+// were not logged since; every one is counted.
 func (a *App) natsError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	kind := metrics.NATSErrorKind(err)
 	a.m.NATSErrors.WithLabelValues(kind).Inc()
 	fields := []zap.Field{zap.String("kind", kind), zap.Error(err)}
+	if kind == metrics.NATSAuth || kind == metrics.NATSPermission {
+		log, suppressed := a.natsLogs.allow(kind+" "+err.Error(), time.Now())
+		if !log {
+			return
+		}
+		fields = append(fields, zap.Int("not_logged_since", suppressed))
+		if kind == metrics.NATSAuth {
+			fields = append(fields, zap.String("hint", "the server refused the credentials of [nats]; reconnecting every second until it accepts them"))
+		}
+	}
 	if sub != nil {
 		if msgs, bytes, perr := sub.Pending(); perr == nil {
 			fields = append(fields, zap.Int("pending_msgs", msgs), zap.Int("pending_bytes", bytes))
@@ -359,6 +417,14 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = err
 		cancel()
 		<-consErr
+	case <-a.natsClosed:
+		runErr = ErrNATSClosed
+		if a.natsClosedErr != nil {
+			runErr = fmt.Errorf("%w (last error: %w)", ErrNATSClosed, a.natsClosedErr)
+		}
+		a.log.Error("nats connection closed for good: the client stopped reconnecting; stopping the worker to be restarted", zap.Error(a.natsClosedErr))
+		cancel()
+		<-consErr
 	}
 	stopProbe()
 	<-probed
@@ -393,7 +459,7 @@ func (a *App) shutdown() error {
 		a.stopHTTP("metrics http stopped", a.msrv, a.HTTPLimits.ShutdownGrace)
 	}
 	errs = append(errs, a.step("nats connection closed", func() error {
-		a.nc.Close()
+		a.closeNATS()
 		return nil
 	}))
 	if a.embed != nil {
@@ -435,9 +501,48 @@ func (a *App) abort() {
 		_ = a.store.Close()
 	}
 	if a.nc != nil {
-		a.nc.Close()
+		a.closeNATS()
 	}
 	if a.embed != nil {
 		a.embed.Shutdown()
 	}
+}
+
+// natsLogLimiter lets one warning per key through each natsLogEvery.
+type natsLogLimiter struct {
+	mu   sync.Mutex
+	keys map[string]*natsLogKey
+}
+
+type natsLogKey struct {
+	last       time.Time
+	suppressed int
+}
+
+// natsLogEvery is how often a repeated NATS client warning is logged.
+const natsLogEvery = time.Minute
+
+// allow reports whether the warning key is logged at now and how many of
+// it were not logged since the last one that was.
+func (l *natsLogLimiter) allow(key string, now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keys == nil {
+		l.keys = map[string]*natsLogKey{}
+	}
+	k, ok := l.keys[key]
+	if !ok {
+		if len(l.keys) >= 1000 { // distinct subjects: bound the memory
+			clear(l.keys)
+		}
+		l.keys[key] = &natsLogKey{last: now}
+		return true, 0
+	}
+	if now.Sub(k.last) < natsLogEvery {
+		k.suppressed++
+		return false, 0
+	}
+	n := k.suppressed
+	k.last, k.suppressed = now, 0
+	return true, n
 }

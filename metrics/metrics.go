@@ -39,13 +39,16 @@ const (
 )
 
 // NATSErrorKinds are the label values of incidentd_nats_errors_total{kind}.
-var NATSErrorKinds = []string{NATSSlowConsumer, NATSMissedHeartbeat, NATSPermission, NATSDisconnected, NATSOther}
+var NATSErrorKinds = []string{NATSSlowConsumer, NATSMissedHeartbeat, NATSPermission, NATSAuth, NATSDisconnected, NATSOther}
 
 // Kinds of NATS client errors.
 const (
 	NATSSlowConsumer    = "slow_consumer"
 	NATSMissedHeartbeat = "missed_heartbeat"
 	NATSPermission      = "permission"
+	// NATSAuth counts logins the server refused (authorization violation,
+	// expired or revoked credentials), one per reconnection attempt.
+	NATSAuth = "auth"
 	// NATSDisconnected counts losses of the connection to NATS (the
 	// "nats disconnected" warning).
 	NATSDisconnected = "disconnected"
@@ -61,6 +64,9 @@ func NATSErrorKind(err error) string {
 		return NATSMissedHeartbeat
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return NATSPermission
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		return NATSAuth
 	}
 	return NATSOther
 }
@@ -338,7 +344,7 @@ func New(reg prometheus.Registerer, build Build) (*Metrics, error) {
 		StoreIncidentsByState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "store_incidents_by_state",
 			Help: "Incidents in the store by state; Detected, Triaged, Investigating and Remediating are the open ones."}, []string{"state"}),
 		NATSErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "nats_errors_total",
-			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent, not produced since requests last a second; disconnected: the connection to NATS was lost)."}, []string{"kind"}),
+			Help: "Errors of the NATS client and of the pull, by kind (slow_consumer: messages dropped in the client; missed_heartbeat: a pull request went silent, not produced since requests last a second; permission: the server refused a publish or subscribe; auth: the server refused the credentials at a reconnection; disconnected: the connection to NATS was lost)."}, []string{"kind"}),
 		AcksFailed: counter("acks_failed_total", "Acks that could not be sent after a durable commit (the message is redelivered and absorbed as a duplicate)."),
 		StoreUnreachable: counter("store_unreachable_total",
 			"Times the store stopped answering the readiness probe (a Redis PING each consumer.lag_poll_interval): one per outage, not per failed probe."),
