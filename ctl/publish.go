@@ -66,7 +66,7 @@ func newPublishCmd(o IO, _ func() *zap.Logger) *cobra.Command {
 	fs.Float64Var(&f.resolve, "resolve-ratio", 0, "with --generate: share of resolve events")
 	fs.StringVar(&f.subject, "subject", DefaultSubject, "subject `template`; {source} is the event's source")
 	fs.IntVar(&f.maxPending, "max-pending", 4096, "most publishes awaiting their JetStream ack")
-	fs.DurationVar(&f.retryFor, "retry-for", time.Minute, "how long to keep sending again, with their Nats-Msg-Id, the events whose publish or ack was lost with the connection to NATS (a server restart), counted from the first such failure until an ack succeeds; events without an id are not sent again; 0: fail them at once")
+	fs.DurationVar(&f.retryFor, "retry-for", time.Minute, "how long to keep sending again, with their Nats-Msg-Id, the events whose publish or ack was lost with the connection to NATS (a server restart) or with the stream's leader (a failover), counted from the first such failure until an ack succeeds; events without an id are not sent again; 0: fail them at once")
 	fs.BoolVar(&f.validate, "validate", false, "decode every NDJSON line first; skip and report bad ones (exit 1) instead of publishing them for the worker to dead-letter")
 	fs.IntVar(&f.maxBytes, "max-event-bytes", incident.DefaultMaxEventBytes, "with --validate: the worker's consumer.max_event_bytes (default: --config's, else 65536)")
 	fs.DurationVar(&f.maxSkew, "max-clock-skew", 0, "with --validate: the worker's consumer.max_clock_skew, 0 for no bound (default: --config's, else 0)")
@@ -171,12 +171,12 @@ func publishSummary(st publishStats) string {
 }
 
 // retriedNote tells, when any were, how many events were sent again after
-// the connection to NATS was lost.
+// the connection to NATS, or the stream's leader, was lost.
 func retriedNote(st publishStats) string {
 	if st.Retried == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d sent again after the connection to NATS was lost)", st.Retried)
+	return fmt.Sprintf(" (%d sent again after the connection to NATS or the stream's leader was lost)", st.Retried)
 }
 
 // stoppedAt is the error of an NDJSON run stopped before line lineNo was

@@ -55,7 +55,8 @@ type publisher struct {
 	failed   atomic.Int64
 	resolved atomic.Int64 // acks the collector saw succeed or fail
 	// retried counts messages sent again after their publish or ack was
-	// lost with the connection (see republish.go); retryFor bounds how
+	// lost with the connection or the stream's leader (see republish.go);
+	// retryFor bounds how
 	// long failures in a row may last, from outageSince (unix ns, 0 when
 	// the last ack succeeded).
 	retried     atomic.Int64
@@ -64,9 +65,11 @@ type publisher struct {
 	errOnce     sync.Once
 	firstErr    error
 	// noStream holds the subjects JetStream answered "no response from
-	// stream" for: no stream listens there, and every later publish on
-	// one of them would fail the same way, so it fails at once.
-	noStream sync.Map
+	// stream" for and, asked, that no stream listens there (streamGone):
+	// every later publish on one of them would fail the same way, so it
+	// fails at once. hasStream holds those it named a stream for: "no
+	// response from stream" there means the stream is electing a leader.
+	noStream, hasStream sync.Map
 }
 
 // newPublisher starts the ack collector; maxPending bounds the acks in
@@ -75,7 +78,13 @@ type publisher struct {
 // interruptGrace more for the acks outstanding, then stops: wait counts
 // the rest as failed.
 func newPublisher(ctx context.Context, nc *nats.Conn, maxPending int, retryFor time.Duration) (*publisher, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
+	return newPublisherAckTimeout(ctx, nc, maxPending, retryFor, ackTimeout)
+}
+
+// newPublisherAckTimeout is newPublisher with each publish waiting ackWait
+// for its ack (tests shorten ackTimeout).
+func newPublisherAckTimeout(ctx context.Context, nc *nats.Conn, maxPending int, retryFor, ackWait time.Duration) (*publisher, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackWait))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -89,6 +98,7 @@ func (p *publisher) collect(ctx context.Context) {
 	stopped := ctx.Done()
 	var giveUp <-chan time.Time
 	for f := range p.futures {
+		var st retryState
 		for waiting := true; waiting; {
 			select {
 			case ack := <-f.Ok():
@@ -99,13 +109,13 @@ func (p *publisher) collect(ctx context.Context) {
 				}
 				waiting = false
 			case err := <-f.Err():
-				again, err := p.resend(ctx, f.Msg(), err)
+				again, err := p.resend(ctx, f.Msg(), err, &st)
 				if again != nil {
 					f = again
 					continue
 				}
-				if isNoStream(err) {
-					p.noStream.Store(f.Msg().Subject, true)
+				if isNoStream(err) && !p.streamGone(ctx, f.Msg().Subject) {
+					err = fmt.Errorf("stream unavailable (electing a leader?): %w", err)
 				}
 				p.fail(err)
 				waiting = false
@@ -143,7 +153,7 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 			}
 			continue
 		}
-		if err != nil && p.mayRetry(err, msgID) && p.awaitConnection(ctx) {
+		if err != nil && p.mayRetry(ctx, err, subject, msgID) && p.awaitConnection(ctx) {
 			continue
 		}
 		if err != nil {
@@ -193,7 +203,7 @@ type publishStats struct {
 	Duplicates int64 `json:"duplicates_dropped_by_jetstream"`
 	Failed     int64 `json:"failed"`
 	// Retried counts messages sent again after their publish or ack was
-	// lost with the connection to NATS.
+	// lost with the connection to NATS or the stream's leader.
 	Retried int64 `json:"retried"`
 }
 
