@@ -17,24 +17,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// clusterPorts is the range the test clusters listen in (client and route
-// ports); free ones are taken in turn.
-const clusterPortLo, clusterPortHi = 14600, 14699
-
-// freePorts returns n ports of the cluster range nothing listens on now.
+// freePorts returns n loopback ports the kernel found free a moment ago
+// (client and route ports, kept so a node restarts on the same ones).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
-	for p := clusterPortLo; p <= clusterPortHi && len(ports) < n; p++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			continue
+			t.Fatal(err)
 		}
-		l.Close()
-		ports = append(ports, p)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	if len(ports) < n {
-		t.Fatalf("only %d free ports in %d..%d, want %d", len(ports), clusterPortLo, clusterPortHi, n)
+	for _, l := range ls {
+		l.Close()
 	}
 	return ports
 }
