@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,79 +14,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
-// freePorts returns n loopback ports the kernel found free a moment ago
-// (client and route ports, kept so a node restarts on the same ones).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// startCluster starts a 3-node nats-server cluster with JetStream, routed
-// to each other on loopback, and waits until it has a JetStream meta
-// leader.
+// startCluster starts a 3-node nats-server cluster with JetStream (see
+// natstest.Cluster).
 func startCluster(t *testing.T) []*server.Server {
-	servers, _ := startClusterOpts(t)
+	servers, _ := natstest.Cluster(t)
 	return servers
-}
-
-// startNode starts a cluster node on o (a copy: the server keeps it).
-func startNode(t *testing.T, o *server.Options) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(o.Clone())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("%s not ready", o.ServerName)
-	}
-	return s
-}
-
-// startClusterOpts is startCluster, also returning each server's options
-// to start it again with (its ports and store).
-func startClusterOpts(t *testing.T) ([]*server.Server, []*server.Options) {
-	t.Helper()
-	ports := freePorts(t, 6)
-	var routes []string
-	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
-	}
-	servers, opts := make([]*server.Server, 3), make([]*server.Options, 3)
-	for i := range servers {
-		o := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: ports[i], NoSigs: true,
-			JetStream: true, StoreDir: t.TempDir(),
-			Cluster: server.ClusterOpts{Name: "publish-test", Host: "127.0.0.1", Port: ports[3+i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		servers[i], opts[i] = startNode(t, o), o
-	}
-	poll(t, "a JetStream meta leader", func() bool {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return true
-			}
-		}
-		return false
-	})
-	return servers, opts
 }
 
 // replicatedStream creates the INCIDENTS stream, 3 replicas, on the
@@ -135,32 +70,6 @@ func storedMsgs(st jetstream.Stream) int64 {
 		return -1
 	}
 	return int64(info.State.Msgs)
-}
-
-func clusterJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
-// poll waits up to 20 s for cond.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestPublishDuplicateInProcessOnCluster: on a replicated stream, an event
@@ -283,7 +192,7 @@ func TestPublishRidesThroughStreamLeaderElection(t *testing.T) {
 // Nats-Msg-Id until it is back, not failed as "no stream" (black-box: a
 // failover stopped the run with "no stream", exit 1).
 func TestPublishRidesThroughStreamWithoutLeader(t *testing.T) {
-	servers, opts := startClusterOpts(t)
+	servers, opts := natstest.Cluster(t)
 	st := clusterStream(t, servers, 1)
 	holder := streamLeader(st)
 	var down int
@@ -319,7 +228,7 @@ func TestPublishRidesThroughStreamWithoutLeader(t *testing.T) {
 		done <- publishGenerated(ctx, p, publishFlags{generate: after, seed: 6, subject: DefaultSubject})
 	}()
 	poll(t, "events sent again, or the run stopped", func() bool { return p.stats().Retried > 0 || len(done) > 0 })
-	startNode(t, opts[down])
+	natstest.StartNode(t, opts[down])
 	if err := <-done; err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -334,5 +243,31 @@ func TestPublishRidesThroughStreamWithoutLeader(t *testing.T) {
 	}
 	if got := storedMsgs(checkSt); got != n {
 		t.Errorf("stream holds %d messages, want each of the %d events once", got, n)
+	}
+}
+
+func clusterJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// poll waits up to 20 s for cond.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

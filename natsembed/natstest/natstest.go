@@ -4,6 +4,9 @@
 package natstest
 
 import (
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,4 +29,75 @@ func Start(t testing.TB, opts server.Options) string {
 		t.Fatal("nats-server not ready")
 	}
 	return s.ClientURL()
+}
+
+// freePorts returns n loopback ports the kernel found free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		_ = l.Close()
+	}
+	return ports
+}
+
+// StartNode starts a server on a copy of o (the server keeps what it is
+// given), stops it when the test ends, and waits until it accepts
+// connections: a cluster node, or one started again on Cluster's options.
+func StartNode(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(o.Clone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("%s not ready", o.ServerName)
+	}
+	return s
+}
+
+// Cluster starts three nats-servers with JetStream, routed to each other
+// on loopback ports, and waits until the cluster has a JetStream meta
+// leader. It returns the servers and their options, to start one again
+// with (same ports, same store).
+func Cluster(t testing.TB) ([]*server.Server, []*server.Options) {
+	t.Helper()
+	ports := freePorts(t, 6)
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
+	}
+	servers, opts := make([]*server.Server, 3), make([]*server.Options, 3)
+	for i := range servers {
+		o := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: ports[i], NoSigs: true,
+			JetStream: true, StoreDir: t.TempDir(),
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: ports[3+i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		servers[i], opts[i] = StartNode(t, o), o
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, s := range servers {
+			if s.JetStreamIsLeader() {
+				return servers, opts
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no JetStream meta leader after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
