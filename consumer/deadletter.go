@@ -157,7 +157,7 @@ func (c *Consumer) deadLetterFailed(r incident.Reason, err error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		act, err := setupStream(ctx, c.js, DLQStreamConfig(c.cfg.Consumer))
+		act, err := setupStream(ctx, c.js, DLQStreamConfig(c.cfg.Consumer), "consumer.dlq_stream")
 		if err != nil {
 			c.log.Error("dead-letter stream missing and not set up again", zap.Error(err))
 			return

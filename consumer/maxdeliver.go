@@ -168,7 +168,7 @@ func (c *Consumer) bindMaxDeliveries(ctx context.Context, cons *jetstream.Consum
 
 // setupMaxDeliveries creates or updates the advisory stream and consumer.
 func setupMaxDeliveries(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfig) ([]string, error) {
-	s, err := setupStream(ctx, js, MaxDeliveriesStreamConfig(cfg))
+	s, err := setupStream(ctx, js, MaxDeliveriesStreamConfig(cfg), "consumer.stream")
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/llm-im/incidentd/config"
@@ -86,7 +87,7 @@ func ConsumerConfig(cfg config.ConsumerConfig) jetstream.ConsumerConfig {
 func Setup(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfig) (Report, error) {
 	var rep Report
 	for _, sc := range []jetstream.StreamConfig{StreamConfig(cfg), DLQStreamConfig(cfg)} {
-		act, err := setupStream(ctx, js, sc)
+		act, err := setupStream(ctx, js, sc, streamKey(cfg, sc.Name))
 		if err != nil {
 			return rep, err
 		}
@@ -106,26 +107,28 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg config.ConsumerConfi
 	return rep, nil
 }
 
-func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (string, error) {
+// setupStream creates or updates want; key is the configuration key that
+// names it, for the advice in a mismatch.
+func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, key string) (string, error) {
 	what := "stream " + want.Name
 	s, err := js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if _, err := js.CreateStream(ctx, want); err != nil {
-			return "", fmt.Errorf("create %s%s: %w", what, overlapping(ctx, js, want, err), err)
+			return "", fmt.Errorf("create %s%s%s: %w", what, overlapping(ctx, js, want, err), why(js, err), err)
 		}
 		return what + " created", nil
 	case err != nil:
-		return "", fmt.Errorf("look up %s: %w", what, err)
+		return "", fmt.Errorf("look up %s%s: %w", what, why(js, err), err)
 	}
 	have := s.CachedInfo().Config
 	if have.Storage != want.Storage {
-		return "", fmt.Errorf("%w: %s has storage %s, want %s (storage cannot change: remove the stream or use another consumer.stream)", ErrMismatch, what, have.Storage, want.Storage)
+		return "", fmt.Errorf("%w: %s has storage %s, want %s (storage cannot change: remove the stream or use another %s)", ErrMismatch, what, have.Storage, want.Storage, key)
 	}
 	if have.Retention != want.Retention {
-		return "", fmt.Errorf("%w: %s has retention %s, want %s (retention cannot change: remove the stream or use another consumer.stream)", ErrMismatch, what, have.Retention, want.Retention)
+		return "", fmt.Errorf("%w: %s has retention %s, want %s (retention cannot change: remove the stream or use another %s)", ErrMismatch, what, have.Retention, want.Retention, key)
 	}
-	if why := streamUnusable(have); why != "" {
+	if why := streamUnusable(have, key); why != "" {
 		return "", fmt.Errorf("%w: %s %s", ErrMismatch, what, why)
 	}
 	diff := streamDiff(have, want)
@@ -142,8 +145,8 @@ func setupStream(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	// The server may keep a setting without an error (allow_rollup_hdrs
 	// stays on while allow_msg_schedules is): check what it answered.
 	if kept := streamDiff(got.CachedInfo().Config, want); len(kept) > 0 {
-		return "", fmt.Errorf("%w: %s still has %v after the update: the server would not change it (remove the stream or use another consumer.stream)",
-			ErrMismatch, what, kept)
+		return "", fmt.Errorf("%w: %s still has %v after the update: the server would not change it (remove the stream or use another %s)",
+			ErrMismatch, what, kept, key)
 	}
 	return what + " updated: " + strings.Join(diff, ", "), nil
 }
@@ -161,11 +164,11 @@ func setupConsumer(ctx context.Context, js jetstream.JetStream, stream string, w
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		if _, err := js.CreateConsumer(ctx, stream, want); err != nil {
-			return "", fmt.Errorf("create %s: %w", what, err)
+			return "", fmt.Errorf("create %s%s: %w", what, why(js, err), err)
 		}
 		return what + " created", nil
 	case err != nil:
-		return "", fmt.Errorf("look up %s: %w", what, err)
+		return "", fmt.Errorf("look up %s%s: %w", what, why(js, err), err)
 	}
 	have := c.CachedInfo().Config
 	if have.AckPolicy != want.AckPolicy {
@@ -224,4 +227,30 @@ func updateConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// streamKey is the configuration key that names the stream called name:
+// consumer.dlq_stream for the dead letters', consumer.stream for the
+// incidents' and for the max-deliveries stream named after it.
+func streamKey(cfg config.ConsumerConfig, name string) string {
+	if name == cfg.DLQStream {
+		return "consumer.dlq_stream"
+	}
+	return "consumer.stream"
+}
+
+// why says what a JetStream request that got no answer most likely met: a
+// server without JetStream (no responders), or a permission the server
+// refused (the request times out; the refusal came to the connection as
+// an asynchronous error).
+func why(js jetstream.JetStream, err error) string {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse):
+		return " (no JetStream answered: is JetStream enabled on the server? nats-server -js, or a jetstream block in its configuration)"
+	case errors.Is(err, context.DeadlineExceeded):
+		if last := js.Conn().LastError(); last != nil && strings.Contains(strings.ToLower(last.Error()), "permissions violation") {
+			return " (the server refused a permission: " + last.Error() + ")"
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -189,5 +190,48 @@ func TestSetupUpdatesAfterRestart(t *testing.T) {
 	}
 	if have := c.CachedInfo().Config; have.MaxDeliver != md+2 || have.AckWait != aw+time.Second {
 		t.Errorf("consumer after setup: max_deliver %d, ack_wait %s; want %d, %s", have.MaxDeliver, have.AckWait, md+2, aw+time.Second)
+	}
+}
+
+// TestSetupSaysWhyNoAnswer: a server without JetStream, and a user the
+// server refuses the stream's creation, make Setup's error say so (found
+// by a black-box run: "no responders available for request", and "context
+// deadline exceeded" after 5 s, the cause only on an earlier warning).
+func TestSetupSaysWhyNoAnswer(t *testing.T) {
+	cfg := testConfig().Consumer
+	for _, tc := range []struct {
+		name string
+		opts server.Options
+		url  func(addr string) string
+		want string
+	}{
+		{"no JetStream", server.Options{}, func(a string) string { return "nats://" + a }, "is JetStream enabled on the server?"},
+		{"permission refused", server.Options{JetStream: true, Users: []*server.User{{Username: "w", Password: "w",
+			Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.CREATE.>"}}}}}},
+			func(a string) string { return "nats://w:w@" + a }, `the server refused a permission: nats: permissions violation: Permissions Violation for Publish to "$JS.API.STREAM.CREATE.` + cfg.Stream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.opts
+			o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, true
+			if o.JetStream {
+				o.StoreDir = t.TempDir()
+			}
+			srv, err := server.NewServer(&o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Start()
+			t.Cleanup(srv.Shutdown)
+			if !srv.ReadyForConnections(10 * time.Second) {
+				t.Fatal("nats server not ready")
+			}
+			_, js := connect(t, tc.url(srv.Addr().String()))
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_, err = consumer.Setup(ctx, js, cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Setup: %v; want it to say %q", err, tc.want)
+			}
+		})
 	}
 }

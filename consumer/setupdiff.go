@@ -74,13 +74,14 @@ func mergeStream(have, want jetstream.StreamConfig) jetstream.StreamConfig {
 }
 
 // streamUnusable reports what makes an existing stream unable to take
-// events whatever Setup updates: sealed, or a mirror.
-func streamUnusable(have jetstream.StreamConfig) string {
+// events whatever Setup updates: sealed, or a mirror. key names the
+// configuration key that chooses the stream.
+func streamUnusable(have jetstream.StreamConfig, key string) string {
 	switch {
 	case have.Sealed:
-		return "is sealed: it accepts no new messages (remove the stream or use another consumer.stream)"
+		return "is sealed: it accepts no new messages (remove the stream or use another " + key + ")"
 	case have.Mirror != nil:
-		return fmt.Sprintf("mirrors stream %s: it accepts no publishes (remove it or use another consumer.stream)", have.Mirror.Name)
+		return fmt.Sprintf("mirrors stream %s: it accepts no publishes (remove it or use another %s)", have.Mirror.Name, key)
 	}
 	return ""
 }
