@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/natsembed/natstest"
@@ -167,6 +168,15 @@ func TestNATSCredentialsConflict(t *testing.T) {
 	writeFile(t, creds, "-----BEGIN NATS USER JWT-----\neyJ0.x.y\n------END NATS USER JWT------\n")
 	credsCfg := filepath.Join(dir, "creds.toml")
 	writeFile(t, credsCfg, "[nats]\ncredentials_file = \""+creds+"\"\n")
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := user.Seed()
+	seedFile := filepath.Join(dir, "user.nk")
+	writeFile(t, seedFile, string(seed)+"\n")
+	seedCfg := filepath.Join(dir, "seed.toml")
+	writeFile(t, seedCfg, "[nats]\nnkey_seed_file = \""+seedFile+"\"\n")
 	commands := [][]string{{"setup"}, {"publish", "--generate", "1"}, {"bench", "--events", "10"}}
 	for _, c := range []struct {
 		name, cfg, url, shown, keys string
@@ -174,6 +184,7 @@ func TestNATSCredentialsConflict(t *testing.T) {
 		{"user and password", userCfg, "nats://bob:ur1pw@127.0.0.1:1", "nats://bob:xxxxx@127.0.0.1:1", "nats.user and nats.password"},
 		{"token", tokenCfg, "nats://ur1tok@127.0.0.1:1", "nats://xxxxx@127.0.0.1:1", "nats.token"},
 		{"credentials file", credsCfg, "nats://127.0.0.1:2,nats://bob:ur1pw@127.0.0.1:1", "nats://bob:xxxxx@127.0.0.1:1", "nats.credentials_file"},
+		{"nkey seed file", seedCfg, "nats://bob:ur1pw@127.0.0.1:1", "nats://bob:xxxxx@127.0.0.1:1", "nats.nkey_seed_file"},
 	} {
 		for _, cmd := range commands {
 			t.Run(c.name+"/"+cmd[0], func(t *testing.T) {

@@ -343,7 +343,7 @@ func (t *natsTarget) resolveURL(flag string, o IO, fallback string) {
 // password, or a token) when the [nats] table of the --config file sets
 // credentials too: which would log in is nobody's guess. incidentd refuses
 // the same (nats.url with credentials beside nats.user, nats.token or
-// nats.credentials_file is an invalid configuration); a URL from the file
+// nats.credentials_file or nats.nkey_seed_file is an invalid configuration); a URL from the file
 // or, for setup and publish, from NATS_URL is already checked by loading
 // the configuration, this catches --nats-url and bench's NATS_URL.
 func (t natsTarget) checkAuth(cfgPath string) error {
@@ -351,6 +351,8 @@ func (t natsTarget) checkAuth(cfgPath string) error {
 	switch a := t.auth; {
 	case a.CredentialsFile != "":
 		keys = "nats.credentials_file"
+	case a.NkeySeedFile != "":
+		keys = "nats.nkey_seed_file"
 	case a.User != "" && a.Password != "":
 		keys = "nats.user and nats.password"
 	case a.User != "":
