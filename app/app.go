@@ -55,7 +55,7 @@ type App struct {
 	embed *natsembed.Server
 	nc    *nats.Conn
 	store storage.Store
-	cons  *consumer.Consumer
+	cons  atomic.Pointer[consumer.Consumer] // set by Run; read by the readiness check at any time
 	ln    net.Listener
 	srv   *http.Server
 	// mln and msrv serve the metrics endpoint alone when metrics.listen
@@ -162,10 +162,11 @@ func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg pro
 		return nil
 	})
 	a.m.Health.Add("consumer", func() error {
-		if a.cons == nil {
+		c := a.cons.Load()
+		if c == nil {
 			return consumer.ErrNotBound
 		}
-		return a.cons.Ready()
+		return c.Ready()
 	})
 	if p, ok := a.store.(Pinger); ok {
 		a.probe = newStoreProbe(p, log, a.m)
@@ -362,7 +363,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.abort()
 		return err
 	}
-	a.cons = cons
+	a.cons.Store(cons)
 	a.applyHTTPLimits(a.HTTPLimits)
 	httpErr := make(chan error, 2) // one per server
 	served := make(chan struct{})
