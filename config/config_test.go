@@ -905,6 +905,12 @@ func TestRedactNATSURL(t *testing.T) {
 			t.Errorf("redactNATSURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+	// A list with white space after its commas (found by a black-box run:
+	// the second URL showed as "nats:xxxxx@h:2").
+	in, want := "nats://u:p1@h:1, nats://u:p2@h:2 ,tok@h:3", "nats://u:xxxxx@h:1, nats://u:xxxxx@h:2 ,xxxxx@h:3"
+	if got := RedactNATSURL(in); got != want {
+		t.Errorf("RedactNATSURL(%q) = %q, want %q", in, got, want)
+	}
 }
 
 func TestProblemsDoNotLeakSecrets(t *testing.T) {

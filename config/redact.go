@@ -59,7 +59,11 @@ func RedactNATSURL(s string) string {
 	}
 	urls := strings.Split(s, ",")
 	for i, u := range urls {
-		urls[i] = redactNATSURL(u)
+		// The white space around a URL of the list (", nats://…") is
+		// kept, and not taken for part of a scheme or userinfo.
+		t := strings.TrimSpace(u)
+		lead := u[:strings.Index(u, t)]
+		urls[i] = lead + redactNATSURL(t) + u[len(lead)+len(t):]
 	}
 	return strings.Join(urls, ",")
 }
