@@ -118,15 +118,7 @@ func TestWorker(t *testing.T) {
 			if a.Metrics() == nil || a.Store() == nil {
 				t.Fatal("accessors")
 			}
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("Run did not return")
-			}
+			stopRun(t, cancel, done)
 			if _, err := http.Get(base + "/healthz"); err == nil {
 				t.Fatal("HTTP still serving after shutdown")
 			}
@@ -270,4 +262,18 @@ func TestMetricsSettings(t *testing.T) {
 			t.Fatal("the metrics listener still serves after Run")
 		}
 	})
+}
+
+// stopRun cancels a running App and waits for Run to return nil.
+func stopRun(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -82,13 +81,5 @@ func TestNATSCredentialsRotated(t *testing.T) {
 	waitFor(t, "the incident", func() bool {
 		return httpGet(t, a.HTTPURL()+"/api/v1/incidents", &list) == http.StatusOK && list.Total == 1
 	})
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return")
-	}
+	stopRun(t, cancel, done)
 }
