@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -84,7 +85,7 @@ func (d *Decoder) Decode(data []byte, meta Meta) (Event, error) {
 	if d.maxSkew > 0 && !meta.Timestamp.IsZero() {
 		if ahead := ev.OccurredAt.Sub(meta.Timestamp); ahead > d.maxSkew {
 			return ev, errf(ReasonInvalidField, "occurred_at", "%s is %s after the message was published (%s): more than the allowed clock skew of %s",
-				ev.OccurredAt.Format(time.RFC3339Nano), ahead.Round(time.Second), meta.Timestamp.UTC().Format(time.RFC3339), d.maxSkew)
+				ev.OccurredAt.Format(time.RFC3339Nano), gapText(ev.OccurredAt, meta.Timestamp), meta.Timestamp.UTC().Format(time.RFC3339), d.maxSkew)
 		}
 	}
 	return ev, nil
@@ -143,6 +144,25 @@ func (f *fields) sentAs(err error) error {
 		de.Field = f.resourcesName
 	}
 	return de
+}
+
+// gapText is how far later is after earlier: a Duration up to three days,
+// whole days beyond (a Duration saturates at 292 years, and event times
+// reach year 9999).
+func gapText(later, earlier time.Time) string {
+	if secs := later.Unix() - earlier.Unix(); secs > 3*86400 {
+		return strconv.FormatInt(secs/86400, 10) + " days"
+	}
+	return later.Sub(earlier).Round(time.Second).String()
+}
+
+// blankAbsent returns "" for a value that is only white space, which
+// for the fields that ignore white space around them means absent.
+func blankAbsent(v string) string {
+	if v != "" && strings.TrimSpace(v) == "" {
+		return ""
+	}
+	return v
 }
 
 // pick returns the canonical member's value when it is not empty, else the
@@ -232,16 +252,27 @@ func (f *fields) build(ev *Event, data []byte, meta Meta, a *arena) *DecodeError
 		}
 		return a.text(data, v)
 	}
-	ev.ID, f.idName = pick(str("id", f.id), str("external_id", f.externalID), "id", "external_id")
-	action := str("action", f.action)
+	// The field wins over its alias: the alias is read, and its type
+	// checked, only when the field is absent or empty.
+	alias := func(field, name, aliasName string, v span) (string, string) {
+		if field != "" {
+			return field, name
+		}
+		return pick(field, str(aliasName, v), name, aliasName)
+	}
+	ev.ID, f.idName = alias(str("id", f.id), "id", "external_id", f.externalID)
+	// These four are names and a time: white space around them is
+	// ignored, so white space alone is the same as an empty string, absent.
+	action := blankAbsent(str("action", f.action))
 	ev.DedupKey = str("dedup_key", f.dedupKey)
 	ev.Source = str("source", f.source)
 	var typ string
-	typ, f.typeName = pick(str("type", f.typ), str("alert_type", f.alertType), "type", "alert_type")
-	sev := str("severity", f.severity)
+	typ, f.typeName = alias(blankAbsent(str("type", f.typ)), "type", "alert_type", f.alertType)
+	typ = blankAbsent(typ)
+	sev := blankAbsent(str("severity", f.severity))
 	ev.Title = str("title", f.title)
 	ev.Description = str("description", f.description)
-	occurred := str("occurred_at", f.occurredAt)
+	occurred := blankAbsent(str("occurred_at", f.occurredAt))
 	ev.Unit = str("unit", f.unit)
 	if err != nil {
 		return err

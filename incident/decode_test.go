@@ -559,3 +559,106 @@ func TestPeek(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTimeStrict: RFC 3339's syntax and nothing wider (Go's parser
+// takes a comma before the fraction and offsets past 23:59), and second 60
+// only where a leap second can fall: 23:59:60 UTC on a month's last day.
+func TestParseTimeStrict(t *testing.T) {
+	accepted := map[string]time.Time{
+		"2026-11-27T10:00:00.5Z":          time.Date(2026, 11, 27, 10, 0, 0, 5e8, time.UTC),
+		"2026-11-27T10:00:00-00:00":       time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+		"2026-11-27T10:00:00+23:59":       time.Date(2026, 11, 26, 10, 1, 0, 0, time.UTC),
+		"2017-01-01T05:29:60+05:30":       time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2026-06-30T23:59:60Z":            time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC),
+		"2026-11-27T10:00:00.1234567891Z": time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC),
+	}
+	for in, want := range accepted {
+		if got, err := ParseTime(in); err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{
+		"2026-11-27T10:00:00,5Z",    // a comma before the fraction
+		"2026-11-27T10:00:00.Z",     // a point without digits
+		"2026-11-27T10:00:00+24:00", // offset hours past 23
+		"2026-11-27T10:00:00+05:60", // offset minutes past 59
+		"2026-11-27T10:00:00+0530",  // no colon in the offset
+		"2026-11-27T24:00:00Z",
+		"2026-11-27T10:60:00Z",
+		"2026-11-27T10:00:60Z",      // second 60 away from a month's end
+		"2026-06-15T23:59:60Z",      // 23:59:60 UTC, but mid-month
+		"2026-11-27T23:59:60-01:00", // 00:59:60 UTC
+		"2026-11-27 10:00:00Z",
+		"2026-11-27T10:00:00",
+		"26-11-27T10:00:00Z",
+		"2026-11-31T10:00:00Z",
+	} {
+		if got, err := ParseTime(in); err == nil {
+			t.Errorf("ParseTime(%q) = %v, want an error", in, got)
+		}
+		_, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","occurred_at":"`+in+`"}`), testMeta)
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Reason != ReasonInvalidField || de.Field != "occurred_at" {
+			t.Errorf("occurred_at %q: err = %v, want invalid_field on occurred_at", in, err)
+		}
+	}
+}
+
+// TestDecodeAliasNotReadWhenFieldWins: when the field is there, its old
+// alias is not read at all, so an alias of the wrong type does not refuse
+// the event; when the field is absent or empty, the alias is checked.
+func TestDecodeAliasNotReadWhenFieldWins(t *testing.T) {
+	for _, p := range []string{
+		`{"id":"e1","external_id":7,"source":"s","title":"t"}`,
+		`{"type":"Data","alert_type":5,"source":"s","title":"t"}`,
+		`{"resources":["a"],"affected_services":5,"source":"s","title":"t"}`,
+	} {
+		ev, err := NewDecoder(0).Decode([]byte(p), testMeta)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if strings.Contains(p, `"id"`) && ev.ID != "e1" || strings.Contains(p, `"type"`) && ev.Type != Data {
+			t.Errorf("%s: the field did not win: %+v", p, ev)
+		}
+	}
+	for p, field := range map[string]string{
+		`{"external_id":7,"source":"s","title":"t"}`:           "external_id",
+		`{"id":"","external_id":7,"source":"s","title":"t"}`:   "external_id",
+		`{"type":" ","alert_type":5,"source":"s","title":"t"}`: "alert_type",
+		`{"id":7,"external_id":"e","source":"s","title":"t"}`:  "id",
+	} {
+		_, err := NewDecoder(0).Decode([]byte(p), testMeta)
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Reason != ReasonInvalidField || de.Field != field {
+			t.Errorf("%s: err = %v, want invalid_field on %s", p, err, field)
+		}
+	}
+}
+
+// TestDecodeBlankIsAbsent: action, type, severity and occurred_at ignore
+// the white space around them, so white space alone is an empty value:
+// absent, with the default (or the alias) taking its place.
+func TestDecodeBlankIsAbsent(t *testing.T) {
+	ev, err := NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","action":" ","type":"\t","severity":"  ","occurred_at":" "}`), testMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Action != Trigger || ev.Type != Unknown || ev.Severity != DefaultSeverity || !ev.OccurredAt.Equal(testMeta.Timestamp.UTC().Truncate(time.Microsecond)) {
+		t.Errorf("blank members were not absent: %+v", ev)
+	}
+	ev, err = NewDecoder(0).Decode([]byte(`{"source":"s","title":"t","type":" ","alert_type":"Data"}`), testMeta)
+	if err != nil || ev.Type != Data {
+		t.Errorf("a blank type should leave the alias: %+v, %v", ev, err)
+	}
+}
+
+// TestDecodeClockSkewFarAhead: a time further ahead than a Duration holds
+// (292 years) is named in days, not as the saturated Duration.
+func TestDecodeClockSkewFarAhead(t *testing.T) {
+	_, err := NewDecoder(0).LimitClockSkew(time.Hour).Decode([]byte(`{"source":"s","title":"t","occurred_at":"9999-12-31T23:59:59Z"}`), testMeta)
+	var de *DecodeError
+	if !errors.As(err, &de) || strings.Contains(de.Msg, "2562047h") || !strings.Contains(de.Msg, "days after") {
+		t.Fatalf("err = %v, want the gap in days", err)
+	}
+}
