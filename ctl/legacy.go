@@ -57,11 +57,14 @@ func (l *legacyConv) decode(raw json.RawMessage) (*incident.Incident, []fieldPro
 	return in, fps, ""
 }
 
-// summary is the line saying how many of total records were converted.
-func (l *legacyConv) summary(w io.Writer, total int) {
-	if l.n > 0 {
-		fmt.Fprintf(w, "converted %d of %d records from the old system's format (%s): fingerprints recomputed, timelines dropped\n", l.n, total, legacy.Name)
+// summary is the line saying how many of total records were converted,
+// "" when none was. It is printed once the target has them, so a run
+// whose target is refused prints no success line.
+func (l *legacyConv) summary(total int) string {
+	if l.n == 0 {
+		return ""
 	}
+	return fmt.Sprintf("converted %d of %d records from the old system's format (%s): fingerprints recomputed, timelines dropped", l.n, total, legacy.Name)
 }
 
 // hint explains, on a refused input holding old records, that their
@@ -76,19 +79,18 @@ func (l *legacyConv) hint(err error) error {
 }
 
 // importRecords reads an import input (readImport), converting the old
-// system's records with the [dedupe] of --to-config, and says how many
-// were.
-func importRecords(o IO, to *storeFlags, r io.Reader) ([]*incident.Incident, error) {
+// system's records with the [dedupe] of --to-config, with the line saying
+// how many were.
+func importRecords(to *storeFlags, r io.Reader) ([]*incident.Incident, string, error) {
 	conv, err := newLegacyConv(to.config)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	all, err := readImport(r, conv)
 	if err != nil {
-		return nil, conv.hint(err)
+		return nil, "", conv.hint(err)
 	}
-	conv.summary(o.Out, len(all))
-	return all, nil
+	return all, conv.summary(len(all)), nil
 }
 
 // migrateLegacy copies a Redis keyspace of the old system, which the
@@ -120,8 +122,7 @@ func migrateLegacy(cmd *cobra.Command, o IO, log *zap.Logger, src *redis.LegacyK
 	if err != nil {
 		return conv.hint(err)
 	}
-	conv.summary(o.Out, len(all))
-	return copyInto(cmd, o, log, to, all)
+	return copyInto(cmd, o, log, to, all, conv.summary(len(all)))
 }
 
 // check decodes and checks the records of a migration source, named by

@@ -151,6 +151,9 @@ func TestMigrateLegacyRedis(t *testing.T) {
 	if !strings.Contains(r.err, "target: redis: the keyspace llm-im holds records of the old system") {
 		t.Errorf("migrate into itself: %s", r.err)
 	}
+	if r.out != "" { // no "converted" line for records that went nowhere
+		t.Errorf("migrate into itself printed on stdout: %s", r.out)
+	}
 	db1 := strings.TrimSuffix(srv.URL(), "/0") + "/1"
 	for _, tc := range []struct{ to, target []string }{
 		{[]string{"--to-redis-url", db1}, []string{"--state-redis-url", db1}},

@@ -94,11 +94,11 @@ Incident Manager".`,
 			}
 			// Every record is checked before the target is opened: an
 			// input with any invalid record writes nothing.
-			all, err := importRecords(o, &to, r)
+			all, converted, err := importRecords(&to, r)
 			if err != nil {
 				return err
 			}
-			return copyInto(cmd, o, logger(), &to, all)
+			return copyInto(cmd, o, logger(), &to, all, converted)
 		},
 	}
 	cmd.Flags().StringVarP(&in, "file", "f", "", "input `file` (default stdin)")
@@ -153,7 +153,7 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 			if err := checkSource(all); err != nil {
 				return err
 			}
-			return copyInto(cmd, o, logger(), &to, all)
+			return copyInto(cmd, o, logger(), &to, all, "")
 		},
 	}
 	from.register(cmd.Flags(), "from", true)
@@ -163,8 +163,10 @@ incident refuses the migration (exit 1, each named by id) and nothing is written
 	return cmd
 }
 
-// copyInto opens the target, imports all and checks the count.
-func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*incident.Incident) error {
+// copyInto opens the target, imports all and checks the count. converted,
+// when not empty, is printed before the copy's line, once the target has
+// taken the records.
+func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*incident.Incident, converted string) error {
 	if !to.given() {
 		return fmt.Errorf("%w: name the target with --to-backend (and --to-path, --to-redis-url, ...) or --to-config", errUsage)
 	}
@@ -181,6 +183,9 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 	n, err := target.Count(cmd.Context(), storage.Filter{})
 	if err != nil {
 		return fmt.Errorf("target count: %w", err)
+	}
+	if converted != "" {
+		fmt.Fprintln(o.Out, converted)
 	}
 	fmt.Fprintf(o.Out, "copied %d incidents in %s (%d relinked) into %s, target now holds %d\n", res.Written, time.Since(start).Round(time.Millisecond), res.Relinked,
 		describeStore(st), n)
