@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -192,4 +193,46 @@ func redisAndOneIncident(t *testing.T) (srv *redistest.Server, cwd, export strin
 	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 1))
 	mustCode(t, r, ctl.ExitOK)
 	return srv, cwd, r.out
+}
+
+// TestImportConfigNamingRedisWithoutURL: a --to-config file that names the
+// Redis backend and leaves its URL to the pod's STATE_REDIS_URL, or to
+// --to-redis-url, is as valid for import (which reads its [dedupe] table
+// to convert the old system's records) and migrate as for the worker;
+// they refused it as a Redis backend without a URL.
+func TestImportConfigNamingRedisWithoutURL(t *testing.T) {
+	srv, _, export := redisAndOneIncident(t)
+	cfg := filepath.Join(t.TempDir(), "incidentd.toml")
+	writeFile(t, cfg, "[state]\nbackend = \"redis\"\n[dedupe]\nfields = [\"source\", \"title\"]\n")
+	db := func(n string) string { return strings.TrimSuffix(srv.URL(), "/0") + "/" + n }
+
+	r := runCtl(t, map[string]string{"STATE_REDIS_URL": db("1")}, export, "import", "--to-config", cfg)
+	mustCode(t, r, ctl.ExitOK)
+	r = runCtl(t, nil, export, "import", "--to-config", cfg, "--to-redis-url", db("2"))
+	mustCode(t, r, ctl.ExitOK)
+	r = runCtl(t, nil, "", "migrate", "--from-backend", "redis", "--from-redis-url", db("2"), "--to-config", cfg, "--to-redis-url", db("3"))
+	mustCode(t, r, ctl.ExitOK)
+	for _, n := range []string{"1", "2", "3"} {
+		r := runCtl(t, nil, "", "count", "--state-backend", "redis", "--state-redis-url", db(n))
+		mustCode(t, r, ctl.ExitOK)
+		if !strings.Contains(r.out, `"count": 1`) && !strings.Contains(r.out, `"count":1`) {
+			t.Errorf("db %s: %s, want the 1 incident", n, r.out)
+		}
+	}
+}
+
+// TestImportStoppedMidwaySaysTheTargetIsIncomplete: an import whose writes
+// start failing after some were made (Redis at maxmemory here; Ctrl-C
+// alike) says how many incidents the target holds and that it must be
+// emptied before a new run, which refuses a store that is not empty.
+func TestImportStoppedMidwaySaysTheTargetIsIncomplete(t *testing.T) {
+	srv := redistest.StartStandalone(t, redistest.Options{Extra: []string{"maxmemory 3mb", "maxmemory-policy noeviction"}})
+	r := runCtl(t, nil, "", "export", "--state-path", filledPebble(t, 4000))
+	mustCode(t, r, ctl.ExitOK)
+	r = runCtl(t, nil, r.out, "import", "--to-backend", "redis", "--to-redis-url", srv.URL())
+	mustCode(t, r, ctl.ExitError)
+	if !strings.Contains(r.err, "OOM") || !strings.Contains(r.err, "an incomplete copy: empty it before running again") ||
+		!regexp.MustCompile(`the target holds [1-9]\d* of the \d+ incidents`).MatchString(r.err) || !strings.Contains(r.err, "key prefix llm-im") {
+		t.Errorf("stderr: %s", r.err)
+	}
 }

@@ -24,16 +24,19 @@ type legacyConv struct {
 	n  int // records converted
 }
 
-// newLegacyConv fingerprints with the [dedupe] table of the config file
-// at path (the defaults when path is empty), as the worker does.
-func newLegacyConv(path string) (*legacyConv, error) {
-	cfg, err := loadConfig(path, nil)
+// newLegacyConv fingerprints with the [dedupe] table of the target's
+// config file (the defaults without one), as the worker does. The file is
+// loaded as the target's store is (stateConfig): with the STATE_*
+// variables and the --to-* flags over it, so a file that leaves the Redis
+// URL to the environment or to a flag is valid here as there.
+func newLegacyConv(to *storeFlags) (*legacyConv, error) {
+	cfg, err := loadConfigOverride(to.config, to.lookup(), to.override)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("target: %w", err)
 	}
 	fp, err := dedupe.NewFingerprinter(cfg.Dedupe.Fields, cfg.Dedupe.SourceFields)
 	if err != nil {
-		return nil, fmt.Errorf("[dedupe] of %s: %w", path, err)
+		return nil, fmt.Errorf("[dedupe] of %s: %w", to.config, err)
 	}
 	return &legacyConv{fp: fp}, nil
 }
@@ -82,7 +85,7 @@ func (l *legacyConv) hint(err error) error {
 // system's records with the [dedupe] of --to-config, with the line saying
 // how many were.
 func importRecords(to *storeFlags, r io.Reader) ([]*incident.Incident, string, error) {
-	conv, err := newLegacyConv(to.config)
+	conv, err := newLegacyConv(to)
 	if err != nil {
 		return nil, "", err
 	}
@@ -101,7 +104,7 @@ func migrateLegacy(cmd *cobra.Command, o IO, log *zap.Logger, src *redis.LegacyK
 	if err := to.checkTarget(); err != nil {
 		return err
 	}
-	conv, err := newLegacyConv(to.config)
+	conv, err := newLegacyConv(to)
 	if err != nil {
 		return err
 	}

@@ -69,7 +69,8 @@ func TestImportLegacyExport(t *testing.T) {
 	fp, _ := dedupe.NewFingerprinter(nil, nil)
 	ev := legacyAlert(det.LastSeen.Add(time.Minute))
 	if got := fp.Fingerprint(&ev); det.Fingerprint != got || !slices.Equal(det.Resources, []string{"gw-1", "gw-2"}) ||
-		det.PeakSeverity != incident.P1 || !det.FirstSeen.Equal(det.CreatedAt) || !det.LastSeen.Equal(det.UpdatedAt) {
+		det.PeakSeverity != incident.P1 || !det.FirstSeen.Equal(det.CreatedAt.Truncate(time.Microsecond)) || !det.LastSeen.Equal(det.UpdatedAt) ||
+		det.FirstSeen.Equal(det.CreatedAt) { // event times are kept to the microsecond; created_at, 09:15:00.123456789, as it was
 		t.Fatalf("the Detected incident: %+v (the alert's fingerprint %s)", det, got)
 	}
 	folder := dedupe.NewFolder(15*time.Minute, uuid.NewString)

@@ -178,7 +178,7 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 	start := time.Now()
 	res, err := importInto(cmd.Context(), target, all, time.Now())
 	if err != nil {
-		return err
+		return incomplete(err, res.Written, len(all), st)
 	}
 	n, err := target.Count(cmd.Context(), storage.Filter{})
 	if err != nil {
@@ -196,4 +196,19 @@ func copyInto(cmd *cobra.Command, o IO, log *zap.Logger, to *storeFlags, all []*
 		return fmt.Errorf("target close: %w", err)
 	}
 	return nil
+}
+
+// incomplete adds to the error of a copy that stopped after it wrote some
+// incidents (a write failing, Ctrl-C) that the target holds part of the
+// input and must be emptied before a new run, which refuses a store that
+// is not empty.
+func incomplete(err error, written, total int, st config.StateConfig) error {
+	if written == 0 || st.Backend == config.BackendMemory {
+		return err
+	}
+	how := "delete its directory " + st.Path
+	if st.Backend != config.BackendPebble {
+		how = "delete the keys of its key prefix " + st.KeyPrefix + " with redis-cli, see the README, Moving and checking data"
+	}
+	return fmt.Errorf("%w\nthe target holds %d of the %d incidents, an incomplete copy: empty it before running again (%s)", err, written, total, how)
 }

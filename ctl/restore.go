@@ -34,12 +34,12 @@ replayed from JetStream if the stream still holds them.`,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if target == "" {
 				return fmt.Errorf("%w: --state-path DIR is required (the data directory to restore into)", errUsage)
 			}
 			start := time.Now()
-			r, err := pebble.Restore(args[0], target, move, logger())
+			r, err := pebble.Restore(cmd.Context(), args[0], target, move, logger())
 			if err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}

@@ -193,3 +193,101 @@ func TestBackupOfHeldStore(t *testing.T) {
 		t.Errorf("migrate: stderr %q", r.err)
 	}
 }
+
+// splitMove renames half of from's files (never the markers that make a
+// database, which a restore renames last) into to: where a restore killed
+// in the middle of its renames leaves them.
+func splitMove(t *testing.T, from, to string) {
+	t.Helper()
+	moved := 0
+	for i, n := range names(t, from) {
+		if i%2 == 1 || n == "LOCK" || n == "CURRENT" || strings.HasPrefix(n, "marker.") {
+			continue
+		}
+		if err := os.Rename(filepath.Join(from, n), filepath.Join(to, n)); err != nil {
+			t.Fatal(err)
+		}
+		moved++
+	}
+	if moved == 0 {
+		t.Fatal("no file to move")
+	}
+}
+
+// TestRestoreTakesUpAnInterruptedRestore: a restore killed in its copy or
+// in its renames leaves a target that a worker refuses, naming the
+// leftover; running the same restore again finishes it (a move) or starts
+// it over (a copy); a move's half-renamed target is not taken for another
+// checkpoint's, nor for a copy's.
+func TestRestoreTakesUpAnInterruptedRestore(t *testing.T) {
+	src := filledPebble(t, 600)
+	s := openPebble(t, src)
+	want := allIncidents(t, s)
+	_ = s.Close()
+	bk := t.TempDir() + "/backup"
+	mustCode(t, runCtl(t, nil, "", "backup", "--state-path", src, "--to", bk), ctl.ExitOK)
+	restored := func(t *testing.T, dst string) {
+		t.Helper()
+		for _, n := range names(t, dst) {
+			if strings.HasPrefix(n, ".restore-") {
+				t.Errorf("%s was left in the target", n)
+			}
+		}
+		d := openPebble(t, dst)
+		sameIncidents(t, want, allIncidents(t, d))
+		_ = d.Close()
+	}
+	refusedAsLeftover := func(t *testing.T, dst string) {
+		t.Helper()
+		r := runCtl(t, nil, "", "count", "--state-path", dst)
+		mustCode(t, r, ctl.ExitError)
+		if !strings.Contains(r.err, "the leftover of an interrupted incidentctl restore") {
+			t.Errorf("opening the leftover: %s", r.err)
+		}
+	}
+
+	t.Run("copy killed in its renames", func(t *testing.T) {
+		dst := t.TempDir()
+		staging := filepath.Join(dst, ".restore-1234")
+		mustCode(t, runCtl(t, nil, "", "restore", bk, "--state-path", staging), ctl.ExitOK)
+		if err := os.WriteFile(filepath.Join(dst, "LOCK"), nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		splitMove(t, staging, dst)
+		refusedAsLeftover(t, dst)
+		r := runCtl(t, nil, "", "restore", bk, "--state-path", dst)
+		mustCode(t, r, ctl.ExitOK)
+		restored(t, dst)
+	})
+
+	t.Run("move killed in its renames", func(t *testing.T) {
+		ckpt := t.TempDir() + "/checkpoint"
+		mustCode(t, runCtl(t, nil, "", "restore", bk, "--state-path", ckpt), ctl.ExitOK)
+		dst := t.TempDir()
+		abs, _ := filepath.Abs(ckpt)
+		if err := os.WriteFile(filepath.Join(dst, ".restore-move"), []byte(abs+"\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		splitMove(t, ckpt, dst)
+		refusedAsLeftover(t, dst)
+
+		other := t.TempDir() + "/other"
+		mustCode(t, runCtl(t, nil, "", "restore", bk, "--state-path", other), ctl.ExitOK)
+		for _, args := range [][]string{{"restore", bk, "--state-path", dst}, {"restore", other, "--state-path", dst, "--move"}} {
+			r := runCtl(t, nil, "", args...)
+			mustCode(t, r, ctl.ExitError)
+			if !strings.Contains(r.err, "whose restore --move was interrupted") || !strings.Contains(r.err, abs) {
+				t.Errorf("%v: %s", args, r.err)
+			}
+		}
+		r := runCtl(t, nil, "", "restore", ckpt, "--state-path", dst, "--move")
+		mustCode(t, r, ctl.ExitOK)
+		if !strings.Contains(r.out, fmt.Sprintf("(%d incidents)", len(want))) {
+			t.Errorf("restore printed %q", r.out)
+		}
+		if _, err := os.Stat(ckpt); !os.IsNotExist(err) {
+			t.Errorf("the emptied checkpoint is still there: %v", err)
+		}
+		restored(t, dst)
+	})
+}

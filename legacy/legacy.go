@@ -114,7 +114,7 @@ func Convert(old *Incident, fp *dedupe.Fingerprinter) (*incident.Incident, []*in
 	in := &incident.Incident{
 		ID: strings.ToLower(old.ID), Title: old.Title, Description: old.Description, Source: old.Source,
 		Resources: resources(old.AffectedResources), CreatedAt: old.CreatedAt, UpdatedAt: old.UpdatedAt,
-		FirstSeen: old.CreatedAt, LastSeen: old.UpdatedAt, OccurrenceCount: 1, Version: 1,
+		FirstSeen: eventTime(old.CreatedAt), LastSeen: eventTime(old.UpdatedAt), OccurrenceCount: 1, Version: 1,
 	}
 	if len(old.Labels) > 0 {
 		in.Labels = old.Labels
@@ -135,6 +135,12 @@ func Convert(old *Incident, fp *dedupe.Fingerprinter) (*incident.Incident, []*in
 	return in, probs
 }
 
+// eventTime is an old time as the fold keeps event times: UTC, cut to the
+// microsecond.
+func eventTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
 // resources is the old affected_resources as an incident keeps resources:
 // sorted, unique, without empty names, at most
 // incident.MaxIncidentResources (the first in sorted order, as the fold
@@ -150,13 +156,13 @@ func resources(rs []string) []string {
 // resolution, updated_at and "operator".
 func resolved(old *Incident) (*time.Time, incident.ResolvedBy) {
 	if r := old.Resolution; r != nil && !r.ResolvedAt.IsZero() {
-		at := r.ResolvedAt
+		at := eventTime(r.ResolvedAt)
 		if r.ResolutionMethod == "Automated" {
 			return &at, incident.ResolvedByEvent
 		}
 		return &at, incident.ResolvedByOperator
 	}
-	at := old.UpdatedAt
+	at := eventTime(old.UpdatedAt)
 	return &at, incident.ResolvedByOperator
 }
 
@@ -165,7 +171,7 @@ func resolved(old *Incident) (*time.Time, incident.ResolvedBy) {
 func acknowledged(timeline []TimelineEvent) *time.Time {
 	for _, e := range timeline {
 		if e.EventType == "StateChanged" && e.Metadata["new_state"] == "Triaged" && !e.Timestamp.IsZero() {
-			at := e.Timestamp
+			at := eventTime(e.Timestamp)
 			return &at
 		}
 	}

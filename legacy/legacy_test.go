@@ -55,6 +55,7 @@ func TestConvertFixture(t *testing.T) {
 	want := []incident.Incident{
 		func() incident.Incident { // Detected: unsorted, repeated resources; labels; a 64-hex old fingerprint
 			in := base("6f1c2a9e-5b7d-4c3e-9a11-0d2f4e6b8c01", "2024-05-02T09:15:00.123456789Z", "2024-05-02T09:20:30Z")
+			in.FirstSeen = at("2024-05-02T09:15:00.123456Z") // an event time: to the microsecond
 			in.Title, in.Source, in.Type = "P95 latency above 2s", "llm-gateway", incident.Performance
 			in.Description = "p95 latency exceeded the threshold on gpt-4 routes"
 			in.Severity, in.PeakSeverity, in.State = incident.P1, incident.P1, incident.Detected

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ func TestRestoreHoldsTheTargetLock(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		release, err := lockTarget(target)
+		release, _, err := lockTarget(target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,11 +69,11 @@ func TestRestoreKeepsItsLockFile(t *testing.T) {
 			if err := os.Mkdir(ckpt, 0o750); err != nil {
 				t.Fatal(err)
 			}
-			if err := copyTree(filepath.Join(dir, "ckpt"), ckpt); err != nil {
+			if err := copyTree(context.Background(), filepath.Join(dir, "ckpt"), ckpt); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := Restore(ckpt, target, move, zaptest.NewLogger(t)); err != nil {
+		if _, err := Restore(context.Background(), ckpt, target, move, zaptest.NewLogger(t)); err != nil {
 			t.Fatalf("move=%v: %v", move, err)
 		}
 		cfg.Path = target
@@ -102,5 +103,30 @@ func TestRestoreOverlapFollowsLinks(t *testing.T) {
 	}
 	if err := checkOverlap(ckpt, filepath.Join(dir, "elsewhere", "new")); err != nil {
 		t.Errorf("a separate target: %v", err)
+	}
+}
+
+// TestRestoreStopsWithItsContext: a copy whose context ends (Ctrl-C)
+// stops, restores nothing and leaves no target behind.
+func TestRestoreStopsWithItsContext(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(dir, "src")
+	s, err := New(cfg, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint(filepath.Join(dir, "ckpt")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	target := filepath.Join(dir, "target")
+	if _, err := Restore(ctx, filepath.Join(dir, "ckpt"), target, false, zaptest.NewLogger(t)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("the target was left behind: %v", err)
 	}
 }

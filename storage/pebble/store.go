@@ -252,6 +252,10 @@ func foreignFiles(dir string) (unfinished []string, err error) {
 		return nil, nil
 	}
 	for _, e := range entries {
+		if e.Name() == moveJournal || (e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix)) {
+			return nil, fmt.Errorf("%w: %s holds %s, the leftover of an interrupted incidentctl restore: run that restore again, which takes it up (see the README, backup and restore)",
+				ErrForeignDirectory, dir, e.Name())
+		}
 		if !e.Type().IsRegular() || !creationFile.MatchString(e.Name()) {
 			return nil, fmt.Errorf("%w: %s holds %s (a sled directory? Pebble cannot read it: give state.path a new or empty directory and migrate, see the README)",
 				ErrForeignDirectory, dir, e.Name())
