@@ -111,6 +111,12 @@ func TestTimePlusHint(t *testing.T) {
 	if code != http.StatusOK {
 		t.Errorf("encoded +: %d", code)
 	}
+	// RFC 3339's offsets end at 23:59 (Go's parser takes +24:00 and +05:60).
+	for _, off := range []string{"%2B24:00", "%2B05:60"} {
+		if code, e := answer(t, h, "GET", "/api/v1/incidents?since=2026-03-01T12:00:00"+off, ""); code != http.StatusBadRequest || e.Parameter != "since" {
+			t.Errorf("offset %s: %d %+v, want 400 naming since", off, code, e)
+		}
+	}
 }
 
 // uuidStore holds one Detected incident for each id.

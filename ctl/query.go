@@ -138,6 +138,9 @@ func (f *filterFlags) query(now time.Time, store bool) (api.Query, error) {
 			continue
 		}
 		if d, err := time.ParseDuration(s); err == nil {
+			if d < 0 { // -5m would be a bound 5 minutes ahead, matching nothing
+				return api.Query{}, fmt.Errorf("%w: --%s %q: a duration back from now is positive (5m, not -5m)", errUsage, k, s)
+			}
 			s = now.Add(-d).UTC().Format(time.RFC3339Nano)
 		} else if _, err := incident.ParseTime(s); err != nil {
 			return api.Query{}, fmt.Errorf("%w: --%s %q: neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a duration back from now (90m, 24h)", errUsage, k, s)

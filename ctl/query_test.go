@@ -300,6 +300,14 @@ func TestSinceFlag(t *testing.T) {
 	if !strings.Contains(r.err, "nor a duration") {
 		t.Errorf("--since 1x: %q should say a duration works too", r.err)
 	}
+	// A negative duration is a bound ahead of now: refused, not an empty answer.
+	r = runCtl(t, nil, "", append([]string{"count", "--since", "-5m"}, store...)...)
+	mustCode(t, r, ctl.ExitUsage)
+	if !strings.Contains(r.err, "not -5m") {
+		t.Errorf("--since -5m: %q", r.err)
+	}
+	// Not RFC 3339: an offset past 23:59.
+	mustCode(t, runCtl(t, nil, "", append([]string{"count", "--since", "2026-11-28T03:00:00+24:00"}, store...)...), ctl.ExitUsage)
 }
 
 // TestMissingStoreIsAnError: reading a Pebble path that does not exist (or

@@ -599,6 +599,12 @@ local last = total - 1
 if min ~= '-inf' then last = last - redis.call('ZCOUNT', zall, '-inf', '(' .. min) end
 local want = -1
 if limit > 0 then want = offset + limit end
+-- No match lies past the ids in the score range, nor past a group's size:
+-- a page from there on is empty, answered before any walk or
+-- intersection (a deep offset held Redis for seconds to say so).
+local bound = last - first + 1
+for g = 1, ng do bound = math.min(bound, groups[g].size) end
+if offset >= bound then return {} end
 local ids = {}
 if ng == 0 then
   if first + offset <= last then
