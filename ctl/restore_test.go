@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/llm-im/incidentd/ctl"
+	"github.com/llm-im/incidentd/incident"
 )
 
 // names lists the entries of dir.
@@ -75,20 +76,27 @@ func TestBackupRestore(t *testing.T) {
 			if _, err := os.Stat(from); c.move != os.IsNotExist(err) {
 				t.Errorf("move=%t: the checkpoint exists afterwards: %v", c.move, err == nil)
 			}
-			for _, n := range names(t, dst) {
-				if strings.HasPrefix(n, ".restore-") {
-					t.Errorf("the staging directory %s was left in the target", n)
-				}
-			}
-			d := openPebble(t, dst)
-			sameIncidents(t, want, allIncidents(t, d))
-			_ = d.Close()
+			requireRestored(t, dst, want)
 			mustCode(t, runCtl(t, nil, "", "verify", "--state-backend", "pebble", "--state-path", dst), ctl.ExitOK)
 		})
 	}
 	if after := names(t, bk); !slices.Equal(before, after) {
 		t.Errorf("copying changed the checkpoint: %v, then %v", before, after)
 	}
+}
+
+// requireRestored checks that dst holds want and nothing a restore leaves
+// while it works.
+func requireRestored(t *testing.T, dst string, want []*incident.Incident) {
+	t.Helper()
+	for _, n := range names(t, dst) {
+		if strings.HasPrefix(n, ".restore-") {
+			t.Errorf("%s was left in the target", n)
+		}
+	}
+	d := openPebble(t, dst)
+	sameIncidents(t, want, allIncidents(t, d))
+	_ = d.Close()
 }
 
 // TestRestoreRefuses: a wrong command line exits 2; a checkpoint that is no
@@ -226,17 +234,6 @@ func TestRestoreTakesUpAnInterruptedRestore(t *testing.T) {
 	_ = s.Close()
 	bk := t.TempDir() + "/backup"
 	mustCode(t, runCtl(t, nil, "", "backup", "--state-path", src, "--to", bk), ctl.ExitOK)
-	restored := func(t *testing.T, dst string) {
-		t.Helper()
-		for _, n := range names(t, dst) {
-			if strings.HasPrefix(n, ".restore-") {
-				t.Errorf("%s was left in the target", n)
-			}
-		}
-		d := openPebble(t, dst)
-		sameIncidents(t, want, allIncidents(t, d))
-		_ = d.Close()
-	}
 	refusedAsLeftover := func(t *testing.T, dst string) {
 		t.Helper()
 		r := runCtl(t, nil, "", "count", "--state-path", dst)
@@ -257,7 +254,7 @@ func TestRestoreTakesUpAnInterruptedRestore(t *testing.T) {
 		refusedAsLeftover(t, dst)
 		r := runCtl(t, nil, "", "restore", bk, "--state-path", dst)
 		mustCode(t, r, ctl.ExitOK)
-		restored(t, dst)
+		requireRestored(t, dst, want)
 	})
 
 	t.Run("move killed in its renames", func(t *testing.T) {
@@ -288,6 +285,6 @@ func TestRestoreTakesUpAnInterruptedRestore(t *testing.T) {
 		if _, err := os.Stat(ckpt); !os.IsNotExist(err) {
 			t.Errorf("the emptied checkpoint is still there: %v", err)
 		}
-		restored(t, dst)
+		requireRestored(t, dst, want)
 	})
 }

@@ -50,17 +50,7 @@ func TestRestoreHoldsTheTargetLock(t *testing.T) {
 // TestRestoreKeepsItsLockFile: the files placed are the checkpoint's, never
 // its LOCK, and the restored directory opens.
 func TestRestoreKeepsItsLockFile(t *testing.T) {
-	dir := t.TempDir()
-	cfg := DefaultConfig()
-	cfg.Path = filepath.Join(dir, "src")
-	s, err := New(cfg, zaptest.NewLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Checkpoint(filepath.Join(dir, "ckpt")); err != nil {
-		t.Fatal(err)
-	}
-	_ = s.Close()
+	dir, cfg := checkpointIn(t)
 	for _, move := range []bool{false, true} {
 		target := filepath.Join(dir, "target", map[bool]string{false: "copy", true: "move"}[move])
 		ckpt := filepath.Join(dir, "ckpt")
@@ -109,6 +99,22 @@ func TestRestoreOverlapFollowsLinks(t *testing.T) {
 // TestRestoreStopsWithItsContext: a copy whose context ends (Ctrl-C)
 // stops, restores nothing and leaves no target behind.
 func TestRestoreStopsWithItsContext(t *testing.T) {
+	dir, _ := checkpointIn(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	target := filepath.Join(dir, "target")
+	if _, err := Restore(ctx, filepath.Join(dir, "ckpt"), target, false, zaptest.NewLogger(t)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("the target was left behind: %v", err)
+	}
+}
+
+// checkpointIn writes a checkpoint of a new store to dir/ckpt, returning
+// dir and the store's configuration.
+func checkpointIn(t *testing.T) (string, Config) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Path = filepath.Join(dir, "src")
@@ -120,13 +126,5 @@ func TestRestoreStopsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	target := filepath.Join(dir, "target")
-	if _, err := Restore(ctx, filepath.Join(dir, "ckpt"), target, false, zaptest.NewLogger(t)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-	if _, err := os.Stat(target); !os.IsNotExist(err) {
-		t.Errorf("the target was left behind: %v", err)
-	}
+	return dir, cfg
 }
