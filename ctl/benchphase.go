@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-im/incidentd/loadgen"
@@ -75,9 +76,9 @@ func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", b.cfg.Consumer.Durable, err)
 	}
-	var floor uint64
+	var floor atomic.Uint64 // the progress line reads it from its own goroutine
 	prog := startProgress(b.o.Err, func(d time.Duration) string {
-		return fmt.Sprintf("%s: acked through stream sequence %d of %d", what, floor, seq)
+		return fmt.Sprintf("%s: acked through stream sequence %d of %d", what, floor.Load(), seq)
 	})
 	defer prog.done()
 	deadline := time.Now().Add(b.f.timeout)
@@ -86,12 +87,12 @@ func (b *bench) waitAcked(ctx context.Context, seq uint64, what string) error {
 		if err != nil {
 			return fmt.Errorf("consumer info: %w", err)
 		}
-		floor = info.AckFloor.Stream
-		if floor >= seq && info.NumAckPending == 0 {
+		floor.Store(info.AckFloor.Stream)
+		if info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not drained after %s (ack floor %d of %d, %d pending acks)", what, b.f.timeout, floor, seq, info.NumAckPending)
+			return fmt.Errorf("%s: not drained after %s (ack floor %d of %d, %d pending acks)", what, b.f.timeout, info.AckFloor.Stream, seq, info.NumAckPending)
 		}
 		select {
 		case <-ctx.Done():
