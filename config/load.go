@@ -283,7 +283,7 @@ func (c *Config) addWarnings() {
 			}
 		}
 		if c.State.Backend == BackendRedis && c.State.Redis.WaitReplicas == 0 && isSentinelURL(c.State.RedisURL) {
-			c.Warnings = append(c.Warnings, "state.redis_url is a Sentinel URL and state.redis.wait_replicas is 0: batches are acked once the master has them, and a failover can drop the last ones acked (a manual SENTINEL FAILOVER did, in tests); set wait_replicas = 1 to ack only what a replica holds too")
+			c.Warnings = append(c.Warnings, "state.redis_url is a Sentinel URL and state.redis.wait_replicas is 0: batches are acked once the master has them, and a failover can drop the last ones acked (a manual SENTINEL FAILOVER did, in tests); set wait_replicas = 1 to ack only what a replica holds too (the number of replicas, to survive a manual failover)")
 		}
 		if r := c.State.Redis; r.WaitReplicas > 0 && r.WaitTimeout.Duration >= r.ReadTimeout.Duration {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("state.redis.wait_timeout (%s) is not below state.redis.read_timeout (%s): a WAIT for the replicas outlasts the client's read timeout, so a batch too few replicas confirm fails as an i/o timeout (and drops the connection) instead of naming the replicas; keep read_timeout above wait_timeout", r.WaitTimeout, r.ReadTimeout))

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,8 +41,8 @@ func clusterCollectors(rdb goredis.UniversalClient) []prometheus.Collector {
 // topology follows the slot maps a Cluster client loads and logs every
 // change of a slot's master: a failover (automatic or CLUSTER FAILOVER),
 // a resharding, a node's slots taken over. go-redis reloads its map by
-// itself (right after a MOVED reply or a failed node, else at the first
-// command a minute after the last load) with CLUSTER SLOTS on one of the
+// itself (right after a MOVED reply, else at the first command a minute
+// after the last load; the store adds a failed dial, see DialHook) with CLUSTER SLOTS on one of the
 // nodes; a hook on every node client sees each reply. go-redis logs none
 // of this (its "cluster: slots ... migrated" line needs the maintenance
 // notifications of Redis Enterprise).
@@ -59,18 +60,32 @@ type topology struct {
 func watchTopology(cc *goredis.ClusterClient, prefix string) {
 	w := &topology{slot: keySlot(prefix)}
 	cc.OnNewNode(func(n *goredis.Client) {
-		n.AddHook(topologyHook{w: w, node: n.Options().Addr})
+		n.AddHook(topologyHook{w: w, node: n.Options().Addr, reload: func() { cc.ReloadState(context.Background()) }})
 	})
 }
 
 // topologyHook passes every command of one node client through and hands
 // a CLUSTER SLOTS reply to the topology.
 type topologyHook struct {
-	w    *topology
-	node string
+	w      *topology
+	node   string
+	reload func() // asks the client for a new slot map
 }
 
-func (h topologyHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+// DialHook asks for a new slot map when a node cannot be dialled: go-redis
+// marks the node failing but keeps its map, so after a master's crash it
+// went on dialling the dead node until its minute-old map was reloaded,
+// up to a minute after a replica had taken over (go-redis coalesces the
+// reloads, 200 ms apart at most).
+func (h topologyHook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			h.reload()
+		}
+		return conn, err
+	}
+}
 
 func (h topologyHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return next

@@ -34,6 +34,7 @@ import (
 type Store struct {
 	rdb       goredis.UniversalClient
 	prefix    string // key prefix, "{prefix}" in Cluster mode
+	guarded   bool   // Cluster mode: scripts declare the slot guard (route)
 	retention time.Duration
 	waitN     int
 	waitFor   time.Duration
@@ -87,7 +88,7 @@ func NewContext(parent context.Context, cfg Config, log *zap.Logger, reg prometh
 	mode := "standalone"
 	switch {
 	case cfg.Cluster:
-		mode, s.prefix = "cluster", "{"+cfg.KeyPrefix+"}"
+		mode, s.prefix, s.guarded = "cluster", "{"+cfg.KeyPrefix+"}", true
 	case t.Sentinel:
 		mode = "sentinel"
 	}
@@ -265,8 +266,21 @@ func activeFlag(st incident.State) string {
 	return "0"
 }
 
-// route is KEYS[1] of every script: the all-incidents set.
-func (s *Store) route() []string { return []string{s.key("incidents")} }
+// route is the KEYS of every script: the all-incidents set, which routes
+// it, and in Cluster mode the slot guard, a key of the deployment's slot
+// that never exists. While the slot moves between masters (MIGRATING on
+// one, IMPORTING on the other), Redis refuses a command whose declared keys
+// are not all on the node with TRYAGAIN, on either side: without the guard
+// a script sent to the new master by ASK once the all-incidents set had
+// moved ran there against the keys still on the old one as if they were
+// absent (a second open incident, markers lost). Outside a move, missing
+// declared keys change nothing.
+func (s *Store) route() []string {
+	if s.guarded {
+		return []string{s.key("incidents"), s.key("slot-guard")}
+	}
+	return []string{s.key("incidents")}
+}
 
 // check returns storage.ErrClosed after Close and the context's error.
 func (s *Store) check(ctx context.Context) error {

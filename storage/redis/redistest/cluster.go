@@ -175,3 +175,25 @@ func (c *Cluster) BreakAwayFrom(t testing.TB, key string) {
 		return nil
 	})
 }
+
+// KillMasterOf kills (SIGKILL) the master serving key's slot and waits
+// until its replica has taken the slot over (cluster-node-timeout is 2 s
+// here). It returns the dead master and the new one.
+func (c *Cluster) KillMasterOf(t testing.TB, key string) (dead, promoted string) {
+	t.Helper()
+	dead, promoted = c.MasterOf(t, key)
+	c.procs[dead].Kill()
+	Eventually(t, 60*time.Second, promoted+" promoted", func() error {
+		n := node(promoted)
+		defer n.Close()
+		role, err := n.Do(context.Background(), "ROLE").Slice()
+		if err != nil {
+			return err
+		}
+		if len(role) == 0 || role[0] != "master" {
+			return fmt.Errorf("%s is still a %v", promoted, role[0])
+		}
+		return nil
+	})
+	return dead, promoted
+}
