@@ -20,6 +20,7 @@ import (
 	"github.com/llm-im/incidentd/config"
 	"github.com/llm-im/incidentd/ctl"
 	"github.com/llm-im/incidentd/dedupe"
+	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 	"github.com/llm-im/incidentd/natsembed"
 	"github.com/llm-im/incidentd/storage"
@@ -106,6 +107,15 @@ func filledPebble(t *testing.T, n int) string {
 	defer s.Close()
 	fillStore(t, s, n)
 	return dir
+}
+
+// filledWithIncidents is filledPebble with the incidents it holds.
+func filledWithIncidents(t *testing.T, n int) (string, []*incident.Incident) {
+	t.Helper()
+	src := filledPebble(t, n)
+	s := openPebble(t, src)
+	defer s.Close()
+	return src, allIncidents(t, s)
 }
 
 func fillStore(t *testing.T, s storage.Store, n int) {

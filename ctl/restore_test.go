@@ -30,10 +30,7 @@ func names(t *testing.T, dir string) []string {
 // was and can be restored again) and by move, into a new and into an empty
 // directory: each restored store holds the incidents that were backed up.
 func TestBackupRestore(t *testing.T) {
-	src := filledPebble(t, 1500)
-	s := openPebble(t, src)
-	want := allIncidents(t, s)
-	_ = s.Close()
+	src, want := filledWithIncidents(t, 1500)
 	bk := t.TempDir() + "/backup"
 	mustCode(t, runCtl(t, nil, "", "backup", "--state-path", src, "--to", bk), ctl.ExitOK)
 	before := names(t, bk)
@@ -228,10 +225,7 @@ func splitMove(t *testing.T, from, to string) {
 // it over (a copy); a move's half-renamed target is not taken for another
 // checkpoint's, nor for a copy's.
 func TestRestoreTakesUpAnInterruptedRestore(t *testing.T) {
-	src := filledPebble(t, 600)
-	s := openPebble(t, src)
-	want := allIncidents(t, s)
-	_ = s.Close()
+	src, want := filledWithIncidents(t, 600)
 	bk := t.TempDir() + "/backup"
 	mustCode(t, runCtl(t, nil, "", "backup", "--state-path", src, "--to", bk), ctl.ExitOK)
 	refusedAsLeftover := func(t *testing.T, dst string) {

@@ -87,10 +87,7 @@ func TestExportImportVerify(t *testing.T) {
 }
 
 func TestMigrateAndBackup(t *testing.T) {
-	src := filledPebble(t, 1500)
-	s := openPebble(t, src)
-	want := allIncidents(t, s)
-	_ = s.Close()
+	src, want := filledWithIncidents(t, 1500)
 	dst := t.TempDir() + "/migrated"
 	r := runCtl(t, nil, "", "migrate", "--from-backend", "pebble", "--from-path", src, "--to-backend", "pebble", "--to-path", dst)
 	mustCode(t, r, ctl.ExitOK)
