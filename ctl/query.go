@@ -160,7 +160,7 @@ func (f *filterFlags) query(now time.Time, store bool) (api.Query, error) {
 	case f.limit < 0:
 		return q, fmt.Errorf("%w: --limit %d: must not be negative", errUsage, f.limit)
 	case !store && (f.limit < 1 || f.limit > api.MaxLimit):
-		return q, fmt.Errorf("%w: --limit %d: through the API it must be 1 to %d (page with --offset; --limit 0 lists all only when reading a store with --state-backend or --config)",
+		return q, fmt.Errorf("%w: --limit %d: through the API it must be 1 to %d (page with --offset; --limit 0 lists all only when reading a store: --config or a --state-* flag such as --state-path)",
 			errUsage, f.limit, api.MaxLimit)
 	}
 	q.Page = storage.Page{Limit: f.limit, Offset: f.offset}
@@ -333,8 +333,8 @@ func writeDetail(w io.Writer, in *incident.Incident) error {
 		}
 	}
 	ts := func(t *time.Time) string {
-		if t == nil {
-			return ""
+		if t == nil || t.IsZero() {
+			return "" // not set (a zero time: imported, or written before it was kept)
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
@@ -364,6 +364,16 @@ func writeDetail(w io.Writer, in *incident.Incident) error {
 	row("resolved_at", ts(in.ResolvedAt))
 	row("resolved_by", string(in.ResolvedBy))
 	row("reopen_of", in.ReopenOf)
+	if in.LastValue != nil {
+		row("last_value", strings.TrimSpace(strconv.FormatFloat(*in.LastValue, 'g', -1, 64)+" "+in.Unit))
+	} else {
+		row("unit", in.Unit)
+	}
+	row("created_at", ts(&in.CreatedAt))
+	row("updated_at", ts(&in.UpdatedAt))
+	row("latest_event_at", ts(&in.LatestEventAt))
+	row("latest_event_id", in.LatestEventID)
+	row("first_received_at", ts(&in.FirstReceivedAt))
 	row("description", clip(in.Description, 200))
 	row("version", strconv.FormatInt(in.Version, 10))
 	return tw.Flush()

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -404,9 +405,10 @@ func TestOneSource(t *testing.T) {
 	}
 }
 
-// TestGetTable: get's table shows late_count, reopen_of and the labels
-// (sorted, one set to "" included) when the incident has them, and leaves
-// them out when it does not.
+// TestGetTable: get's table shows late_count, reopen_of, last_value with
+// its unit and the labels (sorted, one set to "" included) when the
+// incident has them, and leaves them out when it does not; the times the
+// JSON carries (created_at, updated_at, latest_event_at) are rows too.
 func TestGetTable(t *testing.T) {
 	dir := filledPebble(t, 1500)
 	s := openPebble(t, dir)
@@ -424,8 +426,10 @@ func TestGetTable(t *testing.T) {
 	}
 	up := reopened.Clone()
 	up.LateCount, up.Labels, up.Version = 2, map[string]string{"zone": "eu-1", "model": "gpt", "empty": ""}, up.Version+1
+	v := 2140.5
+	up.LastValue, up.Unit = &v, "ms"
 	plain = plain.Clone()
-	plain.Labels, plain.Version = nil, plain.Version+1
+	plain.Labels, plain.LastValue, plain.Unit, plain.Version = nil, nil, "", plain.Version+1
 	if err := s.Apply(context.Background(), storage.Batch{Incidents: []*incident.Incident{up, plain}, At: up.UpdatedAt}); err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +445,10 @@ func TestGetTable(t *testing.T) {
 		k, v, _ := strings.Cut(l, " ")
 		keys, rows[k] = append(keys, k), strings.TrimSpace(v)
 	}
-	want := map[string]string{"late_count": "2", "reopen_of": up.ReopenOf, "labels.empty": `""`, "labels.model": "gpt", "labels.zone": "eu-1"}
+	rfc := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+	want := map[string]string{"late_count": "2", "reopen_of": up.ReopenOf, "labels.empty": `""`, "labels.model": "gpt", "labels.zone": "eu-1",
+		"last_value": "2140.5 ms", "created_at": rfc(up.CreatedAt), "updated_at": rfc(up.UpdatedAt),
+		"latest_event_at": rfc(up.LatestEventAt), "latest_event_id": up.LatestEventID}
 	for k, v := range want {
 		if rows[k] != v {
 			t.Errorf("get %s: row %s = %q, want %q (rows %v)", up.ID, k, rows[k], v, rows)
@@ -451,7 +458,7 @@ func TestGetTable(t *testing.T) {
 		t.Errorf("get %s: labels not in key order: %v", up.ID, keys)
 	}
 	out := get(plain.ID)
-	for _, k := range []string{"labels.", "late_count", "reopen_of"} {
+	for _, k := range []string{"labels.", "late_count", "reopen_of", "last_value", "unit"} {
 		if strings.Contains(out, k) {
 			t.Errorf("get %s: %q shown for an incident without it:\n%s", plain.ID, k, out)
 		}
