@@ -37,6 +37,13 @@ const (
 	// the stream can exceed the server's max_payload once the headers are
 	// added; cut, it still lands (with its reason) instead of being lost.
 	HeaderTruncated = "Incidentd-Truncated"
+	// HeaderReceivedAt is when JetStream first received the event (RFC 3339,
+	// nanoseconds): on a dead letter, the original message's timestamp (or
+	// the value it came with, if it was itself a replay); incidentctl dlq
+	// replay sets it on the message it publishes again, and the worker takes
+	// it, not the replay's timestamp, as the time of an event without
+	// occurred_at.
+	HeaderReceivedAt = "Incidentd-Received-At"
 )
 
 // maxErrorHeader bounds HeaderError: a decoder message quoting a deeply
@@ -79,6 +86,9 @@ func (d *deadLetters) message(data []byte, meta incident.Meta, subject string, d
 	out.Header.Set(HeaderStreamSeq, strconv.FormatUint(meta.Sequence, 10))
 	if meta.MsgID != "" {
 		out.Header.Set(HeaderMsgID, meta.MsgID)
+	}
+	if at := receivedAt(meta); at != "" {
+		out.Header.Set(HeaderReceivedAt, at)
 	}
 	out.Header.Set(jetstream.MsgIDHeader, meta.Position())
 	fit(out, d.c.nc.MaxPayload())

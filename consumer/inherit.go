@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/llm-im/incidentd/dedupe"
-	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
 )
 
@@ -149,7 +148,7 @@ func (c *Consumer) readInherited(sc jetstream.Consumer, last uint64, n int, skip
 			invalid = append(invalid, seq) // the advisory handler dead-letters it
 			continue
 		}
-		meta := incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: seq, Timestamp: md.Timestamp}
+		meta := messageMeta(m.Headers(), md.Stream, seq, md.Timestamp)
 		ev, err := c.dec.Decode(m.Data(), meta)
 		if err != nil {
 			invalid = append(invalid, seq) // dead-lettered when redelivered

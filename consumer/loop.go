@@ -233,7 +233,7 @@ func (c *Consumer) receive(cur *batch, m jetstream.Msg) {
 		return
 	}
 	c.lastReceived.Store(md.Sequence.Stream)
-	meta := incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: md.Sequence.Stream, Timestamp: md.Timestamp}
+	meta := messageMeta(m.Headers(), md.Stream, md.Sequence.Stream, md.Timestamp)
 	ev, err := c.dec.Decode(m.Data(), meta)
 	if err != nil {
 		var de *incident.DecodeError

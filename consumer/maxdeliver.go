@@ -291,8 +291,7 @@ func (c *Consumer) readMaxDelivered(ctx context.Context, stream jetstream.Stream
 // it has one (its dead letter could not be published before), else
 // max_deliver; and the event id of a message that decodes.
 func (c *Consumer) decodeMaxDelivered(it *maxDelivered) {
-	it.meta = incident.Meta{MsgID: it.raw.Header.Get(jetstream.MsgIDHeader), Stream: c.cfg.Consumer.Stream,
-		Sequence: it.raw.Sequence, Timestamp: it.raw.Time}
+	it.meta = messageMeta(it.raw.Header, c.cfg.Consumer.Stream, it.raw.Sequence, it.raw.Time)
 	it.de = &incident.DecodeError{Reason: incident.ReasonMaxDeliver,
 		Msg: fmt.Sprintf("delivered %d times without a commit (consumer.max_deliver)", it.a.Deliveries)}
 	ev, err := c.dec.Decode(it.raw.Data, it.meta)

@@ -140,7 +140,7 @@ func (c *Consumer) addToWindow(m jetstream.Msg) {
 	}
 	seq := md.Sequence.Stream
 	c.ahead.next = seq + 1
-	ev, err := c.dec.Decode(m.Data(), incident.Meta{MsgID: m.Headers().Get(jetstream.MsgIDHeader), Stream: md.Stream, Sequence: seq, Timestamp: md.Timestamp})
+	ev, err := c.dec.Decode(m.Data(), messageMeta(m.Headers(), md.Stream, seq, md.Timestamp))
 	if err != nil {
 		return
 	}
@@ -172,7 +172,7 @@ func (c *Consumer) fetchEvents(ctx context.Context, seqs []uint64, want map[stri
 		if err != nil {
 			return nil, fmt.Errorf("get message %d: %w", s, err)
 		}
-		ev, err := c.dec.Decode(raw.Data, incident.Meta{MsgID: raw.Header.Get(jetstream.MsgIDHeader), Stream: c.cfg.Consumer.Stream, Sequence: s, Timestamp: raw.Time})
+		ev, err := c.dec.Decode(raw.Data, messageMeta(raw.Header, c.cfg.Consumer.Stream, s, raw.Time))
 		if err != nil {
 			continue
 		}

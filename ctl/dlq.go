@@ -132,8 +132,11 @@ type deadLetter struct {
 	Subject   string    `json:"subject"`
 	StreamSeq uint64    `json:"stream_seq"`
 	MsgID     string    `json:"msg_id,omitempty"`
-	Truncated int       `json:"truncated,omitempty"`
-	Payload   string    `json:"payload"`
+	// ReceivedAt is when JetStream first received the event (the
+	// original's timestamp): absent on letters written before the header.
+	ReceivedAt string `json:"received_at,omitempty"`
+	Truncated  int    `json:"truncated,omitempty"`
+	Payload    string `json:"payload"`
 }
 
 func toDeadLetter(m *jetstream.RawStreamMsg) deadLetter {
@@ -141,7 +144,8 @@ func toDeadLetter(m *jetstream.RawStreamMsg) deadLetter {
 	ss, _ := strconv.ParseUint(h.Get(consumer.HeaderStreamSeq), 10, 64)
 	tr, _ := strconv.Atoi(h.Get(consumer.HeaderTruncated))
 	return deadLetter{Seq: m.Sequence, Time: m.Time.UTC(), Reason: h.Get(consumer.HeaderReason), Error: h.Get(consumer.HeaderError),
-		Subject: h.Get(consumer.HeaderSubject), StreamSeq: ss, MsgID: h.Get(consumer.HeaderMsgID), Truncated: tr, Payload: string(m.Data)}
+		Subject: h.Get(consumer.HeaderSubject), StreamSeq: ss, MsgID: h.Get(consumer.HeaderMsgID), ReceivedAt: h.Get(consumer.HeaderReceivedAt),
+		Truncated: tr, Payload: string(m.Data)}
 }
 
 func newDLQCmd(o IO, _ func() *zap.Logger) *cobra.Command {

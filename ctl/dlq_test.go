@@ -36,12 +36,13 @@ func dlqMsgs(t *testing.T, url string) []ctlDeadLetter {
 
 // ctlDeadLetter is a line of `dlq list -o json`, as a user's script reads it.
 type ctlDeadLetter struct {
-	Seq       uint64 `json:"seq"`
-	Reason    string `json:"reason"`
-	Error     string `json:"error"`
-	Subject   string `json:"subject"`
-	StreamSeq uint64 `json:"stream_seq"`
-	Payload   string `json:"payload"`
+	Seq        uint64 `json:"seq"`
+	Reason     string `json:"reason"`
+	Error      string `json:"error"`
+	Subject    string `json:"subject"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	ReceivedAt string `json:"received_at"`
+	Payload    string `json:"payload"`
 }
 
 // TestDLQListAndReplay: a worker dead-letters an event too large for its
@@ -49,7 +50,8 @@ type ctlDeadLetter struct {
 // after the limit is raised, `dlq replay --reason too_large` publishes the
 // event again and the worker applies it, once however often it is
 // replayed (the event has no id: the replay carries its first stream
-// position as Nats-Msg-Id, the id the worker gave it).
+// position as Nats-Msg-Id, the id the worker gave it), dated by the
+// original's receipt (it has no occurred_at), not by the replay.
 func TestDLQListAndReplay(t *testing.T) {
 	cfg := config.Default()
 	cfg.State.Backend, cfg.State.Path = config.BackendPebble, t.TempDir()
@@ -74,6 +76,18 @@ func TestDLQListAndReplay(t *testing.T) {
 	if dl[0].Reason != "too_large" || dl[0].Subject != "incidents.events.s" || dl[0].StreamSeq != 1 || dl[0].Payload != big ||
 		dl[1].Reason != "invalid_json" || dl[1].StreamSeq != 2 || dl[1].Payload != "not json" || dl[1].Error == "" {
 		t.Fatalf("dead letters: %+v", dl)
+	}
+	orig, err := js.Stream(context.Background(), "INCIDENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := orig.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := first.Time.UTC()
+	if dl[0].ReceivedAt != received.Format(time.RFC3339Nano) {
+		t.Fatalf("dead letter received_at %q, the original was stored at %s", dl[0].ReceivedAt, received.Format(time.RFC3339Nano))
 	}
 	r := ctlRun("dlq", "list", "--reason", "too_large", "-o", "table")
 	mustCode(t, r, ctl.ExitOK)
@@ -101,8 +115,14 @@ func TestDLQListAndReplay(t *testing.T) {
 			t.Fatalf("%s: %d incidents, want 2", what, len(all))
 		}
 		for _, inc := range all {
-			if inc.Title == "big" && inc.OccurrenceCount != 1 {
+			if inc.Title != "big" {
+				continue
+			}
+			if inc.OccurrenceCount != 1 {
 				t.Fatalf("%s: the replayed event counted %d times", what, inc.OccurrenceCount)
+			}
+			if want := received.Truncate(time.Microsecond); !inc.FirstSeen.Equal(want) || !inc.LastSeen.Equal(want) {
+				t.Fatalf("%s: first_seen %s, last_seen %s; the original was received at %s", what, inc.FirstSeen, inc.LastSeen, want)
 			}
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -140,6 +143,9 @@ func replayMsg(ctx context.Context, js jetstream.JetStream, stream string, m *je
 	if id != "" {
 		out.Header.Set(jetstream.MsgIDHeader, id)
 	}
+	if at := letterReceivedAt(h, stream, position); at != "" {
+		out.Header.Set(consumer.HeaderReceivedAt, at)
+	}
 	if h.Get(consumer.HeaderTruncated) == "" {
 		return out, nil
 	}
@@ -149,6 +155,29 @@ func replayMsg(ctx context.Context, js jetstream.JetStream, stream string, m *je
 	}
 	out.Data = data
 	return out, nil
+}
+
+// letterReceivedAt is when JetStream first received a dead letter's event,
+// for the worker to date an event without occurred_at by it rather than by
+// the replay: the letter's HeaderReceivedAt, or for a letter written before
+// that header, the timestamp in its position ("<stream>:<seq>:<ns>").
+func letterReceivedAt(h nats.Header, stream, position string) string {
+	if v := h.Get(consumer.HeaderReceivedAt); v != "" {
+		return v
+	}
+	rest, ok := strings.CutPrefix(position, stream+":")
+	if !ok {
+		return ""
+	}
+	seq, ns, ok := strings.Cut(rest, ":")
+	if _, err := strconv.ParseUint(seq, 10, 64); err != nil || !ok {
+		return ""
+	}
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return time.Unix(0, n).UTC().Format(time.RFC3339Nano)
 }
 
 // original reads the whole payload of a truncated dead letter from the

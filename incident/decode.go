@@ -344,7 +344,7 @@ func (f *fields) build(ev *Event, data []byte, meta Meta, a *arena) *DecodeError
 		}
 		ev.OccurredAt = t.UTC().Truncate(time.Microsecond)
 	} else {
-		ev.OccurredAt = meta.Timestamp.UTC().Truncate(time.Microsecond)
+		ev.OccurredAt = meta.EventTime().UTC().Truncate(time.Microsecond)
 	}
 	if f.value.kind != kindAbsent {
 		if f.value.kind != kindNumber {

@@ -51,6 +51,19 @@ type Meta struct {
 	Stream    string    // JetStream stream name
 	Sequence  uint64    // stream sequence
 	Timestamp time.Time // JetStream timestamp
+	// ReceivedAt is when JetStream first received the event, for a message
+	// published again (incidentctl dlq replay) whose Timestamp is the
+	// replay's; zero otherwise.
+	ReceivedAt time.Time
+}
+
+// EventTime is the event's time when its payload has no occurred_at:
+// ReceivedAt when known and not after Timestamp, else Timestamp.
+func (m Meta) EventTime() time.Time {
+	if !m.ReceivedAt.IsZero() && (m.Timestamp.IsZero() || !m.ReceivedAt.After(m.Timestamp)) {
+		return m.ReceivedAt
+	}
+	return m.Timestamp
 }
 
 // FallbackID is the event id used when the payload has none: the
