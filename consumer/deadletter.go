@@ -57,16 +57,28 @@ const maxDeadLetterAttempts = 5
 
 // letter is a bad message waiting for its dead-letter publish to be acked.
 type letter struct {
-	msg    jetstream.Msg
-	future jetstream.PubAckFuture
-	reason incident.Reason
+	msg     jetstream.Msg
+	future  jetstream.PubAckFuture
+	reason  incident.Reason
+	subject string // the original's
+	seq     uint64 // the original's stream sequence
+	err     string // the decoder's message, as in HeaderError
 }
+
+// deadLetterLogEvery is how often a stored dead letter is logged at most:
+// a producer sending only bad events must not flood the log (the counter
+// by reason counts them all).
+const deadLetterLogEvery = 10 * time.Second
 
 // deadLetters publishes asynchronously and terminates each message once the
 // dead-letter stream has stored its copy.
 type deadLetters struct {
 	c       *Consumer
 	pending chan letter
+	// logged and unlogged rate-limit the log line of stored dead letters;
+	// only run uses them.
+	logged   time.Time
+	unlogged int64
 }
 
 func newDeadLetters(c *Consumer) *deadLetters {
@@ -139,7 +151,7 @@ func (d *deadLetters) send(m jetstream.Msg, meta incident.Meta, subject string, 
 		d.retryLater(m, de.Reason, err)
 		return
 	}
-	d.pending <- letter{msg: m, future: f, reason: de.Reason}
+	d.pending <- letter{msg: m, future: f, reason: de.Reason, subject: subject, seq: meta.Sequence, err: clip(de.Error(), maxErrorHeader)}
 }
 
 func (d *deadLetters) retryLater(m jetstream.Msg, r incident.Reason, err error) {
@@ -185,12 +197,28 @@ func (d *deadLetters) run() {
 		case ack := <-l.future.Ok():
 			if !ack.Duplicate {
 				d.c.m.EventsDeadLettered.WithLabelValues(string(l.reason)).Inc()
+				d.logStored(l, ack.Sequence)
 			}
 			_ = l.msg.TermWithReason(string(l.reason))
 		case err := <-l.future.Err():
 			d.retryLater(l.msg, l.reason, err)
 		}
 	}
+}
+
+// logStored logs a stored dead letter, at most once every
+// deadLetterLogEvery; not_logged_since_last counts those left out.
+func (d *deadLetters) logStored(l letter, dlqSeq uint64) {
+	now := time.Now()
+	if !d.logged.IsZero() && now.Sub(d.logged) < deadLetterLogEvery {
+		d.unlogged++
+		return
+	}
+	n := d.unlogged
+	d.logged, d.unlogged = now, 0
+	d.c.log.Warn("event dead-lettered", zap.String("reason", string(l.reason)), zap.String("error", l.err),
+		zap.String("subject", l.subject), zap.Uint64("stream_seq", l.seq), zap.Uint64("dlq_seq", dlqSeq),
+		zap.Int64("not_logged_since_last", n))
 }
 
 func (d *deadLetters) close() { close(d.pending) }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
@@ -65,5 +67,33 @@ func TestDeadLetterTruncated(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonTooLarge))); n != 1 {
 		t.Fatalf("dead-lettered %v", n)
+	}
+}
+
+// TestDeadLetterLogged: a stored dead letter is logged (reason, error,
+// subject, sequences) at most once every 10 s, so a producer sending only
+// bad events does not flood the log; the counter counts every one.
+func TestDeadLetterLogged(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	core, logs := observer.New(zap.InfoLevel)
+	w := e.startLogged(cfg, stores[0].open(t, ""), zap.New(core))
+	e.waitFor("worker ready", 10*time.Second, func() bool { return w.c.Ready() == nil })
+	bad := make([][]byte, 20)
+	for i := range bad {
+		bad[i] = []byte(`{"source":"s","title":"t","severity":"P9"}`)
+	}
+	e.publish(bad)
+	e.waitFor("twenty dead letters counted", 20*time.Second, func() bool {
+		return testutil.ToFloat64(w.m.EventsDeadLettered.WithLabelValues(string(incident.ReasonInvalidField))) == 20
+	})
+	lines := logs.FilterMessage("event dead-lettered").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines for 20 dead letters within 10 s, want 1", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if lines[0].Level != zap.WarnLevel || f["reason"] != "invalid_field" || !strings.Contains(f["error"].(string), `"P9"`) ||
+		!strings.HasPrefix(f["subject"].(string), "incidents.") || f["stream_seq"] != uint64(1) || f["not_logged_since_last"] != int64(0) {
+		t.Fatalf("log line %s %v", lines[0].Level, f)
 	}
 }
