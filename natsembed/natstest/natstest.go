@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Start runs a nats-server with opts on a free loopback port, with
@@ -68,9 +71,11 @@ func StartNode(t testing.TB, o *server.Options) *server.Server {
 }
 
 // Cluster starts three nats-servers with JetStream, routed to each other
-// on loopback ports, and waits until the cluster has a JetStream meta
-// leader. It returns the servers and their options, to start one again
-// with (same ports, same store).
+// on loopback ports, and waits until the cluster places a stream on all
+// three (a meta leader alone is not enough: until it has heard from each
+// peer, it refuses three replicas with "no suitable peers for placement").
+// It returns the servers and their options, to start one again with (same
+// ports, same store).
 func Cluster(t testing.TB) ([]*server.Server, []*server.Options) {
 	t.Helper()
 	ports := freePorts(t, 6)
@@ -88,16 +93,42 @@ func Cluster(t testing.TB) ([]*server.Server, []*server.Options) {
 		}
 		servers[i], opts[i] = StartNode(t, o), o
 	}
+	waitPlacement(t, servers)
+	return servers, opts
+}
+
+// waitPlacement creates and deletes a three-replica stream until the
+// cluster takes it, for at most 30 s.
+func waitPlacement(t testing.TB, servers []*server.Server) {
+	t.Helper()
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return servers, opts
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_READY", Subjects: []string{"natstest.ready"},
+			Replicas: 3, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "NATSTEST_READY")
+		}
+		cancel()
+		if err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no JetStream meta leader after 30s")
+			t.Fatalf("JetStream cluster does not place three replicas after 30s: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
