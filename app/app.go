@@ -106,7 +106,7 @@ var ErrStartStopped = errors.New("stop requested during start-up")
 // dial timeouts to fail) or between two steps releases what was started
 // and returns an error wrapping ErrStartStopped and ctx's error.
 func NewContext(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus.Registerer) (_ *App, err error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateWorker(); err != nil {
 		return nil, err
 	}
 	if reg == nil {

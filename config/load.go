@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -57,8 +58,10 @@ var EnvOverrides = []EnvOverride{
 // errors.Is(err, fs.ErrNotExist) works). On error the returned Config is
 // what was assembled so far, returned only so a caller can show its
 // Warnings; it must not be used to run.
+//
+// Load is the worker's: it validates with ValidateWorker.
 func Load(path string, env func(string) (string, bool)) (Config, error) {
-	return LoadOverride(path, env, nil)
+	return load(path, env, nil, true)
 }
 
 // Override is a caller's own settings, which win over the file and the
@@ -73,7 +76,12 @@ type Override func(*Config) map[string]string
 // environment before validation, so that what the override sets can fill in
 // what they leave out (STATE_BACKEND=redis with the URL from a flag) or
 // replace an invalid value of theirs.
+// It validates with Validate (incidentctl's: see ValidateWorker).
 func LoadOverride(path string, env func(string) (string, bool), override Override) (Config, error) {
+	return load(path, env, override, false)
+}
+
+func load(path string, env func(string) (string, bool), override Override, worker bool) (Config, error) {
 	cfg := Default()
 	cfg.BackendDefaulted = true // until the file, STATE_BACKEND or override gives it
 	var p problems
@@ -123,6 +131,9 @@ func LoadOverride(path string, env func(string) (string, bool), override Overrid
 
 	var invalid problems
 	cfg.validate(&invalid)
+	if worker {
+		cfg.validateWorker(&invalid)
+	}
 	for _, pr := range invalid {
 		if key := keyOf(pr.field, bad); key != "" {
 			continue // already reported as the wrong type; the value is a default
@@ -271,6 +282,9 @@ func (c *Config) addWarnings() {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s set, but state.backend is %q, which does not use it: incidents are stored by %q", strings.Join(unused, " and "), c.State.Backend, c.State.Backend))
 		}
 	}
+	if c.Embedded() && !loopbackListen(c.NATS.EmbeddedListen) {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("nats.embedded_listen %q is not a loopback address: the embedded NATS server has no authentication and no TLS, so anyone who reaches it can publish events and read or delete the streams", c.NATS.EmbeddedListen))
+	}
 	switch c.State.Backend {
 	case BackendPebble:
 		if !c.State.Pebble.Sync {
@@ -292,6 +306,22 @@ func (c *Config) addWarnings() {
 			c.Warnings = append(c.Warnings, "state.redis.tls_insecure_skip_verify is true: the Redis server's certificate is not verified")
 		}
 	}
+}
+
+// loopbackListen reports whether a listen address (host:port) binds
+// loopback only: an empty host (every interface) or a host that is not a
+// loopback IP or "localhost" does not. An address that does not parse is
+// Validate's problem, not a warning.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // isSentinelURL reports a redis+sentinel:// or rediss+sentinel:// URL.

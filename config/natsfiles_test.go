@@ -51,6 +51,12 @@ func TestNATSFiles(t *testing.T) {
 		{"key not a key", func(c *Config) { external(c); c.NATS.TLSCertFile = cert; c.NATS.TLSKeyFile = cert }, "nats.tls_key_file", "no PEM PRIVATE KEY"},
 		{"tls with embedded", func(c *Config) { c.NATS.TLSCAFile = cert }, "nats.tls_ca_file", "embedded server has no TLS"},
 		{"server name with embedded", func(c *Config) { c.NATS.TLSServerName = "nats" }, "nats.tls_server_name", "embedded server has no TLS"},
+		// The embedded server checks no credentials: they would protect nothing.
+		{"user with embedded", func(c *Config) { c.NATS.User, c.NATS.Password = "u", "s3cr3t" }, "nats.user", "embedded server checks no credentials"},
+		{"password with embedded", func(c *Config) { c.NATS.User, c.NATS.Password = "u", "s3cr3t" }, "nats.password", "embedded server checks no credentials"},
+		{"token with embedded", func(c *Config) { c.NATS.Token = "s3cr3t" }, "nats.token", "embedded server checks no credentials"},
+		{"creds with embedded", func(c *Config) { c.NATS.CredentialsFile = creds }, "nats.credentials_file", "embedded server checks no credentials"},
+		{"seed with embedded", func(c *Config) { c.NATS.NkeySeedFile = seedOnly }, "nats.nkey_seed_file", "embedded server checks no credentials"},
 		{"ping interval low", func(c *Config) { c.NATS.PingInterval = dur(500 * time.Millisecond) }, "nats.ping_interval", "between 1s and 10m"},
 		{"ping interval high", func(c *Config) { c.NATS.PingInterval = dur(11 * time.Minute) }, "nats.ping_interval", "between 1s and 10m"},
 		{"pings outstanding low", func(c *Config) { c.NATS.MaxPingsOutstanding = 0 }, "nats.max_pings_outstanding", "between 1 and 100"},
@@ -60,7 +66,7 @@ func TestNATSFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Default()
 			tt.mutate(&cfg)
-			got := problemsOf(t, cfg.Validate())
+			got := problemsOf(t, cfg.ValidateWorker())
 			for _, p := range got {
 				if strings.Contains(p, "s3cr3t") || strings.Contains(p, seed) {
 					t.Errorf("problem quotes the file: %s", p)
@@ -79,9 +85,11 @@ func TestNATSFiles(t *testing.T) {
 		name   string
 		mutate func(c *Config)
 	}{
-		{"creds", func(c *Config) { c.NATS.CredentialsFile = creds }},
-		{"seed", func(c *Config) { c.NATS.NkeySeedFile = seedOnly }},
-		{"decorated seed", func(c *Config) { c.NATS.NkeySeedFile = creds }},
+		{"creds", func(c *Config) { external(c); c.NATS.CredentialsFile = creds }},
+		{"seed", func(c *Config) { external(c); c.NATS.NkeySeedFile = seedOnly }},
+		{"decorated seed", func(c *Config) { external(c); c.NATS.NkeySeedFile = creds }},
+		{"user", func(c *Config) { external(c); c.NATS.User, c.NATS.Password = "u", "s3cr3t" }},
+		{"token", func(c *Config) { external(c); c.NATS.Token = "s3cr3t" }},
 		{"tls", func(c *Config) {
 			external(c)
 			c.NATS.TLSCAFile, c.NATS.TLSCertFile, c.NATS.TLSKeyFile, c.NATS.TLSServerName = cert, cert, key, "nats.internal"

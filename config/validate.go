@@ -75,6 +75,33 @@ func (c Config) Validate() error {
 	return p.err()
 }
 
+// ValidateWorker is Validate with the rules for running the worker on the
+// configuration: incidentctl reads the same files but may take the NATS
+// URL from a flag, where the worker has nats.url or its embedded server.
+func (c Config) ValidateWorker() error {
+	var p problems
+	c.validate(&p)
+	c.validateWorker(&p)
+	return p.err()
+}
+
+// validateWorker: the embedded server checks no credentials, so a worker
+// given some without nats.url would take them silently and let an operator
+// believe its NATS is protected.
+func (c Config) validateWorker(p *problems) {
+	if !c.Embedded() {
+		return
+	}
+	n := c.NATS
+	for _, f := range []struct{ key, v string }{
+		{"user", n.User}, {"password", n.Password}, {"token", n.Token}, {"credentials_file", n.CredentialsFile}, {"nkey_seed_file", n.NkeySeedFile},
+	} {
+		if f.v != "" {
+			p.add("nats."+f.key, "is set but nats.url is empty: the embedded server checks no credentials (it accepts any client that reaches nats.embedded_listen); set nats.url to the server that checks them")
+		}
+	}
+}
+
 func (c Config) validate(p *problems) {
 	c.validateState(p)
 	c.validateNATS(p)
