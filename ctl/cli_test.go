@@ -29,6 +29,11 @@ func TestArgumentErrorsExitTwo(t *testing.T) {
 		{[]string{"get", "a", "b"}, "incidentctl: usage: accepts 1 arg(s), received 2\n"},
 		{[]string{"restore"}, "incidentctl: usage: restore takes one CHECKPOINT_DIR, got 0 arguments\n"},
 		{[]string{"nosuch"}, "incidentctl: unknown command \"nosuch\" for \"incidentctl\"\n"},
+		// `--config "$CFG"` with CFG unset must not run on the defaults.
+		{[]string{"count", "--config", ""}, "incidentctl: usage: --config \"\": an empty path (leave the flag out to use no file)\n"},
+		{[]string{"setup", "--config", " "}, "incidentctl: usage: --config \" \": an empty path (leave the flag out to use no file)\n"},
+		{[]string{"migrate", "--from-config", "", "--to-backend", "memory"}, "incidentctl: usage: --from-config \"\": an empty path (leave the flag out to use no file)\n"},
+		{[]string{"dlq", "list", "--config="}, "incidentctl: usage: --config \"\": an empty path (leave the flag out to use no file)\n"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
@@ -132,6 +133,7 @@ func newRoot(o IO) *cobra.Command {
 		_ = cmd.Help()
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return blankConfigFlag(cmd.Flags()) }
 	root.SetVersionTemplate("incidentctl {{.Version}} (" + runtime.Version() + ")\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "warn", "log level of the CLI and of an in-process worker (debug, info, warn, error)")
@@ -152,6 +154,19 @@ func newRoot(o IO) *cobra.Command {
 	)
 	usageArgs(root)
 	return root
+}
+
+// blankConfigFlag refuses a config flag (--config, --from-config,
+// --to-config) given an empty path: `--config "$CFG"` with CFG unset
+// would otherwise run on the defaults and the environment without a word.
+func blankConfigFlag(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if err == nil && (f.Name == "config" || strings.HasSuffix(f.Name, "-config")) && strings.TrimSpace(f.Value.String()) == "" {
+			err = fmt.Errorf("%w: --%s %q: an empty path (leave the flag out to use no file)", errUsage, f.Name, f.Value.String())
+		}
+	})
+	return err
 }
 
 // unknownCommand reports whether err is cobra's error for a command that

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -51,6 +52,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	_, _ = usage.WriteTo(stderr)
 	if err != nil {
+		return exitConfig
+	}
+	var blank bool
+	fs.Visit(func(f *flag.Flag) { blank = blank || (f.Name == "config" && strings.TrimSpace(*path) == "") })
+	if blank {
+		// `--config "$CFG"` with CFG unset must not run on the defaults.
+		fmt.Fprintf(stderr, "incidentd: --config %q: an empty path (leave the flag out to run on the defaults and the environment)\n", *path)
 		return exitConfig
 	}
 	if fs.NArg() > 0 {

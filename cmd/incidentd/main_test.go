@@ -90,6 +90,17 @@ func TestMissingConfigFile(t *testing.T) {
 	}
 }
 
+// TestEmptyConfigPath: `--config "$CFG"` with CFG unset is a configuration
+// error, not a run on the defaults.
+func TestEmptyConfigPath(t *testing.T) {
+	for _, args := range [][]string{{"--config", ""}, {"--config="}, {"--config", " ", "--check-config"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "an empty path") || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}
+
 func TestPositionalArgumentRefused(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"incidentd.toml"}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), "--config") {
