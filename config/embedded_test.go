@@ -67,3 +67,46 @@ func TestEmbeddedListenWarning(t *testing.T) {
 		t.Errorf("warned about the embedded server with nats.url set: %q", cfg.Warnings)
 	}
 }
+
+// TestUnusedEmbeddedKeys: embedded-server keys changed from their defaults
+// while nats.url is set are a warning (no embedded server starts); at
+// their defaults, or without nats.url, they are not.
+func TestUnusedEmbeddedKeys(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"defaults", map[string]string{"NATS_URL": "nats://127.0.0.1:4222"}, ""},
+		{"listen", map[string]string{"NATS_URL": "nats://127.0.0.1:4222", "NATS_EMBEDDED_LISTEN": "127.0.0.1:5222"},
+			"nats.embedded_listen set, but nats.url is set too: the worker connects to those servers and starts no embedded one, so it configures nothing"},
+		{"embedded", map[string]string{"NATS_EMBEDDED_LISTEN": "127.0.0.1:5222"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Load("", func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			for _, w := range cfg.Warnings {
+				if strings.Contains(w, "starts no embedded one") {
+					got = w
+				}
+			}
+			if got != c.want {
+				t.Fatalf("warning %q, want %q", got, c.want)
+			}
+		})
+	}
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte("[nats]\nurl = \"nats://127.0.0.1:4222\"\nembedded_store_dir = \"/var/lib/nats\"\nembedded_sync_interval = \"always\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, "nats.embedded_store_dir and nats.embedded_sync_interval set, but nats.url is set too") || !strings.Contains(w, "they configure nothing") {
+		t.Fatalf("warnings %q", cfg.Warnings)
+	}
+}

@@ -285,6 +285,9 @@ func (c *Config) addWarnings() {
 	if c.Embedded() && !loopbackListen(c.NATS.EmbeddedListen) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("nats.embedded_listen %q is not a loopback address: the embedded NATS server has no authentication and no TLS, so anyone who reaches it can publish events and read or delete the streams", c.NATS.EmbeddedListen))
 	}
+	if w := c.unusedEmbedded(); w != "" {
+		c.Warnings = append(c.Warnings, w)
+	}
 	switch c.State.Backend {
 	case BackendPebble:
 		if !c.State.Pebble.Sync {
@@ -306,6 +309,36 @@ func (c *Config) addWarnings() {
 			c.Warnings = append(c.Warnings, "state.redis.tls_insecure_skip_verify is true: the Redis server's certificate is not verified")
 		}
 	}
+}
+
+// unusedEmbedded warns about embedded-server keys changed from their
+// defaults while nats.url names the servers: no embedded server starts, so
+// they configure nothing (a development file's listen address or store
+// directory carried into a production one).
+func (c *Config) unusedEmbedded() string {
+	if c.Embedded() {
+		return ""
+	}
+	d, n := Default().NATS, c.NATS
+	var unused []string
+	if n.EmbeddedListen != d.EmbeddedListen {
+		unused = append(unused, "nats.embedded_listen")
+	}
+	if n.EmbeddedStoreDir != d.EmbeddedStoreDir {
+		unused = append(unused, "nats.embedded_store_dir")
+	}
+	if n.EmbeddedSyncInterval != d.EmbeddedSyncInterval {
+		unused = append(unused, "nats.embedded_sync_interval")
+	}
+	if len(unused) == 0 {
+		return ""
+	}
+	what := "they configure"
+	if len(unused) == 1 {
+		what = "it configures"
+	}
+	return fmt.Sprintf("%s set, but nats.url is set too: the worker connects to those servers and starts no embedded one, so %s nothing",
+		strings.Join(unused, " and "), what)
 }
 
 // loopbackListen reports whether a listen address (host:port) binds
