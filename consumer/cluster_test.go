@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/natsembed/natstest"
 )
@@ -24,12 +21,7 @@ func jetStreamCluster(t *testing.T) string {
 		urls = append(urls, s.ClientURL())
 	}
 	url := strings.Join(urls, ",")
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, url)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -51,12 +43,7 @@ func jetStreamCluster(t *testing.T) string {
 // no failover).
 func TestSetupReplicas(t *testing.T) {
 	url := jetStreamCluster(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := testConfig().Consumer

@@ -20,6 +20,7 @@ import (
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -40,7 +41,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, js := connect(t, srv.ClientURL())
+	nc, js := natstest.Connect(t, srv.ClientURL())
 	return &env{t: t, url: srv.ClientURL(), nc: nc, js: js, log: log}
 }
 
@@ -48,7 +49,7 @@ func newEnv(t testing.TB) *env {
 // run left.
 func externalEnv(t testing.TB, url string, cfg consumer.Config) *env {
 	t.Helper()
-	nc, js := connect(t, url)
+	nc, js := natstest.Connect(t, url)
 	ctx := context.Background()
 	for _, s := range []string{cfg.Consumer.Stream, cfg.Consumer.DLQStream, cfg.Consumer.MaxDeliveriesStream()} {
 		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -56,20 +57,6 @@ func externalEnv(t testing.TB, url string, cfg consumer.Config) *env {
 		}
 	}
 	return &env{t: t, url: url, nc: nc, js: js, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
-}
-
-func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // testConfig is the product default with test-sized timings.
@@ -113,7 +100,7 @@ func (e *env) start(cfg consumer.Config, store storage.Store) *worker {
 // startLogged starts a worker that logs to log.
 func (e *env) startLogged(cfg consumer.Config, store storage.Store, log *zap.Logger) *worker {
 	e.t.Helper()
-	nc, _ := connect(e.t, e.url)
+	nc, _ := natstest.Connect(e.t, e.url)
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg, metrics.Build{Version: "test"})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/metrics"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 	"github.com/llm-im/incidentd/storage"
 )
 
@@ -209,7 +210,7 @@ func pullFirst(t *testing.T, e *env, cfg consumer.Config, n int, waiting bool) (
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js := connect(t, e.url)
+	nc, js := natstest.Connect(t, e.url)
 	cons, err := js.Consumer(ctx, cfg.Consumer.Stream, cfg.Consumer.Durable)
 	if err != nil {
 		t.Fatal(err)
@@ -337,6 +338,6 @@ func restrictedEnv(t *testing.T) (*env, string) {
 	}
 	addr := srv.Addr().String()
 	url := "nats://admin:admin@" + addr
-	nc, js := connect(t, url)
+	nc, js := natstest.Connect(t, url)
 	return &env{t: t, url: url, nc: nc, js: js, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}, "nats://worker:worker@" + addr
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llm-im/incidentd/metrics"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
 // TestJetStreamStateLost restarts the NATS server on the same address
@@ -133,7 +134,7 @@ func restartableEnv(t *testing.T, dir string) (e *env, addr string, srv *natsemb
 		t.Fatal(err)
 	}
 	e.url = srv.ClientURL()
-	e.nc, e.js = connect(t, e.url)
+	e.nc, e.js = natstest.Connect(t, e.url)
 	return e, addr, srv
 }
 

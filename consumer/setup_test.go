@@ -15,6 +15,7 @@ import (
 
 	"github.com/llm-im/incidentd/consumer"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
 // TestSetupResetsLimits: a stream with limits that refuse or drop events,
@@ -166,7 +167,7 @@ func TestSetupUpdatesAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(srv.Shutdown)
-		_, js := connect(t, srv.ClientURL())
+		_, js := natstest.Connect(t, srv.ClientURL())
 		return srv, js
 	}
 	srv, js := start()
@@ -225,7 +226,7 @@ func TestSetupSaysWhyNoAnswer(t *testing.T) {
 			if !srv.ReadyForConnections(10 * time.Second) {
 				t.Fatal("nats server not ready")
 			}
-			_, js := connect(t, tc.url(srv.Addr().String()))
+			_, js := natstest.Connect(t, tc.url(srv.Addr().String()))
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			_, err = consumer.Setup(ctx, js, cfg)

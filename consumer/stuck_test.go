@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/llm-im/incidentd/consumer"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 )
 
 // TestReadAheadOfAStuckPod: a pod holds the first messages of a stream of
@@ -172,7 +173,7 @@ func TestStuckBeat(t *testing.T) {
 // listen subscribes to the workers' beats and returns the last one heard.
 func listen(t *testing.T, e *env, cfg consumer.Config) (last func() []byte) {
 	t.Helper()
-	nc, _ := connect(t, e.url)
+	nc, _ := natstest.Connect(t, e.url)
 	var mu sync.Mutex
 	var beat []byte
 	subject := "incidentd.peers." + cfg.Consumer.Stream + "." + cfg.Consumer.Durable

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/backend"
 	"github.com/llm-im/incidentd/storage/redis/redistest"
@@ -69,15 +69,7 @@ func embeddedNATS(t *testing.T) string {
 
 func jsFor(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, url)
 	return js
 }
 

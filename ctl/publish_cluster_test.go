@@ -248,15 +248,7 @@ func TestPublishRidesThroughStreamWithoutLeader(t *testing.T) {
 
 func clusterJS(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, url, nats.MaxReconnects(-1))
 	return js
 }
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/llm-im/incidentd/incident"
 	"github.com/llm-im/incidentd/loadgen"
 	"github.com/llm-im/incidentd/natsembed"
+	"github.com/llm-im/incidentd/natsembed/natstest"
 	"github.com/llm-im/incidentd/storage"
 	"github.com/llm-im/incidentd/storage/pebble"
 	redisstore "github.com/llm-im/incidentd/storage/redis"
@@ -85,15 +85,7 @@ func crashTest(t *testing.T, dir, state string, open func(*zap.Logger) storage.S
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv.ClientURL())
 
 	path := crashConfig(t, dir, state, srv.ClientURL())
 	const n = 30_000

@@ -34,6 +34,22 @@ func Start(t testing.TB, opts server.Options) string {
 	return s.ClientURL()
 }
 
+// Connect connects to url with opts, closes the connection when the test
+// ends and returns it with its JetStream context.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
 // freePorts returns n loopback ports the kernel found free a moment ago.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
@@ -105,15 +121,7 @@ func waitPlacement(t testing.TB, servers []*server.Server) {
 	for _, s := range servers {
 		urls = append(urls, s.ClientURL())
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := Connect(t, strings.Join(urls, ","))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
