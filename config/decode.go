@@ -30,7 +30,7 @@ type decoder struct {
 func decodeFile(path string, data []byte, cfg *Config, p *problems, bad map[string]bool) bool {
 	var raw map[string]any
 	if err := toml.Unmarshal(data, &raw); err != nil {
-		addSyntaxError(p, path, err)
+		addSyntaxError(p, path, data, err)
 		return false
 	}
 	d := decoder{path: path, pos: keyPositions(data), p: p, bad: bad}
@@ -41,7 +41,7 @@ func decodeFile(path string, data []byte, cfg *Config, p *problems, bad map[stri
 	return true
 }
 
-func addSyntaxError(p *problems, path string, err error) {
+func addSyntaxError(p *problems, path string, data []byte, err error) {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
 		p.add(path, "%v", err)
@@ -51,10 +51,40 @@ func addSyntaxError(p *problems, path string, err error) {
 	msg := strings.TrimPrefix(de.Error(), "toml: ")
 	where := fmt.Sprintf("%s:%d:%d", path, line, col)
 	if key := dottedKey(de.Key()); key != "" {
+		if table := tableAt(data, line); table != "" {
+			key = table + "." + key
+		}
 		p.add(key, "%s (%s)", msg, where)
 		return
 	}
 	p.add(where, "%s", msg)
+}
+
+// tableAt returns the dotted name of the table that holds line of data
+// (1-based): the last [table] or [[array]] header above it, "" for the
+// document root or for a header on line itself. The parser names a
+// key it finds twice relative to that table ("pool_size" for
+// state.pool_size).
+func tableAt(data []byte, line int) string {
+	var p unstable.Parser
+	p.Reset(data)
+	table := ""
+	for p.NextExpression() {
+		e := p.Expression()
+		if e.Kind != unstable.Table && e.Kind != unstable.ArrayTable {
+			continue
+		}
+		it := e.Key()
+		if !it.Next() || p.Shape(it.Node().Raw).Start.Line >= line {
+			break
+		}
+		name := joinKey("", string(it.Node().Data))
+		for it.Next() {
+			name = joinKey(name, string(it.Node().Data))
+		}
+		table = name
+	}
+	return table
 }
 
 // table decodes the TOML table m into the struct v, whose dotted key is
