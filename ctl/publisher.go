@@ -46,8 +46,15 @@ var errNoStream = errors.New("no stream")
 // publisher publishes asynchronously with a bounded number of outstanding
 // acks and counts the outcomes.
 type publisher struct {
-	js       jetstream.JetStream
-	futures  chan jetstream.PubAckFuture
+	js      jetstream.JetStream
+	futures chan jetstream.PubAckFuture
+	// slots holds a token per message from its publish until its fate is
+	// settled: acked, or failed for good. A message sent again keeps its
+	// token, so with maxPending 1 the next one waits for its retries and
+	// events reach the stream in the order they were published (the
+	// JetStream context's own pending count drops when an ack fails,
+	// before the message is sent again).
+	slots    chan struct{}
 	done     chan struct{}
 	sent     atomic.Int64
 	acked    atomic.Int64
@@ -88,7 +95,8 @@ func newPublisherAckTimeout(ctx context.Context, nc *nats.Conn, maxPending int, 
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), done: make(chan struct{}), retryFor: retryFor}
+	p := &publisher{js: js, futures: make(chan jetstream.PubAckFuture, 2*maxPending), slots: make(chan struct{}, maxPending),
+		done: make(chan struct{}), retryFor: retryFor}
 	go p.collect(ctx)
 	return p, nil
 }
@@ -126,6 +134,7 @@ func (p *publisher) collect(ctx context.Context) {
 			}
 		}
 		p.resolved.Add(1)
+		<-p.slots
 	}
 }
 
@@ -145,10 +154,21 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 	if _, none := p.noStream.Load(subject); none {
 		return noStreamError(subject)
 	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done: // the collector gave up (the run was stopped): nothing more is sent
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return errInterrupted
+	}
 	for {
 		f, err := p.js.PublishAsync(subject, data, opts...)
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			if ctx.Err() != nil {
+				<-p.slots
 				return ctx.Err()
 			}
 			continue
@@ -157,6 +177,7 @@ func (p *publisher) publish(ctx context.Context, subject, msgID string, data []b
 			continue
 		}
 		if err != nil {
+			<-p.slots
 			p.fail(err)
 			return fmt.Errorf("publish %s: %w", subject, err)
 		}
